@@ -1,0 +1,408 @@
+//! `outreach check`: validates everything and renders every message of every contact in memory,
+//! then reports what a person can act on: totals (due, deferred, skipped by reason, per channel)
+//! and each error and warning with its file and line. Rendering runs on every core.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::channel::Channel;
+use crate::load::{Loaded, Outcome};
+use crate::plan::{Decision, Skip};
+
+/// One error or warning, located.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub file: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// The contact's id, for row findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The channels it stops (errors) or concerns (warnings).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<Channel>,
+    pub message: String,
+}
+
+/// Counts for one channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ChannelTotals {
+    pub channel: Option<Channel>,
+    pub due: usize,
+    pub deferred: BTreeMap<&'static str, usize>,
+    pub skipped: BTreeMap<&'static str, usize>,
+}
+
+impl ChannelTotals {
+    fn add(&mut self, decision: &Decision) {
+        match decision {
+            Decision::Due => self.due += 1,
+            Decision::Deferred(d) => *self.deferred.entry(d.label()).or_default() += 1,
+            Decision::Skipped(s) => *self.skipped.entry(s.label()).or_default() += 1,
+        }
+    }
+
+    fn merge(&mut self, other: ChannelTotals) {
+        self.due += other.due;
+        for (k, v) in other.deferred {
+            *self.deferred.entry(k).or_default() += v;
+        }
+        for (k, v) in other.skipped {
+            *self.skipped.entry(k).or_default() += v;
+        }
+    }
+
+    /// Messages deferred, all reasons.
+    pub fn deferred_total(&self) -> usize {
+        self.deferred.values().sum()
+    }
+
+    /// Messages skipped, all reasons.
+    pub fn skipped_total(&self) -> usize {
+        self.skipped.values().sum()
+    }
+}
+
+/// What `check` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub campaign: String,
+    pub name: String,
+    pub campaign_file: PathBuf,
+    pub contacts_file: PathBuf,
+    pub encoding: String,
+    pub delimiter: String,
+    pub rows: usize,
+    pub valid_rows: usize,
+    pub rows_with_problems: usize,
+    pub suppressed_addresses: usize,
+    pub templates_fingerprint: String,
+    pub channels: Vec<ChannelTotals>,
+    pub errors: Vec<Finding>,
+    pub warnings: Vec<Finding>,
+}
+
+#[derive(Default)]
+struct Chunk {
+    totals: Vec<ChannelTotals>,
+    errors: Vec<Finding>,
+    warnings: Vec<Finding>,
+    rows_with_problems: usize,
+}
+
+/// Runs the check: every contact, every enabled channel, rendered.
+pub fn run(loaded: &Loaded) -> CheckReport {
+    let contacts = &loaded.contacts.contacts;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(16);
+    let chunk_size = contacts.len().div_ceil(threads).max(256);
+    let chunks: Vec<Chunk> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..contacts.len())
+            .step_by(chunk_size)
+            .map(|start| {
+                let end = (start + chunk_size).min(contacts.len());
+                scope.spawn(move || check_range(loaded, start..end))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("check worker panicked"))
+            .collect()
+    });
+
+    let mut totals: Vec<ChannelTotals> = loaded
+        .campaign
+        .channels
+        .iter()
+        .map(|c| ChannelTotals {
+            channel: Some(*c),
+            ..Default::default()
+        })
+        .collect();
+    let mut errors = Vec::new();
+    let mut warnings: Vec<Finding> = loaded
+        .warnings
+        .iter()
+        .map(|w| Finding {
+            file: w.file.clone(),
+            line: w.line,
+            contact: None,
+            field: None,
+            value: None,
+            channels: vec![],
+            message: w.message.clone(),
+        })
+        .collect();
+    let mut rows_with_problems = 0;
+    for chunk in chunks {
+        for (t, c) in totals.iter_mut().zip(chunk.totals) {
+            t.merge(c);
+        }
+        errors.extend(chunk.errors);
+        warnings.extend(chunk.warnings);
+        rows_with_problems += chunk.rows_with_problems;
+    }
+
+    CheckReport {
+        campaign: loaded.campaign.id.clone(),
+        name: loaded.campaign.name.clone(),
+        campaign_file: loaded.campaign.file.clone(),
+        contacts_file: loaded.contacts.path.clone(),
+        encoding: loaded.contacts.encoding.to_string(),
+        delimiter: match loaded.contacts.delimiter {
+            '\t' => "tab".into(),
+            d => d.to_string(),
+        },
+        rows: contacts.len(),
+        valid_rows: contacts.len() - rows_with_problems,
+        rows_with_problems,
+        suppressed_addresses: loaded.suppressions.len(),
+        templates_fingerprint: loaded.templates.fingerprint.clone(),
+        channels: totals,
+        errors,
+        warnings,
+    }
+}
+
+fn check_range(loaded: &Loaded, range: std::ops::Range<usize>) -> Chunk {
+    let file = &loaded.contacts.path;
+    let mut chunk = Chunk {
+        totals: vec![ChannelTotals::default(); loaded.campaign.channels.len()],
+        ..Default::default()
+    };
+    for index in range {
+        let contact = &loaded.contacts.contacts[index];
+        let mut row_has_problem = false;
+        for p in &contact.problems {
+            row_has_problem = true;
+            chunk.errors.push(Finding {
+                file: file.clone(),
+                line: Some(contact.line),
+                contact: Some(contact.id.clone()),
+                field: Some(p.field.clone()),
+                value: (!p.value.is_empty()).then(|| p.value.clone()),
+                channels: p
+                    .stops
+                    .iter()
+                    .copied()
+                    .filter(|c| loaded.campaign.channels.contains(c))
+                    .collect(),
+                message: p.reason.clone(),
+            });
+        }
+        for (slot, &channel) in loaded.campaign.channels.iter().enumerate() {
+            let Outcome {
+                decision, warnings, ..
+            } = loaded.outcome(index, channel, false);
+            chunk.totals[slot].add(&decision);
+            let finding = |message: String| Finding {
+                file: file.clone(),
+                line: Some(contact.line),
+                contact: Some(contact.id.clone()),
+                field: None,
+                value: None,
+                channels: vec![channel],
+                message,
+            };
+            match &decision {
+                Decision::Skipped(Skip::Message(m)) => {
+                    row_has_problem = true;
+                    chunk.errors.push(finding(m.clone()));
+                }
+                Decision::Skipped(Skip::Duplicate { line, id }) => {
+                    chunk.warnings.push(finding(format!(
+                        "duplicate {} of line {line} ({id}): only the first row gets it",
+                        match channel {
+                            Channel::Email => "email",
+                            Channel::Sms => "phone",
+                        }
+                    )));
+                }
+                _ => {}
+            }
+            for w in warnings {
+                chunk.warnings.push(finding(w));
+            }
+        }
+        if row_has_problem {
+            chunk.rows_with_problems += 1;
+        }
+    }
+    chunk
+}
+
+fn relative(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn tidy(path: &Path) -> String {
+    // `campaigns/../contacts/x.csv` reads better as `contacts/x.csv`.
+    let mut parts: Vec<std::path::Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir
+                if matches!(parts.last(), Some(std::path::Component::Normal(_))) =>
+            {
+                parts.pop();
+            }
+            std::path::Component::CurDir if !parts.is_empty() => {}
+            other => parts.push(other),
+        }
+    }
+    relative(&parts.iter().collect::<PathBuf>())
+}
+
+/// A path as reports show it: relative to the working directory where possible, `..` folded.
+pub fn show_path(path: &Path) -> String {
+    tidy(path)
+}
+
+impl Finding {
+    fn location(&self) -> String {
+        let mut s = show_path(&self.file);
+        if let Some(line) = self.line {
+            let _ = write!(s, ":{line}");
+        }
+        if let Some(id) = &self.contact {
+            let _ = write!(s, " {id}");
+        }
+        s
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.location())?;
+        if let Some(field) = &self.field {
+            write!(f, " {field}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if !self.channels.is_empty() && self.field.is_some() {
+            let names: Vec<&str> = self.channels.iter().map(|c| c.as_str()).collect();
+            write!(f, " ({} skipped)", names.join(" and "))?;
+        } else if !self.channels.is_empty() {
+            let names: Vec<&str> = self.channels.iter().map(|c| c.as_str()).collect();
+            write!(f, " [{}]", names.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Campaign {} ({}): {}",
+            self.campaign,
+            show_path(&self.campaign_file),
+            self.name
+        )?;
+        writeln!(
+            f,
+            "Contacts {} ({}, '{}'-separated): {} rows, {} valid, {} with problems",
+            show_path(&self.contacts_file),
+            self.encoding,
+            self.delimiter,
+            self.rows,
+            self.valid_rows,
+            self.rows_with_problems
+        )?;
+        writeln!(
+            f,
+            "Suppression lists: {} addresses",
+            self.suppressed_addresses
+        )?;
+        writeln!(f)?;
+
+        let mut labels: Vec<(&str, &'static str)> = Vec::new();
+        for t in &self.channels {
+            for k in t.deferred.keys() {
+                if !labels.contains(&("deferred", k)) {
+                    labels.push(("deferred", k));
+                }
+            }
+            for k in t.skipped.keys() {
+                if !labels.contains(&("skipped", k)) {
+                    labels.push(("skipped", k));
+                }
+            }
+        }
+        let width = 22;
+        write!(f, "{:width$}", "")?;
+        for t in &self.channels {
+            write!(f, "{:>8}", t.channel.map(|c| c.as_str()).unwrap_or(""))?;
+        }
+        writeln!(f)?;
+        let row =
+            |f: &mut fmt::Formatter<'_>, label: &str, get: &dyn Fn(&ChannelTotals) -> usize| {
+                write!(f, "{label:width$}")?;
+                for t in &self.channels {
+                    write!(f, "{:>8}", get(t))?;
+                }
+                writeln!(f)
+            };
+        row(f, "due now", &|t| t.due)?;
+        row(f, "deferred", &|t| t.deferred_total())?;
+        for (kind, label) in labels.iter().filter(|(k, _)| *k == "deferred") {
+            let _ = kind;
+            row(f, &format!("  {label}"), &|t| {
+                t.deferred.get(label).copied().unwrap_or(0)
+            })?;
+        }
+        row(f, "skipped", &|t| t.skipped_total())?;
+        for (_, label) in labels.iter().filter(|(k, _)| *k == "skipped") {
+            row(f, &format!("  {label}"), &|t| {
+                t.skipped.get(label).copied().unwrap_or(0)
+            })?;
+        }
+
+        if !self.errors.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "Errors ({}): these rows are skipped on the channels shown",
+                self.errors.len()
+            )?;
+            for e in &self.errors {
+                writeln!(f, "  {e}")?;
+            }
+        }
+        if !self.warnings.is_empty() {
+            writeln!(f)?;
+            writeln!(f, "Warnings ({}):", self.warnings.len())?;
+            for w in &self.warnings {
+                writeln!(f, "  {w}")?;
+            }
+        }
+        writeln!(f)?;
+        let due: usize = self
+            .channels
+            .iter()
+            .map(|t| t.due + t.deferred_total())
+            .sum();
+        if self.errors.is_empty() {
+            write!(f, "OK: the campaign can run; {due} messages would go")
+        } else {
+            write!(
+                f,
+                "OK with problems: the campaign can run; {due} messages would go; {} rows have \
+                 problems and are skipped where shown (--strict fails on them)",
+                self.rows_with_problems
+            )
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The command line, as clap parses it. Nothing here is validated beyond its shape: the campaign
+//! file and `--set` values are checked by [`crate::config`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::channel::Channel;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  all due messages sent (check: the campaign can run)
+  1  some messages failed permanently or their outcome is unknown
+  2  the campaign cannot run: config, templates or contacts file unusable, bad credentials
+     (check --strict: also any row with a problem); nothing was sent
+  3  stopped early (transient outage, interrupt); a rerun resumes
+  4  another run of this campaign holds the lock";
+
+/// Patient outreach campaigns for clinics: a contacts CSV merged with Handlebars templates, sent
+/// by email and SMS, never twice.
+#[derive(Debug, Parser)]
+#[command(name = "outreach", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print nothing on success.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the campaign, its templates and every contact; render every message in memory;
+    /// report. Sends nothing.
+    #[command(after_help = EXIT_CODES)]
+    Check(CheckArgs),
+    /// Render messages locally: one contact to stdout (--contact), or a browsable folder (--out).
+    #[command(after_help = EXIT_CODES)]
+    Preview(PreviewArgs),
+}
+
+/// The campaign file and its one-run overrides.
+#[derive(Debug, Args)]
+pub struct CampaignArgs {
+    /// The campaign TOML file.
+    pub campaign: PathBuf,
+    /// Override a campaign key for this run: a dotted KEY and a TOML VALUE (plain text is taken
+    /// as a string), e.g. --set email.smtp.port=2525 --set sms.quiet_hours="". Repeatable. Paths
+    /// given this way are relative to the current directory.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// `outreach check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// Fail (exit 2) when any row has a problem, not only when the campaign cannot run.
+    #[arg(long)]
+    pub strict: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `outreach preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// Print this contact's messages (KEY: its id, email or phone).
+    #[arg(long, value_name = "KEY", required_unless_present = "out")]
+    pub contact: Option<String>,
+    /// Write a browsable preview of every contact into DIR (open DIR/index.html).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Only this channel.
+    #[arg(long, value_parser = parse_channel)]
+    pub channel: Option<Channel>,
+}
+
+fn parse_channel(s: &str) -> Result<Channel, String> {
+    s.parse()
+}

@@ -1,0 +1,1118 @@
+//! Contacts: the CSV a clinic exports, decoded, split, validated and de-duplicated into
+//! [`Contact`]s, plus the suppression lists. A row's problems are data ([`Problem`], with line,
+//! field and reason), never a reason to stop: only a file that cannot be read at all is an error.
+//!
+//! Real exports are messy: Excel writes Windows-1252 or UTF-8 with a BOM, `;` in much of Europe,
+//! tabs from "Unicode Text"; EHR systems quote newlines into address fields. Each is handled here
+//! so the rest of the program sees clean values: an email validated and lowercased for matching
+//! (kept as written for display), a phone in E.164, a time zone from the IANA database.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+
+use crate::channel::Channel;
+use crate::config::ContactsSource;
+
+/// A contacts or suppression file that cannot be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ContactsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Encoding {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}:{line}: {message}")]
+    Header {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}:{line}: {message}")]
+    Csv {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// A warning about a file as a whole (not a row).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FileWarning {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// What a contact agreed to on one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    Yes,
+    No,
+    /// Consent recorded with the date it was given.
+    Since(NaiveDate),
+    /// The cell held something that is not a consent value (a problem was recorded).
+    Invalid,
+}
+
+impl Consent {
+    /// Whether the contact agreed.
+    pub fn given(self) -> bool {
+        matches!(self, Consent::Yes | Consent::Since(_))
+    }
+}
+
+/// Parses a consent cell: yes/no/true/false/1/0/y/n/x (any case) or an ISO 8601 date (or date
+/// and time); empty means no.
+pub fn parse_consent(value: &str) -> Result<Consent, String> {
+    let v = value.trim();
+    match v.to_ascii_lowercase().as_str() {
+        "" | "no" | "n" | "false" | "0" => return Ok(Consent::No),
+        "yes" | "y" | "true" | "1" | "x" => return Ok(Consent::Yes),
+        _ => {}
+    }
+    let date_part = v.get(..10).unwrap_or(v);
+    if let Ok(d) = NaiveDate::parse_from_str(date_part, "%Y-%m-%d") {
+        let rest = &v[date_part.len()..];
+        if rest.is_empty() || rest.starts_with('T') || rest.starts_with(' ') {
+            return Ok(Consent::Since(d));
+        }
+    }
+    Err(format!(
+        "{v:?} is not a consent value (yes/no/true/false/1/0/y/n/x or a date like 2025-03-14)"
+    ))
+}
+
+/// The channel(s) a contact asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelChoice {
+    /// Empty or `both`: every channel the campaign enables.
+    Any,
+    Only(Channel),
+}
+
+impl ChannelChoice {
+    /// Whether the contact accepts `channel`.
+    pub fn allows(self, channel: Channel) -> bool {
+        match self {
+            ChannelChoice::Any => true,
+            ChannelChoice::Only(c) => c == channel,
+        }
+    }
+}
+
+/// A validated email address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    /// As the clinic wrote it (shown to people and put in `To:`).
+    pub written: String,
+    /// Lowercased: the key for matching, suppression and the ledger.
+    pub normalised: String,
+}
+
+/// Something wrong with one field of one row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The standard field name (or column header) at fault.
+    pub field: String,
+    /// The cell as written.
+    pub value: String,
+    /// Why it cannot be used.
+    pub reason: String,
+    /// The channels this problem stops for the row.
+    pub stops: Vec<Channel>,
+}
+
+/// One patient, validated.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    /// 1-based line of the CSV where the row starts.
+    pub line: usize,
+    /// The `id` column, or `line-N` when the file has none.
+    pub id: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: Option<Email>,
+    /// E.164.
+    pub phone: Option<String>,
+    pub choice: ChannelChoice,
+    pub email_consent: Consent,
+    pub sms_consent: Consent,
+    /// The contact's own zone, or the clinic's when the cell is empty.
+    pub timezone: Tz,
+    /// Every column (normalised header → trimmed value), for templates as `contact.*`.
+    pub fields: Vec<(String, String)>,
+    pub problems: Vec<Problem>,
+    /// For each channel, the line of an earlier row with the same address.
+    pub duplicate_of: [Option<(usize, String)>; 2],
+}
+
+impl Contact {
+    /// The contact's consent on `channel`.
+    pub fn consent(&self, channel: Channel) -> Consent {
+        match channel {
+            Channel::Email => self.email_consent,
+            Channel::Sms => self.sms_consent,
+        }
+    }
+
+    /// The normalised address on `channel`, if valid.
+    pub fn address(&self, channel: Channel) -> Option<&str> {
+        match channel {
+            Channel::Email => self.email.as_ref().map(|e| e.normalised.as_str()),
+            Channel::Sms => self.phone.as_deref(),
+        }
+    }
+
+    /// The address as it is shown to people (email as written, phone in E.164).
+    pub fn display_address(&self, channel: Channel) -> Option<&str> {
+        match channel {
+            Channel::Email => self.email.as_ref().map(|e| e.written.as_str()),
+            Channel::Sms => self.phone.as_deref(),
+        }
+    }
+
+    /// "First Last", or the id when the row has no name.
+    pub fn display_name(&self) -> String {
+        let name = format!("{} {}", self.first_name, self.last_name);
+        let name = name.trim();
+        if name.is_empty() {
+            self.id.clone()
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// The problems that stop `channel` for this row.
+    pub fn problems_for(&self, channel: Channel) -> impl Iterator<Item = &Problem> {
+        self.problems
+            .iter()
+            .filter(move |p| p.stops.contains(&channel))
+    }
+
+    /// The value of a column for templates.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A contacts file, read.
+#[derive(Debug, Clone)]
+pub struct ContactList {
+    pub path: PathBuf,
+    /// Normalised column names, in file order (what templates may use as `contact.*`).
+    pub columns: Vec<String>,
+    pub contacts: Vec<Contact>,
+    pub warnings: Vec<FileWarning>,
+    /// Which encoding the file was read as.
+    pub encoding: &'static str,
+    /// The delimiter used.
+    pub delimiter: char,
+}
+
+/// Normalises a header: trimmed, lowercase, runs of other characters as `_`.
+pub fn normalise_header(h: &str) -> String {
+    let mut out = String::with_capacity(h.len());
+    for c in h.trim().chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// Validates an email address; the `Ok` value keeps it as written.
+pub fn parse_email(value: &str) -> Result<Email, String> {
+    let v = value.trim();
+    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{v:?} is not a valid email address (it contains spaces or line breaks)"
+        ));
+    }
+    let address: lettre::Address = v
+        .parse()
+        .map_err(|_| format!("{v:?} is not a valid email address"))?;
+    let domain = address.domain();
+    if !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+        || domain.contains("..")
+    {
+        return Err(format!(
+            "{v:?} is not a valid email address (domain {domain:?})"
+        ));
+    }
+    Ok(Email {
+        written: v.to_string(),
+        normalised: v.to_lowercase(),
+    })
+}
+
+/// Normalises a phone number to E.164 with `region` as the default country.
+pub fn normalise_phone(value: &str, region: phonenumber::country::Id) -> Result<String, String> {
+    let v = value.trim();
+    let number =
+        phonenumber::parse(Some(region), v).map_err(|_| format!("{v:?} is not a phone number"))?;
+    if !number.is_valid() {
+        return Err(format!(
+            "{v:?} is not a valid phone number for region {}",
+            region.as_ref()
+        ));
+    }
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// Decodes a file's bytes to text. `forced`: the encoding the campaign names. Without it: a BOM
+/// decides; else UTF-8; else, if the bytes look like Windows-1252 (Excel's "CSV" on Windows),
+/// that, with a warning naming a line to check; else an error naming the first line that is not
+/// UTF-8. A name is never garbled silently.
+pub fn decode(
+    path: &Path,
+    bytes: &[u8],
+    forced: Option<&'static encoding_rs::Encoding>,
+) -> Result<(String, &'static str, Option<FileWarning>), ContactsError> {
+    let line_at = |offset: usize| bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+    let strict = |enc: &'static encoding_rs::Encoding, body: &[u8]| {
+        let (text, had_errors) = enc.decode_without_bom_handling(body);
+        if had_errors {
+            let bad = text.find('\u{FFFD}').unwrap_or(0);
+            return Err(ContactsError::Encoding {
+                path: path.to_path_buf(),
+                line: text[..bad].matches('\n').count() + 1,
+                message: format!("bytes that are not valid {}", enc.name()),
+            });
+        }
+        Ok(text.into_owned())
+    };
+    if let Some(enc) = forced {
+        let body = match encoding_rs::Encoding::for_bom(bytes) {
+            Some((bom, skip)) if bom == enc => &bytes[skip..],
+            _ => bytes,
+        };
+        return Ok((strict(enc, body)?, enc.name(), None));
+    }
+    if let Some((enc, skip)) = encoding_rs::Encoding::for_bom(bytes) {
+        return Ok((strict(enc, &bytes[skip..])?, enc.name(), None));
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok((s.to_string(), "UTF-8", None)),
+        Err(e) => {
+            let bad_offset = e.valid_up_to();
+            let line = line_at(bad_offset);
+            let mut detector = chardetng::EncodingDetector::new();
+            detector.feed(bytes, true);
+            let guess = detector.guess(None, true);
+            if guess == encoding_rs::WINDOWS_1252 {
+                let (text, _, had_errors) = guess.decode(bytes);
+                if !had_errors {
+                    let sample = text
+                        .lines()
+                        .nth(line - 1)
+                        .unwrap_or_default()
+                        .chars()
+                        .take(80)
+                        .collect::<String>();
+                    let warning = FileWarning {
+                        file: path.to_path_buf(),
+                        line: Some(line),
+                        message: format!(
+                            "not UTF-8: read as Windows-1252 (Excel's \"CSV\" export); check that \
+                             line {line} reads right: {sample:?}. Save as \"CSV UTF-8\" or set \
+                             contacts.encoding = \"windows-1252\" to silence this"
+                        ),
+                    };
+                    return Ok((text.into_owned(), guess.name(), Some(warning)));
+                }
+            }
+            Err(ContactsError::Encoding {
+                path: path.to_path_buf(),
+                line,
+                message: format!(
+                    "not valid UTF-8 (it looks like {}); save it as \"CSV UTF-8\", or set \
+                     contacts.encoding to the file's encoding",
+                    guess.name()
+                ),
+            })
+        }
+    }
+}
+
+/// Picks the delimiter that splits the header line best (`,` `;` tab `|`), counting only
+/// outside quotes.
+pub fn detect_delimiter(text: &str) -> u8 {
+    let header = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0), (b'|', 0)];
+    let mut quoted = false;
+    for b in header.bytes() {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted && let Some(slot) = counts.iter_mut().find(|(d, _)| *d == b) {
+            slot.1 += 1;
+        }
+    }
+    counts
+        .iter()
+        .max_by_key(|(d, n)| (*n, *d == b','))
+        .filter(|(_, n)| *n > 0)
+        .map(|(d, _)| *d)
+        .unwrap_or(b',')
+}
+
+/// Maps a record's byte offset to its 1-based line. The csv crate's own line count goes wrong after
+/// blank lines (and a CRLF blank line counts as none), and its byte offset points at the blank
+/// lines before a record, so the offset is moved past line breaks first.
+struct LineIndex<'a> {
+    text: &'a [u8],
+    newlines: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> Self {
+        let text = text.as_bytes();
+        let newlines = text
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
+        LineIndex { text, newlines }
+    }
+
+    fn line(&self, position: Option<&csv::Position>) -> usize {
+        let Some(p) = position else { return 0 };
+        let mut offset = p.byte() as usize;
+        while offset < self.text.len() && matches!(self.text[offset], b'\r' | b'\n') {
+            offset += 1;
+        }
+        self.newlines.partition_point(|&n| n < offset) + 1
+    }
+}
+
+/// The standard fields and where each sits in a row.
+struct Layout {
+    index: HashMap<&'static str, usize>,
+    names: Vec<String>,
+}
+
+fn layout(
+    path: &Path,
+    line: usize,
+    headers: &csv::StringRecord,
+    source: &ContactsSource,
+) -> Result<Layout, ContactsError> {
+    let names: Vec<String> = headers.iter().map(normalise_header).collect();
+    let mut index = HashMap::new();
+    for (i, n) in names.iter().enumerate() {
+        if n.is_empty() {
+            continue;
+        }
+        if let Some(first) = names[..i].iter().position(|m| m == n) {
+            return Err(ContactsError::Header {
+                path: path.to_path_buf(),
+                line,
+                message: format!(
+                    "columns {} and {} are both named {:?}",
+                    first + 1,
+                    i + 1,
+                    headers.get(i).unwrap_or_default()
+                ),
+            });
+        }
+    }
+    for field in crate::config::CONTACT_FIELDS {
+        let wanted = source
+            .columns
+            .get(*field)
+            .map(|h| normalise_header(h))
+            .unwrap_or_else(|| field.to_string());
+        match names.iter().position(|n| *n == wanted) {
+            Some(i) => {
+                index.insert(*field, i);
+            }
+            None if source.columns.contains_key(*field) => {
+                return Err(ContactsError::Header {
+                    path: path.to_path_buf(),
+                    line,
+                    message: format!(
+                        "contacts.columns.{field} = {:?}: no such column (the header has: {})",
+                        source.columns[*field],
+                        headers.iter().collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+            None => {}
+        }
+    }
+    if !index.contains_key("email") && !index.contains_key("phone") {
+        return Err(ContactsError::Header {
+            path: path.to_path_buf(),
+            line,
+            message: format!(
+                "no `email` or `phone` column (the header has: {}); map yours with \
+                 [contacts.columns], e.g. email = \"E-mail Address\"",
+                headers.iter().collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    Ok(Layout { index, names })
+}
+
+/// Reads and validates the contacts file of a campaign.
+pub fn load(
+    source: &ContactsSource,
+    region: phonenumber::country::Id,
+    default_tz: Tz,
+) -> Result<ContactList, ContactsError> {
+    let path = &source.path;
+    let bytes = std::fs::read(path).map_err(|e| ContactsError::Read {
+        path: path.clone(),
+        source: e,
+    })?;
+    let (text, encoding, warning) = decode(path, &bytes, source.encoding)?;
+    drop(bytes);
+    let mut list = parse(path, &text, source, region, default_tz)?;
+    list.encoding = encoding;
+    list.warnings.splice(0..0, warning);
+    Ok(list)
+}
+
+/// Parses decoded CSV text (see [`load`]).
+pub fn parse(
+    path: &Path,
+    text: &str,
+    source: &ContactsSource,
+    region: phonenumber::country::Id,
+    default_tz: Tz,
+) -> Result<ContactList, ContactsError> {
+    let delimiter = source.delimiter.unwrap_or_else(|| detect_delimiter(text));
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+
+    let lines = LineIndex::new(text);
+    let csv_error = |e: csv::Error| {
+        let line = lines.line(e.position());
+        ContactsError::Csv {
+            path: path.to_path_buf(),
+            line,
+            message: e.to_string(),
+        }
+    };
+
+    let mut records = reader.records();
+    let (header_line, headers) = loop {
+        match records.next() {
+            None => {
+                return Err(ContactsError::Header {
+                    path: path.to_path_buf(),
+                    line: 1,
+                    message: "the file is empty: expected a header row".into(),
+                });
+            }
+            Some(r) => {
+                let r = r.map_err(csv_error)?;
+                if r.iter().all(str::is_empty) {
+                    continue;
+                }
+                break (lines.line(r.position()), r);
+            }
+        }
+    };
+    let layout = layout(path, header_line, &headers, source)?;
+
+    let mut list = ContactList {
+        path: path.to_path_buf(),
+        columns: layout
+            .names
+            .iter()
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .collect(),
+        contacts: Vec::new(),
+        warnings: Vec::new(),
+        encoding: "UTF-8",
+        delimiter: delimiter as char,
+    };
+    let mut seen_ids: HashMap<String, usize> = HashMap::new();
+    let mut seen: [HashMap<String, (usize, String)>; 2] = [HashMap::new(), HashMap::new()];
+
+    for record in records {
+        let record = record.map_err(csv_error)?;
+        if record.iter().all(str::is_empty) {
+            continue; // blank lines and Excel's trailing ",,,,," rows
+        }
+        let line = lines.line(record.position());
+        let mut contact = parse_row(line, &record, &layout, region, default_tz);
+        if record.len() != layout.names.len() {
+            contact.problems.push(Problem {
+                field: "row".into(),
+                value: String::new(),
+                reason: format!(
+                    "has {} fields but the header has {}: a missing or extra delimiter would \
+                     shift the columns",
+                    record.len(),
+                    layout.names.len()
+                ),
+                stops: Channel::ALL.to_vec(),
+            });
+        }
+        if let Some(first) = seen_ids.get(&contact.id) {
+            list.warnings.push(FileWarning {
+                file: path.to_path_buf(),
+                line: Some(line),
+                message: format!("id {:?} was already used on line {first}", contact.id),
+            });
+        } else {
+            seen_ids.insert(contact.id.clone(), line);
+        }
+        for channel in Channel::ALL {
+            if let Some(addr) = contact.address(channel) {
+                let map = &mut seen[channel as usize];
+                match map.get(addr) {
+                    Some(first) => contact.duplicate_of[channel as usize] = Some(first.clone()),
+                    None => {
+                        map.insert(addr.to_string(), (line, contact.id.clone()));
+                    }
+                }
+            }
+        }
+        list.contacts.push(contact);
+    }
+    Ok(list)
+}
+
+fn parse_row(
+    line: usize,
+    record: &csv::StringRecord,
+    layout: &Layout,
+    region: phonenumber::country::Id,
+    default_tz: Tz,
+) -> Contact {
+    let get = |field: &str| {
+        layout
+            .index
+            .get(field)
+            .and_then(|&i| record.get(i))
+            .map(unquote)
+            .unwrap_or_default()
+    };
+    let mut problems = Vec::new();
+    let mut problem = |field: &str, value: &str, reason: String, stops: &[Channel]| {
+        problems.push(Problem {
+            field: field.to_string(),
+            value: value.to_string(),
+            reason,
+            stops: stops.to_vec(),
+        })
+    };
+
+    let id = match get("id") {
+        "" => format!("line-{line}"),
+        v => v.to_string(),
+    };
+    let email = match get("email") {
+        "" => None,
+        v => match parse_email(v) {
+            Ok(e) => Some(e),
+            Err(reason) => {
+                problem("email", v, reason, &[Channel::Email]);
+                None
+            }
+        },
+    };
+    let phone = match get("phone") {
+        "" => None,
+        v => match normalise_phone(v, region) {
+            Ok(p) => Some(p),
+            Err(reason) => {
+                problem("phone", v, reason, &[Channel::Sms]);
+                None
+            }
+        },
+    };
+    let choice = match get("channel").to_ascii_lowercase().as_str() {
+        "" | "both" | "all" | "any" => ChannelChoice::Any,
+        v => match v.parse::<Channel>() {
+            Ok(c) => ChannelChoice::Only(c),
+            Err(_) => {
+                problem(
+                    "channel",
+                    get("channel"),
+                    format!(
+                        "{:?} is not a channel: use email, sms, both or leave it empty",
+                        get("channel")
+                    ),
+                    &Channel::ALL,
+                );
+                ChannelChoice::Any
+            }
+        },
+    };
+    let mut consent = |field: &str, channel: Channel| match parse_consent(get(field)) {
+        Ok(c) => c,
+        Err(reason) => {
+            problem(field, get(field), reason, &[channel]);
+            Consent::Invalid
+        }
+    };
+    let email_consent = consent("email_consent", Channel::Email);
+    let sms_consent = consent("sms_consent", Channel::Sms);
+    let timezone = match get("timezone") {
+        "" => default_tz,
+        v => match crate::config::parse_timezone(v) {
+            Ok(tz) => tz,
+            Err(reason) => {
+                // Quiet hours are kept in the patient's own zone: without it, no SMS.
+                problem("timezone", v, reason, &[Channel::Sms]);
+                default_tz
+            }
+        },
+    };
+
+    let mut fields: Vec<(String, String)> = Vec::with_capacity(layout.names.len() + 2);
+    for (name, value) in layout.names.iter().zip(record.iter()) {
+        let value = unquote(value);
+        if !name.is_empty() && !value.is_empty() {
+            fields.push((name.clone(), value.to_string()));
+        }
+    }
+    // Standard fields under their standard names, whatever the file calls them; the phone in
+    // E.164 and the email as written.
+    for field in ["id", "first_name", "last_name", "email", "timezone"] {
+        let v = if field == "id" {
+            id.as_str()
+        } else {
+            get(field)
+        };
+        set_field(&mut fields, field, v);
+    }
+    if let Some(p) = &phone {
+        set_field(&mut fields, "phone", p);
+    }
+    set_field(&mut fields, "timezone", timezone.name());
+
+    Contact {
+        line,
+        id,
+        first_name: get("first_name").to_string(),
+        last_name: get("last_name").to_string(),
+        email,
+        phone,
+        choice,
+        email_consent,
+        sms_consent,
+        timezone,
+        fields,
+        problems,
+        duplicate_of: [None, None],
+    }
+}
+
+/// A quoted field with spaces around it (`; "Ann" ;`) is not quoted to a strict CSV reader, which
+/// keeps the quotes; after trimming, take them off as the writer meant.
+fn unquote(value: &str) -> &str {
+    if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+        let inner = &value[1..value.len() - 1];
+        if !inner.contains('"') {
+            return inner;
+        }
+    }
+    value
+}
+
+fn set_field(fields: &mut Vec<(String, String)>, name: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    match fields.iter_mut().find(|(k, _)| k == name) {
+        Some(slot) => slot.1 = value.to_string(),
+        None => fields.push((name.to_string(), value.to_string())),
+    }
+}
+
+/// Where a suppression entry came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuppressedBy {
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl fmt::Display for SuppressedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        write!(f, "{name}:{}", self.line)
+    }
+}
+
+/// Every address that must not be messaged, normalised like contacts' addresses.
+#[derive(Debug, Clone, Default)]
+pub struct Suppressions {
+    entries: HashMap<String, SuppressedBy>,
+    pub warnings: Vec<FileWarning>,
+}
+
+impl Suppressions {
+    /// Why `address` (normalised) is suppressed, if it is.
+    pub fn get(&self, address: &str) -> Option<&SuppressedBy> {
+        self.entries.get(address)
+    }
+
+    /// How many distinct addresses are suppressed.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds an address from `by`; returns whether it was valid.
+    pub fn insert(
+        &mut self,
+        value: &str,
+        region: phonenumber::country::Id,
+        by: SuppressedBy,
+    ) -> bool {
+        let key = if value.contains('@') {
+            parse_email(value).ok().map(|e| e.normalised)
+        } else {
+            normalise_phone(value, region).ok()
+        };
+        match key {
+            Some(k) => {
+                self.entries.entry(k).or_insert(by);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reads suppression files: a CSV whose header has an `address`, `email` or `phone` column
+    /// (others ignored), or one address per line (`#` comments allowed).
+    pub fn load(
+        paths: &[PathBuf],
+        region: phonenumber::country::Id,
+    ) -> Result<Self, ContactsError> {
+        let mut s = Suppressions::default();
+        for path in paths {
+            let bytes = std::fs::read(path).map_err(|e| ContactsError::Read {
+                path: path.clone(),
+                source: e,
+            })?;
+            let (text, _, warning) = decode(path, &bytes, None)?;
+            s.warnings.extend(warning);
+            s.load_text(path, &text, region)?;
+        }
+        Ok(s)
+    }
+
+    fn load_text(
+        &mut self,
+        path: &Path,
+        text: &str,
+        region: phonenumber::country::Id,
+    ) -> Result<(), ContactsError> {
+        // `#` comment lines are blanked, not removed, so line numbers stay true.
+        let text: String = text
+            .split_inclusive('\n')
+            .map(|l| {
+                if l.trim_start().starts_with('#') {
+                    "\n"
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let lines = LineIndex::new(&text);
+        let delimiter = detect_delimiter(&text);
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let mut columns: Option<Vec<usize>> = None;
+        for record in reader.records() {
+            let record = record.map_err(|e| ContactsError::Csv {
+                path: path.to_path_buf(),
+                line: lines.line(e.position()),
+                message: e.to_string(),
+            })?;
+            if record.iter().all(str::is_empty) {
+                continue;
+            }
+            let line = lines.line(record.position());
+            if columns.is_none() {
+                let named: Vec<usize> = record
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| {
+                        matches!(
+                            normalise_header(h).as_str(),
+                            "address" | "email" | "phone" | "e_mail" | "mobile" | "number"
+                        )
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                if !named.is_empty() {
+                    columns = Some(named);
+                    continue;
+                }
+                // No header: one address per line, in the first column.
+                columns = Some(vec![0]);
+            }
+            for &i in columns.as_deref().unwrap_or(&[0]) {
+                let value = record.get(i).unwrap_or_default();
+                if value.is_empty() {
+                    continue;
+                }
+                let by = SuppressedBy {
+                    file: path.to_path_buf(),
+                    line,
+                };
+                if !self.insert(value, region, by) {
+                    self.warnings.push(FileWarning {
+                        file: path.to_path_buf(),
+                        line: Some(line),
+                        message: format!(
+                            "{value:?} is neither a valid email nor a valid phone number; \
+                             it suppresses nobody"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phonenumber::country::Id;
+
+    fn source() -> ContactsSource {
+        ContactsSource {
+            path: "c.csv".into(),
+            suppress: vec![],
+            encoding: None,
+            delimiter: None,
+            columns: Default::default(),
+        }
+    }
+
+    fn parse_str(text: &str) -> ContactList {
+        parse(
+            Path::new("c.csv"),
+            text,
+            &source(),
+            Id::US,
+            chrono_tz::America::Chicago,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn consent_values() {
+        for yes in ["yes", "Y", "TRUE", "1", "x", "X", " yes "] {
+            assert_eq!(parse_consent(yes), Ok(Consent::Yes), "{yes}");
+        }
+        for no in ["", "no", "N", "false", "0"] {
+            assert_eq!(parse_consent(no), Ok(Consent::No), "{no}");
+        }
+        assert_eq!(
+            parse_consent("2025-03-14"),
+            Ok(Consent::Since(
+                NaiveDate::from_ymd_opt(2025, 3, 14).unwrap()
+            ))
+        );
+        assert!(matches!(
+            parse_consent("2025-03-14T09:30:00Z"),
+            Ok(Consent::Since(_))
+        ));
+        assert!(parse_consent("maybe").is_err());
+        assert!(parse_consent("2025-13-01").is_err());
+        assert!(parse_consent("14/03/2025").is_err());
+    }
+
+    #[test]
+    fn phones_in_every_written_form() {
+        for written in [
+            "(312) 555-0199",
+            "312.555.0199",
+            "+1 312 555 0199",
+            "312-555-0199",
+            "3125550199",
+            "1-312-555-0199",
+        ] {
+            assert_eq!(
+                normalise_phone(written, Id::US).as_deref(),
+                Ok("+13125550199"),
+                "{written}"
+            );
+        }
+        assert!(normalise_phone("555-010-1234", Id::US).is_err());
+        assert!(normalise_phone("(312) 555-01", Id::US).is_err());
+        assert!(normalise_phone("call me", Id::US).is_err());
+        assert_eq!(
+            normalise_phone("020 7946 0958", Id::GB).as_deref(),
+            Ok("+442079460958")
+        );
+    }
+
+    #[test]
+    fn emails() {
+        let e = parse_email(" Jane.Doe@Example.COM ").unwrap();
+        assert_eq!(e.written, "Jane.Doe@Example.COM");
+        assert_eq!(e.normalised, "jane.doe@example.com");
+        for bad in [
+            "frank@@example.com",
+            "frank.example.com",
+            "a b@example.com",
+            "x@localhost",
+            "x@example..com",
+            "x@",
+        ] {
+            assert!(parse_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn headers_normalise() {
+        assert_eq!(normalise_header(" First Name "), "first_name");
+        assert_eq!(normalise_header("E-mail Address"), "e_mail_address");
+        assert_eq!(normalise_header("SMS_Consent"), "sms_consent");
+    }
+
+    #[test]
+    fn delimiters() {
+        assert_eq!(detect_delimiter("a;b;c\n1;2;3"), b';');
+        assert_eq!(detect_delimiter("a\tb\tc"), b'\t');
+        assert_eq!(detect_delimiter("\"x;y\",b,c"), b',');
+        assert_eq!(detect_delimiter("email"), b',');
+    }
+
+    #[test]
+    fn dialects_read_alike() {
+        let plain =
+            "id,first_name,email,phone,email_consent\nP1,Ann,ann@example.com,(312) 555-0101,yes\n";
+        let messy = "\u{feff} ID ; First Name ; Email ; Phone ; Email Consent \r\n\r\n P1 ; \"Ann\" ; ann@example.com ; 312.555.0101 ; YES \r\n;;;;\r\n";
+        for text in [plain, messy] {
+            let list = parse_str(text.trim_start_matches('\u{feff}'));
+            assert_eq!(list.contacts.len(), 1, "{text:?}");
+            let c = &list.contacts[0];
+            assert_eq!(c.id, "P1");
+            assert_eq!(c.first_name, "Ann");
+            assert_eq!(c.phone.as_deref(), Some("+13125550101"));
+            assert!(c.email_consent.given());
+            assert!(c.problems.is_empty(), "{:?}", c.problems);
+        }
+    }
+
+    #[test]
+    fn quoted_newlines_keep_line_numbers() {
+        let list = parse_str(
+            "id,first_name,last_name,email\nP1,Ann,\"Lee,\nJr.\",ann@example.com\nP2,Bo,Ng,bad@\n",
+        );
+        assert_eq!(list.contacts[0].last_name, "Lee,\nJr.");
+        assert_eq!(list.contacts[1].line, 4);
+        assert_eq!(list.contacts[1].problems[0].field, "email");
+        assert_eq!(list.contacts[1].problems[0].stops, vec![Channel::Email]);
+    }
+
+    #[test]
+    fn duplicates_collapse_per_address() {
+        let list = parse_str(
+            "id,email,phone\nP1,ann@example.com,3125550101\nP2,ANN@example.com,3125550102\nP3,bo@example.com,(312) 555-0101\n",
+        );
+        assert_eq!(
+            list.contacts[1].duplicate_of[Channel::Email as usize],
+            Some((2, "P1".into()))
+        );
+        assert_eq!(list.contacts[1].duplicate_of[Channel::Sms as usize], None);
+        assert_eq!(
+            list.contacts[2].duplicate_of[Channel::Sms as usize],
+            Some((2, "P1".into()))
+        );
+    }
+
+    #[test]
+    fn line_numbers_survive_blank_lines_and_crlf() {
+        let list = parse_str("id,email\r\n\r\nP1,bad\r\n\r\n\r\nP2,worse\r\n");
+        assert_eq!(list.contacts[0].line, 3);
+        assert_eq!(list.contacts[1].line, 6);
+        let list = parse_str("\n\nid,email\nP1,\"multi\nline\"\n\nP2,x\n");
+        assert_eq!(list.contacts[0].line, 4);
+        assert_eq!(list.contacts[1].line, 7);
+    }
+
+    #[test]
+    fn short_rows_are_problems() {
+        let list = parse_str("id,email,phone\nP1,ann@example.com\n");
+        assert_eq!(list.contacts[0].problems[0].field, "row");
+    }
+
+    #[test]
+    fn windows_1252_is_decoded_with_a_warning() {
+        let bytes = b"id,first_name\nP1,Mar\xeda\n";
+        let (text, enc, warning) = decode(Path::new("x.csv"), bytes, None).unwrap();
+        assert_eq!(enc, "windows-1252");
+        assert!(text.contains("María"));
+        assert_eq!(warning.unwrap().line, Some(2));
+        let forced = decode(Path::new("x.csv"), bytes, Some(encoding_rs::WINDOWS_1252)).unwrap();
+        assert!(forced.2.is_none());
+        let err = decode(Path::new("x.csv"), bytes, Some(encoding_rs::UTF_8)).unwrap_err();
+        assert!(
+            matches!(err, ContactsError::Encoding { line: 2, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn suppression_formats() {
+        let mut s = Suppressions::default();
+        s.load_text(
+            Path::new("o.csv"),
+            "address,reason\nAnn@Example.com,unsub\n+1 312 555 0177,STOP\n",
+            Id::US,
+        )
+        .unwrap();
+        s.load_text(
+            Path::new("o.txt"),
+            "# stop list\nbo@example.com\n(312) 555-0178\nnonsense\n",
+            Id::US,
+        )
+        .unwrap();
+        assert_eq!(s.get("ann@example.com").unwrap().line, 2);
+        assert!(s.get("+13125550177").is_some());
+        assert_eq!(s.get("bo@example.com").unwrap().line, 2);
+        assert!(s.get("+13125550178").is_some());
+        assert_eq!(s.warnings.len(), 1);
+        assert_eq!(s.warnings[0].line, Some(4));
+    }
+}

@@ -1,0 +1,27 @@
+//! The `outreach` binary: parse the command line, run, print any error once, exit with its code.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = outreach::cli::Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match outreach::run(cli) {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(e.exit() as u8)
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Who gets what, and why not: the rules of DESIGN.md "Who gets what" as one pure function,
+//! [`decide`], shared by `check`, `preview` and (later) `send`, so all three show the same plan.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use crate::channel::Channel;
+use crate::config::Campaign;
+use crate::contacts::{Contact, SuppressedBy, Suppressions};
+
+/// Why a message will not go, ever (for this campaign as configured).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// The contact chose the other channel.
+    NotChosen,
+    /// No address for the channel.
+    NoAddress,
+    /// The address is there but unusable.
+    InvalidAddress(String),
+    /// Another problem in the row stops this channel (bad consent value, time zone, shape).
+    RowProblem(String),
+    /// An earlier row has the same address.
+    Duplicate {
+        line: usize,
+        id: String,
+    },
+    NoConsent,
+    Suppressed(SuppressedBy),
+    /// The message could not be rendered, or breaks a limit (SMS segments).
+    Message(String),
+}
+
+impl Skip {
+    /// A short label for counting ("no consent", "suppressed", ...).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Skip::NotChosen => "channel not chosen",
+            Skip::NoAddress => "no address",
+            Skip::InvalidAddress(_) => "invalid address",
+            Skip::RowProblem(_) => "row error",
+            Skip::Duplicate { .. } => "duplicate",
+            Skip::NoConsent => "no consent",
+            Skip::Suppressed(_) => "suppressed",
+            Skip::Message(_) => "message error",
+        }
+    }
+
+    /// Whether this skip comes from a problem someone should fix (listed as an error).
+    pub fn is_problem(&self) -> bool {
+        matches!(
+            self,
+            Skip::InvalidAddress(_) | Skip::RowProblem(_) | Skip::Message(_)
+        )
+    }
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::NotChosen => f.write_str("channel not chosen"),
+            Skip::NoAddress => f.write_str("no address"),
+            Skip::InvalidAddress(r) => write!(f, "invalid address: {r}"),
+            Skip::RowProblem(r) => write!(f, "row error: {r}"),
+            Skip::Duplicate { line, id } => write!(f, "duplicate of line {line} ({id})"),
+            Skip::NoConsent => f.write_str("no consent"),
+            Skip::Suppressed(by) => write!(f, "suppressed ({by})"),
+            Skip::Message(r) => write!(f, "message error: {r}"),
+        }
+    }
+}
+
+/// Why a message waits for a later run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Defer {
+    /// Inside quiet hours in the patient's zone; `until` is local time there.
+    QuietHours { until: String, zone: String },
+}
+
+impl Defer {
+    /// A short label for counting.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Defer::QuietHours { .. } => "quiet hours",
+        }
+    }
+}
+
+impl fmt::Display for Defer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Defer::QuietHours { until, zone } => {
+                write!(f, "quiet hours (until {until} {zone})")
+            }
+        }
+    }
+}
+
+/// What happens to one contact on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Due,
+    Deferred(Defer),
+    Skipped(Skip),
+}
+
+impl Decision {
+    /// "due", "deferred" or "skipped".
+    pub fn word(&self) -> &'static str {
+        match self {
+            Decision::Due => "due",
+            Decision::Deferred(_) => "deferred",
+            Decision::Skipped(_) => "skipped",
+        }
+    }
+
+    /// Whether the message is rendered for this decision (due and deferred ones are).
+    pub fn will_go(&self) -> bool {
+        matches!(self, Decision::Due | Decision::Deferred(_))
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::Due => f.write_str("due"),
+            Decision::Deferred(d) => write!(f, "deferred: {d}"),
+            Decision::Skipped(s) => write!(f, "skipped: {s}"),
+        }
+    }
+}
+
+/// Decides what happens to `contact` on `channel` at `now`. The channel must be enabled.
+pub fn decide(
+    campaign: &Campaign,
+    contact: &Contact,
+    channel: Channel,
+    suppressions: &Suppressions,
+    now: DateTime<Utc>,
+) -> Decision {
+    use Decision::Skipped;
+    if !contact.choice.allows(channel) {
+        return Skipped(Skip::NotChosen);
+    }
+    let address_field = match channel {
+        Channel::Email => "email",
+        Channel::Sms => "phone",
+    };
+    if let Some(p) = contact
+        .problems_for(channel)
+        .find(|p| p.field == address_field)
+    {
+        return Skipped(Skip::InvalidAddress(p.reason.clone()));
+    }
+    if let Some(p) = contact.problems_for(channel).next() {
+        return Skipped(Skip::RowProblem(format!("{}: {}", p.field, p.reason)));
+    }
+    let Some(address) = contact.address(channel) else {
+        return Skipped(Skip::NoAddress);
+    };
+    if let Some((line, id)) = &contact.duplicate_of[channel as usize] {
+        return Skipped(Skip::Duplicate {
+            line: *line,
+            id: id.clone(),
+        });
+    }
+    if campaign.require_consent && !contact.consent(channel).given() {
+        return Skipped(Skip::NoConsent);
+    }
+    if let Some(by) = suppressions.get(address) {
+        return Skipped(Skip::Suppressed(by.clone()));
+    }
+    if channel == Channel::Sms
+        && let Some(quiet) = campaign.sms.as_ref().and_then(|s| s.quiet_hours)
+    {
+        let local = now.with_timezone(&contact.timezone);
+        if quiet.contains(local.time()) {
+            return Decision::Deferred(Defer::QuietHours {
+                until: quiet.end.format("%H:%M").to_string(),
+                zone: contact.timezone.name().to_string(),
+            });
+        }
+    }
+    Decision::Due
+}
+
+/// The clock: `OUTREACH_NOW` (RFC 3339) when set, so runs can be reproduced and tested at a
+/// chosen instant; otherwise the system time.
+pub fn now() -> Result<DateTime<Utc>, String> {
+    match std::env::var("OUTREACH_NOW") {
+        Ok(v) if !v.is_empty() => DateTime::parse_from_rfc3339(&v)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| format!("OUTREACH_NOW={v:?} is not an RFC 3339 time: {e}")),
+        _ => Ok(Utc::now()),
+    }
+}

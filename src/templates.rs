@@ -1,0 +1,676 @@
+//! A campaign's Handlebars templates: loaded once, CSS inlined once, rendered per contact.
+//!
+//! Two registries keep escaping per channel: the HTML one escapes every value (so a contact named
+//! `<b>Ann</b>` stays text), the text one (subject, text part, SMS) escapes nothing (O'Brien &
+//! Sons stays as written). Both run in strict mode: a variable missing for a row is an error unless
+//! the template gives a fallback with `default` (or `gsm7` in SMS). Contact values that are empty
+//! are absent from the data, so "empty" and "missing" are the same thing to a template.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, RenderContext, RenderErrorReason, ScopedJson,
+};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use sha2::{Digest, Sha256};
+
+use crate::channel::Channel;
+use crate::config::Campaign;
+use crate::contacts::Contact;
+
+/// The template files a campaign directory holds.
+pub const SUBJECT: &str = "subject.hbs";
+pub const EMAIL_HTML: &str = "email.html.hbs";
+pub const EMAIL_TEXT: &str = "email.txt.hbs";
+pub const SMS_TEXT: &str = "sms.txt.hbs";
+
+/// A template set that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("{path}: template missing ({channel} is enabled): {source}")]
+    Missing {
+        path: PathBuf,
+        channel: Channel,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A failure to render one message for one contact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{template}{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+pub struct RenderError {
+    pub template: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// One place a template names a contact column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnUse {
+    pub template: String,
+    pub line: usize,
+    pub column: String,
+    /// Inside `default`, `gsm7`, `#if`, `#unless` or `#with`: absent is allowed.
+    pub guarded: bool,
+}
+
+/// The rendered parts of an email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    /// One line: CR, LF and other controls from any source are replaced by spaces.
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// A campaign's templates, ready to render.
+pub struct Templates {
+    dir: PathBuf,
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+    /// SHA-256 over every template and partial: what changed since a campaign started.
+    pub fingerprint: String,
+    /// Every `contact.*` the templates name.
+    pub column_uses: Vec<ColumnUse>,
+}
+
+/// `{{default value "fallback"}}` and `{{gsm7 value "fallback"}}`: the value, or the fallback
+/// when it is missing or empty (`gsm7`: also when it has a character outside the GSM-7 basic set,
+/// so one accented name never turns an SMS into UCS-2). Written as `call_inner` so the HTML
+/// registry escapes what they return, like any other value.
+struct Fallback {
+    gsm7_only: bool,
+}
+
+impl HelperDef for Fallback {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, handlebars::RenderError> {
+        let fallback = h
+            .param(1)
+            .map(|p| p.value().clone())
+            .ok_or_else(|| RenderErrorReason::ParamNotFoundForIndex("default", 1))?;
+        let value = h.param(0).map(|p| p.value().clone()).unwrap_or_default();
+        let usable = match &value {
+            serde_json::Value::Null => false,
+            serde_json::Value::String(s) => {
+                !s.trim().is_empty()
+                    && (!self.gsm7_only
+                        || s.chars().all(|c| crate::sms::gsm7_septets(c) == Some(1)))
+            }
+            _ => !self.gsm7_only,
+        };
+        Ok(ScopedJson::Derived(if usable { value } else { fallback }))
+    }
+}
+
+fn registry(escape: bool) -> Handlebars<'static> {
+    let mut h = Handlebars::new();
+    h.set_strict_mode(true);
+    if !escape {
+        h.register_escape_fn(handlebars::no_escape);
+    }
+    h.register_helper("default", Box::new(Fallback { gsm7_only: false }));
+    h.register_helper("gsm7", Box::new(Fallback { gsm7_only: true }));
+    h
+}
+
+fn read(path: &Path) -> Result<String, TemplateError> {
+    std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn syntax_error(path: &Path, e: handlebars::TemplateError) -> TemplateError {
+    TemplateError::Syntax {
+        path: path.to_path_buf(),
+        line: e.pos().map(|p| p.0).unwrap_or(1),
+        column: e.pos().map(|p| p.1).unwrap_or(1),
+        message: e.reason().to_string(),
+    }
+}
+
+impl Templates {
+    /// Loads the templates the enabled `channels` need from `dir` (plus `dir/partials/*.hbs`,
+    /// each registered under its file name without `.hbs`).
+    pub fn load(dir: &Path, channels: &[Channel]) -> Result<Self, TemplateError> {
+        let mut html = registry(true);
+        let mut text = registry(false);
+        let mut hasher = Sha256::new();
+        let mut column_uses = Vec::new();
+
+        let mut partials = BTreeMap::new();
+        let partial_dir = dir.join("partials");
+        if partial_dir.is_dir() {
+            let entries =
+                std::fs::read_dir(&partial_dir).map_err(|source| TemplateError::Read {
+                    path: partial_dir.clone(),
+                    source,
+                })?;
+            for entry in entries {
+                let path = entry
+                    .map_err(|source| TemplateError::Read {
+                        path: partial_dir.clone(),
+                        source,
+                    })?
+                    .path();
+                let Some(name) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".hbs"))
+                else {
+                    continue;
+                };
+                partials.insert(name.to_string(), (path.clone(), read(&path)?));
+            }
+        }
+        for (name, (path, source)) in &partials {
+            hasher.update(format!("partials/{name}\0{source}\0"));
+            column_uses.extend(column_uses_in(&format!("partials/{name}.hbs"), source));
+            html.register_partial(name, source)
+                .map_err(|e| syntax_error(path, e))?;
+            text.register_partial(name, source)
+                .map_err(|e| syntax_error(path, e))?;
+        }
+
+        let mut wanted = Vec::new();
+        if channels.contains(&Channel::Email) {
+            wanted.extend([
+                (SUBJECT, Channel::Email),
+                (EMAIL_HTML, Channel::Email),
+                (EMAIL_TEXT, Channel::Email),
+            ]);
+        }
+        if channels.contains(&Channel::Sms) {
+            wanted.push((SMS_TEXT, Channel::Sms));
+        }
+        for (file, channel) in wanted {
+            let path = dir.join(file);
+            let source =
+                std::fs::read_to_string(&path).map_err(|source| TemplateError::Missing {
+                    path: path.clone(),
+                    channel,
+                    source,
+                })?;
+            hasher.update(format!("{file}\0{source}\0"));
+            column_uses.extend(column_uses_in(file, &source));
+            if file == EMAIL_HTML {
+                // Check the template as written first, so syntax errors point at its own lines.
+                html.register_template_string(file, &source)
+                    .map_err(|e| syntax_error(&path, e))?;
+                let expanded = expand_partials(&source, &partials, 0).map_err(|message| {
+                    TemplateError::Invalid {
+                        path: path.clone(),
+                        message,
+                    }
+                })?;
+                let inlined = inline_css(&expanded).map_err(|message| TemplateError::Invalid {
+                    path: path.clone(),
+                    message,
+                })?;
+                html.register_template_string(file, &inlined).map_err(|e| {
+                    TemplateError::Invalid {
+                        path: path.clone(),
+                        message: format!("after CSS inlining the template no longer parses: {e}"),
+                    }
+                })?;
+            } else {
+                text.register_template_string(file, &source)
+                    .map_err(|e| syntax_error(&path, e))?;
+            }
+        }
+
+        Ok(Templates {
+            dir: dir.to_path_buf(),
+            html,
+            text,
+            fingerprint: data_encoding::HEXLOWER.encode(&hasher.finalize()),
+            column_uses,
+        })
+    }
+
+    /// The template directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Renders the three parts of an email.
+    pub fn render_email(&self, data: &Context) -> Result<RenderedEmail, RenderError> {
+        let subject = self.render(&self.text, SUBJECT, data)?;
+        Ok(RenderedEmail {
+            subject: one_line(&subject),
+            html: self.render(&self.html, EMAIL_HTML, data)?,
+            text: self.render(&self.text, EMAIL_TEXT, data)?,
+        })
+    }
+
+    /// Renders the SMS body (surrounding whitespace trimmed).
+    pub fn render_sms(&self, data: &Context) -> Result<String, RenderError> {
+        Ok(self.render(&self.text, SMS_TEXT, data)?.trim().to_string())
+    }
+
+    fn render(&self, reg: &Handlebars, name: &str, data: &Context) -> Result<String, RenderError> {
+        reg.render_with_context(name, data).map_err(|e| {
+            let message = match e.reason() {
+                RenderErrorReason::MissingVariable(Some(var)) => format!(
+                    "`{var}` is empty or missing for this contact and the template gives no \
+                     fallback (write {{{{default {var} \"…\"}}}})"
+                ),
+                other => other.to_string(),
+            };
+            RenderError {
+                template: e.template_name.clone().unwrap_or_else(|| name.to_string()),
+                line: e.line_no,
+                message,
+            }
+        })
+    }
+}
+
+/// Collapses a rendered header value to one line: no CR/LF can reach a header.
+pub fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Replaces `{{> name}}` in an HTML template with the partial's source, so the CSS inliner sees
+/// (and styles) the whole document. Only the plain form is supported in the HTML template.
+fn expand_partials(
+    source: &str,
+    partials: &BTreeMap<String, (PathBuf, String)>,
+    depth: usize,
+) -> Result<String, String> {
+    if depth > 8 {
+        return Err("partials nest more than 8 deep (a partial includes itself?)".into());
+    }
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(start) = rest.find("{{>") {
+        let end = rest[start..]
+            .find("}}")
+            .map(|e| start + e + 2)
+            .ok_or("unclosed {{> partial}} tag")?;
+        let name = rest[start + 3..end - 2].trim().trim_matches('~').trim();
+        if name.contains(char::is_whitespace) {
+            return Err(format!(
+                "`{{{{> {name}}}}}`: the HTML template takes partials without arguments"
+            ));
+        }
+        let (_, body) = partials
+            .get(name)
+            .ok_or_else(|| format!("no partial named {name:?} in partials/"))?;
+        out.push_str(&rest[..start]);
+        out.push_str(&expand_partials(body, partials, depth + 1)?);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Inlines the `<style>` rules of an HTML template into `style=""` attributes.
+///
+/// An HTML parser mangles Handlebars tags (`{{> x}}` becomes `{{&gt; x}}`, a `{{#each}}` between
+/// table rows is moved out of the table), so every tag is swapped for an inert placeholder first
+/// and restored after: a comment between elements, a plain token inside a tag or `<title>`.
+pub fn inline_css(template: &str) -> Result<String, String> {
+    let mut protected = String::with_capacity(template.len());
+    let mut tags = Vec::new();
+    let mut rest = template;
+    let mut in_tag = false;
+    let mut in_raw_text = false;
+    while let Some(open) = rest.find("{{") {
+        let before = &rest[..open];
+        for (i, c) in before.char_indices() {
+            match c {
+                '<' => {
+                    in_tag = true;
+                    let head = before.get(i..(i + 7).min(before.len())).unwrap_or("");
+                    if head.to_ascii_lowercase().starts_with("<title") {
+                        in_raw_text = true;
+                    } else if head.eq_ignore_ascii_case("</title") {
+                        in_raw_text = false;
+                    }
+                }
+                '>' => in_tag = false,
+                _ => {}
+            }
+        }
+        let close_pat = if rest[open..].starts_with("{{!--") {
+            "--}}"
+        } else if rest[open..].starts_with("{{{") {
+            "}}}"
+        } else {
+            "}}"
+        };
+        let close = rest[open..]
+            .find(close_pat)
+            .map(|c| open + c + close_pat.len())
+            .ok_or_else(|| format!("unclosed Handlebars tag near {:?}", &rest[open..]))?;
+        protected.push_str(before);
+        let n = tags.len();
+        if in_tag || in_raw_text {
+            protected.push_str(&format!("hbsph{n}x"));
+        } else {
+            protected.push_str(&format!("<!--hbsph{n}x-->"));
+        }
+        tags.push(&rest[open..close]);
+        rest = &rest[close..];
+    }
+    protected.push_str(rest);
+
+    let inliner = css_inline::CSSInliner::options()
+        .keep_style_tags(false)
+        .load_remote_stylesheets(false)
+        .build();
+    let mut inlined = inliner
+        .inline(&protected)
+        .map_err(|e| format!("CSS inlining failed: {e}"))?;
+    // Restore from the highest index so `hbsph1x` never matches inside `hbsph12x`.
+    for (n, tag) in tags.iter().enumerate().rev() {
+        let comment = format!("<!--hbsph{n}x-->");
+        let token = format!("hbsph{n}x");
+        if inlined.contains(&comment) {
+            inlined = inlined.replacen(&comment, tag, 1);
+        } else if inlined.contains(&token) {
+            inlined = inlined.replacen(&token, tag, 1);
+        } else {
+            return Err(format!("CSS inlining lost the Handlebars tag {tag}"));
+        }
+    }
+    Ok(inlined)
+}
+
+/// Finds `contact.NAME` inside the Handlebars tags of `source`.
+fn column_uses_in(template: &str, source: &str) -> Vec<ColumnUse> {
+    let mut uses = Vec::new();
+    let mut offset = 0;
+    while let Some(open) = source[offset..].find("{{") {
+        let start = offset + open;
+        let Some(len) = source[start..].find("}}") else {
+            break;
+        };
+        let tag = &source[start + 2..start + len];
+        offset = start + len + 2;
+        let body = tag.trim_start_matches(['{', '~']).trim_start();
+        if body.starts_with('!') {
+            continue;
+        }
+        let head = body
+            .trim_start_matches(['#', '^', '/'])
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        let guarded = matches!(head, "default" | "gsm7" | "if" | "unless" | "with");
+        let line = source[..start].matches('\n').count() + 1;
+        let mut rest = tag;
+        while let Some(i) = rest.find("contact.") {
+            let boundary_ok = i == 0
+                || !rest[..i]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+            let name: String = rest[i + 8..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if boundary_ok && !name.is_empty() {
+                uses.push(ColumnUse {
+                    template: template.to_string(),
+                    line,
+                    column: name.clone(),
+                    guarded,
+                });
+            }
+            rest = &rest[i + 8 + name.len()..];
+        }
+    }
+    uses
+}
+
+/// The data every template of one contact sees.
+pub struct MessageData<'a> {
+    pub campaign: &'a Campaign,
+    pub contact: &'a Contact,
+    /// The per-recipient unsubscribe URL (email) or `None`.
+    pub unsubscribe_url: Option<&'a str>,
+}
+
+struct ContactFields<'a>(&'a [(String, String)]);
+
+impl Serialize for ContactFields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct ClinicData<'a> {
+    name: &'a str,
+    phone: &'a str,
+    phone_e164: &'a str,
+    address: &'a str,
+    website: &'a str,
+    booking_url: &'a str,
+    timezone: &'a str,
+    region: &'a str,
+}
+
+#[derive(Serialize)]
+struct CampaignData<'a> {
+    id: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Data<'a> {
+    contact: ContactFields<'a>,
+    clinic: ClinicData<'a>,
+    campaign: CampaignData<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unsubscribe_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unsubscribe_mailto: Option<String>,
+}
+
+impl MessageData<'_> {
+    /// The Handlebars context, built once per contact and shared by its templates.
+    pub fn context(&self) -> Context {
+        let c = &self.campaign.clinic;
+        let data = Data {
+            contact: ContactFields(&self.contact.fields),
+            clinic: ClinicData {
+                name: &c.name,
+                phone: &c.phone,
+                phone_e164: &c.phone_e164,
+                address: &c.address,
+                website: &c.website,
+                booking_url: &c.booking_url,
+                timezone: c.timezone.name(),
+                region: &c.region_code,
+            },
+            campaign: CampaignData {
+                id: &self.campaign.id,
+                name: &self.campaign.name,
+            },
+            unsubscribe_url: self.unsubscribe_url,
+            unsubscribe_mailto: self
+                .campaign
+                .email
+                .as_ref()
+                .and_then(|e| e.unsubscribe_mailto.as_ref())
+                .map(|a| a.to_string()),
+        };
+        Context::wraps(data).expect("template data always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strip_tags(html: &str) -> String {
+        let html = match (html.find("<style"), html.find("</style>")) {
+            (Some(a), Some(b)) => format!("{}{}", &html[..a], &html[b + 8..]),
+            _ => html.to_string(),
+        };
+        let mut out = String::new();
+        let mut in_tag = false;
+        for c in html.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' => {
+                    in_tag = false;
+                    out.push(' ');
+                }
+                c if !in_tag => out.push(c),
+                _ => {}
+            }
+        }
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn inlining_keeps_every_handlebars_tag() {
+        let t = "<html><head><title>{{clinic.name}}</title><style>p{color:red} .x{margin:0}</style></head>\
+                 <body><table>{{#each rows}}<tr><td class=\"x\">{{this}}</td></tr>{{/each}}</table>\
+                 <p><a href=\"{{url}}\">{{> footer}}</a>{{!-- note --}}</p></body></html>";
+        let out = inline_css(t).unwrap();
+        for tag in [
+            "{{clinic.name}}",
+            "{{#each rows}}",
+            "{{/each}}",
+            "{{this}}",
+            "{{url}}",
+            "{{> footer}}",
+            "{{!-- note --}}",
+        ] {
+            assert!(out.contains(tag), "{tag} lost in {out}");
+        }
+        assert!(out.contains("style=\"margin: 0;\""), "{out}");
+        assert!(!out.contains("<style"), "{out}");
+        // The loop stays inside the table.
+        assert!(out.find("<table").unwrap() < out.find("{{#each rows}}").unwrap());
+    }
+
+    #[test]
+    fn inlined_template_renders_the_same_text() {
+        let t = "<html><head><style>.a{font-weight:bold}</style></head><body><table><tr><td class=\"a\">\
+                 Hi {{default name \"there\"}} &amp; {{#if x}}yes{{else}}no{{/if}}</td></tr></table></body></html>";
+        let data = serde_json::json!({"name": "Ann & <Bob>"});
+        let reg = registry(true);
+        let before = reg.render_template(t, &data).unwrap();
+        let after = reg.render_template(&inline_css(t).unwrap(), &data).unwrap();
+        assert_eq!(strip_tags(&before), strip_tags(&after));
+        assert!(after.contains("Hi Ann &amp; &lt;Bob&gt;"), "{after}");
+    }
+
+    #[test]
+    fn default_and_gsm7_helpers() {
+        let text = registry(false);
+        let r = |t: &str, d: serde_json::Value| text.render_template(t, &d).unwrap();
+        assert_eq!(
+            r(
+                "Hi {{default contact.first_name \"there\"}}",
+                serde_json::json!({"contact": {}})
+            ),
+            "Hi there"
+        );
+        assert_eq!(
+            r("Hi {{default n \"there\"}}", serde_json::json!({"n": "  "})),
+            "Hi there"
+        );
+        assert_eq!(
+            r(
+                "Hi {{default n \"there\"}}",
+                serde_json::json!({"n": "O'Brien & Sons"})
+            ),
+            "Hi O'Brien & Sons"
+        );
+        assert_eq!(
+            r("Hi {{gsm7 n \"there\"}}", serde_json::json!({"n": "José"})),
+            "Hi José"
+        );
+        assert_eq!(
+            r("Hi {{gsm7 n \"there\"}}", serde_json::json!({"n": "María"})),
+            "Hi there"
+        );
+        assert_eq!(
+            r("Hi {{gsm7 n \"there\"}}", serde_json::json!({"n": "[Al]"})),
+            "Hi there"
+        );
+        let err = text
+            .render_template(
+                "Hi {{contact.first_name}}",
+                &serde_json::json!({"contact": {}}),
+            )
+            .unwrap_err();
+        assert!(matches!(
+            err.reason(),
+            RenderErrorReason::MissingVariable(_)
+        ));
+        let html = registry(true);
+        assert_eq!(
+            html.render_template(
+                "{{default n \"x\"}}",
+                &serde_json::json!({"n": "<i>Ann</i> & Bob"})
+            )
+            .unwrap(),
+            "&lt;i&gt;Ann&lt;/i&gt; &amp; Bob"
+        );
+    }
+
+    #[test]
+    fn header_values_stay_on_one_line() {
+        assert_eq!(
+            one_line("Hi Ann\r\nBcc: evil@example.com\t x"),
+            "Hi Ann Bcc: evil@example.com x"
+        );
+    }
+
+    #[test]
+    fn finds_contact_columns() {
+        let uses = column_uses_in(
+            "t",
+            "{{contact.first_name}}\n{{default contact.nick \"x\"}} {{#if contact.vip}}{{/if}} {{clinic.name}}",
+        );
+        let got: Vec<_> = uses
+            .iter()
+            .map(|u| (u.column.as_str(), u.line, u.guarded))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("first_name", 1, false),
+                ("nick", 2, true),
+                ("vip", 2, true)
+            ]
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Unsubscribe tokens: opaque per recipient, so the clinic's unsubscribe page holds no patient
+//! data. A token is an HMAC of the campaign and address under a key kept in `state_dir`
+//! (created 0600 on first use); `outreach unsubscribe` maps tokens back by recomputing them.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::channel::Channel;
+
+/// The file, inside `state_dir`, that holds the token key.
+pub const KEY_FILE: &str = "unsubscribe.key";
+
+/// The secret behind every token of one state directory.
+#[derive(Clone)]
+pub struct TokenKey([u8; 32]);
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(…)")
+    }
+}
+
+/// Creates `dir` (and parents) with owner-only permissions.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+impl TokenKey {
+    /// Reads the key from `state_dir`, creating it (and the directory) on first use.
+    pub fn load_or_create(state_dir: &Path) -> std::io::Result<Self> {
+        let path: PathBuf = state_dir.join(KEY_FILE);
+        match std::fs::File::open(&path) {
+            Ok(mut f) => {
+                let mut key = [0u8; 32];
+                f.read_exact(&mut key).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                })?;
+                return Ok(TokenKey(key));
+            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", path.display()),
+                ));
+            }
+            Err(_) => {}
+        }
+        create_private_dir(state_dir)?;
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(&path) {
+            Ok(mut f) => {
+                f.write_all(&key)?;
+                f.sync_all()?;
+                Ok(TokenKey(key))
+            }
+            // Another process created it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::load_or_create(state_dir)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A key for tests and for `--test-to`, whose links must not unsubscribe anyone.
+    pub fn fixed(bytes: [u8; 32]) -> Self {
+        TokenKey(bytes)
+    }
+
+    /// The token of `address` (normalised) on `channel` in campaign `campaign_id`.
+    pub fn token(&self, campaign_id: &str, channel: Channel, address: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length works");
+        mac.update(campaign_id.as_bytes());
+        mac.update(b"\0");
+        mac.update(channel.as_str().as_bytes());
+        mac.update(b"\0");
+        mac.update(address.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        // 128 bits, URL-safe, no padding: short enough for a link, far too long to guess.
+        data_encoding::BASE32_NOPAD
+            .encode(&digest[..16])
+            .to_ascii_lowercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_stable_and_distinct() {
+        let k = TokenKey::fixed([7; 32]);
+        let a = k.token("c1", Channel::Email, "ann@example.com");
+        assert_eq!(a, k.token("c1", Channel::Email, "ann@example.com"));
+        assert_ne!(a, k.token("c2", Channel::Email, "ann@example.com"));
+        assert_ne!(a, k.token("c1", Channel::Email, "bo@example.com"));
+        assert_ne!(
+            a,
+            TokenKey::fixed([8; 32]).token("c1", Channel::Email, "ann@example.com")
+        );
+        assert_eq!(a.len(), 26);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn key_file_is_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let k1 = TokenKey::load_or_create(&state).unwrap();
+        let k2 = TokenKey::load_or_create(&state).unwrap();
+        assert_eq!(
+            k1.token("c", Channel::Sms, "+1"),
+            k2.token("c", Channel::Sms, "+1")
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(state.join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let dmode = std::fs::metadata(&state).unwrap().permissions().mode();
+            assert_eq!(dmode & 0o777, 0o700);
+        }
+    }
+}
