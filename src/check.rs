@@ -249,26 +249,9 @@ fn relative(path: &Path) -> String {
         .to_string()
 }
 
-fn tidy(path: &Path) -> String {
-    // `campaigns/../contacts/x.csv` reads better as `contacts/x.csv`.
-    let mut parts: Vec<std::path::Component> = Vec::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::ParentDir
-                if matches!(parts.last(), Some(std::path::Component::Normal(_))) =>
-            {
-                parts.pop();
-            }
-            std::path::Component::CurDir if !parts.is_empty() => {}
-            other => parts.push(other),
-        }
-    }
-    relative(&parts.iter().collect::<PathBuf>())
-}
-
 /// A path as reports show it: relative to the working directory where possible, `..` folded.
 pub fn show_path(path: &Path) -> String {
-    tidy(path)
+    relative(&crate::config::fold_parents(path))
 }
 
 impl Finding {
@@ -341,6 +324,15 @@ impl fmt::Display for CheckReport {
                 }
             }
         }
+        labels.sort_by_key(|(kind, label)| {
+            (
+                *kind,
+                crate::plan::SKIP_ORDER
+                    .iter()
+                    .position(|l| l == label)
+                    .unwrap_or(usize::MAX),
+            )
+        });
         let width = 22;
         write!(f, "{:width$}", "")?;
         for t in &self.channels {
@@ -359,13 +351,13 @@ impl fmt::Display for CheckReport {
         row(f, "deferred", &|t| t.deferred_total())?;
         for (kind, label) in labels.iter().filter(|(k, _)| *k == "deferred") {
             let _ = kind;
-            row(f, &format!("  {label}"), &|t| {
+            row(f, &format!("  {}", label.replace('_', " ")), &|t| {
                 t.deferred.get(label).copied().unwrap_or(0)
             })?;
         }
         row(f, "skipped", &|t| t.skipped_total())?;
         for (_, label) in labels.iter().filter(|(k, _)| *k == "skipped") {
-            row(f, &format!("  {label}"), &|t| {
+            row(f, &format!("  {}", label.replace('_', " ")), &|t| {
                 t.skipped.get(label).copied().unwrap_or(0)
             })?;
         }

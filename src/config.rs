@@ -466,14 +466,35 @@ impl Locator {
                 .overrides
                 .keys()
                 .any(|k| key.starts_with(&format!("{k}.")) || key.starts_with(&format!("{k}[")));
-        if overridden {
+        let joined = if overridden {
             std::env::current_dir()
                 .map(|d| d.join(p))
                 .unwrap_or_else(|_| p.to_path_buf())
         } else {
             file_dir.join(p)
+        };
+        fold_parents(&joined)
+    }
+}
+
+/// `campaigns/../contacts/x.csv` → `contacts/x.csv`, lexically (reports read better; the file
+/// system is not consulted, so a symlinked directory keeps its `..`).
+pub fn fold_parents(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut parts: Vec<Component> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir if matches!(parts.last(), Some(Component::Normal(_))) => {
+                parts.pop();
+            }
+            Component::CurDir if !parts.is_empty() => {}
+            other => parts.push(other),
         }
     }
+    if parts.is_empty() {
+        return PathBuf::from(".");
+    }
+    parts.iter().collect()
 }
 
 fn line_of(text: &str, offset: usize) -> (usize, usize) {
@@ -483,11 +504,13 @@ fn line_of(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Records, for every dotted key, its line and the byte range from key to end of value.
 fn collect_lines(
     text: &str,
     prefix: &str,
     table: &toml::de::DeTable<'_>,
     out: &mut HashMap<String, usize>,
+    spans: &mut Vec<(String, std::ops::Range<usize>)>,
 ) {
     for (key, value) in table.iter() {
         let dotted = if prefix.is_empty() {
@@ -497,10 +520,20 @@ fn collect_lines(
         };
         out.entry(dotted.clone())
             .or_insert_with(|| line_of(text, key.span().start).0);
+        spans.push((dotted.clone(), key.span().start..value.span().end.max(key.span().end)));
         if let toml::de::DeValue::Table(inner) = value.get_ref() {
-            collect_lines(text, &dotted, inner, out);
+            collect_lines(text, &dotted, inner, out, spans);
         }
     }
+}
+
+/// The innermost key whose text covers `offset`.
+fn key_at(spans: &[(String, std::ops::Range<usize>)], offset: usize) -> Option<&str> {
+    spans
+        .iter()
+        .filter(|(_, r)| r.start <= offset && offset < r.end.max(r.start + 1))
+        .min_by_key(|(_, r)| r.end - r.start)
+        .map(|(k, _)| k.as_str())
 }
 
 /// Secrets must come from the environment or a file; a key that looks like an inline secret gets
@@ -527,7 +560,8 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Campaign, ConfigError> 
 
     let spanned = toml::de::DeTable::parse(&text).map_err(parse_error)?;
     let mut lines = HashMap::new();
-    collect_lines(&text, "", spanned.get_ref(), &mut lines);
+    let mut spans = Vec::new();
+    collect_lines(&text, "", spanned.get_ref(), &mut lines, &mut spans);
     for (key, line) in &lines {
         let leaf = key.rsplit('.').next().unwrap_or(key);
         if INLINE_SECRET_KEYS.contains(&leaf) {
@@ -546,7 +580,18 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Campaign, ConfigError> 
     }
 
     // Pass 1: the file alone, so the TOML parser reports unknown and mistyped keys at their line.
-    let mut raw: RawConfig = toml::from_str(&text).map_err(parse_error)?;
+    let mut raw: RawConfig = toml::from_str(&text).map_err(|e| {
+        let key = e.span().and_then(|s| key_at(&spans, s.start)).map(str::to_string);
+        match (parse_error(e), key) {
+            (ConfigError::Parse { path, line, column, message }, Some(key)) => ConfigError::Parse {
+                path,
+                line,
+                column,
+                message: format!("`{key}`: {message}"),
+            },
+            (other, _) => other,
+        }
+    })?;
 
     // Pass 2: with overrides applied to the table, re-read the merged whole.
     let mut locator = Locator {

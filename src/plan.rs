@@ -32,17 +32,17 @@ pub enum Skip {
 }
 
 impl Skip {
-    /// A short label for counting ("no consent", "suppressed", ...).
+    /// A stable identifier for counting and JSON ("no_consent", "suppressed", ...).
     pub fn label(&self) -> &'static str {
         match self {
-            Skip::NotChosen => "channel not chosen",
-            Skip::NoAddress => "no address",
-            Skip::InvalidAddress(_) => "invalid address",
-            Skip::RowProblem(_) => "row error",
+            Skip::NotChosen => "not_chosen",
+            Skip::NoAddress => "no_address",
+            Skip::InvalidAddress(_) => "invalid_address",
+            Skip::RowProblem(_) => "row_error",
             Skip::Duplicate { .. } => "duplicate",
-            Skip::NoConsent => "no consent",
+            Skip::NoConsent => "no_consent",
             Skip::Suppressed(_) => "suppressed",
-            Skip::Message(_) => "message error",
+            Skip::Message(_) => "message_error",
         }
     }
 
@@ -54,6 +54,18 @@ impl Skip {
         )
     }
 }
+
+/// Skip labels in the order the rules are applied: reports list them this way.
+pub const SKIP_ORDER: &[&str] = &[
+    "not_chosen",
+    "invalid_address",
+    "row_error",
+    "no_address",
+    "duplicate",
+    "no_consent",
+    "suppressed",
+    "message_error",
+];
 
 impl fmt::Display for Skip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -81,7 +93,7 @@ impl Defer {
     /// A short label for counting.
     pub fn label(&self) -> &'static str {
         match self {
-            Defer::QuietHours { .. } => "quiet hours",
+            Defer::QuietHours { .. } => "quiet_hours",
         }
     }
 }
