@@ -520,7 +520,10 @@ fn collect_lines(
         };
         out.entry(dotted.clone())
             .or_insert_with(|| line_of(text, key.span().start).0);
-        spans.push((dotted.clone(), key.span().start..value.span().end.max(key.span().end)));
+        spans.push((
+            dotted.clone(),
+            key.span().start..value.span().end.max(key.span().end),
+        ));
         if let toml::de::DeValue::Table(inner) = value.get_ref() {
             collect_lines(text, &dotted, inner, out, spans);
         }
@@ -581,9 +584,20 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Campaign, ConfigError> 
 
     // Pass 1: the file alone, so the TOML parser reports unknown and mistyped keys at their line.
     let mut raw: RawConfig = toml::from_str(&text).map_err(|e| {
-        let key = e.span().and_then(|s| key_at(&spans, s.start)).map(str::to_string);
+        let key = e
+            .span()
+            .and_then(|s| key_at(&spans, s.start))
+            .map(str::to_string);
         match (parse_error(e), key) {
-            (ConfigError::Parse { path, line, column, message }, Some(key)) => ConfigError::Parse {
+            (
+                ConfigError::Parse {
+                    path,
+                    line,
+                    column,
+                    message,
+                },
+                Some(key),
+            ) => ConfigError::Parse {
                 path,
                 line,
                 column,

@@ -70,7 +70,7 @@ pub const SKIP_ORDER: &[&str] = &[
 impl fmt::Display for Skip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Skip::NotChosen => f.write_str("channel not chosen"),
+            Skip::NotChosen => f.write_str("the patient chose the other channel"),
             Skip::NoAddress => f.write_str("no address"),
             Skip::InvalidAddress(r) => write!(f, "invalid address: {r}"),
             Skip::RowProblem(r) => write!(f, "row error: {r}"),

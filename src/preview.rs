@@ -140,7 +140,7 @@ fn unfold_for_reading(headers: &[u8]) -> String {
 }
 
 fn escape(s: &str) -> String {
-    handlebars::html_escape(s)
+    crate::templates::escape_html(s)
 }
 
 /// A file name for a contact's folder: its line and a safe form of its id.
@@ -247,11 +247,14 @@ pub fn folder(loaded: &Loaded, dir: &Path, only: Option<Channel>) -> Result<Path
          <p class=\"meta\">Campaign <code>{id}</code> · contacts <code>{csv}</code> · decisions as of {now} UTC. \
          Nothing has been sent. This page holds patient data: keep it private.</p>\
          <ul>{summary}</ul>\
+         <p class=\"meta\"><span class=\"due\">due</span>: goes on the next run. \
+         <span class=\"deferred\">deferred</span>: goes on a later run (SMS quiet hours in the patient's own \
+         time zone, daily cap). <span class=\"skipped\">skipped</span>: will not go, for the reason shown.</p>\
          <table><thead><tr><th>line</th><th>id</th><th>name</th>{head}</tr></thead><tbody>\n{rows}</tbody></table>\
          </body></html>\n",
         name = escape(&c.name),
         id = escape(&c.id),
-        csv = escape(&loaded.contacts.path.display().to_string()),
+        csv = escape(&crate::check::show_path(&loaded.contacts.path)),
         now = loaded.now.format("%Y-%m-%d %H:%M"),
     );
     let index = dir.join("index.html");
@@ -274,6 +277,12 @@ fn channel_cell(
         outcome.decision.word(),
         escape(&outcome.decision.to_string())
     );
+    let skipped = matches!(outcome.decision, Decision::Skipped(_));
+    let links = if skipped {
+        "<br><span class=\"meta\">preview only, will not be sent:</span> "
+    } else {
+        "<br>"
+    };
     if let Some(addr) = contact.display_address(channel) {
         let _ = write!(cell, "<br><span class=\"meta\">{}</span>", escape(addr));
     }
@@ -293,7 +302,7 @@ fn channel_cell(
             write_private(&folder.join("message.eml"), &formatted)?;
             let _ = write!(
                 cell,
-                "<br><span class=\"meta\">{subject}</span><br>\
+                "<br><span class=\"meta\">{subject}</span>{links}\
                  <a href=\"messages/{slug}/email.html\">HTML</a> · \
                  <a href=\"messages/{slug}/email.txt\">text</a> · \
                  <a href=\"messages/{slug}/email-headers.txt\">headers</a> · \
@@ -318,7 +327,7 @@ fn channel_cell(
             write_private(&folder.join("sms.txt"), body.as_bytes())?;
             let _ = write!(
                 cell,
-                "<br><span class=\"meta\">{} · {} segment{}</span><br>\
+                "<br><span class=\"meta\">{} · {} segment{}</span>{links}\
                  <a href=\"messages/{slug}/sms.html\">SMS</a>",
                 count.encoding,
                 count.segments,

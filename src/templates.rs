@@ -124,10 +124,30 @@ impl HelperDef for Fallback {
     }
 }
 
+/// Escapes the five characters that matter in HTML text and quoted attributes. (Handlebars'
+/// default also escapes `=` and backticks, which turns every URL's `?t=` into `?t&#x3D;`: valid,
+/// but it trips link scanners.)
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn registry(escape: bool) -> Handlebars<'static> {
     let mut h = Handlebars::new();
     h.set_strict_mode(true);
-    if !escape {
+    if escape {
+        h.register_escape_fn(escape_html);
+    } else {
         h.register_escape_fn(handlebars::no_escape);
     }
     h.register_helper("default", Box::new(Fallback { gsm7_only: false }));

@@ -83,20 +83,45 @@ fn set_overrides_one_run() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["channels"][1]["due"], 21);
     // Only email: no SMS column in the report at all.
-    let (_, out, _) = shipped(MIDDAY, &["--set", "campaign.channels=[\"email\"]", "--format", "json"]);
+    let (_, out, _) = shipped(
+        MIDDAY,
+        &["--set", "campaign.channels=[\"email\"]", "--format", "json"],
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["channels"].as_array().unwrap().len(), 1);
     // Consent not required: everyone with an address gets the message.
-    let (_, out, _) = shipped(MIDDAY, &["--set", "campaign.require_consent=false", "--format", "json"]);
+    let (_, out, _) = shipped(
+        MIDDAY,
+        &[
+            "--set",
+            "campaign.require_consent=false",
+            "--format",
+            "json",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["channels"][0]["skipped"].get("no_consent").is_none());
 }
 
 #[test]
 fn set_paths_are_relative_to_the_current_directory() {
-    let f = Fixture::new(&format!("{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"));
-    f.write("elsewhere/other.csv", &format!("{HEADER}\nP1,Bo,Ng,bo@example.com,,email,yes,,\nP2,Cy,Ng,cy@example.com,,email,yes,,\n"));
-    let (code, out, err) = f.run(&["check", "campaign.toml", "--set", "contacts.path=elsewhere/other.csv", "--format", "json"]);
+    let f = Fixture::new(&format!(
+        "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"
+    ));
+    f.write(
+        "elsewhere/other.csv",
+        &format!(
+            "{HEADER}\nP1,Bo,Ng,bo@example.com,,email,yes,,\nP2,Cy,Ng,cy@example.com,,email,yes,,\n"
+        ),
+    );
+    let (code, out, err) = f.run(&[
+        "check",
+        "campaign.toml",
+        "--set",
+        "contacts.path=elsewhere/other.csv",
+        "--format",
+        "json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["rows"], 2);
@@ -105,24 +130,41 @@ fn set_paths_are_relative_to_the_current_directory() {
 #[test]
 fn set_errors_name_the_argument() {
     let cases = [
-        ("campaign.id=other", "--set campaign.id=other: the campaign id cannot be overridden"),
-        ("email.fro=x", "--set email.fro=x: `email.fro`: unknown field `fro`"),
-        ("sending.concurrency=lots", "--set sending.concurrency=lots: `sending.concurrency`: invalid type"),
+        (
+            "campaign.id=other",
+            "--set campaign.id=other: the campaign id cannot be overridden",
+        ),
+        (
+            "email.fro=x",
+            "--set email.fro=x: `email.fro`: unknown field `fro`",
+        ),
+        (
+            "sending.concurrency=lots",
+            "--set sending.concurrency=lots: `sending.concurrency`: invalid type",
+        ),
         ("nonsense", "--set nonsense: expected KEY=VALUE"),
-        ("email.smtp.password=hunter2", "secrets are never taken from the command line"),
+        (
+            "email.smtp.password=hunter2",
+            "secrets are never taken from the command line",
+        ),
     ];
     for (arg, want) in cases {
         let (code, out, err) = shipped(MIDDAY, &["--set", arg]);
         assert_eq!(code, 2, "{arg}");
         assert_eq!(out, "", "{arg}");
-        assert!(err.starts_with("error: ") && err.contains(want), "{arg}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(want),
+            "{arg}: {err}"
+        );
         assert!(!err.contains("hunter2"), "a secret was echoed: {err}");
     }
 }
 
 /// The shipped campaign file with one line replaced.
 fn edited_campaign(from: &str, to: &str) -> Fixture {
-    let f = Fixture::new(&format!("{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"));
+    let f = Fixture::new(&format!(
+        "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"
+    ));
     let text = f.read("campaign.toml");
     assert!(text.contains(from), "{from}");
     f.write("campaign.toml", &text.replacen(from, to, 1));
@@ -141,17 +183,72 @@ fn line_of(f: &Fixture, needle: &str) -> usize {
 fn campaign_file_errors_name_key_and_line() {
     let cases: &[(&str, &str, &str, &str)] = &[
         // (replace, with, the line to expect it on, message)
-        ("reply_to =", "reply_too =", "reply_too", "`email.reply_too`: unknown field `reply_too`, expected one of"),
-        ("region = \"US\"", "region = 1", "region = 1", "`clinic.region`: invalid type: integer `1`, expected a string"),
-        ("region = \"US\"", "region = \"USA\"", "region = \"USA\"", "`clinic.region`: \"USA\" is not an ISO 3166 region code"),
-        ("timezone = \"America/Chicago\"", "timezone = \"America/Chicgo\"", "Chicgo", "`clinic.timezone`: \"America/Chicgo\" is not an IANA time zone"),
-        ("phone = \"+1 312 555 0100\"", "phone = \"555-010-1234\"", "555-010-1234", "`clinic.phone`: \"555-010-1234\" is not a valid phone number"),
-        ("booking_url = \"https://riverside.example/book\"", "booking_url = \"riverside.example/book\"", "booking_url", "`clinic.booking_url`: \"riverside.example/book\" is not an http(s) URL"),
-        ("channels = [\"email\", \"sms\"]", "channels = [\"email\", \"fax\"]", "fax", "`campaign.channels`: unknown channel \"fax\""),
-        ("from = \"Riverside Physio <care@riverside.example>\"", "from = \"Riverside Physio care@\"", "care@\"", "`email.from`:"),
-        ("unsubscribe_url = \"https://riverside.example/unsubscribe?t={{token}}\"", "unsubscribe_url = \"https://riverside.example/unsubscribe\"", "unsubscribe_url", "must contain {{token}}"),
-        ("outbox = \"outbox/sms.jsonl\"", "outbox = \"outbox/sms.jsonl\"\nquiet_hours = \"9pm-8am\"", "quiet_hours", "`sms.quiet_hours`: \"9pm\" is not a time of day"),
-        ("outbox = \"outbox/sms.jsonl\"", "outbox = \"outbox/sms.jsonl\"\npassword = \"hunter2\"", "password", "`sms.password`: secrets are never read from the campaign file"),
+        (
+            "reply_to =",
+            "reply_too =",
+            "reply_too",
+            "`email.reply_too`: unknown field `reply_too`, expected one of",
+        ),
+        (
+            "region = \"US\"",
+            "region = 1",
+            "region = 1",
+            "`clinic.region`: invalid type: integer `1`, expected a string",
+        ),
+        (
+            "region = \"US\"",
+            "region = \"USA\"",
+            "region = \"USA\"",
+            "`clinic.region`: \"USA\" is not an ISO 3166 region code",
+        ),
+        (
+            "timezone = \"America/Chicago\"",
+            "timezone = \"America/Chicgo\"",
+            "Chicgo",
+            "`clinic.timezone`: \"America/Chicgo\" is not an IANA time zone",
+        ),
+        (
+            "phone = \"+1 312 555 0100\"",
+            "phone = \"555-010-1234\"",
+            "555-010-1234",
+            "`clinic.phone`: \"555-010-1234\" is not a valid phone number",
+        ),
+        (
+            "booking_url = \"https://riverside.example/book\"",
+            "booking_url = \"riverside.example/book\"",
+            "booking_url",
+            "`clinic.booking_url`: \"riverside.example/book\" is not an http(s) URL",
+        ),
+        (
+            "channels = [\"email\", \"sms\"]",
+            "channels = [\"email\", \"fax\"]",
+            "fax",
+            "`campaign.channels`: unknown channel \"fax\"",
+        ),
+        (
+            "from = \"Riverside Physio <care@riverside.example>\"",
+            "from = \"Riverside Physio care@\"",
+            "care@\"",
+            "`email.from`:",
+        ),
+        (
+            "unsubscribe_url = \"https://riverside.example/unsubscribe?t={{token}}\"",
+            "unsubscribe_url = \"https://riverside.example/unsubscribe\"",
+            "unsubscribe_url",
+            "must contain {{token}}",
+        ),
+        (
+            "outbox = \"outbox/sms.jsonl\"",
+            "outbox = \"outbox/sms.jsonl\"\nquiet_hours = \"9pm-8am\"",
+            "quiet_hours",
+            "`sms.quiet_hours`: \"9pm\" is not a time of day",
+        ),
+        (
+            "outbox = \"outbox/sms.jsonl\"",
+            "outbox = \"outbox/sms.jsonl\"\npassword = \"hunter2\"",
+            "password",
+            "`sms.password`: secrets are never read from the campaign file",
+        ),
     ];
     for (from, to, on, want) in cases {
         let f = edited_campaign(from, to);
@@ -170,11 +267,22 @@ fn campaign_file_errors_name_key_and_line() {
 fn plain_smtp_is_refused_off_loopback() {
     let extra = "[email.smtp]\nhost = \"smtp.example.net\"\ntls = \"none\"\n";
     let f = Fixture::new(&format!("{HEADER}\n"));
-    f.write("campaign.toml", &common::campaign_toml(extra).replace("[email]\n", "[email]\ntransport = \"smtp\"\n"));
+    f.write(
+        "campaign.toml",
+        &common::campaign_toml(extra).replace("[email]\n", "[email]\ntransport = \"smtp\"\n"),
+    );
     let (code, _, err) = f.run(&["check", "campaign.toml"]);
     assert_eq!(code, 2);
-    assert!(err.contains("`email.smtp.tls`: \"none\" sends patient data in clear text"), "{err}");
-    let (code, _, err) = f.run(&["check", "campaign.toml", "--set", "email.smtp.host=127.0.0.1"]);
+    assert!(
+        err.contains("`email.smtp.tls`: \"none\" sends patient data in clear text"),
+        "{err}"
+    );
+    let (code, _, err) = f.run(&[
+        "check",
+        "campaign.toml",
+        "--set",
+        "email.smtp.host=127.0.0.1",
+    ]);
     assert_eq!(code, 0, "{err}");
 }
 
@@ -184,15 +292,26 @@ fn missing_files_are_errors_naming_them() {
     std::fs::remove_file(f.path("contacts.csv")).unwrap();
     let (code, _, err) = f.run(&["check", "campaign.toml"]);
     assert_eq!(code, 2);
-    assert!(err.contains("contacts.csv") && err.contains("No such file"), "{err}");
+    assert!(
+        err.contains("contacts.csv") && err.contains("No such file"),
+        "{err}"
+    );
 
     let f = Fixture::new(&format!("{HEADER}\n"));
     std::fs::remove_file(f.path("templates/sms.txt.hbs")).unwrap();
     let (code, _, err) = f.run(&["check", "campaign.toml"]);
     assert_eq!(code, 2);
-    assert!(err.contains("sms.txt.hbs: template missing (sms is enabled)"), "{err}");
+    assert!(
+        err.contains("sms.txt.hbs: template missing (sms is enabled)"),
+        "{err}"
+    );
     // Without SMS, the SMS template is not needed.
-    let (code, _, err) = f.run(&["check", "campaign.toml", "--set", "campaign.channels=[\"email\"]"]);
+    let (code, _, err) = f.run(&[
+        "check",
+        "campaign.toml",
+        "--set",
+        "campaign.channels=[\"email\"]",
+    ]);
     assert_eq!(code, 0, "{err}");
 
     let (code, _, err) = f.run(&["check", "nope.toml"]);
@@ -202,8 +321,13 @@ fn missing_files_are_errors_naming_them() {
 
 #[test]
 fn template_syntax_error_names_file_line_and_column() {
-    let f = Fixture::new(&format!("{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"));
-    f.write("templates/email.txt.hbs", "Hello\n{{#if contact.first_name}}\nunclosed\n");
+    let f = Fixture::new(&format!(
+        "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"
+    ));
+    f.write(
+        "templates/email.txt.hbs",
+        "Hello\n{{#if contact.first_name}}\nunclosed\n",
+    );
     let (code, _, err) = f.run(&["check", "campaign.toml"]);
     assert_eq!(code, 2);
     assert!(err.contains("templates/email.txt.hbs:"), "{err}");
@@ -211,8 +335,13 @@ fn template_syntax_error_names_file_line_and_column() {
 
 #[test]
 fn a_column_the_csv_lacks_is_an_error_before_anything_runs() {
-    let f = Fixture::new(&format!("{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"));
-    f.write("templates/subject.hbs", "\n{{contact.clinician}} wants to see you");
+    let f = Fixture::new(&format!(
+        "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"
+    ));
+    f.write(
+        "templates/subject.hbs",
+        "\n{{contact.clinician}} wants to see you",
+    );
     let (code, out, err) = f.run(&["check", "campaign.toml"]);
     assert_eq!((code, out.as_str()), (2, ""));
     assert!(
@@ -220,7 +349,10 @@ fn a_column_the_csv_lacks_is_an_error_before_anything_runs() {
         "{err}"
     );
     // With a fallback it runs, and says every contact gets the fallback.
-    f.write("templates/subject.hbs", "{{default contact.clinician \"Your physio\"}} wants to see you");
+    f.write(
+        "templates/subject.hbs",
+        "{{default contact.clinician \"Your physio\"}} wants to see you",
+    );
     let (code, out, err) = f.run(&["check", "campaign.toml"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("`contact.clinician` is not a column"), "{out}");
@@ -268,7 +400,10 @@ fn every_bad_row_is_listed_and_the_rest_go() {
                 e["line"].as_u64().unwrap(),
                 e["contact"].as_str().unwrap().to_string(),
                 e["field"].as_str().unwrap_or("").to_string(),
-                e["channels"].as_array().map(|a| a.iter().map(|c| c.as_str().unwrap().to_string()).collect()).unwrap_or_default(),
+                e["channels"]
+                    .as_array()
+                    .map(|a| a.iter().map(|c| c.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default(),
             )
         })
         .collect();
@@ -302,20 +437,31 @@ fn consent_and_channel_rules() {
          P5,Ed,Qu,ed@example.com,(312) 555-0105,,2024-01-31,X,\n"
     );
     let f = Fixture::new(&csv);
-    f.write("opt-outs.csv", "address,reason\nED@example.com,unsubscribed\n");
+    f.write(
+        "opt-outs.csv",
+        "address,reason\nED@example.com,unsubscribed\n",
+    );
     let (_, out, _) = f.run(&["check", "campaign.toml", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let email = &v["channels"][0];
     let sms = &v["channels"][1];
     assert_eq!(email["due"], 1, "{email}"); // P1
     assert_eq!(sms["due"], 2, "{sms}"); // P2, P5
-    assert_eq!(email["skipped"], serde_json::json!({"not_chosen": 1, "no_consent": 1, "no_address": 1, "suppressed": 1}));
-    assert_eq!(sms["skipped"], serde_json::json!({"not_chosen": 1, "no_consent": 1, "no_address": 1}));
+    assert_eq!(
+        email["skipped"],
+        serde_json::json!({"not_chosen": 1, "no_consent": 1, "no_address": 1, "suppressed": 1})
+    );
+    assert_eq!(
+        sms["skipped"],
+        serde_json::json!({"not_chosen": 1, "no_consent": 1, "no_address": 1})
+    );
 }
 
 #[test]
 fn sms_in_ucs2_is_reported_with_the_characters_that_force_it() {
-    let f = Fixture::new(&format!("{HEADER}\nP1,María,Lee,,(312) 555-0101,sms,,yes,\n"));
+    let f = Fixture::new(&format!(
+        "{HEADER}\nP1,María,Lee,,(312) 555-0101,sms,,yes,\n"
+    ));
     f.write("templates/sms.txt.hbs", "{{clinic.name}}: Hi {{default contact.first_name \"there\"}} – book now. Reply STOP to opt out");
     let (code, out, _) = f.run(&["check", "campaign.toml"]);
     assert_eq!(code, 0);
@@ -331,7 +477,10 @@ fn sms_over_max_segments_is_an_error_for_that_contact() {
     f.write("templates/sms.txt.hbs", &"Psoas! ".repeat(70));
     let (code, out, _) = f.run(&["check", "campaign.toml"]);
     assert_eq!(code, 0);
-    assert!(out.contains("contacts.csv:2 P1: SMS is 4 segments, over sms.max_segments = 3 [sms]"), "{out}");
+    assert!(
+        out.contains("contacts.csv:2 P1: SMS is 4 segments, over sms.max_segments = 3 [sms]"),
+        "{out}"
+    );
     assert!(out.contains("due now                      0"), "{out}");
 }
 
@@ -360,7 +509,10 @@ fn bad_clock_override_is_a_clear_error() {
     c.env("OUTREACH_NOW", "tomorrow");
     let (code, _, err) = run(c);
     assert_eq!(code, 2);
-    assert!(err.contains("OUTREACH_NOW=\"tomorrow\" is not an RFC 3339 time"), "{err}");
+    assert!(
+        err.contains("OUTREACH_NOW=\"tomorrow\" is not an RFC 3339 time"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -371,5 +523,8 @@ fn help_lists_exit_codes() {
         c
     });
     assert_eq!(code, 0);
-    assert!(out.contains("Exit codes:") && out.contains("4  another run"), "{out}");
+    assert!(
+        out.contains("Exit codes:") && out.contains("4  another run"),
+        "{out}"
+    );
 }

@@ -140,4 +140,5 @@ pub fn run(mut c: Command) -> (i32, String, String) {
 }
 
 /// The header of the standard contacts CSV.
-pub const HEADER: &str = "id,first_name,last_name,email,phone,channel,email_consent,sms_consent,timezone";
+pub const HEADER: &str =
+    "id,first_name,last_name,email,phone,channel,email_consent,sms_consent,timezone";
