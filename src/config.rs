@@ -487,7 +487,7 @@ pub fn fold_parents(path: &Path) -> PathBuf {
             Component::ParentDir if matches!(parts.last(), Some(Component::Normal(_))) => {
                 parts.pop();
             }
-            Component::CurDir if !parts.is_empty() => {}
+            Component::CurDir => {}
             other => parts.push(other),
         }
     }
