@@ -15,13 +15,18 @@
 #      its due counts must equal those worked out independently from the CSV here (channel
 #      choice and consent), so every message that should go was rendered;
 #   e. mailmerge --dry-run --no-limit on the same CSV with a text email template made from the
-#      text part of the outreach email (outreach preview), stdout to /dev/null. A 10,000-row probe
-#      runs first; if it predicts more than 5 minutes for all rows, the probe's rate is reported
-#      instead (extrapolated; the table says so);
+#      text part of the outreach email (outreach preview), stdout to /dev/null, BENCH_RUNS times.
+#      A 10,000-row probe runs first; if it predicts more than 5 minutes a run for all rows, the
+#      probe's rate is reported instead (extrapolated; the table says so);
 #   f. a table: tool, contacts, messages, wall s, contacts/s, messages/s, peak RSS, and ratios.
 #
-# Knobs (environment): BENCH_CONTACTS=100000 BENCH_RUNS=3 BENCH_SEED=2026 BENCH_MAILMERGE=1 (0 skips
-# it) BENCH_STRICT=0 (1: exit 1 when the target is missed) BENCH_KEEP=0 (1: keep the temp dir).
+# Both tools run BENCH_RUNS times and the best wall time counts (this VM's timings vary by 10-25%
+# from run to run); mailmerge takes about a minute a run on 100,000 rows, so the whole benchmark
+# takes about 5 minutes.
+#
+# Knobs (environment): BENCH_CONTACTS=100000 BENCH_RUNS=3 BENCH_MAILMERGE_RUNS=$BENCH_RUNS
+# BENCH_SEED=2026 BENCH_MAILMERGE=1 (0 skips mailmerge) BENCH_STRICT=0 (1: exit 1 when the
+# target is missed) BENCH_KEEP=0 (1: keep the temp dir). OUTREACH_NOW defaults to a US midday.
 # Nothing is written in the repository except bench/.venv and the release build in target/.
 set -euo pipefail
 
@@ -32,6 +37,7 @@ N=${BENCH_CONTACTS:-100000}
 RUNS=${BENCH_RUNS:-3}
 SEED=${BENCH_SEED:-2026}
 DO_MAILMERGE=${BENCH_MAILMERGE:-1}
+MM_RUNS=${BENCH_MAILMERGE_RUNS:-$RUNS}
 STRICT=${BENCH_STRICT:-0}
 VENV="$ROOT/bench/.venv"
 MAILMERGE_VERSION=2.3.0
@@ -221,12 +227,11 @@ for line in head.splitlines():
     current = name if name in keep else None
     if current:
         headers.append(line)
-headers.insert(0, 'To: "{{ first_name }} {{ last_name }}" <{{ email }}>')
-
 token = re.search(r"unsubscribe\?t=([A-Za-z0-9_-]+)", text)
 for part in (body, "\n".join(headers)):
     if "{{" in part or "{%" in part or "{#" in part:
         sys.exit("the rendered email contains jinja2 syntax; escape it first")
+headers.insert(0, 'To: "{{ first_name }} {{ last_name }}" <{{ email }}>')
 hi = f"Hi {first['first_name'] or 'there'},"
 if hi not in body:
     sys.exit(f"{preview}: the greeting {hi!r} is not in the email text")
@@ -252,7 +257,7 @@ EOF
             --template "$MM/mailmerge_template.txt" --database "$1" \
             --config "$MM/mailmerge_server.conf" >/dev/null 2>"$MM/stderr.$3" || {
             say "mailmerge failed; stderr:"; head -c 4000 "$MM/stderr.$3" >&2; exit 1; }
-        # Every row rendered: one message each, and the last one's number printed.
+        # A row it cannot render stops it (non-zero exit); and the last row is message ROWS.
         "$VENV/bin/mailmerge" --dry-run --no-limit --resume "$2" --output-format text \
             --template "$MM/mailmerge_template.txt" --database "$1" \
             --config "$MM/mailmerge_server.conf" 2>/dev/null \
@@ -273,21 +278,28 @@ print(f"{w:.3f}", re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).g
         M_ROWS=$PROBE_ROWS M_WALL=$P_WALL M_KB=$P_KB
         M_NOTE="mailmerge ran on the first $PROBE_ROWS rows only (all $N predicted at ${PREDICTED} s); its rate is extrapolated"
     elif (( N > PROBE_ROWS )); then
-        run_mailmerge "$CSV" "$N" full
-        M_ROWS=$N
-        read -r M_WALL M_KB < <(wall_of "$MM/time.full")
+        M_ROWS=$N M_WALL="" M_KB=0
+        for i in $(seq 1 "$MM_RUNS"); do
+            run_mailmerge "$CSV" "$N" "full.$i"
+            read -r wall kb < <(wall_of "$MM/time.full.$i")
+            say "mailmerge run $i: wall $wall s, peak RSS $((kb / 1024)) MiB"
+            if [[ -z $M_WALL ]] || python3 -c "import sys; sys.exit(not $wall < $M_WALL)"; then
+                M_WALL=$wall
+            fi
+            if (( kb > M_KB )); then M_KB=$kb; fi
+        done
     else
-        M_ROWS=$PROBE_ROWS M_WALL=$P_WALL M_KB=$P_KB
+        M_ROWS=$PROBE_ROWS M_WALL=$P_WALL M_KB=$P_KB MM_RUNS=1
     fi
 fi
 
 # --- f. the table ------------------------------------------------------------------------------
 met=0
 (python3 - "$O_ROWS" "$O_MSGS" "$O_WALL" "$O_KB" "$RUNS" \
-    "${M_ROWS:-0}" "${M_WALL:-0}" "${M_KB:-0}" "$TARGET_RATE" "$TARGET_RSS_MB" "$M_NOTE" <<'PY'
+    "${M_ROWS:-0}" "${M_WALL:-0}" "${M_KB:-0}" "$TARGET_RATE" "$TARGET_RSS_MB" "$M_NOTE" "$MM_RUNS" <<'PY'
 import subprocess, sys
 o_rows, o_msgs, o_wall, o_kb, runs, m_rows, m_wall, m_kb, t_rate, t_rss = sys.argv[1:11]
-note = sys.argv[11]
+note, mm_runs = sys.argv[11], 1 if sys.argv[11] else int(sys.argv[12])
 o_rows, o_msgs, o_kb, runs, m_rows, m_kb = map(int, (o_rows, o_msgs, o_kb, runs, m_rows, m_kb))
 o_wall, m_wall, t_rate, t_rss = map(float, (o_wall, m_wall, t_rate, t_rss))
 
@@ -304,7 +316,7 @@ rows.append((f"{version()} check (best of {runs})", f"{o_rows}", f"{o_msgs}", f"
              f"{o_rate:,.0f}", f"{o_mrate:,.0f}", f"{o_kb / 1024:.1f}"))
 if m_rows:
     m_rate = m_rows / m_wall
-    rows.append(("mailmerge 2.3.0 --dry-run" + (" *" if note else ""), f"{m_rows}", f"{m_rows}",
+    rows.append((f"mailmerge 2.3.0 --dry-run (best of {mm_runs})" + (" *" if note else ""), f"{m_rows}", f"{m_rows}",
                  f"{m_wall:.2f}", f"{m_rate:,.0f}", f"{m_rate:,.0f}", f"{m_kb / 1024:.1f}"))
 widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
 print()

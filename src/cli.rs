@@ -41,6 +41,70 @@ pub enum Command {
     /// Render messages locally: one contact to stdout (--contact), or a browsable folder (--out).
     #[command(after_help = EXIT_CODES)]
     Preview(PreviewArgs),
+    /// Send what is due and not yet sent, recording every outcome in the ledger. Safe to run again
+    /// at any time: nobody is messaged twice for one campaign and channel.
+    #[command(after_help = EXIT_CODES)]
+    Send(SendArgs),
+    /// Counts by state and channel from the ledger, and the last run.
+    #[command(after_help = EXIT_CODES)]
+    Status(StatusArgs),
+    /// Write a CSV with one row per recipient: state, reason, attempts, provider id, error.
+    #[command(after_help = EXIT_CODES)]
+    Report(ReportArgs),
+}
+
+/// `outreach send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// Plan and render everything; send and record nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send at most N messages in this run (all channels together).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Only this channel.
+    #[arg(long, value_parser = parse_channel)]
+    pub channel: Option<Channel>,
+    /// Send one contact's message to a staff email or phone instead (the channel follows ADDR),
+    /// whatever the hour, consent or ledger say; nothing is recorded and its unsubscribe link is
+    /// inert. The contact is --contact KEY, else the first one due.
+    #[arg(long, value_name = "ADDR")]
+    pub test_to: Option<String>,
+    /// With --test-to: whose message to send (id, email or phone).
+    #[arg(long, value_name = "KEY", requires = "test_to")]
+    pub contact: Option<String>,
+    /// Also resend messages whose outcome is unknown (an earlier run died mid-send). Check the
+    /// report first: some of those patients may already have the message.
+    #[arg(long)]
+    pub resend_unknown: bool,
+    /// Also retry messages that failed permanently (after fixing the cause).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `outreach status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `outreach report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// Where to write the CSV (default: STATE_DIR/reports/CAMPAIGN-report.csv). Written 0600.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// The campaign file and its one-run overrides.

@@ -28,6 +28,7 @@ pub const DEFAULT_SMS_RATE: &str = "1/s";
 pub const DEFAULT_CONCURRENCY: usize = 8;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
 pub const DEFAULT_MAX_CONSECUTIVE_FAILURES: u32 = 20;
+pub const DEFAULT_RETRY_DELAY: &str = "2s";
 pub const DEFAULT_STATE_DIR: &str = ".outreach";
 pub const DEFAULT_EMAIL_OUTBOX: &str = "outbox/email";
 pub const DEFAULT_SMS_OUTBOX: &str = "outbox/sms.jsonl";
@@ -189,6 +190,7 @@ struct RawSending {
     concurrency: Option<usize>,
     max_attempts: Option<u32>,
     max_consecutive_failures: Option<u32>,
+    retry_delay: Option<String>,
     daily_cap: Option<u32>,
     state_dir: Option<String>,
 }
@@ -406,6 +408,8 @@ pub struct Sending {
     pub concurrency: usize,
     pub max_attempts: u32,
     pub max_consecutive_failures: u32,
+    /// The first retry's delay; each further retry doubles it (with jitter, capped at a minute).
+    pub retry_delay: std::time::Duration,
     /// 0 = no cap.
     pub daily_cap: u32,
     pub state_dir: PathBuf,
@@ -975,6 +979,8 @@ fn validate(path: &Path, raw: RawConfig, loc: &Locator) -> Result<Campaign, Conf
         concurrency,
         max_attempts,
         max_consecutive_failures,
+        retry_delay: parse_duration(rs.retry_delay.as_deref().unwrap_or(DEFAULT_RETRY_DELAY))
+            .map_err(|m| loc.invalid("sending.retry_delay", m))?,
         daily_cap: rs.daily_cap.unwrap_or(0),
         state_dir: loc.resolve(
             "sending.state_dir",

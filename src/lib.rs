@@ -10,10 +10,14 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod contacts;
+pub mod ledger;
 pub mod load;
+pub mod lock;
 pub mod message;
 pub mod plan;
 pub mod preview;
+pub mod report;
+pub mod send;
 pub mod sms;
 pub mod templates;
 pub mod token;
@@ -48,13 +52,28 @@ pub enum Error {
     Preview(#[from] preview::PreviewError),
     #[error("writing output: {0}")]
     Output(std::io::Error),
+    #[error(transparent)]
+    Send(#[from] send::SendError),
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
+    #[error("{path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     /// The exit code this error ends the process with.
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Load(_) | Error::Preview(_) | Error::Output(_) => Exit::Unusable,
+            Error::Send(send::SendError::Lock(lock::LockError::Held { .. })) => Exit::Locked,
+            Error::Load(_)
+            | Error::Preview(_)
+            | Error::Output(_)
+            | Error::Send(_)
+            | Error::Ledger(_)
+            | Error::Write { .. } => Exit::Unusable,
         }
     }
 }
@@ -108,6 +127,104 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                         index.display()
                     ))?;
                 }
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Send(args) => {
+            let mut loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
+            if let Some(to) = &args.test_to {
+                let result = send::test_to(&loaded, to, args.contact.as_deref())?;
+                let mut out = stdout.lock();
+                match args.format {
+                    Format::Json => output(
+                        serde_json::to_writer_pretty(&mut out, &result)
+                            .map_err(std::io::Error::from)
+                            .and_then(|_| writeln!(out)),
+                    )?,
+                    Format::Text if !cli.quiet || !result.delivered => {
+                        output(writeln!(out, "{result}"))?
+                    }
+                    Format::Text => {}
+                }
+                return Ok(if result.delivered {
+                    Exit::Ok
+                } else {
+                    Exit::Failed
+                });
+            }
+            let opts = send::SendOptions {
+                dry_run: args.dry_run,
+                limit: args.limit,
+                channel: args.channel,
+                resend_unknown: args.resend_unknown,
+                retry_failed: args.retry_failed,
+                progress: !cli.quiet && args.format == Format::Text,
+            };
+            let summary = send::run(&mut loaded, &opts)?;
+            let exit = summary.exit();
+            let mut out = stdout.lock();
+            match args.format {
+                Format::Json => output(
+                    serde_json::to_writer_pretty(&mut out, &summary)
+                        .map_err(std::io::Error::from)
+                        .and_then(|_| writeln!(out)),
+                )?,
+                Format::Text if !cli.quiet || exit != Exit::Ok => {
+                    output(writeln!(out, "{summary}"))?
+                }
+                Format::Text => {}
+            }
+            Ok(exit)
+        }
+        Command::Status(args) => {
+            let campaign = config::load(&args.campaign.campaign, &args.campaign.set)
+                .map_err(LoadError::from)?;
+            let status = report::status(&campaign)?;
+            let mut out = stdout.lock();
+            match args.format {
+                Format::Json => output(
+                    serde_json::to_writer_pretty(&mut out, &status)
+                        .map_err(std::io::Error::from)
+                        .and_then(|_| writeln!(out)),
+                )?,
+                Format::Text if !cli.quiet => output(writeln!(out, "{status}"))?,
+                Format::Text => {}
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Report(args) => {
+            let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
+            let state_dir = &loaded.campaign.sending.state_dir;
+            let ledger = if state_dir.join(ledger::FILE).exists() {
+                Some(ledger::Ledger::open(state_dir)?)
+            } else {
+                None
+            };
+            let rows = report::rows(&loaded, ledger.as_ref())?;
+            let path = args.out.clone().unwrap_or_else(|| {
+                state_dir
+                    .join("reports")
+                    .join(format!("{}-report.csv", loaded.campaign.id))
+            });
+            if args.out.is_none() {
+                token::create_private_dir(&state_dir.join("reports")).map_err(|source| {
+                    Error::Write {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+            }
+            report::write(&path, &rows).map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
+            if !cli.quiet {
+                output(writeln!(
+                    stdout.lock(),
+                    "Report of {} recipients written to {} (owner-only: it holds patient addresses)",
+                    rows.len(),
+                    check::show_path(&path)
+                ))?;
             }
             Ok(Exit::Ok)
         }

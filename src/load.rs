@@ -66,6 +66,9 @@ pub struct Loaded {
     pub warnings: Vec<FileWarning>,
 }
 
+/// The unsubscribe token of test messages: it maps to no one.
+pub const INERT_TOKEN: &str = "test-message-not-a-patient";
+
 /// What one contact gets on one channel.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -174,7 +177,7 @@ impl Loaded {
         let mut warnings = Vec::new();
         let wanted = decision.will_go() || render_skipped;
         let message = match contact.address(channel) {
-            Some(address) if wanted => match self.render(index, channel, address) {
+            Some(address) if wanted => match self.render(index, channel, address, false) {
                 Ok(r) => {
                     if let Rendered::Sms { count, .. } = &r {
                         let limit = self
@@ -210,12 +213,24 @@ impl Loaded {
         }
     }
 
-    fn render(&self, index: usize, channel: Channel, address: &str) -> Result<Rendered, String> {
+    /// Renders contact `index`'s message on `channel`. `inert`: the unsubscribe token is a
+    /// placeholder that unsubscribes nobody (`send --test-to`).
+    pub fn render(
+        &self,
+        index: usize,
+        channel: Channel,
+        address: &str,
+        inert: bool,
+    ) -> Result<Rendered, String> {
         let contact = &self.contacts.contacts[index];
         match channel {
             Channel::Email => {
                 let settings = self.campaign.email.as_ref().expect("email is enabled");
-                let token = self.key.token(&self.campaign.id, channel, address);
+                let token = if inert {
+                    INERT_TOKEN.to_string()
+                } else {
+                    self.key.token(&self.campaign.id, channel, address)
+                };
                 let url = message::unsubscribe_url(settings, &token);
                 let data = MessageData {
                     campaign: &self.campaign,
@@ -281,6 +296,7 @@ impl Loaded {
             parts,
             token,
             date,
+            None,
         ))
     }
 

@@ -42,6 +42,7 @@ pub fn build_email(
     rendered: &RenderedEmail,
     token: &str,
     date: SystemTime,
+    test_to: Option<&lettre::Address>,
 ) -> Result<Message, BuildError> {
     let email = contact
         .email
@@ -52,21 +53,25 @@ pub fn build_email(
         .parse()
         .map_err(|e| BuildError(format!("{e}")))?;
     let name = one_line(&contact.display_name());
-    let to = Mailbox::new(
-        (!name.is_empty() && name != contact.id).then_some(name),
-        address,
-    );
+    let to = match test_to {
+        // A test goes to staff, under its own Message-ID, never the patient's.
+        Some(staff) => Mailbox::new(None, staff.clone()),
+        None => Mailbox::new(
+            (!name.is_empty() && name != contact.id).then_some(name),
+            address,
+        ),
+    };
+    let id_key = match test_to {
+        Some(staff) => format!("test\0{staff}\0{}", email.normalised),
+        None => email.normalised.clone(),
+    };
 
     let mut builder = Message::builder()
         .from(settings.from.clone())
         .to(to)
         .subject(one_line(&rendered.subject))
         .date(date)
-        .message_id(Some(message_id(
-            &campaign.id,
-            &settings.from,
-            &email.normalised,
-        )));
+        .message_id(Some(message_id(&campaign.id, &settings.from, &id_key)));
     if let Some(reply_to) = &settings.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }

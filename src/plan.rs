@@ -87,6 +87,8 @@ impl fmt::Display for Skip {
 pub enum Defer {
     /// Inside quiet hours in the patient's zone; `until` is local time there.
     QuietHours { until: String, zone: String },
+    /// `sending.daily_cap` reached for the clinic's day.
+    DailyCap,
 }
 
 impl Defer {
@@ -94,6 +96,7 @@ impl Defer {
     pub fn label(&self) -> &'static str {
         match self {
             Defer::QuietHours { .. } => "quiet_hours",
+            Defer::DailyCap => "daily_cap",
         }
     }
 }
@@ -104,6 +107,7 @@ impl fmt::Display for Defer {
             Defer::QuietHours { until, zone } => {
                 write!(f, "quiet hours (until {until} {zone})")
             }
+            Defer::DailyCap => f.write_str("daily cap reached"),
         }
     }
 }

@@ -1,0 +1,146 @@
+//! The `file` transports, the shipped default: email as `.eml` files in the outbox (exactly the
+//! bytes SMTP would carry, written to a temporary name and renamed, so a file is there whole or
+//! not at all), SMS as JSON lines appended to one file (one `write` per line).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::future::BoxFuture;
+
+use super::{Delivery, Outgoing, Transport};
+
+fn private_file(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    if append {
+        options.append(true).create(true);
+    } else {
+        options.write(true).create_new(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Email as `.eml` files.
+pub struct EmailFile {
+    dir: PathBuf,
+    sequence: AtomicU64,
+    stamp: String,
+}
+
+impl EmailFile {
+    /// Creates the outbox directory (0700) if needed.
+    pub fn new(dir: &Path) -> std::io::Result<Self> {
+        crate::token::create_private_dir(dir)?;
+        Ok(EmailFile {
+            dir: dir.to_path_buf(),
+            sequence: AtomicU64::new(0),
+            // Unique per process, so two runs never pick the same name.
+            stamp: format!(
+                "{}-{}",
+                chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f"),
+                std::process::id()
+            ),
+        })
+    }
+
+    fn write(&self, bytes: &[u8], contact_id: &str) -> std::io::Result<String> {
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let safe: String = contact_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(40)
+            .collect();
+        let name = format!("{}-{n:06}-{safe}.eml", self.stamp);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let mut f = private_file(&tmp, false)?;
+        f.write_all(bytes)?;
+        drop(f);
+        std::fs::rename(&tmp, self.dir.join(&name))?;
+        Ok(name)
+    }
+}
+
+impl Transport for EmailFile {
+    fn name(&self) -> &str {
+        "file"
+    }
+
+    fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {
+        Box::pin(async move {
+            let Outgoing::Email(m) = message else {
+                return Delivery::Fatal {
+                    error: "the email transport was given an SMS".into(),
+                };
+            };
+            match self.write(&m.bytes, &m.contact_id) {
+                Ok(name) => Delivery::Sent { provider_id: name },
+                // Written to a temporary name first: a failed write left no message behind.
+                Err(e) => Delivery::Transient {
+                    error: format!("writing to {}: {e}", self.dir.display()),
+                    retry_after: None,
+                },
+            }
+        })
+    }
+}
+
+/// SMS as JSON lines.
+pub struct SmsFile {
+    path: PathBuf,
+    file: Mutex<std::fs::File>,
+}
+
+impl SmsFile {
+    /// Opens (creating, 0600, and its directory, 0700) the outbox file for appending.
+    pub fn new(path: &Path) -> std::io::Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::token::create_private_dir(parent)?;
+        }
+        Ok(SmsFile {
+            path: path.to_path_buf(),
+            file: Mutex::new(private_file(path, true)?),
+        })
+    }
+}
+
+impl Transport for SmsFile {
+    fn name(&self) -> &str {
+        "file"
+    }
+
+    fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {
+        Box::pin(async move {
+            let Outgoing::Sms(m) = message else {
+                return Delivery::Fatal {
+                    error: "the SMS transport was given an email".into(),
+                };
+            };
+            let mut line = serde_json::to_vec(m).expect("an SMS serialises");
+            line.push(b'\n');
+            let mut f = self.file.lock().expect("SMS outbox lock");
+            let offset = f.metadata().map(|m| m.len()).unwrap_or(0);
+            // One write per line: a line is in the file whole or not at all.
+            match f.write_all(&line) {
+                Ok(()) => Delivery::Sent {
+                    provider_id: format!("sms.jsonl@{offset}"),
+                },
+                Err(e) => Delivery::Transient {
+                    error: format!("writing to {}: {e}", self.path.display()),
+                    retry_after: None,
+                },
+            }
+        })
+    }
+}

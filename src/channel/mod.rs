@@ -1,0 +1,122 @@
+//! The two channels a campaign can use. (Transports that carry them arrive with `send`.)
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A way to reach a patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    /// Both channels, in report order.
+    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Sms];
+
+    /// The lowercase name used in files, flags and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Channel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "email" | "e-mail" | "mail" => Ok(Channel::Email),
+            "sms" | "text" => Ok(Channel::Sms),
+            other => Err(format!(
+                "unknown channel {other:?}: use \"email\" or \"sms\""
+            )),
+        }
+    }
+}
+
+pub mod file;
+
+use futures::future::BoxFuture;
+
+use crate::sms::Encoding;
+
+/// A message ready for a transport: rendered, built, addressed.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    Email(EmailOut),
+    Sms(SmsOut),
+}
+
+/// An email as it goes on the wire.
+#[derive(Debug, Clone)]
+pub struct EmailOut {
+    /// Envelope sender (the `From` address).
+    pub from: String,
+    /// Envelope recipient, as written.
+    pub to: String,
+    pub message_id: String,
+    /// The whole message: headers and body, CRLF line ends.
+    pub bytes: Vec<u8>,
+    pub campaign: String,
+    pub contact_id: String,
+}
+
+/// An SMS as handed to a gateway.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SmsOut {
+    /// E.164.
+    pub to: String,
+    pub from: String,
+    pub body: String,
+    pub encoding: Encoding,
+    pub segments: usize,
+    pub campaign: String,
+    pub contact: String,
+}
+
+/// What a transport says of one message. Whether to retry is decided here, by the transport
+/// that knows its protocol, and nowhere else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Accepted; the provider's id (queue id, message sid, file name).
+    Sent { provider_id: String },
+    /// Provably not delivered and worth another try (4xx, 429, 5xx from a gateway, refused
+    /// connection, a write that failed before the message was complete).
+    Transient {
+        error: String,
+        retry_after: Option<std::time::Duration>,
+    },
+    /// Refused for this recipient for good (SMTP 5xx, invalid number).
+    Permanent { error: String },
+    /// The recipient has opted out at the provider: permanent, and suppressed from now on.
+    OptedOut { error: String },
+    /// The message may have gone (timeout or lost connection after it was handed over).
+    Unknown { error: String },
+    /// Not this recipient's fault and no point going on (credentials rejected): stop the run.
+    Fatal { error: String },
+}
+
+/// A way out for one channel's messages.
+pub trait Transport: Send + Sync {
+    /// A short name for logs and summaries ("file", "smtp", "twilio").
+    fn name(&self) -> &str;
+
+    /// Checks what can be checked before the first message (connection, credentials). An error
+    /// means the campaign cannot run: nothing is sent.
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Hands one message over.
+    fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery>;
+}

@@ -1,0 +1,838 @@
+//! The send journal: SQLite in `state_dir`, one row per campaign × channel × normalised address.
+//! The never-twice invariant lives here.
+//!
+//! A message is *claimed* (`sending`, committed to disk) before it goes, and its outcome
+//! (`sent`, `failed`, `unknown`) recorded after. A claim only succeeds on a row that is new,
+//! `failed` or `unknown`: a `sent` or `sending` row is never claimed again, whatever the caller
+//! believes. When a run dies (SIGKILL, power), its `sending` rows are found by the next run, which
+//! holds the campaign lock, and become `unknown`: reported, and resent only on request.
+//!
+//! Claims and outcomes are written by one thread in group commits ([`Writer`]): every request
+//! that arrives while a commit is under way joins the next one, so the ledger keeps up with the
+//! fastest transport without weakening the invariant (a claim is acknowledged only after its
+//! commit).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::channel::Channel;
+
+/// The ledger's file inside `state_dir`.
+pub const FILE: &str = "ledger.sqlite";
+
+/// A ledger that cannot be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("ledger {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the ledger writer stopped")]
+    WriterGone,
+}
+
+/// A row's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Sending,
+    Sent,
+    Failed,
+    Unknown,
+}
+
+impl State {
+    /// The word stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Sending => "sending",
+            State::Sent => "sent",
+            State::Failed => "failed",
+            State::Unknown => "unknown",
+        }
+    }
+
+    fn parse(s: &str) -> State {
+        match s {
+            "sending" => State::Sending,
+            "sent" => State::Sent,
+            "failed" => State::Failed,
+            _ => State::Unknown,
+        }
+    }
+}
+
+/// What the ledger already knows of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prior {
+    pub state: State,
+    /// For `failed`: whether it was permanent (else a transient failure, retried by any run).
+    pub permanent: bool,
+    pub attempts: u32,
+}
+
+/// One row, for reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub channel: String,
+    pub address: String,
+    pub contact_id: String,
+    pub state: State,
+    pub permanent: bool,
+    pub attempts: u32,
+    pub provider_id: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub sent_at: Option<String>,
+}
+
+/// A run as recorded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub outcome: Option<String>,
+    pub summary: Option<String>,
+}
+
+/// A message about to go.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub channel: Channel,
+    pub address: String,
+    pub contact_id: String,
+}
+
+/// A message's outcome.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub channel: Channel,
+    pub address: String,
+    pub state: State,
+    pub permanent: bool,
+    pub provider_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Times are stored as fixed-width RFC 3339 UTC, so they sort as text.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// The ledger of one state directory.
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger in `state_dir`: directory 0700, file 0600.
+    pub fn open(state_dir: &Path) -> Result<Self, LedgerError> {
+        let path = state_dir.join(FILE);
+        let io = |source| LedgerError::Io {
+            path: path.clone(),
+            source,
+        };
+        crate::token::create_private_dir(state_dir).map_err(io)?;
+        if !path.exists() {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(false);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            options.open(&path).map_err(io)?;
+        }
+        let conn = Connection::open(&path).map_err(|source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        let ledger = Ledger { conn, path };
+        ledger.sql(|c| {
+            c.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA busy_timeout = 10000;
+                 CREATE TABLE IF NOT EXISTS campaigns (
+                     id TEXT PRIMARY KEY,
+                     fingerprint TEXT NOT NULL,
+                     started_at TEXT NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS messages (
+                     campaign TEXT NOT NULL,
+                     channel TEXT NOT NULL,
+                     address TEXT NOT NULL,
+                     contact_id TEXT NOT NULL,
+                     state TEXT NOT NULL
+                         CHECK (state IN ('sending', 'sent', 'failed', 'unknown')),
+                     permanent INTEGER NOT NULL DEFAULT 0,
+                     attempts INTEGER NOT NULL DEFAULT 0,
+                     provider_id TEXT,
+                     last_error TEXT,
+                     fingerprint TEXT NOT NULL,
+                     run_id INTEGER,
+                     created_at TEXT NOT NULL,
+                     updated_at TEXT NOT NULL,
+                     sent_at TEXT,
+                     PRIMARY KEY (campaign, channel, address)
+                 );
+                 CREATE INDEX IF NOT EXISTS messages_sent_at
+                     ON messages (campaign, channel, sent_at);
+                 CREATE TABLE IF NOT EXISTS runs (
+                     id INTEGER PRIMARY KEY,
+                     campaign TEXT NOT NULL,
+                     pid INTEGER NOT NULL,
+                     started_at TEXT NOT NULL,
+                     finished_at TEXT,
+                     outcome TEXT,
+                     summary TEXT
+                 );
+                 CREATE TABLE IF NOT EXISTS suppressions (
+                     address TEXT PRIMARY KEY,
+                     reason TEXT NOT NULL,
+                     source TEXT,
+                     added_at TEXT NOT NULL
+                 );",
+            )
+        })?;
+        Ok(ledger)
+    }
+
+    fn sql<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, LedgerError> {
+        f(&self.conn).map_err(|source| LedgerError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// The ledger file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Turns every `sending` row of `campaign` into `unknown`. Call it holding the campaign lock:
+    /// then no live run owns those rows, so each belongs to a run that died mid-send.
+    pub fn recover_interrupted(
+        &mut self,
+        campaign: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, LedgerError> {
+        self.sql(|c| {
+            c.execute(
+                "UPDATE messages SET state = 'unknown', updated_at = ?2,
+                     last_error = 'interrupted: the run ended before the outcome was recorded'
+                 WHERE campaign = ?1 AND state = 'sending'",
+                params![campaign, timestamp(now)],
+            )
+        })
+    }
+
+    /// Records the templates' fingerprint the first time a campaign sends; afterwards returns the
+    /// first run's fingerprint and start when it differs from `fingerprint`.
+    pub fn fingerprint_change(
+        &mut self,
+        campaign: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, LedgerError> {
+        let known: Option<(String, String)> = self.sql(|c| {
+            c.query_row(
+                "SELECT fingerprint, started_at FROM campaigns WHERE id = ?1",
+                [campaign],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })?;
+        match known {
+            Some((fp, started)) if fp != fingerprint => Ok(Some(started)),
+            Some(_) => Ok(None),
+            None => {
+                self.sql(|c| {
+                    c.execute(
+                        "INSERT INTO campaigns (id, fingerprint, started_at) VALUES (?1, ?2, ?3)",
+                        params![campaign, fingerprint, timestamp(now)],
+                    )
+                })?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Everything the ledger knows of `campaign`, keyed by channel and address.
+    pub fn priors(&self, campaign: &str) -> Result<HashMap<(Channel, String), Prior>, LedgerError> {
+        self.sql(|c| {
+            let mut stmt = c.prepare(
+                "SELECT channel, address, state, permanent, attempts FROM messages WHERE campaign = ?1",
+            )?;
+            let rows = stmt.query_map([campaign], |r| {
+                let channel: String = r.get(0)?;
+                let address: String = r.get(1)?;
+                let state: String = r.get(2)?;
+                Ok((
+                    channel,
+                    address,
+                    Prior {
+                        state: State::parse(&state),
+                        permanent: r.get::<_, i64>(3)? != 0,
+                        attempts: r.get::<_, i64>(4)? as u32,
+                    },
+                ))
+            })?;
+            let mut out = HashMap::new();
+            for row in rows {
+                let (channel, address, prior) = row?;
+                if let Ok(ch) = channel.parse::<Channel>() {
+                    out.insert((ch, address), prior);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// How many messages of `channel` were sent in `[from, to)`.
+    pub fn sent_between(
+        &self,
+        campaign: &str,
+        channel: Channel,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u32, LedgerError> {
+        self.sql(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM messages WHERE campaign = ?1 AND channel = ?2
+                     AND state = 'sent' AND sent_at >= ?3 AND sent_at < ?4",
+                params![campaign, channel.as_str(), timestamp(from), timestamp(to)],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| n as u32)
+    }
+
+    /// Starts a run; returns its id.
+    pub fn begin_run(&mut self, campaign: &str, now: DateTime<Utc>) -> Result<i64, LedgerError> {
+        self.sql(|c| {
+            c.execute(
+                "INSERT INTO runs (campaign, pid, started_at) VALUES (?1, ?2, ?3)",
+                params![campaign, std::process::id(), timestamp(now)],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Ends a run with its outcome word and a one-line summary.
+    pub fn end_run(
+        &mut self,
+        run: i64,
+        now: DateTime<Utc>,
+        outcome: &str,
+        summary: &str,
+    ) -> Result<(), LedgerError> {
+        self.sql(|c| {
+            c.execute(
+                "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4 WHERE id = ?1",
+                params![run, timestamp(now), outcome, summary],
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// The latest run of `campaign`.
+    pub fn last_run(&self, campaign: &str) -> Result<Option<RunRecord>, LedgerError> {
+        self.sql(|c| {
+            c.query_row(
+                "SELECT id, started_at, finished_at, outcome, summary FROM runs
+                 WHERE campaign = ?1 ORDER BY id DESC LIMIT 1",
+                [campaign],
+                |r| {
+                    Ok(RunRecord {
+                        id: r.get(0)?,
+                        started_at: r.get(1)?,
+                        finished_at: r.get(2)?,
+                        outcome: r.get(3)?,
+                        summary: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    /// Counts of `campaign` by channel and state (`failed` split into permanent and retryable).
+    pub fn counts(&self, campaign: &str) -> Result<Vec<(Channel, State, bool, u64)>, LedgerError> {
+        self.sql(|c| {
+            let mut stmt = c.prepare(
+                "SELECT channel, state, permanent, COUNT(*) FROM messages WHERE campaign = ?1
+                 GROUP BY channel, state, permanent ORDER BY channel, state",
+            )?;
+            let rows = stmt.query_map([campaign], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)? != 0,
+                    r.get::<_, i64>(3)? as u64,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (channel, state, permanent, n) = row?;
+                if let Ok(ch) = channel.parse::<Channel>() {
+                    out.push((ch, State::parse(&state), permanent, n));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every row of `campaign`, for reports.
+    pub fn rows(&self, campaign: &str) -> Result<Vec<Row>, LedgerError> {
+        self.sql(|c| {
+            let mut stmt = c.prepare(
+                "SELECT channel, address, contact_id, state, permanent, attempts, provider_id,
+                        last_error, created_at, updated_at, sent_at
+                 FROM messages WHERE campaign = ?1 ORDER BY channel, created_at, address",
+            )?;
+            let rows = stmt.query_map([campaign], |r| {
+                Ok(Row {
+                    channel: r.get(0)?,
+                    address: r.get(1)?,
+                    contact_id: r.get(2)?,
+                    state: State::parse(&r.get::<_, String>(3)?),
+                    permanent: r.get::<_, i64>(4)? != 0,
+                    attempts: r.get::<_, i64>(5)? as u32,
+                    provider_id: r.get(6)?,
+                    last_error: r.get(7)?,
+                    created_at: r.get(8)?,
+                    updated_at: r.get(9)?,
+                    sent_at: r.get(10)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Adds addresses learnt while sending (opt-out replies, `outreach unsubscribe`) to the
+    /// suppression table shared by every campaign of this state directory.
+    pub fn suppress(
+        &mut self,
+        address: &str,
+        reason: &str,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.sql(|c| {
+            c.execute(
+                "INSERT INTO suppressions (address, reason, source, added_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (address) DO NOTHING",
+                params![address, reason, source, timestamp(now)],
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// The suppression table: address → (reason, source).
+    pub fn suppressions(&self) -> Result<Vec<(String, String, Option<String>)>, LedgerError> {
+        self.sql(|c| {
+            let mut stmt = c.prepare("SELECT address, reason, source FROM suppressions")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Claims `claims` in one transaction; returns, for each, whether it was granted (a `sent` or
+    /// `sending` row is refused).
+    pub fn claim(
+        &mut self,
+        campaign: &str,
+        run: i64,
+        fingerprint: &str,
+        claims: &[Claim],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, LedgerError> {
+        let path = self.path.clone();
+        let now = timestamp(now);
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|source| LedgerError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        let granted = claim_in(&tx, campaign, run, fingerprint, claims, &now)
+            .and_then(|g| tx.commit().map(|_| g))
+            .map_err(|source| LedgerError::Sqlite { path, source })?;
+        Ok(granted)
+    }
+
+    /// Records outcomes in one transaction.
+    pub fn record(
+        &mut self,
+        campaign: &str,
+        outcomes: &[Outcome],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        let now = timestamp(now);
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|source| LedgerError::Sqlite {
+                path: path.clone(),
+                source,
+            })?;
+        record_in(&tx, campaign, outcomes, &now)
+            .and_then(|_| tx.commit())
+            .map_err(|source| LedgerError::Sqlite { path, source })
+    }
+}
+
+fn claim_in(
+    tx: &rusqlite::Transaction<'_>,
+    campaign: &str,
+    run: i64,
+    fingerprint: &str,
+    claims: &[Claim],
+    now: &str,
+) -> rusqlite::Result<Vec<bool>> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO messages (campaign, channel, address, contact_id, state, attempts,
+                               fingerprint, run_id, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'sending', 1, ?5, ?6, ?7, ?7)
+         ON CONFLICT (campaign, channel, address) DO UPDATE SET
+             state = 'sending', attempts = attempts + 1, contact_id = excluded.contact_id,
+             fingerprint = excluded.fingerprint, run_id = excluded.run_id,
+             updated_at = excluded.updated_at
+         WHERE messages.state IN ('failed', 'unknown')",
+    )?;
+    let mut granted = Vec::with_capacity(claims.len());
+    for c in claims {
+        let n = stmt.execute(params![
+            campaign,
+            c.channel.as_str(),
+            c.address,
+            c.contact_id,
+            fingerprint,
+            run,
+            now
+        ])?;
+        granted.push(n == 1);
+    }
+    Ok(granted)
+}
+
+fn record_in(
+    tx: &rusqlite::Transaction<'_>,
+    campaign: &str,
+    outcomes: &[Outcome],
+    now: &str,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE messages SET state = ?4, permanent = ?5, provider_id = COALESCE(?6, provider_id),
+             last_error = ?7, updated_at = ?8,
+             sent_at = CASE WHEN ?4 = 'sent' THEN ?8 ELSE sent_at END
+         WHERE campaign = ?1 AND channel = ?2 AND address = ?3 AND state = 'sending'",
+    )?;
+    for o in outcomes {
+        stmt.execute(params![
+            campaign,
+            o.channel.as_str(),
+            o.address,
+            o.state.as_str(),
+            o.permanent as i64,
+            o.provider_id,
+            o.error,
+            now
+        ])?;
+    }
+    Ok(())
+}
+
+enum Request {
+    Claim(
+        Vec<Claim>,
+        tokio::sync::oneshot::Sender<Result<Vec<bool>, String>>,
+    ),
+    Record(Outcome),
+    Flush(tokio::sync::oneshot::Sender<Result<(), String>>),
+}
+
+/// The group-commit writer: one thread owns the ledger; claims and outcomes sent to it while a
+/// commit is under way are committed together in the next one.
+pub struct Writer {
+    tx: mpsc::Sender<Request>,
+    thread: Option<std::thread::JoinHandle<Ledger>>,
+}
+
+/// The clock the writer stamps rows with.
+pub type ClockFn = std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Most requests one commit takes.
+const MAX_BATCH: usize = 2048;
+
+impl Writer {
+    /// Starts the writer thread for `campaign`'s run `run`.
+    pub fn start(
+        mut ledger: Ledger,
+        campaign: String,
+        run: i64,
+        fingerprint: String,
+        clock: ClockFn,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let thread = std::thread::Builder::new()
+            .name("ledger".into())
+            .spawn(move || {
+                let mut failed: Option<String> = None;
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(r) => batch.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    let mut claims = Vec::new();
+                    let mut claim_replies = Vec::new();
+                    let mut outcomes = Vec::new();
+                    let mut flushes = Vec::new();
+                    for r in batch {
+                        match r {
+                            Request::Claim(c, reply) => {
+                                claim_replies.push((claims.len(), c.len(), reply));
+                                claims.extend(c);
+                            }
+                            Request::Record(o) => outcomes.push(o),
+                            Request::Flush(reply) => flushes.push(reply),
+                        }
+                    }
+                    let now = clock();
+                    // Outcomes first: a retry's re-claim in the same batch must see `failed`.
+                    let result = if let Some(e) = &failed {
+                        Err(e.clone())
+                    } else {
+                        let r = (|| {
+                            if !outcomes.is_empty() {
+                                ledger.record(&campaign, &outcomes, now)?;
+                            }
+                            if claims.is_empty() {
+                                Ok(Vec::new())
+                            } else {
+                                ledger.claim(&campaign, run, &fingerprint, &claims, now)
+                            }
+                        })();
+                        r.map_err(|e| e.to_string())
+                    };
+                    if let Err(e) = &result {
+                        failed = Some(e.clone());
+                    }
+                    for (start, len, reply) in claim_replies {
+                        let _ = reply.send(
+                            result
+                                .as_ref()
+                                .map(|g| g[start..start + len].to_vec())
+                                .map_err(Clone::clone),
+                        );
+                    }
+                    for reply in flushes {
+                        let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+                    }
+                }
+                ledger
+            })
+            .expect("start the ledger thread");
+        Writer {
+            tx,
+            thread: Some(thread),
+        }
+    }
+
+    /// A handle for workers.
+    pub fn handle(&self) -> WriterHandle {
+        WriterHandle {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// Waits for every request to be committed and returns the ledger.
+    pub fn finish(mut self) -> Ledger {
+        let (tx, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, tx));
+        self.thread
+            .take()
+            .expect("finished once")
+            .join()
+            .expect("ledger thread panicked")
+    }
+}
+
+/// What workers hold to talk to the [`Writer`].
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Request>,
+}
+
+impl WriterHandle {
+    /// Claims one message; `Ok(false)` means the ledger refused (already sent or in flight).
+    /// Returns once the claim is on disk.
+    pub async fn claim(&self, claim: Claim) -> Result<bool, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Request::Claim(vec![claim], tx))
+            .map_err(|_| "the ledger writer stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the ledger writer stopped".to_string())?
+            .map(|g| g[0])
+    }
+
+    /// Queues an outcome (committed with the next group).
+    pub fn record(&self, outcome: Outcome) {
+        let _ = self.tx.send(Request::Record(outcome));
+    }
+
+    /// Waits until everything queued so far is committed.
+    pub async fn flush(&self) -> Result<(), String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Request::Flush(tx))
+            .map_err(|_| "the ledger writer stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the ledger writer stopped".to_string())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(addr: &str) -> Claim {
+        Claim {
+            channel: Channel::Email,
+            address: addr.into(),
+            contact_id: "P1".into(),
+        }
+    }
+
+    fn outcome(addr: &str, state: State) -> Outcome {
+        Outcome {
+            channel: Channel::Email,
+            address: addr.into(),
+            state,
+            permanent: false,
+            provider_id: Some("id-1".into()),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_sent_or_sending_row_is_never_claimed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let now = Utc::now();
+        assert_eq!(
+            l.claim("c", 1, "fp", &[claim("a"), claim("b")], now)
+                .unwrap(),
+            [true, true]
+        );
+        // In flight: refused.
+        assert_eq!(l.claim("c", 1, "fp", &[claim("a")], now).unwrap(), [false]);
+        l.record(
+            "c",
+            &[outcome("a", State::Sent), outcome("b", State::Failed)],
+            now,
+        )
+        .unwrap();
+        // Sent: refused; failed: granted again, attempts counted.
+        assert_eq!(
+            l.claim("c", 2, "fp", &[claim("a"), claim("b")], now)
+                .unwrap(),
+            [false, true]
+        );
+        let priors = l.priors("c").unwrap();
+        assert_eq!(
+            priors[&(Channel::Email, "a".to_string())].state,
+            State::Sent
+        );
+        assert_eq!(priors[&(Channel::Email, "b".to_string())].attempts, 2);
+        // Another campaign is another row.
+        assert_eq!(l.claim("d", 3, "fp", &[claim("a")], now).unwrap(), [true]);
+    }
+
+    #[test]
+    fn interrupted_rows_become_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let now = Utc::now();
+        l.claim("c", 1, "fp", &[claim("a"), claim("b")], now)
+            .unwrap();
+        l.record("c", &[outcome("a", State::Sent)], now).unwrap();
+        drop(l);
+        let mut l = Ledger::open(dir.path()).unwrap();
+        assert_eq!(l.recover_interrupted("c", now).unwrap(), 1);
+        let priors = l.priors("c").unwrap();
+        assert_eq!(
+            priors[&(Channel::Email, "b".to_string())].state,
+            State::Unknown
+        );
+        assert_eq!(
+            l.sent_between(
+                "c",
+                Channel::Email,
+                now - chrono::Duration::hours(1),
+                now + chrono::Duration::hours(1)
+            )
+            .unwrap(),
+            1
+        );
+    }
+
+    #[test]
+    fn fingerprint_is_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let now = Utc::now();
+        assert_eq!(l.fingerprint_change("c", "one", now).unwrap(), None);
+        assert_eq!(l.fingerprint_change("c", "one", now).unwrap(), None);
+        assert!(l.fingerprint_change("c", "two", now).unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn writer_groups_concurrent_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(dir.path()).unwrap();
+        let w = Writer::start(l, "c".into(), 1, "fp".into(), std::sync::Arc::new(Utc::now));
+        let h = w.handle();
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let h = h.clone();
+            tasks.push(tokio::spawn(async move {
+                let addr = format!("a{}", i % 100);
+                h.claim(claim(&addr)).await.unwrap()
+            }));
+        }
+        let mut granted = 0;
+        for t in tasks {
+            granted += t.await.unwrap() as usize;
+        }
+        assert_eq!(granted, 100, "each address claimed once");
+        h.record(outcome("a1", State::Sent));
+        h.flush().await.unwrap();
+        drop(h);
+        let l = w.finish();
+        assert_eq!(
+            l.priors("c").unwrap()[&(Channel::Email, "a1".to_string())].state,
+            State::Sent
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! `outreach status` (counts by state and channel, the last run) and `outreach report` (one CSV
+//! row per recipient: the ledger's state where it has one, else the plan's word and reason).
+//!
+//! Reports hold patient addresses: written owner-only (0600), and every cell that a spreadsheet
+//! would read as a formula (`=`, `+`, `-`, `@`, tab, CR) is prefixed with `'`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::channel::Channel;
+use crate::ledger::{Ledger, LedgerError, State};
+use crate::load::Loaded;
+use crate::plan::{self, Decision};
+
+/// The report's columns.
+pub const COLUMNS: &[&str] = &[
+    "campaign",
+    "channel",
+    "contact_id",
+    "line",
+    "name",
+    "address",
+    "state",
+    "reason",
+    "attempts",
+    "provider_id",
+    "last_error",
+    "sent_at",
+    "updated_at",
+];
+
+/// Makes a cell safe to open in a spreadsheet (OWASP's CSV injection advice).
+pub fn escape_cell(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    }
+}
+
+/// Builds every row of the campaign's report.
+pub fn rows(loaded: &Loaded, ledger: Option<&Ledger>) -> Result<Vec<Vec<String>>, LedgerError> {
+    let campaign = &loaded.campaign.id;
+    let ledger_rows = match ledger {
+        Some(l) => l.rows(campaign)?,
+        None => Vec::new(),
+    };
+    let by_key: BTreeMap<(String, String), &crate::ledger::Row> = ledger_rows
+        .iter()
+        .map(|r| ((r.channel.clone(), r.address.clone()), r))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for channel in &loaded.campaign.channels {
+        for contact in &loaded.contacts.contacts {
+            let address = contact.address(*channel).unwrap_or_default().to_string();
+            let key = (channel.as_str().to_string(), address.clone());
+            let mut row = vec![
+                campaign.clone(),
+                channel.to_string(),
+                contact.id.clone(),
+                contact.line.to_string(),
+                contact.display_name(),
+                contact
+                    .display_address(*channel)
+                    .unwrap_or_default()
+                    .to_string(),
+            ];
+            match by_key.get(&key).filter(|_| {
+                !address.is_empty() && contact.duplicate_of[*channel as usize].is_none()
+            }) {
+                Some(r) => {
+                    seen.insert(key);
+                    let state = match (r.state, r.permanent) {
+                        (State::Failed, false) => "retry".to_string(),
+                        (s, _) => s.as_str().to_string(),
+                    };
+                    row.extend([
+                        state,
+                        String::new(),
+                        r.attempts.to_string(),
+                        r.provider_id.clone().unwrap_or_default(),
+                        r.last_error.clone().unwrap_or_default(),
+                        r.sent_at.clone().unwrap_or_default(),
+                        r.updated_at.clone(),
+                    ]);
+                }
+                None => {
+                    let decision = plan::decide(
+                        &loaded.campaign,
+                        contact,
+                        *channel,
+                        &loaded.suppressions,
+                        loaded.now,
+                    );
+                    let reason = match &decision {
+                        Decision::Due => String::new(),
+                        Decision::Deferred(d) => d.to_string(),
+                        Decision::Skipped(s) => s.to_string(),
+                    };
+                    row.extend([
+                        decision.word().to_string(),
+                        reason,
+                        "0".into(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ]);
+                }
+            }
+            out.push(row);
+        }
+    }
+    // Ledger rows whose contact is no longer in the file.
+    for r in &ledger_rows {
+        if seen.contains(&(r.channel.clone(), r.address.clone())) {
+            continue;
+        }
+        out.push(vec![
+            campaign.clone(),
+            r.channel.clone(),
+            r.contact_id.clone(),
+            String::new(),
+            String::new(),
+            r.address.clone(),
+            r.state.as_str().to_string(),
+            "no longer in the contacts file".into(),
+            r.attempts.to_string(),
+            r.provider_id.clone().unwrap_or_default(),
+            r.last_error.clone().unwrap_or_default(),
+            r.sent_at.clone().unwrap_or_default(),
+            r.updated_at.clone(),
+        ]);
+    }
+    Ok(out)
+}
+
+/// Writes the report to `path` (0600, replacing any file there).
+pub fn write(path: &Path, rows: &[Vec<String>]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        // An existing file keeps its mode on open: make sure it is private.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    w.write_record(COLUMNS)?;
+    for row in rows {
+        w.write_record(row.iter().map(|c| escape_cell(c)))?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// The report a `send` run leaves in `state_dir/reports/`.
+pub fn write_run_report(loaded: &Loaded, ledger: &Ledger, run: i64) -> std::io::Result<PathBuf> {
+    let dir = loaded.campaign.sending.state_dir.join("reports");
+    crate::token::create_private_dir(&dir)?;
+    let path = dir.join(format!("{}-run{run}.csv", loaded.campaign.id));
+    let rows = rows(loaded, Some(ledger)).map_err(std::io::Error::other)?;
+    write(&path, &rows)?;
+    Ok(path)
+}
+
+/// Counts for `status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub campaign: String,
+    pub ledger: PathBuf,
+    /// channel → state → count (`failed` is permanent; `retry` is a transient failure).
+    pub counts: BTreeMap<Channel, BTreeMap<&'static str, u64>>,
+    pub last_run: Option<crate::ledger::RunRecord>,
+}
+
+/// Reads the campaign's state from the ledger (without loading contacts).
+pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError> {
+    let path = campaign.sending.state_dir.join(crate::ledger::FILE);
+    let mut counts: BTreeMap<Channel, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    for c in &campaign.channels {
+        let m = counts.entry(*c).or_default();
+        for s in ["sent", "failed", "retry", "unknown", "sending"] {
+            m.insert(s, 0);
+        }
+    }
+    let mut last_run = None;
+    if path.exists() {
+        let ledger = Ledger::open(&campaign.sending.state_dir)?;
+        for (channel, state, permanent, n) in ledger.counts(&campaign.id)? {
+            let word = match (state, permanent) {
+                (State::Failed, false) => "retry",
+                (s, _) => s.as_str(),
+            };
+            *counts.entry(channel).or_default().entry(word).or_default() += n;
+        }
+        last_run = ledger.last_run(&campaign.id)?;
+    }
+    Ok(Status {
+        campaign: campaign.id.clone(),
+        ledger: path,
+        counts,
+        last_run,
+    })
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "Campaign {} (ledger {})",
+            self.campaign,
+            crate::check::show_path(&self.ledger)
+        )?;
+        let states = ["sent", "failed", "retry", "unknown", "sending"];
+        write!(f, "{:<7}", "")?;
+        for s in states {
+            write!(f, "{s:>9}")?;
+        }
+        writeln!(f)?;
+        for (channel, m) in &self.counts {
+            write!(f, "{:<7}", channel.as_str())?;
+            for s in states {
+                write!(f, "{:>9}", m.get(s).copied().unwrap_or(0))?;
+            }
+            writeln!(f)?;
+        }
+        match &self.last_run {
+            Some(r) => write!(
+                f,
+                "Last run: {} started {}, {} ({})",
+                r.id,
+                r.started_at,
+                r.outcome
+                    .as_deref()
+                    .unwrap_or("not finished (still running, or it died)"),
+                r.summary.as_deref().unwrap_or("")
+            ),
+            None => write!(f, "No run yet."),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        assert_eq!(escape_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(escape_cell("+13125550142"), "'+13125550142");
+        assert_eq!(escape_cell("-1"), "'-1");
+        assert_eq!(escape_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(escape_cell("\tx"), "'\tx");
+        assert_eq!(escape_cell("Ann"), "Ann");
+        assert_eq!(escape_cell(""), "");
+    }
+}

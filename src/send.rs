@@ -1,0 +1,1097 @@
+//! `outreach send`: what is due and not yet sent goes out, every outcome recorded in the ledger.
+//!
+//! The order for each message is what keeps the never-twice promise: wait for the rate limiter,
+//! check quiet hours and the daily cap *now* (a long run can cross into quiet hours), render,
+//! **claim it in the ledger and wait for that commit**, hand it to the transport, record the
+//! outcome. A run that dies after the claim leaves a `sending` row, which the next run reports as
+//! `unknown` and never resends on its own.
+//!
+//! Each channel is a stream of messages run `concurrency` at a time (`buffer_unordered`), paced
+//! by a `governor` token bucket. Retries (transient failures only, decided by the transport) back
+//! off exponentially with full jitter and honour `Retry-After`. A stop (SIGINT/SIGTERM, a fatal
+//! transport error, too many consecutive failures) lets in-flight messages finish and be recorded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, TimeZone, Utc};
+use futures::StreamExt;
+use governor::{Quota, RateLimiter};
+
+use crate::channel::{Channel, Delivery, EmailOut, Outgoing, SmsOut, Transport};
+use crate::config::{EmailTransport, Rate, SmsTransport};
+use crate::ledger::{self, Claim, Ledger, LedgerError, Prior, State, Writer, WriterHandle};
+use crate::load::{Loaded, Rendered};
+use crate::plan::{self, Decision, Defer};
+
+/// How a run was asked to behave.
+#[derive(Debug, Clone, Default)]
+pub struct SendOptions {
+    /// Plan and render; record and send nothing.
+    pub dry_run: bool,
+    /// At most this many messages in this run, all channels together.
+    pub limit: Option<usize>,
+    /// Only this channel.
+    pub channel: Option<Channel>,
+    /// Resend messages whose outcome is unknown.
+    pub resend_unknown: bool,
+    /// Retry messages that failed permanently.
+    pub retry_failed: bool,
+    /// Show progress bars (a terminal, not quiet, not JSON).
+    pub progress: bool,
+}
+
+/// Why a run could not start or went wrong in a way that is not a message's outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    #[error("{channel} transport: {message}")]
+    Transport { channel: Channel, message: String },
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// Counts for one channel of one run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ChannelRun {
+    pub channel: Option<Channel>,
+    /// Due when the run started.
+    pub due: usize,
+    pub sent: usize,
+    pub failed: usize,
+    /// Failed with an opt-out reply (not an error of the run).
+    pub opted_out: usize,
+    pub unknown: usize,
+    /// Transient failures that outlived this run's attempts: the next run retries them.
+    pub retry_later: usize,
+    /// Not attempted: `--limit` reached or the run stopped.
+    pub not_attempted: usize,
+    pub deferred: BTreeMap<&'static str, usize>,
+    pub skipped: BTreeMap<&'static str, usize>,
+    /// What earlier runs already settled: sent, failed, unknown.
+    pub already: BTreeMap<&'static str, usize>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub campaign: String,
+    pub run: Option<i64>,
+    pub dry_run: bool,
+    pub seconds: f64,
+    pub channels: Vec<ChannelRun>,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<String>,
+    /// Rows an earlier, dead run left in flight, now `unknown`.
+    pub recovered_unknown: usize,
+    /// When the campaign first sent with other templates.
+    pub templates_changed_since: Option<String>,
+    pub report: Option<std::path::PathBuf>,
+}
+
+impl RunSummary {
+    /// The exit code DESIGN.md fixes.
+    pub fn exit(&self) -> crate::Exit {
+        let retry_later: usize = self.channels.iter().map(|c| c.retry_later).sum();
+        if self.stopped.is_some() || retry_later > 0 {
+            crate::Exit::Stopped
+        } else if self.channels.iter().any(|c| c.failed > 0 || c.unknown > 0) {
+            crate::Exit::Failed
+        } else {
+            crate::Exit::Ok
+        }
+    }
+}
+
+/// The clock of a run: the injected instant (`OUTREACH_NOW`) or the system time.
+#[derive(Clone)]
+pub struct Clock {
+    fixed: Option<DateTime<Utc>>,
+}
+
+impl Clock {
+    /// The clock for this process.
+    pub fn from_env() -> Result<Self, String> {
+        let fixed = match std::env::var("OUTREACH_NOW") {
+            Ok(v) if !v.is_empty() => Some(plan::now()?),
+            _ => None,
+        };
+        Ok(Clock { fixed })
+    }
+
+    /// Now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.fixed.unwrap_or_else(Utc::now)
+    }
+}
+
+/// One message to try.
+struct Work {
+    index: usize,
+    channel: Channel,
+}
+
+/// What became of one message in this run.
+enum Result_ {
+    Sent,
+    Failed { opted_out: bool },
+    Unknown,
+    RetryLater,
+    NotAttempted,
+    Deferred(&'static str),
+    Skipped(&'static str),
+}
+
+/// Shared state of a run.
+struct Run<'a> {
+    loaded: &'a Loaded,
+    opts: &'a SendOptions,
+    clock: Clock,
+    writer: Option<WriterHandle>,
+    stop: AtomicBool,
+    stop_reason: Mutex<Option<String>>,
+    limit_left: AtomicUsize,
+    /// Per channel (index `Channel as usize`).
+    consecutive: [AtomicU32; 2],
+    cap_used: [AtomicU32; 2],
+    limiters: [Option<governor::DefaultDirectRateLimiter>; 2],
+    transports: [Option<Arc<dyn Transport>>; 2],
+    date: SystemTime,
+}
+
+impl Run<'_> {
+    fn stop(&self, reason: String) {
+        let mut r = self.stop_reason.lock().expect("stop reason");
+        if r.is_none() {
+            *r = Some(reason);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn take_limit(&self) -> bool {
+        self.limit_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    fn give_back_limit(&self) {
+        self.limit_left.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn take_cap(&self, channel: Channel) -> bool {
+        let cap = self.loaded.campaign.sending.daily_cap;
+        cap == 0
+            || self.cap_used[channel as usize]
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n < cap).then_some(n + 1)
+                })
+                .is_ok()
+    }
+
+    fn give_back_cap(&self, channel: Channel) {
+        if self.loaded.campaign.sending.daily_cap > 0 {
+            self.cap_used[channel as usize].fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let base = self.loaded.campaign.sending.retry_delay;
+        let ceiling = base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(Duration::from_secs(60).max(base));
+        // Full jitter: anywhere up to the ceiling, so retries from many workers spread out.
+        let jittered = ceiling.mul_f64(0.5 + fastrand::f64() * 0.5);
+        retry_after.map_or(jittered, |r| r.max(jittered))
+    }
+
+    /// Renders and builds one message.
+    fn outgoing(&self, work: &Work) -> Result<(Outgoing, String), String> {
+        let loaded = self.loaded;
+        let contact = &loaded.contacts.contacts[work.index];
+        let outcome = loaded.outcome(work.index, work.channel, false);
+        if let Decision::Skipped(s) = &outcome.decision {
+            return Err(s.to_string());
+        }
+        let rendered = outcome.message.ok_or("nothing rendered")?;
+        let address = contact
+            .address(work.channel)
+            .ok_or("no address")?
+            .to_string();
+        match &rendered {
+            Rendered::Email { .. } => {
+                let message = loaded
+                    .email_message(work.index, &rendered, self.date)
+                    .ok_or("email is not enabled")?
+                    .map_err(|e| e.to_string())?;
+                let settings = loaded
+                    .campaign
+                    .email
+                    .as_ref()
+                    .ok_or("email is not enabled")?;
+                let message_id =
+                    crate::message::message_id(&loaded.campaign.id, &settings.from, &address);
+                Ok((
+                    Outgoing::Email(EmailOut {
+                        from: settings.from.email.to_string(),
+                        to: contact
+                            .display_address(Channel::Email)
+                            .unwrap_or(&address)
+                            .to_string(),
+                        message_id,
+                        bytes: message.formatted(),
+                        campaign: loaded.campaign.id.clone(),
+                        contact_id: contact.id.clone(),
+                    }),
+                    address,
+                ))
+            }
+            Rendered::Sms { body, count, .. } => {
+                let settings = loaded.campaign.sms.as_ref().ok_or("sms is not enabled")?;
+                Ok((
+                    Outgoing::Sms(SmsOut {
+                        to: address.clone(),
+                        from: settings.from.clone(),
+                        body: body.clone(),
+                        encoding: count.encoding,
+                        segments: count.segments,
+                        campaign: loaded.campaign.id.clone(),
+                        contact: contact.id.clone(),
+                    }),
+                    address,
+                ))
+            }
+        }
+    }
+
+    async fn deliver(&self, work: Work) -> Result_ {
+        let channel = work.channel;
+        let slot = channel as usize;
+        let contact = &self.loaded.contacts.contacts[work.index];
+        if self.stopped() {
+            return Result_::NotAttempted;
+        }
+        if let Some(limiter) = &self.limiters[slot] {
+            limiter.until_ready().await;
+        }
+        if self.stopped() {
+            return Result_::NotAttempted;
+        }
+        // Quiet hours and the cap are checked at dispatch, not only when the plan was made.
+        if let Decision::Deferred(d) = plan::decide(
+            &self.loaded.campaign,
+            contact,
+            channel,
+            &self.loaded.suppressions,
+            self.clock.now(),
+        ) {
+            return Result_::Deferred(d.label());
+        }
+        if !self.take_limit() {
+            return Result_::NotAttempted;
+        }
+        if !self.take_cap(channel) {
+            self.give_back_limit();
+            return Result_::Deferred(Defer::DailyCap.label());
+        }
+        let (message, address) = match self.outgoing(&work) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(contact = %contact.id, %channel, "not sent: {e}");
+                self.give_back_limit();
+                self.give_back_cap(channel);
+                return Result_::Skipped("message_error");
+            }
+        };
+        if self.opts.dry_run {
+            return Result_::Sent;
+        }
+        let writer = self.writer.as_ref().expect("a writer when not a dry run");
+        let transport = self.transports[slot].as_ref().expect("a transport");
+        let masked = mask(channel, &address);
+        let max_attempts = self.loaded.campaign.sending.max_attempts;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let claim = Claim {
+                channel,
+                address: address.clone(),
+                contact_id: contact.id.clone(),
+            };
+            match writer.claim(claim).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Already sent or in flight: the ledger says no, and it is always right.
+                    self.give_back_limit();
+                    self.give_back_cap(channel);
+                    return Result_::Skipped("already_sent");
+                }
+                Err(e) => {
+                    self.stop(format!("ledger: {e}"));
+                    self.give_back_limit();
+                    self.give_back_cap(channel);
+                    return Result_::NotAttempted;
+                }
+            }
+            let delivery = transport.send(&message).await;
+            let record = |state: State,
+                          permanent: bool,
+                          provider_id: Option<String>,
+                          error: Option<String>| {
+                writer.record(ledger::Outcome {
+                    channel,
+                    address: address.clone(),
+                    state,
+                    permanent,
+                    provider_id,
+                    error,
+                })
+            };
+            match delivery {
+                Delivery::Sent { provider_id } => {
+                    tracing::info!(contact = %contact.id, %channel, to = %masked, id = %provider_id, "sent");
+                    record(State::Sent, false, Some(provider_id), None);
+                    self.consecutive[slot].store(0, Ordering::SeqCst);
+                    return Result_::Sent;
+                }
+                Delivery::Permanent { error } => {
+                    tracing::warn!(contact = %contact.id, %channel, to = %masked, "failed: {error}");
+                    record(State::Failed, true, None, Some(error));
+                    self.give_back_cap(channel);
+                    self.count_failure(channel);
+                    return Result_::Failed { opted_out: false };
+                }
+                Delivery::OptedOut { error } => {
+                    tracing::info!(contact = %contact.id, %channel, to = %masked, "opted out: {error}");
+                    record(
+                        State::Failed,
+                        true,
+                        None,
+                        Some(format!("opted out: {error}")),
+                    );
+                    self.give_back_cap(channel);
+                    return Result_::Failed { opted_out: true };
+                }
+                Delivery::Unknown { error } => {
+                    tracing::warn!(contact = %contact.id, %channel, to = %masked, "outcome unknown: {error}");
+                    record(State::Unknown, false, None, Some(error));
+                    return Result_::Unknown;
+                }
+                Delivery::Fatal { error } => {
+                    // Not the patient's fault: the message stays retryable, the run stops.
+                    record(
+                        State::Failed,
+                        false,
+                        None,
+                        Some(format!("not sent: {error}")),
+                    );
+                    self.give_back_cap(channel);
+                    self.stop(format!("{channel}: {error}"));
+                    return Result_::NotAttempted;
+                }
+                Delivery::Transient { error, retry_after } => {
+                    tracing::warn!(contact = %contact.id, %channel, to = %masked, attempt, "transient failure: {error}");
+                    record(State::Failed, false, None, Some(error));
+                    self.count_failure(channel);
+                    if attempt >= max_attempts || self.stopped() {
+                        self.give_back_cap(channel);
+                        return Result_::RetryLater;
+                    }
+                    tokio::time::sleep(self.backoff(attempt - 1, retry_after)).await;
+                    if self.stopped() {
+                        self.give_back_cap(channel);
+                        return Result_::RetryLater;
+                    }
+                }
+            }
+        }
+    }
+
+    fn count_failure(&self, channel: Channel) {
+        let n = self.consecutive[channel as usize].fetch_add(1, Ordering::SeqCst) + 1;
+        let max = self.loaded.campaign.sending.max_consecutive_failures;
+        if n >= max {
+            self.stop(format!(
+                "{channel}: {n} failures in a row (sending.max_consecutive_failures = {max}); \
+                 the server is likely down, not the patients"
+            ));
+        }
+    }
+}
+
+/// Masks an address for logs: `a***@example.com`, `+1312***42`.
+pub fn mask(channel: Channel, address: &str) -> String {
+    match channel {
+        Channel::Email => match address.split_once('@') {
+            Some((local, domain)) => {
+                format!("{}***@{domain}", local.chars().next().unwrap_or('*'))
+            }
+            None => "***".into(),
+        },
+        Channel::Sms => {
+            let chars: Vec<char> = address.chars().collect();
+            if chars.len() > 7 {
+                let head: String = chars[..5].iter().collect();
+                let tail: String = chars[chars.len() - 2..].iter().collect();
+                format!("{head}***{tail}")
+            } else {
+                "***".into()
+            }
+        }
+    }
+}
+
+fn limiter(rate: Option<Rate>) -> Option<governor::DefaultDirectRateLimiter> {
+    let rate = rate?;
+    let period = rate.per / rate.count;
+    // One at a time, evenly spaced: a burst would break a carrier's per-second limit.
+    let quota = Quota::with_period(period)?.allow_burst(NonZeroU32::new(1).expect("1 > 0"));
+    Some(RateLimiter::direct(quota))
+}
+
+fn transport(loaded: &Loaded, channel: Channel) -> Result<Arc<dyn Transport>, SendError> {
+    let err = |message: String| SendError::Transport { channel, message };
+    match channel {
+        Channel::Email => match &loaded.campaign.email.as_ref().expect("enabled").transport {
+            EmailTransport::File { outbox } => Ok(Arc::new(
+                crate::channel::file::EmailFile::new(outbox)
+                    .map_err(|e| err(format!("outbox {}: {e}", outbox.display())))?,
+            )),
+            EmailTransport::Smtp(_) => Err(err(
+                "the smtp transport is not available in this build yet; use transport = \"file\""
+                    .into(),
+            )),
+        },
+        Channel::Sms => match &loaded.campaign.sms.as_ref().expect("enabled").transport {
+            SmsTransport::File { outbox } => Ok(Arc::new(
+                crate::channel::file::SmsFile::new(outbox)
+                    .map_err(|e| err(format!("outbox {}: {e}", outbox.display())))?,
+            )),
+            SmsTransport::Http(_) => Err(err(
+                "the http transport is not available in this build yet; use transport = \"file\""
+                    .into(),
+            )),
+        },
+    }
+}
+
+/// The start and end (UTC) of the clinic's calendar day that contains `now`.
+fn clinic_day(loaded: &Loaded, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let tz = loaded.campaign.clinic.timezone;
+    let local = now.with_timezone(&tz).date_naive();
+    let start_of = |d: chrono::NaiveDate| {
+        tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight"))
+            .earliest()
+            // A zone whose midnight is skipped (DST at 00:00): the day starts at the first
+            // instant that exists.
+            .unwrap_or_else(|| tz.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")))
+            .with_timezone(&Utc)
+    };
+    (start_of(local), start_of(local + chrono::Days::new(1)))
+}
+
+/// Runs `send` (or its dry run) for a loaded campaign.
+pub fn run(loaded: &mut Loaded, opts: &SendOptions) -> Result<RunSummary, SendError> {
+    let started = Instant::now();
+    let clock = Clock::from_env().map_err(SendError::Runtime)?;
+    let campaign_id = loaded.campaign.id.clone();
+    let state_dir = loaded.campaign.sending.state_dir.clone();
+    let channels: Vec<Channel> = loaded
+        .campaign
+        .channels
+        .iter()
+        .copied()
+        .filter(|c| opts.channel.is_none_or(|o| o == *c))
+        .collect();
+
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(crate::lock::acquire(&state_dir, &campaign_id)?)
+    };
+    let ledger_exists = state_dir.join(ledger::FILE).exists();
+    let mut ledger = if opts.dry_run && !ledger_exists {
+        None
+    } else {
+        Some(Ledger::open(&state_dir)?)
+    };
+    let now = clock.now();
+    let mut recovered_unknown = 0;
+    let mut templates_changed_since = None;
+    let mut run_id = None;
+    let mut priors = HashMap::new();
+    if let Some(l) = ledger.as_mut() {
+        if !opts.dry_run {
+            recovered_unknown = l.recover_interrupted(&campaign_id, now)?;
+            templates_changed_since =
+                l.fingerprint_change(&campaign_id, &loaded.templates.fingerprint, now)?;
+            run_id = Some(l.begin_run(&campaign_id, now)?);
+        }
+        priors = l.priors(&campaign_id)?;
+        for (address, reason, _) in l.suppressions()? {
+            loaded.suppressions.insert(
+                &address,
+                loaded.campaign.clinic.region,
+                crate::contacts::SuppressedBy {
+                    file: l.path().to_path_buf(),
+                    line: 0,
+                },
+            );
+            let _ = reason;
+        }
+    }
+
+    // The plan: who is due now, and why everyone else is not.
+    let mut stats: Vec<ChannelRun> = channels
+        .iter()
+        .map(|c| ChannelRun {
+            channel: Some(*c),
+            ..Default::default()
+        })
+        .collect();
+    let mut work: [Vec<Work>; 2] = [Vec::new(), Vec::new()];
+    for (slot, &channel) in channels.iter().enumerate() {
+        let st = &mut stats[slot];
+        for (index, contact) in loaded.contacts.contacts.iter().enumerate() {
+            // A duplicate row shares its address with an earlier one: it is that row's message.
+            if let Some(address) = contact.address(channel)
+                && contact.duplicate_of[channel as usize].is_none()
+                && let Some(prior) = priors.get(&(channel, address.to_string()))
+            {
+                let again = match prior {
+                    Prior {
+                        state: State::Sent, ..
+                    } => false,
+                    Prior {
+                        state: State::Unknown,
+                        ..
+                    } => opts.resend_unknown,
+                    Prior {
+                        state: State::Failed,
+                        permanent: true,
+                        ..
+                    } => opts.retry_failed,
+                    Prior {
+                        state: State::Failed,
+                        permanent: false,
+                        ..
+                    } => true,
+                    Prior {
+                        state: State::Sending,
+                        ..
+                    } => false,
+                };
+                if !again {
+                    *st.already.entry(prior.state.as_str()).or_default() += 1;
+                    continue;
+                }
+            }
+            match plan::decide(
+                &loaded.campaign,
+                contact,
+                channel,
+                &loaded.suppressions,
+                now,
+            ) {
+                Decision::Due => {
+                    st.due += 1;
+                    work[channel as usize].push(Work { index, channel });
+                }
+                Decision::Deferred(d) => *st.deferred.entry(d.label()).or_default() += 1,
+                Decision::Skipped(s) => *st.skipped.entry(s.label()).or_default() += 1,
+            }
+        }
+    }
+
+    let mut cap_used = [AtomicU32::new(0), AtomicU32::new(0)];
+    if let Some(l) = &ledger
+        && loaded.campaign.sending.daily_cap > 0
+    {
+        let (from, to) = clinic_day(loaded, now);
+        for &channel in &channels {
+            cap_used[channel as usize] =
+                AtomicU32::new(l.sent_between(&campaign_id, channel, from, to)?);
+        }
+    }
+    let mut transports: [Option<Arc<dyn Transport>>; 2] = [None, None];
+    if !opts.dry_run {
+        for &channel in &channels {
+            if !work[channel as usize].is_empty() {
+                transports[channel as usize] = Some(transport(loaded, channel)?);
+            }
+        }
+    }
+
+    let fingerprint = loaded.templates.fingerprint.clone();
+    // A dry run's ledger (if any) was only read; it is dropped here.
+    let writer = match (ledger, run_id) {
+        (Some(l), Some(run)) if !opts.dry_run => {
+            let c = clock.clone();
+            Some(Writer::start(
+                l,
+                campaign_id.clone(),
+                run,
+                fingerprint,
+                Arc::new(move || c.now()),
+            ))
+        }
+        _ => None,
+    };
+
+    let sending = &loaded.campaign.sending;
+    let run = Run {
+        loaded,
+        opts,
+        clock: clock.clone(),
+        writer: writer.as_ref().map(Writer::handle),
+        stop: AtomicBool::new(false),
+        stop_reason: Mutex::new(None),
+        limit_left: AtomicUsize::new(opts.limit.unwrap_or(usize::MAX)),
+        consecutive: [AtomicU32::new(0), AtomicU32::new(0)],
+        cap_used,
+        limiters: [limiter(sending.email_rate), limiter(sending.sms_rate)],
+        transports,
+        date: SystemTime::from(now),
+    };
+    let bars = progress_bars(opts, &channels, &stats);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SendError::Runtime(format!("starting the async runtime: {e}")))?;
+    let [email_work, sms_work] = work;
+    let results: Vec<(Channel, Vec<Result_>)> = runtime.block_on(async {
+        for (channel, t) in Channel::ALL.iter().zip(&run.transports) {
+            if let Some(t) = t
+                && let Err(e) = t.check().await
+            {
+                return Err(SendError::Transport {
+                    channel: *channel,
+                    message: e,
+                });
+            }
+        }
+        let signals = async {
+            wait_for_signal().await;
+        };
+        let concurrency = sending.concurrency;
+        let lane = |channel: Channel, items: Vec<Work>| {
+            let run = &run;
+            let bar = bars.get(&channel).cloned();
+            async move {
+                let results: Vec<Result_> = futures::stream::iter(items)
+                    .map(|w| run.deliver(w))
+                    .buffer_unordered(concurrency)
+                    .inspect(|_| {
+                        if let Some(b) = &bar {
+                            b.inc(1);
+                        }
+                    })
+                    .collect()
+                    .await;
+                if let Some(b) = &bar {
+                    b.finish();
+                }
+                (channel, results)
+            }
+        };
+        let work_done = async {
+            let (e, s) = tokio::join!(
+                lane(Channel::Email, email_work),
+                lane(Channel::Sms, sms_work)
+            );
+            if let Some(w) = &run.writer
+                && let Err(e) = w.flush().await
+            {
+                run.stop(format!("ledger: {e}"));
+            }
+            vec![e, s]
+        };
+        tokio::pin!(work_done);
+        tokio::pin!(signals);
+        let mut signalled = false;
+        // A signal only raises the stop flag: messages in flight finish and are recorded, the
+        // rest are not started.
+        loop {
+            tokio::select! {
+                r = &mut work_done => break Ok(r),
+                _ = &mut signals, if !signalled => {
+                    signalled = true;
+                    run.stop("interrupted by a signal".into());
+                }
+            }
+        }
+    })?;
+    drop(bars);
+
+    for (channel, items) in results {
+        let Some(st) = stats.iter_mut().find(|s| s.channel == Some(channel)) else {
+            continue;
+        };
+        for r in items {
+            match r {
+                Result_::Sent => st.sent += 1,
+                Result_::Failed { opted_out: true } => st.opted_out += 1,
+                Result_::Failed { opted_out: false } => st.failed += 1,
+                Result_::Unknown => st.unknown += 1,
+                Result_::RetryLater => st.retry_later += 1,
+                Result_::NotAttempted => st.not_attempted += 1,
+                Result_::Deferred(d) => *st.deferred.entry(d).or_default() += 1,
+                Result_::Skipped(s) => *st.skipped.entry(s).or_default() += 1,
+            }
+        }
+    }
+    let stopped = run.stop_reason.lock().expect("stop reason").clone();
+    drop(run);
+
+    let mut summary = RunSummary {
+        campaign: campaign_id.clone(),
+        run: run_id,
+        dry_run: opts.dry_run,
+        seconds: started.elapsed().as_secs_f64(),
+        channels: stats,
+        stopped,
+        recovered_unknown,
+        templates_changed_since,
+        report: None,
+    };
+    if let Some(w) = writer {
+        let mut l = w.finish();
+        let outcome = match summary.exit() {
+            crate::Exit::Ok => "completed",
+            crate::Exit::Failed => "completed with failures",
+            _ => "stopped",
+        };
+        l.end_run(
+            run_id.expect("a run"),
+            clock.now(),
+            outcome,
+            &summary.one_line(),
+        )?;
+        let path = crate::report::write_run_report(loaded, &l, run_id.expect("a run"))
+            .map_err(|e| SendError::Runtime(e.to_string()))?;
+        summary.report = Some(path);
+    }
+    Ok(summary)
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn progress_bars(
+    opts: &SendOptions,
+    channels: &[Channel],
+    stats: &[ChannelRun],
+) -> HashMap<Channel, indicatif::ProgressBar> {
+    let mut bars = HashMap::new();
+    if !opts.progress || !std::io::stderr().is_terminal() {
+        return bars;
+    }
+    let multi = indicatif::MultiProgress::new();
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:>6} [{bar:40}] {pos}/{len} {per_sec} ETA {eta}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
+    for (channel, st) in channels.iter().zip(stats) {
+        let bar = multi.add(indicatif::ProgressBar::new(st.due as u64));
+        bar.set_style(style.clone());
+        bar.set_prefix(channel.as_str());
+        bars.insert(*channel, bar);
+    }
+    bars
+}
+
+fn labels(map: &BTreeMap<&'static str, usize>) -> String {
+    let mut items: Vec<(&&str, &usize)> = map.iter().filter(|(_, n)| **n > 0).collect();
+    items.sort_by_key(|(l, _)| {
+        plan::SKIP_ORDER
+            .iter()
+            .position(|x| x == *l)
+            .unwrap_or(usize::MAX)
+    });
+    items
+        .iter()
+        .map(|(l, n)| format!("{} {n}", l.replace('_', " ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl RunSummary {
+    /// One line, stored with the run in the ledger.
+    pub fn one_line(&self) -> String {
+        self.channels
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {} sent, {} deferred, {} failed, {} unknown",
+                    c.channel.map(|c| c.as_str()).unwrap_or(""),
+                    c.sent,
+                    c.deferred.values().sum::<usize>(),
+                    c.failed,
+                    c.unknown
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.dry_run {
+            "dry run (nothing sent)"
+        } else {
+            "run"
+        };
+        match self.run {
+            Some(id) => writeln!(
+                f,
+                "Campaign {}, {what} {id}: {:.1}s",
+                self.campaign, self.seconds
+            )?,
+            None => writeln!(
+                f,
+                "Campaign {}, {what}: {:.1}s",
+                self.campaign, self.seconds
+            )?,
+        }
+        if let Some(since) = &self.templates_changed_since {
+            writeln!(
+                f,
+                "Warning: the templates changed since this campaign first sent ({since}): \
+                 messages from now on differ from earlier ones"
+            )?;
+        }
+        if self.recovered_unknown > 0 {
+            writeln!(
+                f,
+                "Warning: {} messages were in flight when an earlier run died; their outcome is \
+                 unknown and they are not resent (check, then use --resend-unknown)",
+                self.recovered_unknown
+            )?;
+        }
+        let sent_word = if self.dry_run { "would send" } else { "sent" };
+        writeln!(
+            f,
+            "{:<7}{:>11}{:>10}{:>9}{:>8}{:>9}{:>14}",
+            "", sent_word, "deferred", "skipped", "failed", "unknown", "already done"
+        )?;
+        for c in &self.channels {
+            writeln!(
+                f,
+                "{:<7}{:>11}{:>10}{:>9}{:>8}{:>9}{:>14}",
+                c.channel.map(|c| c.as_str()).unwrap_or(""),
+                c.sent,
+                c.deferred.values().sum::<usize>(),
+                c.skipped.values().sum::<usize>(),
+                c.failed + c.opted_out,
+                c.unknown,
+                c.already.values().sum::<usize>()
+            )?;
+        }
+        for c in &self.channels {
+            let name = c.channel.map(|c| c.as_str()).unwrap_or("");
+            if !c.skipped.is_empty() {
+                writeln!(f, "Skipped {name}: {}", labels(&c.skipped))?;
+            }
+            if c.deferred.values().any(|n| *n > 0) {
+                writeln!(f, "Deferred {name} to a later run: {}", labels(&c.deferred))?;
+            }
+            if c.opted_out > 0 {
+                writeln!(f, "Opted out {name}: {} (now suppressed)", c.opted_out)?;
+            }
+            if c.retry_later > 0 {
+                writeln!(
+                    f,
+                    "Retry later {name}: {} (a rerun retries them)",
+                    c.retry_later
+                )?;
+            }
+            if c.not_attempted > 0 {
+                writeln!(
+                    f,
+                    "Not attempted {name}: {} (limit or stop; a rerun sends them)",
+                    c.not_attempted
+                )?;
+            }
+        }
+        if let Some(reason) = &self.stopped {
+            writeln!(f, "Stopped early: {reason}")?;
+        }
+        if let Some(report) = &self.report {
+            write!(f, "Report: {}", crate::check::show_path(report))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_addresses() {
+        assert_eq!(
+            mask(Channel::Email, "maria.gonzalez@example.com"),
+            "m***@example.com"
+        );
+        assert_eq!(mask(Channel::Sms, "+13125550142"), "+1312***42");
+        assert_eq!(mask(Channel::Sms, "+1"), "***");
+    }
+}
+
+/// What `send --test-to` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestSend {
+    pub channel: Channel,
+    pub to: String,
+    pub contact: String,
+    pub delivered: bool,
+    pub detail: String,
+}
+
+impl std::fmt::Display for TestSend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Test {} of contact {} to {}: {}",
+            self.channel, self.contact, self.to, self.detail
+        )
+    }
+}
+
+/// `send --test-to ADDR`: the messages of `--contact KEY` (else the first contact due on that
+/// channel) go to a staff address or number, whatever the hour, cap, consent, suppression or
+/// ledger say; nothing is recorded against the patient, and the unsubscribe link is inert.
+pub fn test_to(
+    loaded: &Loaded,
+    to: &str,
+    contact_key: Option<&str>,
+) -> Result<TestSend, SendError> {
+    let bad = |m: String| SendError::Runtime(m);
+    let (channel, address) = if to.contains('@') {
+        let e = crate::contacts::parse_email(to).map_err(|e| bad(format!("--test-to: {e}")))?;
+        (Channel::Email, e.written)
+    } else {
+        let p = crate::contacts::normalise_phone(to, loaded.campaign.clinic.region)
+            .map_err(|e| bad(format!("--test-to: {e}")))?;
+        (Channel::Sms, p)
+    };
+    if !loaded.campaign.channels.contains(&channel) {
+        return Err(bad(format!(
+            "--test-to {to}: {channel} is not enabled in this campaign"
+        )));
+    }
+    let index = match contact_key {
+        Some(key) => loaded.find_contact(key).ok_or_else(|| {
+            bad(format!(
+                "--contact {key}: no contact with that id, email or phone"
+            ))
+        })?,
+        None => (0..loaded.contacts.contacts.len())
+            .find(|&i| loaded.outcome(i, channel, false).decision == Decision::Due)
+            .ok_or_else(|| {
+                bad(format!(
+                    "no contact is due on {channel}; name one with --contact"
+                ))
+            })?,
+    };
+    let contact = &loaded.contacts.contacts[index];
+    let patient_address = contact
+        .address(channel)
+        .ok_or_else(|| {
+            bad(format!(
+                "contact {} has no valid {channel} address",
+                contact.id
+            ))
+        })?
+        .to_string();
+    let rendered = loaded
+        .render(index, channel, &patient_address, true)
+        .map_err(|e| bad(format!("contact {}: {e}", contact.id)))?;
+    let clock = Clock::from_env().map_err(SendError::Runtime)?;
+    let message = match &rendered {
+        Rendered::Email { parts, token, .. } => {
+            let settings = loaded.campaign.email.as_ref().expect("enabled");
+            let staff: lettre::Address = address
+                .parse()
+                .map_err(|e| bad(format!("--test-to {to}: {e}")))?;
+            let m = crate::message::build_email(
+                &loaded.campaign,
+                settings,
+                contact,
+                parts,
+                token,
+                SystemTime::from(clock.now()),
+                Some(&staff),
+            )
+            .map_err(|e| bad(e.to_string()))?;
+            Outgoing::Email(EmailOut {
+                from: settings.from.email.to_string(),
+                to: address.clone(),
+                message_id: String::new(),
+                bytes: m.formatted(),
+                campaign: loaded.campaign.id.clone(),
+                contact_id: format!("test-{}", contact.id),
+            })
+        }
+        Rendered::Sms { body, count, .. } => Outgoing::Sms(SmsOut {
+            to: address.clone(),
+            from: loaded.campaign.sms.as_ref().expect("enabled").from.clone(),
+            body: body.clone(),
+            encoding: count.encoding,
+            segments: count.segments,
+            campaign: loaded.campaign.id.clone(),
+            contact: format!("test-{}", contact.id),
+        }),
+    };
+    let t = transport(loaded, channel)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SendError::Runtime(format!("starting the async runtime: {e}")))?;
+    let delivery = runtime.block_on(async {
+        t.check()
+            .await
+            .map_err(|message| SendError::Transport { channel, message })?;
+        Ok::<_, SendError>(t.send(&message).await)
+    })?;
+    let (delivered, detail) = match delivery {
+        Delivery::Sent { provider_id } => (true, format!("sent ({provider_id})")),
+        Delivery::Transient { error, .. }
+        | Delivery::Permanent { error }
+        | Delivery::OptedOut { error }
+        | Delivery::Unknown { error }
+        | Delivery::Fatal { error } => (false, format!("not sent: {error}")),
+    };
+    Ok(TestSend {
+        channel,
+        to: address,
+        contact: contact.id.clone(),
+        delivered,
+        detail,
+    })
+}
