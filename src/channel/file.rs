@@ -2,14 +2,62 @@
 //! bytes SMTP would carry, written to a temporary name and renamed, so a file is there whole or
 //! not at all), SMS as JSON lines appended to one file (one `write` per line).
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use futures::future::BoxFuture;
 
 use super::{Delivery, Outgoing, Transport};
+
+/// The environment variable that injects faults into the file transports, for rehearsing
+/// failures without a server: `P0003=permanent,P0004=transient*2,P0005=unknown,P0006=fatal,
+/// P0007=optout` (by contact id; `*N`: only the first N tries fail).
+pub const FAULTS_ENV: &str = "OUTREACH_FILE_FAULTS";
+
+#[derive(Debug, Default)]
+struct Faults(HashMap<String, (String, AtomicU32)>);
+
+impl Faults {
+    fn from_env() -> Self {
+        let Ok(spec) = std::env::var(FAULTS_ENV) else {
+            return Faults::default();
+        };
+        let mut map = HashMap::new();
+        for item in spec.split(',').filter(|s| !s.trim().is_empty()) {
+            let Some((contact, kind)) = item.trim().split_once('=') else {
+                continue;
+            };
+            let (kind, times) = match kind.split_once('*') {
+                Some((k, n)) => (k, n.parse().unwrap_or(u32::MAX)),
+                None => (kind, u32::MAX),
+            };
+            map.insert(contact.to_string(), (kind.to_string(), AtomicU32::new(times)));
+        }
+        Faults(map)
+    }
+
+    /// The injected outcome for this contact's next try, if any.
+    fn take(&self, contact: &str) -> Option<Delivery> {
+        let (kind, left) = self.0.get(contact)?;
+        left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .ok()?;
+        let error = format!("injected {kind} fault ({FAULTS_ENV})");
+        Some(match kind.as_str() {
+            "permanent" => Delivery::Permanent { error },
+            "transient" => Delivery::Transient {
+                error,
+                retry_after: None,
+            },
+            "unknown" => Delivery::Unknown { error },
+            "fatal" => Delivery::Fatal { error },
+            "optout" => Delivery::OptedOut { error },
+            _ => return None,
+        })
+    }
+}
 
 fn private_file(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
@@ -28,6 +76,7 @@ fn private_file(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
 
 /// Email as `.eml` files.
 pub struct EmailFile {
+    faults: Faults,
     dir: PathBuf,
     sequence: AtomicU64,
     stamp: String,
@@ -38,6 +87,7 @@ impl EmailFile {
     pub fn new(dir: &Path) -> std::io::Result<Self> {
         crate::token::create_private_dir(dir)?;
         Ok(EmailFile {
+            faults: Faults::from_env(),
             dir: dir.to_path_buf(),
             sequence: AtomicU64::new(0),
             // Unique per process, so two runs never pick the same name.
@@ -84,6 +134,9 @@ impl Transport for EmailFile {
                     error: "the email transport was given an SMS".into(),
                 };
             };
+            if let Some(fault) = self.faults.take(&m.contact_id) {
+                return fault;
+            }
             match self.write(&m.bytes, &m.contact_id) {
                 Ok(name) => Delivery::Sent { provider_id: name },
                 // Written to a temporary name first: a failed write left no message behind.
@@ -98,6 +151,7 @@ impl Transport for EmailFile {
 
 /// SMS as JSON lines.
 pub struct SmsFile {
+    faults: Faults,
     path: PathBuf,
     file: Mutex<std::fs::File>,
 }
@@ -109,6 +163,7 @@ impl SmsFile {
             crate::token::create_private_dir(parent)?;
         }
         Ok(SmsFile {
+            faults: Faults::from_env(),
             path: path.to_path_buf(),
             file: Mutex::new(private_file(path, true)?),
         })
@@ -127,6 +182,9 @@ impl Transport for SmsFile {
                     error: "the SMS transport was given an email".into(),
                 };
             };
+            if let Some(fault) = self.faults.take(&m.contact) {
+                return fault;
+            }
             let mut line = serde_json::to_vec(m).expect("an SMS serialises");
             line.push(b'\n');
             let mut f = self.file.lock().expect("SMS outbox lock");
