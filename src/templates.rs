@@ -478,14 +478,18 @@ pub struct MessageData<'a> {
     pub unsubscribe_url: Option<&'a str>,
 }
 
-struct ContactFields<'a>(&'a [(String, String)]);
+struct ContactFields<'a>(&'a Contact);
 
 impl Serialize for ContactFields<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            map.serialize_entry(k, v)?;
-        }
+        let mut map = s.serialize_map(None)?;
+        let mut result = Ok(());
+        self.0.visit_fields(|k, v| {
+            if result.is_ok() {
+                result = map.serialize_entry(k, v);
+            }
+        });
+        result?;
         map.end()
     }
 }
@@ -524,7 +528,7 @@ impl MessageData<'_> {
     pub fn context(&self) -> Context {
         let c = &self.campaign.clinic;
         let data = Data {
-            contact: ContactFields(&self.contact.fields),
+            contact: ContactFields(self.contact),
             clinic: ClinicData {
                 name: &c.name,
                 phone: &c.phone,

@@ -34,7 +34,10 @@ impl Faults {
                 Some((k, n)) => (k, n.parse().unwrap_or(u32::MAX)),
                 None => (kind, u32::MAX),
             };
-            map.insert(contact.to_string(), (kind.to_string(), AtomicU32::new(times)));
+            map.insert(
+                contact.to_string(),
+                (kind.to_string(), AtomicU32::new(times)),
+            );
         }
         Faults(map)
     }
