@@ -182,11 +182,28 @@ struct RawGateway {
     status_callback: Option<String>,
 }
 
+/// A rate written as text (`"20/s"`) or, for "off", as the number `0`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawRate {
+    Text(String),
+    Number(i64),
+}
+
+impl RawRate {
+    fn text(self) -> String {
+        match self {
+            RawRate::Text(s) => s,
+            RawRate::Number(n) => n.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSending {
-    email_rate: Option<String>,
-    sms_rate: Option<String>,
+    email_rate: Option<RawRate>,
+    sms_rate: Option<RawRate>,
     concurrency: Option<usize>,
     max_attempts: Option<u32>,
     max_consecutive_failures: Option<u32>,
@@ -956,8 +973,9 @@ fn validate(path: &Path, raw: RawConfig, loc: &Locator) -> Result<Campaign, Conf
     };
 
     let rs = raw.sending.unwrap_or_default();
-    let rate = |v: Option<String>, key: &str, default: &str| {
-        parse_rate(v.as_deref().unwrap_or(default)).map_err(|m| loc.invalid(key, m))
+    let rate = |v: Option<RawRate>, key: &str, default: &str| {
+        let text = v.map(RawRate::text);
+        parse_rate(text.as_deref().unwrap_or(default)).map_err(|m| loc.invalid(key, m))
     };
     let concurrency = rs.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     if concurrency == 0 || concurrency > 1024 {
