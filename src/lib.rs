@@ -131,7 +131,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             Ok(Exit::Ok)
         }
         Command::Send(args) => {
-            let mut loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
+            let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
             if let Some(to) = &args.test_to {
                 let result = send::test_to(&loaded, to, args.contact.as_deref())?;
                 let mut out = stdout.lock();
@@ -160,7 +160,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                 retry_failed: args.retry_failed,
                 progress: !cli.quiet && args.format == Format::Text,
             };
-            let summary = send::run(&mut loaded, &opts)?;
+            let summary = send::run(loaded, &opts)?;
             let exit = summary.exit();
             let mut out = stdout.lock();
             match args.format {

@@ -150,9 +150,9 @@ enum Result_ {
 }
 
 /// Shared state of a run.
-struct Run<'a> {
-    loaded: &'a Loaded,
-    opts: &'a SendOptions,
+struct Run {
+    loaded: Arc<Loaded>,
+    opts: SendOptions,
     clock: Clock,
     writer: Option<WriterHandle>,
     stop: AtomicBool,
@@ -166,7 +166,7 @@ struct Run<'a> {
     date: SystemTime,
 }
 
-impl Run<'_> {
+impl Run {
     fn stop(&self, reason: String) {
         let mut r = self.stop_reason.lock().expect("stop reason");
         if r.is_none() {
@@ -217,7 +217,7 @@ impl Run<'_> {
 
     /// Renders and builds one message.
     fn outgoing(&self, work: &Work) -> Result<(Outgoing, String), String> {
-        let loaded = self.loaded;
+        let loaded = &*self.loaded;
         let contact = &loaded.contacts.contacts[work.index];
         let outcome = loaded.outcome(work.index, work.channel, false);
         if let Decision::Skipped(s) = &outcome.decision {
@@ -501,7 +501,7 @@ fn clinic_day(loaded: &Loaded, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<U
 }
 
 /// Runs `send` (or its dry run) for a loaded campaign.
-pub fn run(loaded: &mut Loaded, opts: &SendOptions) -> Result<RunSummary, SendError> {
+pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendError> {
     let started = Instant::now();
     let clock = Clock::from_env().map_err(SendError::Runtime)?;
     let campaign_id = loaded.campaign.id.clone();
@@ -617,7 +617,7 @@ pub fn run(loaded: &mut Loaded, opts: &SendOptions) -> Result<RunSummary, SendEr
     if let Some(l) = &ledger
         && loaded.campaign.sending.daily_cap > 0
     {
-        let (from, to) = clinic_day(loaded, now);
+        let (from, to) = clinic_day(&loaded, now);
         for &channel in &channels {
             cap_used[channel as usize] =
                 AtomicU32::new(l.sent_between(&campaign_id, channel, from, to)?);
@@ -627,11 +627,13 @@ pub fn run(loaded: &mut Loaded, opts: &SendOptions) -> Result<RunSummary, SendEr
     if !opts.dry_run {
         for &channel in &channels {
             if !work[channel as usize].is_empty() {
-                transports[channel as usize] = Some(transport(loaded, channel)?);
+                transports[channel as usize] = Some(transport(&loaded, channel)?);
             }
         }
     }
 
+    // Messages are rendered on every worker thread: they share the loaded campaign.
+    let loaded = Arc::new(loaded);
     let fingerprint = loaded.templates.fingerprint.clone();
     // A dry run's ledger (if any) was only read; it is dropped here.
     let writer = match (ledger, run_id) {
@@ -648,10 +650,10 @@ pub fn run(loaded: &mut Loaded, opts: &SendOptions) -> Result<RunSummary, SendEr
         _ => None,
     };
 
-    let sending = &loaded.campaign.sending;
-    let run = Run {
-        loaded,
-        opts,
+    let sending = loaded.campaign.sending.clone();
+    let run = Arc::new(Run {
+        loaded: Arc::clone(&loaded),
+        opts: opts.clone(),
         clock: clock.clone(),
         writer: writer.as_ref().map(Writer::handle),
         stop: AtomicBool::new(false),
@@ -662,7 +664,7 @@ pub fn run(loaded: &mut Loaded, opts: &SendOptions) -> Result<RunSummary, SendEr
         limiters: [limiter(sending.email_rate), limiter(sending.sms_rate)],
         transports,
         date: SystemTime::from(now),
-    };
+    });
     let bars = progress_bars(opts, &channels, &stats);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -684,13 +686,23 @@ pub fn run(loaded: &mut Loaded, opts: &SendOptions) -> Result<RunSummary, SendEr
         let signals = async {
             wait_for_signal().await;
         };
-        let concurrency = sending.concurrency;
         let lane = |channel: Channel, items: Vec<Work>| {
-            let run = &run;
+            let run = Arc::clone(&run);
             let bar = bars.get(&channel).cloned();
+            let concurrency = run.transports[channel as usize]
+                .as_ref()
+                .map_or(sending.concurrency, |t| t.in_flight(sending.concurrency));
             async move {
+                // Each message is its own task, so rendering runs on every worker thread.
                 let results: Vec<Result_> = futures::stream::iter(items)
-                    .map(|w| run.deliver(w))
+                    .map(|w| {
+                        let run = Arc::clone(&run);
+                        async move {
+                            tokio::spawn(async move { run.deliver(w).await })
+                                .await
+                                .expect("a message task panicked")
+                        }
+                    })
                     .buffer_unordered(concurrency)
                     .inspect(|_| {
                         if let Some(b) = &bar {
@@ -778,7 +790,7 @@ pub fn run(loaded: &mut Loaded, opts: &SendOptions) -> Result<RunSummary, SendEr
             outcome,
             &summary.one_line(),
         )?;
-        let path = crate::report::write_run_report(loaded, &l, run_id.expect("a run"))
+        let path = crate::report::write_run_report(&loaded, &l, run_id.expect("a run"))
             .map_err(|e| SendError::Runtime(e.to_string()))?;
         summary.report = Some(path);
     }

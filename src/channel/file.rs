@@ -125,9 +125,17 @@ impl EmailFile {
     }
 }
 
+/// Messages in flight for the file transports: they have no sessions to bound, and a deep
+/// pipeline lets one ledger commit (one fsync) claim many messages.
+const FILE_IN_FLIGHT: usize = 128;
+
 impl Transport for EmailFile {
     fn name(&self) -> &str {
         "file"
+    }
+
+    fn in_flight(&self, concurrency: usize) -> usize {
+        concurrency.max(FILE_IN_FLIGHT)
     }
 
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {
@@ -176,6 +184,10 @@ impl SmsFile {
 impl Transport for SmsFile {
     fn name(&self) -> &str {
         "file"
+    }
+
+    fn in_flight(&self, concurrency: usize) -> usize {
+        concurrency.max(FILE_IN_FLIGHT)
     }
 
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {

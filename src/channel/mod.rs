@@ -117,6 +117,13 @@ pub trait Transport: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// How many messages to keep in flight, given the configured `concurrency` (parallel
+    /// sessions). A transport without sessions may take more: the deeper the pipeline, the more
+    /// claims share one ledger commit.
+    fn in_flight(&self, concurrency: usize) -> usize {
+        concurrency
+    }
+
     /// Hands one message over.
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery>;
 }
