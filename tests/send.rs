@@ -318,9 +318,10 @@ fn killed_at_any_instant_nobody_gets_two() {
     for (addr, n) in &email_after {
         assert!(*n <= 2, "{addr}: {n}");
     }
+    // Only messages in flight at a kill can be unknown: at most the pipeline's depth per channel.
     assert!(
-        unknown <= 24,
-        "at most one in flight per worker per kill: {unknown}"
+        unknown <= kills * 128,
+        "{unknown} unknown after {kills} kills"
     );
 }
 
