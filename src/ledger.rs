@@ -396,6 +396,40 @@ impl Ledger {
         })
     }
 
+    /// One row, by its key.
+    pub fn row(
+        &self,
+        campaign: &str,
+        channel: Channel,
+        address: &str,
+    ) -> Result<Option<Row>, LedgerError> {
+        self.sql(|c| {
+            c.prepare_cached(
+                "SELECT channel, address, contact_id, state, permanent, attempts, provider_id,
+                        last_error, created_at, updated_at, sent_at
+                 FROM messages WHERE campaign = ?1 AND channel = ?2 AND address = ?3",
+            )?
+            .query_row(params![campaign, channel.as_str(), address], row_from)
+            .optional()
+        })
+    }
+
+    /// Calls `f` with every row of `campaign`, without holding them all in memory.
+    pub fn each_row(&self, campaign: &str, mut f: impl FnMut(Row)) -> Result<(), LedgerError> {
+        self.sql(|c| {
+            let mut stmt = c.prepare(
+                "SELECT channel, address, contact_id, state, permanent, attempts, provider_id,
+                        last_error, created_at, updated_at, sent_at
+                 FROM messages WHERE campaign = ?1",
+            )?;
+            let mut rows = stmt.query([campaign])?;
+            while let Some(r) = rows.next()? {
+                f(row_from(r)?);
+            }
+            Ok(())
+        })
+    }
+
     /// Every row of `campaign`, for reports.
     pub fn rows(&self, campaign: &str) -> Result<Vec<Row>, LedgerError> {
         self.sql(|c| {
@@ -496,6 +530,22 @@ impl Ledger {
             .and_then(|_| tx.commit())
             .map_err(|source| LedgerError::Sqlite { path, source })
     }
+}
+
+fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        channel: r.get(0)?,
+        address: r.get(1)?,
+        contact_id: r.get(2)?,
+        state: State::parse(&r.get::<_, String>(3)?),
+        permanent: r.get::<_, i64>(4)? != 0,
+        attempts: r.get::<_, i64>(5)? as u32,
+        provider_id: r.get(6)?,
+        last_error: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+        sent_at: r.get(10)?,
+    })
 }
 
 fn claim_in(

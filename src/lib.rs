@@ -56,6 +56,8 @@ pub enum Error {
     Send(#[from] send::SendError),
     #[error(transparent)]
     Ledger(#[from] ledger::LedgerError),
+    #[error(transparent)]
+    Report(#[from] report::ReportError),
     #[error("{path}: {source}")]
     Write {
         path: std::path::PathBuf,
@@ -73,6 +75,7 @@ impl Error {
             | Error::Output(_)
             | Error::Send(_)
             | Error::Ledger(_)
+            | Error::Report(_)
             | Error::Write { .. } => Exit::Unusable,
         }
     }
@@ -200,7 +203,6 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             } else {
                 None
             };
-            let rows = report::rows(&loaded, ledger.as_ref())?;
             let path = args.out.clone().unwrap_or_else(|| {
                 state_dir
                     .join("reports")
@@ -214,15 +216,12 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                     }
                 })?;
             }
-            report::write(&path, &rows).map_err(|source| Error::Write {
-                path: path.clone(),
-                source,
-            })?;
+            let rows = report::write(&path, &loaded, ledger.as_ref())?;
             if !cli.quiet {
                 output(writeln!(
                     stdout.lock(),
                     "Report of {} recipients written to {} (owner-only: it holds patient addresses)",
-                    rows.len(),
+                    rows,
                     check::show_path(&path)
                 ))?;
             }

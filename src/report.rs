@@ -38,23 +38,41 @@ pub fn escape_cell(value: &str) -> String {
     }
 }
 
-/// Builds every row of the campaign's report.
-pub fn rows(loaded: &Loaded, ledger: Option<&Ledger>) -> Result<Vec<Vec<String>>, LedgerError> {
-    let campaign = &loaded.campaign.id;
-    let ledger_rows = match ledger {
-        Some(l) => l.rows(campaign)?,
-        None => Vec::new(),
+fn ledger_cells(r: &crate::ledger::Row, reason: &str) -> [String; 7] {
+    let state = match (r.state, r.permanent) {
+        (State::Failed, false) => "retry".to_string(),
+        (s, _) => s.as_str().to_string(),
     };
-    let by_key: BTreeMap<(String, String), &crate::ledger::Row> = ledger_rows
-        .iter()
-        .map(|r| ((r.channel.clone(), r.address.clone()), r))
-        .collect();
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
+    [
+        state,
+        reason.to_string(),
+        r.attempts.to_string(),
+        r.provider_id.clone().unwrap_or_default(),
+        r.last_error.clone().unwrap_or_default(),
+        r.sent_at.clone().unwrap_or_default(),
+        r.updated_at.clone(),
+    ]
+}
+
+/// Calls `f` with every row of the campaign's report: each contact on each enabled channel (the
+/// ledger's state where it has one, else the plan's word and reason), then ledger rows whose
+/// contact is no longer in the file. Rows are streamed: a 200,000-row report needs no more
+/// memory than one row.
+pub fn each_row(
+    loaded: &Loaded,
+    ledger: Option<&Ledger>,
+    mut f: impl FnMut(&[String]) -> std::io::Result<()>,
+) -> Result<usize, ReportError> {
+    let campaign = &loaded.campaign.id;
+    let mut known: HashSet<(Channel, &str)> = HashSet::new();
+    let mut n = 0;
     for channel in &loaded.campaign.channels {
         for contact in &loaded.contacts.contacts {
-            let address = contact.address(*channel).unwrap_or_default().to_string();
-            let key = (channel.as_str().to_string(), address.clone());
+            let address = contact.address(*channel);
+            let own = address.filter(|_| contact.duplicate_of[*channel as usize].is_none());
+            if let Some(a) = own {
+                known.insert((*channel, a));
+            }
             let mut row = vec![
                 campaign.clone(),
                 channel.to_string(),
@@ -66,25 +84,12 @@ pub fn rows(loaded: &Loaded, ledger: Option<&Ledger>) -> Result<Vec<Vec<String>>
                     .unwrap_or_default()
                     .to_string(),
             ];
-            match by_key.get(&key).filter(|_| {
-                !address.is_empty() && contact.duplicate_of[*channel as usize].is_none()
-            }) {
-                Some(r) => {
-                    seen.insert(key);
-                    let state = match (r.state, r.permanent) {
-                        (State::Failed, false) => "retry".to_string(),
-                        (s, _) => s.as_str().to_string(),
-                    };
-                    row.extend([
-                        state,
-                        String::new(),
-                        r.attempts.to_string(),
-                        r.provider_id.clone().unwrap_or_default(),
-                        r.last_error.clone().unwrap_or_default(),
-                        r.sent_at.clone().unwrap_or_default(),
-                        r.updated_at.clone(),
-                    ]);
-                }
+            let prior = match (own, ledger) {
+                (Some(a), Some(l)) => l.row(campaign, *channel, a)?,
+                _ => None,
+            };
+            match prior {
+                Some(r) => row.extend(ledger_cells(&r, "")),
                 None => {
                     let decision = plan::decide(
                         &loaded.campaign,
@@ -109,37 +114,58 @@ pub fn rows(loaded: &Loaded, ledger: Option<&Ledger>) -> Result<Vec<Vec<String>>
                     ]);
                 }
             }
-            out.push(row);
+            f(&row)?;
+            n += 1;
         }
     }
-    // Ledger rows whose contact is no longer in the file.
-    for r in &ledger_rows {
-        if seen.contains(&(r.channel.clone(), r.address.clone())) {
-            continue;
-        }
-        out.push(vec![
-            campaign.clone(),
-            r.channel.clone(),
-            r.contact_id.clone(),
-            String::new(),
-            String::new(),
-            r.address.clone(),
-            r.state.as_str().to_string(),
-            "no longer in the contacts file".into(),
-            r.attempts.to_string(),
-            r.provider_id.clone().unwrap_or_default(),
-            r.last_error.clone().unwrap_or_default(),
-            r.sent_at.clone().unwrap_or_default(),
-            r.updated_at.clone(),
-        ]);
+    if let Some(l) = ledger {
+        let mut result = Ok(());
+        l.each_row(campaign, |r| {
+            let Ok(channel) = r.channel.parse::<Channel>() else {
+                return;
+            };
+            if result.is_err() || known.contains(&(channel, r.address.as_str())) {
+                return;
+            }
+            let mut row = vec![
+                campaign.clone(),
+                r.channel.clone(),
+                r.contact_id.clone(),
+                String::new(),
+                String::new(),
+                r.address.clone(),
+            ];
+            row.extend(ledger_cells(&r, "no longer in the contacts file"));
+            result = f(&row);
+            n += 1;
+        })?;
+        result?;
     }
-    Ok(out)
+    Ok(n)
 }
 
-/// Writes the report to `path` (0600, replacing any file there).
-pub fn write(path: &Path, rows: &[Vec<String>]) -> std::io::Result<()> {
+/// A report that could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// Writes the campaign's report to `path` (0600, replacing any file there); returns its rows.
+pub fn write(path: &Path, loaded: &Loaded, ledger: Option<&Ledger>) -> Result<usize, ReportError> {
+    let io = |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+        std::fs::create_dir_all(parent).map_err(io)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -148,29 +174,37 @@ pub fn write(path: &Path, rows: &[Vec<String>]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let file = options.open(path)?;
+    let file = options.open(path).map_err(io)?;
     #[cfg(unix)]
     {
         // An existing file keeps its mode on open: make sure it is private.
         use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
     }
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
-    w.write_record(COLUMNS)?;
-    for row in rows {
-        w.write_record(row.iter().map(|c| escape_cell(c)))?;
-    }
-    w.flush()?;
-    Ok(())
+    w.write_record(COLUMNS).map_err(|e| io(e.into()))?;
+    let n = each_row(loaded, ledger, |row| {
+        w.write_record(row.iter().map(|c| escape_cell(c)))
+            .map_err(std::io::Error::from)
+    })?;
+    w.flush().map_err(io)?;
+    Ok(n)
 }
 
 /// The report a `send` run leaves in `state_dir/reports/`.
-pub fn write_run_report(loaded: &Loaded, ledger: &Ledger, run: i64) -> std::io::Result<PathBuf> {
+pub fn write_run_report(
+    loaded: &Loaded,
+    ledger: &Ledger,
+    run: i64,
+) -> Result<PathBuf, ReportError> {
     let dir = loaded.campaign.sending.state_dir.join("reports");
-    crate::token::create_private_dir(&dir)?;
+    crate::token::create_private_dir(&dir).map_err(|source| ReportError::Io {
+        path: dir.clone(),
+        source,
+    })?;
     let path = dir.join(format!("{}-run{run}.csv", loaded.campaign.id));
-    let rows = rows(loaded, Some(ledger)).map_err(std::io::Error::other)?;
-    write(&path, &rows)?;
+    write(&path, loaded, Some(ledger))?;
     Ok(path)
 }
 
