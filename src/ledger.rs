@@ -430,33 +430,6 @@ impl Ledger {
         })
     }
 
-    /// Every row of `campaign`, for reports.
-    pub fn rows(&self, campaign: &str) -> Result<Vec<Row>, LedgerError> {
-        self.sql(|c| {
-            let mut stmt = c.prepare(
-                "SELECT channel, address, contact_id, state, permanent, attempts, provider_id,
-                        last_error, created_at, updated_at, sent_at
-                 FROM messages WHERE campaign = ?1 ORDER BY channel, created_at, address",
-            )?;
-            let rows = stmt.query_map([campaign], |r| {
-                Ok(Row {
-                    channel: r.get(0)?,
-                    address: r.get(1)?,
-                    contact_id: r.get(2)?,
-                    state: State::parse(&r.get::<_, String>(3)?),
-                    permanent: r.get::<_, i64>(4)? != 0,
-                    attempts: r.get::<_, i64>(5)? as u32,
-                    provider_id: r.get(6)?,
-                    last_error: r.get(7)?,
-                    created_at: r.get(8)?,
-                    updated_at: r.get(9)?,
-                    sent_at: r.get(10)?,
-                })
-            })?;
-            rows.collect()
-        })
-    }
-
     /// Adds addresses learnt while sending (opt-out replies, `outreach unsubscribe`) to the
     /// suppression table shared by every campaign of this state directory.
     pub fn suppress(

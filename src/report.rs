@@ -167,21 +167,7 @@ pub fn write(path: &Path, loaded: &Loaded, ledger: Option<&Ledger>) -> Result<us
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let file = options.open(path).map_err(io)?;
-    #[cfg(unix)]
-    {
-        // An existing file keeps its mode on open: make sure it is private.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(io)?;
-    }
+    let file = private_file(path).map_err(io)?;
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
     w.write_record(COLUMNS).map_err(|e| io(e.into()))?;
     let n = each_row(loaded, ledger, |row| {
@@ -192,20 +178,97 @@ pub fn write(path: &Path, loaded: &Loaded, ledger: Option<&Ledger>) -> Result<us
     Ok(n)
 }
 
-/// The report a `send` run leaves in `state_dir/reports/`.
+/// One message a run dispatched or deferred.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub index: usize,
+    pub channel: Channel,
+    /// What became of it in this run ("sent", "deferred: quiet hours", ...).
+    pub outcome: String,
+}
+
+/// The report a `send` run leaves in `state_dir/reports/`: one row per message the run
+/// dispatched or deferred, with the ledger's details (the whole campaign: `outreach report`).
 pub fn write_run_report(
     loaded: &Loaded,
     ledger: &Ledger,
     run: i64,
+    rows: &[RunRow],
 ) -> Result<PathBuf, ReportError> {
     let dir = loaded.campaign.sending.state_dir.join("reports");
-    crate::token::create_private_dir(&dir).map_err(|source| ReportError::Io {
-        path: dir.clone(),
-        source,
-    })?;
     let path = dir.join(format!("{}-run{run}.csv", loaded.campaign.id));
-    write(&path, loaded, Some(ledger))?;
+    let io = |source| ReportError::Io {
+        path: path.clone(),
+        source,
+    };
+    crate::token::create_private_dir(&dir).map_err(io)?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(private_file(&path).map_err(io)?));
+    w.write_record(COLUMNS).map_err(|e| io(e.into()))?;
+    for r in rows {
+        let contact = &loaded.contacts.contacts[r.index];
+        let mut row = vec![
+            loaded.campaign.id.clone(),
+            r.channel.to_string(),
+            contact.id.clone(),
+            contact.line.to_string(),
+            contact.display_name(),
+            contact
+                .display_address(r.channel)
+                .unwrap_or_default()
+                .to_string(),
+        ];
+        let prior = match contact.address(r.channel) {
+            Some(a) => ledger.row(&loaded.campaign.id, r.channel, a)?,
+            None => None,
+        };
+        let (state, reason) = match r.outcome.split_once(": ") {
+            Some((s, why)) => (s.to_string(), why.to_string()),
+            None => (r.outcome.clone(), String::new()),
+        };
+        match prior.filter(|_| !state.starts_with("deferred")) {
+            Some(p) => row.extend([
+                state,
+                reason,
+                p.attempts.to_string(),
+                p.provider_id.unwrap_or_default(),
+                p.last_error.unwrap_or_default(),
+                p.sent_at.unwrap_or_default(),
+                p.updated_at,
+            ]),
+            None => row.extend([
+                state,
+                reason,
+                "0".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]),
+        }
+        w.write_record(row.iter().map(|c| escape_cell(c)))
+            .map_err(|e| io(e.into()))?;
+    }
+    w.flush().map_err(io)?;
     Ok(path)
+}
+
+/// Creates (or truncates) a file readable by its owner only.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        // An existing file keeps its mode on open: make sure it is private.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
 }
 
 /// Counts for `status`.

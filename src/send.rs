@@ -149,6 +149,22 @@ enum Result_ {
     Skipped(&'static str),
 }
 
+impl Result_ {
+    /// The word the run report shows.
+    fn word(&self) -> String {
+        match self {
+            Result_::Sent => "sent".into(),
+            Result_::Failed { opted_out: true } => "failed: opted out".into(),
+            Result_::Failed { opted_out: false } => "failed".into(),
+            Result_::Unknown => "unknown".into(),
+            Result_::RetryLater => "retry later".into(),
+            Result_::NotAttempted => "not attempted".into(),
+            Result_::Deferred(d) => format!("deferred: {}", d.replace('_', " ")),
+            Result_::Skipped(s) => format!("skipped: {}", s.replace('_', " ")),
+        }
+    }
+}
+
 /// Shared state of a run.
 struct Run {
     loaded: Arc<Loaded>,
@@ -560,6 +576,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         })
         .collect();
     let mut work: [Vec<Work>; 2] = [Vec::new(), Vec::new()];
+    let mut plan_deferred = Vec::new();
     for (slot, &channel) in channels.iter().enumerate() {
         let st = &mut stats[slot];
         for (index, contact) in loaded.contacts.contacts.iter().enumerate() {
@@ -607,7 +624,14 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
                     st.due += 1;
                     work[channel as usize].push(Work { index, channel });
                 }
-                Decision::Deferred(d) => *st.deferred.entry(d.label()).or_default() += 1,
+                Decision::Deferred(d) => {
+                    *st.deferred.entry(d.label()).or_default() += 1;
+                    plan_deferred.push(crate::report::RunRow {
+                        index,
+                        channel,
+                        outcome: format!("deferred: {d}"),
+                    });
+                }
                 Decision::Skipped(s) => *st.skipped.entry(s.label()).or_default() += 1,
             }
         }
@@ -672,7 +696,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         .build()
         .map_err(|e| SendError::Runtime(format!("starting the async runtime: {e}")))?;
     let [email_work, sms_work] = work;
-    let results: Vec<(Channel, Vec<Result_>)> = runtime.block_on(async {
+    let results: Vec<(Channel, Vec<(usize, Result_)>)> = runtime.block_on(async {
         for (channel, t) in Channel::ALL.iter().zip(&run.transports) {
             if let Some(t) = t
                 && let Err(e) = t.check().await
@@ -694,11 +718,12 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
                 .map_or(sending.concurrency, |t| t.in_flight(sending.concurrency));
             async move {
                 // Each message is its own task, so rendering runs on every worker thread.
-                let results: Vec<Result_> = futures::stream::iter(items)
+                let results: Vec<(usize, Result_)> = futures::stream::iter(items)
                     .map(|w| {
                         let run = Arc::clone(&run);
                         async move {
-                            tokio::spawn(async move { run.deliver(w).await })
+                            let index = w.index;
+                            tokio::spawn(async move { (index, run.deliver(w).await) })
                                 .await
                                 .expect("a message task panicked")
                         }
@@ -746,11 +771,17 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
     })?;
     drop(bars);
 
+    let mut touched: Vec<crate::report::RunRow> = plan_deferred;
     for (channel, items) in results {
         let Some(st) = stats.iter_mut().find(|s| s.channel == Some(channel)) else {
             continue;
         };
-        for r in items {
+        for (index, r) in items {
+            touched.push(crate::report::RunRow {
+                index,
+                channel,
+                outcome: r.word(),
+            });
             match r {
                 Result_::Sent => st.sent += 1,
                 Result_::Failed { opted_out: true } => st.opted_out += 1,
@@ -790,7 +821,8 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
             outcome,
             &summary.one_line(),
         )?;
-        let path = crate::report::write_run_report(&loaded, &l, run_id.expect("a run"))
+        touched.sort_by_key(|r| (r.channel, r.index));
+        let path = crate::report::write_run_report(&loaded, &l, run_id.expect("a run"), &touched)
             .map_err(|e| SendError::Runtime(e.to_string()))?;
         summary.report = Some(path);
     }
