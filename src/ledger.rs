@@ -604,6 +604,10 @@ pub type ClockFn = std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 /// Most requests one commit takes.
 const MAX_BATCH: usize = 2048;
 
+/// A commit of fewer requests than this waits up to [`GATHER`] for more.
+const GATHER_MIN: usize = 64;
+const GATHER: std::time::Duration = std::time::Duration::from_micros(1500);
+
 impl Writer {
     /// Starts the writer thread for `campaign`'s run `run`.
     pub fn start(
@@ -618,14 +622,30 @@ impl Writer {
             .name("ledger".into())
             .spawn(move || {
                 let mut failed: Option<String> = None;
+                let (mut commits, mut requests) = (0u64, 0u64);
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
+                    // Gather what is waiting; when that is only a few requests, give the others
+                    // a moment to join, so one fsync covers many claims.
+                    let deadline = std::time::Instant::now() + GATHER;
                     while batch.len() < MAX_BATCH {
                         match rx.try_recv() {
                             Ok(r) => batch.push(r),
+                            Err(mpsc::TryRecvError::Empty) if batch.len() < GATHER_MIN => {
+                                let now = std::time::Instant::now();
+                                if now >= deadline {
+                                    break;
+                                }
+                                match rx.recv_timeout(deadline - now) {
+                                    Ok(r) => batch.push(r),
+                                    Err(_) => break,
+                                }
+                            }
                             Err(_) => break,
                         }
                     }
+                    commits += 1;
+                    requests += batch.len() as u64;
                     let mut claims = Vec::new();
                     let mut claim_replies = Vec::new();
                     let mut outcomes = Vec::new();
@@ -672,6 +692,7 @@ impl Writer {
                         let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
                     }
                 }
+                tracing::debug!(commits, requests, "ledger writer done");
                 ledger
             })
             .expect("start the ledger thread");
