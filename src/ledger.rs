@@ -145,17 +145,9 @@ impl Ledger {
             path: path.clone(),
             source,
         };
-        crate::token::create_private_dir(state_dir).map_err(io)?;
-        if !path.exists() {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(false);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            options.open(&path).map_err(io)?;
-        }
+        crate::private::create_dir(state_dir).map_err(io)?;
+        // SQLite would create the file with the umask's mode: create it private first.
+        crate::private::open(&path, crate::private::Open::ReadWrite).map_err(io)?;
         let conn = Connection::open(&path).map_err(|source| LedgerError::Sqlite {
             path: path.clone(),
             source,

@@ -16,6 +16,7 @@ pub mod lock;
 pub mod message;
 pub mod plan;
 pub mod preview;
+pub mod private;
 pub mod report;
 pub mod send;
 pub mod sms;
@@ -209,11 +210,9 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                     .join(format!("{}-report.csv", loaded.campaign.id))
             });
             if args.out.is_none() {
-                token::create_private_dir(&state_dir.join("reports")).map_err(|source| {
-                    Error::Write {
-                        path: path.clone(),
-                        source,
-                    }
+                private::create_dir(&state_dir.join("reports")).map_err(|source| Error::Write {
+                    path: path.clone(),
+                    source,
                 })?;
             }
             let rows = report::write(&path, &loaded, ledger.as_ref())?;

@@ -34,15 +34,8 @@ pub fn acquire(state_dir: &Path, campaign: &str) -> Result<RunLock, LockError> {
         path: path.clone(),
         source,
     };
-    crate::token::create_private_dir(state_dir).map_err(io)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&path).map_err(io)?;
+    crate::private::create_dir(state_dir).map_err(io)?;
+    let mut file = crate::private::open(&path, crate::private::Open::ReadWrite).map_err(io)?;
     match file.try_lock() {
         Ok(()) => {
             let holder = format!(

@@ -160,19 +160,14 @@ fn slug(line: usize, id: &str) -> String {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PreviewError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
     let err = |source| PreviewError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let mut f = options.open(path).map_err(err)?;
-    f.write_all(bytes).map_err(err)
+    crate::private::open(path, crate::private::Open::Truncate)
+        .map_err(err)?
+        .write_all(bytes)
+        .map_err(err)
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#1f2a30}\
@@ -185,7 +180,7 @@ border-radius:6px;font-size:14px}.meta{color:#4b5a61}";
 /// Writes the browsable preview folder; returns the path of `index.html`.
 pub fn folder(loaded: &Loaded, dir: &Path, only: Option<Channel>) -> Result<PathBuf, PreviewError> {
     let mk = |p: &Path| {
-        crate::token::create_private_dir(p).map_err(|source| PreviewError::Write {
+        crate::private::create_dir(p).map_err(|source| PreviewError::Write {
             path: p.to_path_buf(),
             source,
         })

@@ -167,7 +167,7 @@ pub fn write(path: &Path, loaded: &Loaded, ledger: Option<&Ledger>) -> Result<us
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    let file = private_file(path).map_err(io)?;
+    let file = crate::private::open(path, crate::private::Open::Truncate).map_err(io)?;
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
     w.write_record(COLUMNS).map_err(|e| io(e.into()))?;
     let n = each_row(loaded, ledger, |row| {
@@ -201,8 +201,10 @@ pub fn write_run_report(
         path: path.clone(),
         source,
     };
-    crate::token::create_private_dir(&dir).map_err(io)?;
-    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(private_file(&path).map_err(io)?));
+    crate::private::create_dir(&dir).map_err(io)?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(
+        crate::private::open(&path, crate::private::Open::Truncate).map_err(io)?,
+    ));
     w.write_record(COLUMNS).map_err(|e| io(e.into()))?;
     for r in rows {
         let contact = &loaded.contacts.contacts[r.index];
@@ -250,25 +252,6 @@ pub fn write_run_report(
     }
     w.flush().map_err(io)?;
     Ok(path)
-}
-
-/// Creates (or truncates) a file readable by its owner only.
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        // An existing file keeps its mode on open: make sure it is private.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(file)
 }
 
 /// Counts for `status`.

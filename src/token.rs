@@ -23,18 +23,6 @@ impl std::fmt::Debug for TokenKey {
     }
 }
 
-/// Creates `dir` (and parents) with owner-only permissions.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
 impl TokenKey {
     /// Reads the key from `state_dir`, creating it (and the directory) on first use.
     pub fn load_or_create(state_dir: &Path) -> std::io::Result<Self> {
@@ -55,17 +43,10 @@ impl TokenKey {
             }
             Err(_) => {}
         }
-        create_private_dir(state_dir)?;
+        crate::private::create_dir(state_dir)?;
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        match options.open(&path) {
+        match crate::private::open(&path, crate::private::Open::CreateNew) {
             Ok(mut f) => {
                 f.write_all(&key)?;
                 f.sync_all()?;

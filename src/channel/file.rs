@@ -62,21 +62,6 @@ impl Faults {
     }
 }
 
-fn private_file(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    if append {
-        options.append(true).create(true);
-    } else {
-        options.write(true).create_new(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
 /// Email as `.eml` files.
 pub struct EmailFile {
     faults: Faults,
@@ -88,7 +73,7 @@ pub struct EmailFile {
 impl EmailFile {
     /// Creates the outbox directory (0700) if needed.
     pub fn new(dir: &Path) -> std::io::Result<Self> {
-        crate::token::create_private_dir(dir)?;
+        crate::private::create_dir(dir)?;
         Ok(EmailFile {
             faults: Faults::from_env(),
             dir: dir.to_path_buf(),
@@ -117,7 +102,7 @@ impl EmailFile {
             .collect();
         let name = format!("{}-{n:06}-{safe}.eml", self.stamp);
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let mut f = private_file(&tmp, false)?;
+        let mut f = crate::private::open(&tmp, crate::private::Open::CreateNew)?;
         f.write_all(bytes)?;
         drop(f);
         std::fs::rename(&tmp, self.dir.join(&name))?;
@@ -171,12 +156,12 @@ impl SmsFile {
     /// Opens (creating, 0600, and its directory, 0700) the outbox file for appending.
     pub fn new(path: &Path) -> std::io::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            crate::token::create_private_dir(parent)?;
+            crate::private::create_dir(parent)?;
         }
         Ok(SmsFile {
             faults: Faults::from_env(),
             path: path.to_path_buf(),
-            file: Mutex::new(private_file(path, true)?),
+            file: Mutex::new(crate::private::open(path, crate::private::Open::Append)?),
         })
     }
 }
