@@ -90,6 +90,24 @@ fn output(result: std::io::Result<()>) -> Result<(), Error> {
     }
 }
 
+/// Prints a command's result: JSON always, text when `text` (not `-q`, or something to report).
+fn print(
+    format: Format,
+    text: bool,
+    value: &(impl serde::Serialize + std::fmt::Display),
+) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => output(
+            serde_json::to_writer_pretty(&mut out, value)
+                .map_err(std::io::Error::from)
+                .and_then(|_| writeln!(out)),
+        ),
+        Format::Text if text => output(writeln!(out, "{value}")),
+        Format::Text => Ok(()),
+    }
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<Exit, Error> {
     let stdout = std::io::stdout();
@@ -98,18 +116,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
             let report = check::run(&loaded);
             let failed = args.strict && !report.errors.is_empty();
-            let mut out = stdout.lock();
-            match args.format {
-                Format::Json => output(
-                    serde_json::to_writer_pretty(&mut out, &report)
-                        .map_err(std::io::Error::from)
-                        .and_then(|_| writeln!(out)),
-                )?,
-                Format::Text if !cli.quiet || failed => {
-                    output(writeln!(out, "{report}"))?;
-                }
-                Format::Text => {}
-            }
+            print(args.format, !cli.quiet || failed, &report)?;
             Ok(if failed { Exit::Unusable } else { Exit::Ok })
         }
         Command::Preview(args) => {
@@ -138,18 +145,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
             if let Some(to) = &args.test_to {
                 let result = send::test_to(&loaded, to, args.contact.as_deref())?;
-                let mut out = stdout.lock();
-                match args.format {
-                    Format::Json => output(
-                        serde_json::to_writer_pretty(&mut out, &result)
-                            .map_err(std::io::Error::from)
-                            .and_then(|_| writeln!(out)),
-                    )?,
-                    Format::Text if !cli.quiet || !result.delivered => {
-                        output(writeln!(out, "{result}"))?
-                    }
-                    Format::Text => {}
-                }
+                print(args.format, !cli.quiet || !result.delivered, &result)?;
                 return Ok(if result.delivered {
                     Exit::Ok
                 } else {
@@ -166,34 +162,14 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             };
             let summary = send::run(loaded, &opts)?;
             let exit = summary.exit();
-            let mut out = stdout.lock();
-            match args.format {
-                Format::Json => output(
-                    serde_json::to_writer_pretty(&mut out, &summary)
-                        .map_err(std::io::Error::from)
-                        .and_then(|_| writeln!(out)),
-                )?,
-                Format::Text if !cli.quiet || exit != Exit::Ok => {
-                    output(writeln!(out, "{summary}"))?
-                }
-                Format::Text => {}
-            }
+            print(args.format, !cli.quiet || exit != Exit::Ok, &summary)?;
             Ok(exit)
         }
         Command::Status(args) => {
             let campaign = config::load(&args.campaign.campaign, &args.campaign.set)
                 .map_err(LoadError::from)?;
             let status = report::status(&campaign)?;
-            let mut out = stdout.lock();
-            match args.format {
-                Format::Json => output(
-                    serde_json::to_writer_pretty(&mut out, &status)
-                        .map_err(std::io::Error::from)
-                        .and_then(|_| writeln!(out)),
-                )?,
-                Format::Text if !cli.quiet => output(writeln!(out, "{status}"))?,
-                Format::Text => {}
-            }
+            print(args.format, !cli.quiet, &status)?;
             Ok(Exit::Ok)
         }
         Command::Report(args) => {

@@ -145,18 +145,7 @@ fn escape(s: &str) -> String {
 
 /// A file name for a contact's folder: its line and a safe form of its id.
 fn slug(line: usize, id: &str) -> String {
-    let safe: String = id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(40)
-        .collect();
-    format!("{line:06}-{safe}")
+    format!("{line:06}-{}", crate::private::file_name_part(id))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PreviewError> {

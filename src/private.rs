@@ -53,3 +53,17 @@ pub fn open(path: &Path, how: Open) -> std::io::Result<File> {
     }
     Ok(file)
 }
+
+/// A contact id made safe for a file name: ASCII letters, digits, `-` and `_`, at most 40.
+pub fn file_name_part(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect()
+}

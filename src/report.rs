@@ -38,20 +38,58 @@ pub fn escape_cell(value: &str) -> String {
     }
 }
 
-fn ledger_cells(r: &crate::ledger::Row, reason: &str) -> [String; 7] {
-    let state = match (r.state, r.permanent) {
+/// The ledger's word for a row (`failed` only when permanent, else `retry`).
+fn ledger_state(r: &crate::ledger::Row) -> String {
+    match (r.state, r.permanent) {
         (State::Failed, false) => "retry".to_string(),
         (s, _) => s.as_str().to_string(),
-    };
+    }
+}
+
+/// Who a report row is about: channel, contact id, line, name, address.
+type Who = [String; 5];
+
+fn who(contact: &crate::contacts::Contact, channel: Channel) -> Who {
     [
-        state,
-        reason.to_string(),
-        r.attempts.to_string(),
-        r.provider_id.clone().unwrap_or_default(),
-        r.last_error.clone().unwrap_or_default(),
-        r.sent_at.clone().unwrap_or_default(),
-        r.updated_at.clone(),
+        channel.to_string(),
+        contact.id.clone(),
+        contact.line.to_string(),
+        contact.display_name(),
+        contact
+            .display_address(channel)
+            .unwrap_or_default()
+            .to_string(),
     ]
+}
+
+/// A report row: who, the state and reason given, then the ledger's details if any.
+fn report_row(
+    campaign: &str,
+    who: Who,
+    state: String,
+    reason: String,
+    prior: Option<&crate::ledger::Row>,
+) -> Vec<String> {
+    let mut row = vec![campaign.to_string()];
+    row.extend(who);
+    row.extend([state, reason]);
+    match prior {
+        Some(p) => row.extend([
+            p.attempts.to_string(),
+            p.provider_id.clone().unwrap_or_default(),
+            p.last_error.clone().unwrap_or_default(),
+            p.sent_at.clone().unwrap_or_default(),
+            p.updated_at.clone(),
+        ]),
+        None => row.extend([
+            "0".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]),
+    }
+    row
 }
 
 /// Calls `f` with every row of the campaign's report: each contact on each enabled channel (the
@@ -73,23 +111,18 @@ pub fn each_row(
             if let Some(a) = own {
                 known.insert((*channel, a));
             }
-            let mut row = vec![
-                campaign.clone(),
-                channel.to_string(),
-                contact.id.clone(),
-                contact.line.to_string(),
-                contact.display_name(),
-                contact
-                    .display_address(*channel)
-                    .unwrap_or_default()
-                    .to_string(),
-            ];
             let prior = match (own, ledger) {
                 (Some(a), Some(l)) => l.row(campaign, *channel, a)?,
                 _ => None,
             };
-            match prior {
-                Some(r) => row.extend(ledger_cells(&r, "")),
+            let row = match &prior {
+                Some(r) => report_row(
+                    campaign,
+                    who(contact, *channel),
+                    ledger_state(r),
+                    String::new(),
+                    Some(r),
+                ),
                 None => {
                     let decision = plan::decide(
                         &loaded.campaign,
@@ -103,17 +136,10 @@ pub fn each_row(
                         Decision::Deferred(d) => d.to_string(),
                         Decision::Skipped(s) => s.to_string(),
                     };
-                    row.extend([
-                        decision.word().to_string(),
-                        reason,
-                        "0".into(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ]);
+                    let word = decision.word().to_string();
+                    report_row(campaign, who(contact, *channel), word, reason, None)
                 }
-            }
+            };
             f(&row)?;
             n += 1;
         }
@@ -127,15 +153,15 @@ pub fn each_row(
             if result.is_err() || known.contains(&(channel, r.address.as_str())) {
                 return;
             }
-            let mut row = vec![
-                campaign.clone(),
+            let who = [
                 r.channel.clone(),
                 r.contact_id.clone(),
                 String::new(),
                 String::new(),
                 r.address.clone(),
             ];
-            row.extend(ledger_cells(&r, "no longer in the contacts file"));
+            let gone = "no longer in the contacts file".to_string();
+            let row = report_row(campaign, who, ledger_state(&r), gone, Some(&r));
             result = f(&row);
             n += 1;
         })?;
@@ -208,17 +234,6 @@ pub fn write_run_report(
     w.write_record(COLUMNS).map_err(|e| io(e.into()))?;
     for r in rows {
         let contact = &loaded.contacts.contacts[r.index];
-        let mut row = vec![
-            loaded.campaign.id.clone(),
-            r.channel.to_string(),
-            contact.id.clone(),
-            contact.line.to_string(),
-            contact.display_name(),
-            contact
-                .display_address(r.channel)
-                .unwrap_or_default()
-                .to_string(),
-        ];
         let prior = match contact.address(r.channel) {
             Some(a) => ledger.row(&loaded.campaign.id, r.channel, a)?,
             None => None,
@@ -227,26 +242,14 @@ pub fn write_run_report(
             Some((s, why)) => (s.to_string(), why.to_string()),
             None => (r.outcome.clone(), String::new()),
         };
-        match prior.filter(|_| !state.starts_with("deferred")) {
-            Some(p) => row.extend([
-                state,
-                reason,
-                p.attempts.to_string(),
-                p.provider_id.unwrap_or_default(),
-                p.last_error.unwrap_or_default(),
-                p.sent_at.unwrap_or_default(),
-                p.updated_at,
-            ]),
-            None => row.extend([
-                state,
-                reason,
-                "0".into(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ]),
-        }
+        let prior = prior.filter(|_| state != "deferred");
+        let row = report_row(
+            &loaded.campaign.id,
+            who(contact, r.channel),
+            state,
+            reason,
+            prior.as_ref(),
+        );
         w.write_record(row.iter().map(|c| escape_cell(c)))
             .map_err(|e| io(e.into()))?;
     }

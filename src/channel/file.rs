@@ -89,18 +89,11 @@ impl EmailFile {
 
     fn write(&self, bytes: &[u8], contact_id: &str) -> std::io::Result<String> {
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let safe: String = contact_id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(40)
-            .collect();
-        let name = format!("{}-{n:06}-{safe}.eml", self.stamp);
+        let name = format!(
+            "{}-{n:06}-{}.eml",
+            self.stamp,
+            crate::private::file_name_part(contact_id)
+        );
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let mut f = crate::private::open(&tmp, crate::private::Open::CreateNew)?;
         f.write_all(bytes)?;
