@@ -38,6 +38,8 @@ pub struct ChannelTotals {
     pub due: usize,
     pub deferred: BTreeMap<&'static str, usize>,
     pub skipped: BTreeMap<&'static str, usize>,
+    /// Settled by earlier runs, by ledger state.
+    pub done: BTreeMap<&'static str, usize>,
 }
 
 impl ChannelTotals {
@@ -46,6 +48,7 @@ impl ChannelTotals {
             Decision::Due => self.due += 1,
             Decision::Deferred(d) => *self.deferred.entry(d.label()).or_default() += 1,
             Decision::Skipped(s) => *self.skipped.entry(s.label()).or_default() += 1,
+            Decision::Done(state) => *self.done.entry(state.as_str()).or_default() += 1,
         }
     }
 
@@ -56,6 +59,9 @@ impl ChannelTotals {
         }
         for (k, v) in other.skipped {
             *self.skipped.entry(k).or_default() += v;
+        }
+        for (k, v) in other.done {
+            *self.done.entry(k).or_default() += v;
         }
     }
 
@@ -360,6 +366,16 @@ impl fmt::Display for CheckReport {
             row(f, &format!("  {}", label.replace('_', " ")), &|t| {
                 t.skipped.get(label).copied().unwrap_or(0)
             })?;
+        }
+        if self.channels.iter().any(|t| !t.done.is_empty()) {
+            row(f, "done by earlier runs", &|t| t.done.values().sum())?;
+            for state in ["sent", "failed", "unknown", "sending"] {
+                if self.channels.iter().any(|t| t.done.contains_key(state)) {
+                    row(f, &format!("  {state}"), &|t| {
+                        t.done.get(state).copied().unwrap_or(0)
+                    })?;
+                }
+            }
         }
 
         if !self.errors.is_empty() {

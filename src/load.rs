@@ -3,7 +3,7 @@
 //! a channel into its decision and rendered message ([`Loaded::outcome`]), used by `check`,
 //! `preview` and `send` alike.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -12,8 +12,9 @@ use chrono::{DateTime, Utc};
 use crate::channel::Channel;
 use crate::config::{self, Campaign, ConfigError};
 use crate::contacts::{self, ContactList, ContactsError, FileWarning, Suppressions};
+use crate::ledger::{self, Ledger, Prior};
 use crate::message;
-use crate::plan::{self, Decision, Skip};
+use crate::plan::{self, Decision, Redo, Skip};
 use crate::sms::{self, Encoding, SmsCount};
 use crate::templates::{MessageData, RenderedEmail, TemplateError, Templates};
 use crate::token::TokenKey;
@@ -36,6 +37,8 @@ pub enum LoadError {
     },
     #[error("{0}")]
     Clock(String),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 /// A template naming a column the contacts file lacks.
@@ -64,6 +67,11 @@ pub struct Loaded {
     /// Warnings about the files (encoding guesses, unknown suppression entries, guarded columns
     /// the file lacks, duplicate ids).
     pub warnings: Vec<FileWarning>,
+    /// What the ledger recorded of this campaign, by channel and address (empty before the first
+    /// `send`), so `check`, `preview` and `send` make the same plan.
+    pub priors: HashMap<(Channel, String), Prior>,
+    /// Which settled messages are taken up again (`send --resend-unknown`, `--retry-failed`).
+    pub redo: Redo,
 }
 
 /// The unsubscribe token of test messages: it maps to no one.
@@ -152,7 +160,7 @@ impl Loaded {
         if !errors.is_empty() {
             return Err(LoadError::Columns(errors));
         }
-        Ok(Loaded {
+        let mut loaded = Loaded {
             campaign,
             contacts,
             suppressions,
@@ -160,20 +168,57 @@ impl Loaded {
             key,
             now,
             warnings,
-        })
+            priors: HashMap::new(),
+            redo: Redo::default(),
+        };
+        loaded.read_ledger()?;
+        Ok(loaded)
+    }
+
+    /// Reads what the ledger knows (if the campaign ever sent): the messages' states, and the
+    /// suppressions learnt while sending (opt-out replies, `unsubscribe`).
+    pub fn read_ledger(&mut self) -> Result<(), LoadError> {
+        let state_dir = &self.campaign.sending.state_dir;
+        if !state_dir.join(ledger::FILE).exists() {
+            return Ok(());
+        }
+        let l = Ledger::open(state_dir)?;
+        self.priors = l.priors(&self.campaign.id)?;
+        for (address, _reason, _source) in l.suppressions()? {
+            self.suppressions.insert(
+                &address,
+                self.campaign.clinic.region,
+                crate::contacts::SuppressedBy {
+                    file: l.path().to_path_buf(),
+                    line: 0,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// What happens to contact `index` on `channel` at `now`: the one decision `check`,
+    /// `preview`, `send` and `report` share.
+    pub fn decide(&self, index: usize, channel: Channel, now: DateTime<Utc>) -> Decision {
+        let contact = &self.contacts.contacts[index];
+        let prior = contact
+            .address(channel)
+            .and_then(|a| self.priors.get(&(channel, a.to_string())));
+        plan::decide(
+            &self.campaign,
+            contact,
+            channel,
+            &self.suppressions,
+            (prior, self.redo),
+            now,
+        )
     }
 
     /// Decides and renders contact `index` on `channel`. `render_skipped` renders a skipped
     /// contact's message too when it has an address (preview shows what it would have been).
     pub fn outcome(&self, index: usize, channel: Channel, render_skipped: bool) -> Outcome {
         let contact = &self.contacts.contacts[index];
-        let mut decision = plan::decide(
-            &self.campaign,
-            contact,
-            channel,
-            &self.suppressions,
-            self.now,
-        );
+        let mut decision = self.decide(index, channel, self.now);
         let mut warnings = Vec::new();
         let wanted = decision.will_go() || render_skipped;
         let message = match contact.address(channel) {

@@ -8,6 +8,28 @@ use chrono::{DateTime, Utc};
 use crate::channel::Channel;
 use crate::config::Campaign;
 use crate::contacts::{Contact, SuppressedBy, Suppressions};
+use crate::ledger::{Prior, State};
+
+/// Which settled messages a run takes up again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Redo {
+    /// `--resend-unknown`.
+    pub unknown: bool,
+    /// `--retry-failed`.
+    pub failed: bool,
+}
+
+/// What the ledger's record means for a new run: `None` when the message is open (new, a
+/// transient failure to retry, or taken up again by `redo`).
+pub fn settled(prior: Option<&Prior>, redo: Redo) -> Option<State> {
+    let prior = prior?;
+    match prior.state {
+        State::Sent | State::Sending => Some(prior.state),
+        State::Unknown if !redo.unknown => Some(State::Unknown),
+        State::Failed if prior.permanent && !redo.failed => Some(State::Failed),
+        _ => None,
+    }
+}
 
 /// Why a message will not go, ever (for this campaign as configured).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +140,9 @@ pub enum Decision {
     Due,
     Deferred(Defer),
     Skipped(Skip),
+    /// Already settled by an earlier run, as the ledger records it (`sent`, `failed`,
+    /// `unknown`; `sending` while another run is under way).
+    Done(State),
 }
 
 impl Decision {
@@ -127,6 +152,7 @@ impl Decision {
             Decision::Due => "due",
             Decision::Deferred(_) => "deferred",
             Decision::Skipped(_) => "skipped",
+            Decision::Done(state) => state.as_str(),
         }
     }
 
@@ -142,16 +168,26 @@ impl fmt::Display for Decision {
             Decision::Due => f.write_str("due"),
             Decision::Deferred(d) => write!(f, "deferred: {d}"),
             Decision::Skipped(s) => write!(f, "skipped: {s}"),
+            Decision::Done(State::Sent) => f.write_str("sent by an earlier run"),
+            Decision::Done(State::Failed) => {
+                f.write_str("failed in an earlier run (--retry-failed tries again)")
+            }
+            Decision::Done(State::Unknown) => f.write_str(
+                "unknown: an earlier run died while sending it (--resend-unknown sends it again)",
+            ),
+            Decision::Done(State::Sending) => f.write_str("being sent by a run under way"),
         }
     }
 }
 
-/// Decides what happens to `contact` on `channel` at `now`. The channel must be enabled.
+/// Decides what happens to `contact` on `channel` at `now`, given what the ledger recorded of
+/// its address (`prior`). The channel must be enabled.
 pub fn decide(
     campaign: &Campaign,
     contact: &Contact,
     channel: Channel,
     suppressions: &Suppressions,
+    prior: (Option<&Prior>, Redo),
     now: DateTime<Utc>,
 ) -> Decision {
     use Decision::Skipped;
@@ -179,6 +215,9 @@ pub fn decide(
             line: *line,
             id: id.clone(),
         });
+    }
+    if let Some(state) = settled(prior.0, prior.1) {
+        return Decision::Done(state);
     }
     if campaign.require_consent && !contact.consent(channel).given() {
         return Skipped(Skip::NoConsent);

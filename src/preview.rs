@@ -182,7 +182,7 @@ pub fn folder(loaded: &Loaded, dir: &Path, only: Option<Channel>) -> Result<Path
     let c = &loaded.campaign;
 
     let mut rows = String::new();
-    let mut counts = vec![(0usize, 0usize, 0usize); channels.len()];
+    let mut counts = vec![(0usize, 0usize, 0usize, 0usize); channels.len()];
     for (index, contact) in loaded.contacts.contacts.iter().enumerate() {
         let slug = slug(contact.line, &contact.id);
         let folder = messages.join(&slug);
@@ -194,6 +194,7 @@ pub fn folder(loaded: &Loaded, dir: &Path, only: Option<Channel>) -> Result<Path
                 Decision::Due => counts[slot].0 += 1,
                 Decision::Deferred(_) => counts[slot].1 += 1,
                 Decision::Skipped(_) => counts[slot].2 += 1,
+                Decision::Done(_) => counts[slot].3 += 1,
             }
             if outcome.message.is_some() && !made_folder {
                 mk(&folder)?;
@@ -217,11 +218,15 @@ pub fn folder(loaded: &Loaded, dir: &Path, only: Option<Channel>) -> Result<Path
         let _ = write!(head, "<th>{ch}</th>");
     }
     let mut summary = String::new();
-    for (ch, (due, deferred, skipped)) in channels.iter().zip(&counts) {
+    for (ch, (due, deferred, skipped, done)) in channels.iter().zip(&counts) {
         let _ = write!(
             summary,
-            "<li><b>{ch}</b>: {due} due, {deferred} deferred, {skipped} skipped</li>"
+            "<li><b>{ch}</b>: {due} due, {deferred} deferred, {skipped} skipped"
         );
+        if *done > 0 {
+            let _ = write!(summary, ", {done} settled by earlier runs");
+        }
+        summary.push_str("</li>");
     }
     let index_html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -261,7 +266,7 @@ fn channel_cell(
         outcome.decision.word(),
         escape(&outcome.decision.to_string())
     );
-    let skipped = matches!(outcome.decision, Decision::Skipped(_));
+    let skipped = matches!(outcome.decision, Decision::Skipped(_) | Decision::Done(_));
     let links = if skipped {
         "<br><span class=\"meta\">preview only, will not be sent:</span> "
     } else {

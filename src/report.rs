@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::channel::Channel;
 use crate::ledger::{Ledger, LedgerError, State};
 use crate::load::Loaded;
-use crate::plan::{self, Decision};
+use crate::plan::Decision;
 
 /// The report's columns.
 pub const COLUMNS: &[&str] = &[
@@ -105,7 +105,7 @@ pub fn each_row(
     let mut known: HashSet<(Channel, &str)> = HashSet::new();
     let mut n = 0;
     for channel in &loaded.campaign.channels {
-        for contact in &loaded.contacts.contacts {
+        for (index, contact) in loaded.contacts.contacts.iter().enumerate() {
             let address = contact.address(*channel);
             let own = address.filter(|_| contact.duplicate_of[*channel as usize].is_none());
             if let Some(a) = own {
@@ -124,17 +124,12 @@ pub fn each_row(
                     Some(r),
                 ),
                 None => {
-                    let decision = plan::decide(
-                        &loaded.campaign,
-                        contact,
-                        *channel,
-                        &loaded.suppressions,
-                        loaded.now,
-                    );
+                    let decision = loaded.decide(index, *channel, loaded.now);
                     let reason = match &decision {
                         Decision::Due => String::new(),
                         Decision::Deferred(d) => d.to_string(),
                         Decision::Skipped(s) => s.to_string(),
+                        Decision::Done(_) => String::new(),
                     };
                     let word = decision.word().to_string();
                     report_row(campaign, who(contact, *channel), word, reason, None)

@@ -24,7 +24,7 @@ use governor::{Quota, RateLimiter};
 
 use crate::channel::{Channel, Delivery, EmailOut, Outgoing, SmsOut, Transport};
 use crate::config::{EmailTransport, Rate, SmsTransport};
-use crate::ledger::{self, Claim, Ledger, LedgerError, Prior, State, Writer, WriterHandle};
+use crate::ledger::{self, Claim, Ledger, LedgerError, State, Writer, WriterHandle};
 use crate::load::{Loaded, Rendered};
 use crate::plan::{self, Decision, Defer};
 
@@ -304,13 +304,7 @@ impl Run {
             return Result_::NotAttempted;
         }
         // Quiet hours and the cap are checked at dispatch, not only when the plan was made.
-        if let Decision::Deferred(d) = plan::decide(
-            &self.loaded.campaign,
-            contact,
-            channel,
-            &self.loaded.suppressions,
-            self.clock.now(),
-        ) {
+        if let Decision::Deferred(d) = self.loaded.decide(work.index, channel, self.clock.now()) {
             return Result_::Deferred(d.label());
         }
         if !self.take_limit() {
@@ -545,7 +539,10 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
     let mut recovered_unknown = 0;
     let mut templates_changed_since = None;
     let mut run_id = None;
-    let mut priors = HashMap::new();
+    loaded.redo = crate::plan::Redo {
+        unknown: opts.resend_unknown,
+        failed: opts.retry_failed,
+    };
     if let Some(l) = ledger.as_mut() {
         if !opts.dry_run {
             recovered_unknown = l.recover_interrupted(&campaign_id, now)?;
@@ -553,18 +550,8 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
                 l.fingerprint_change(&campaign_id, &loaded.templates.fingerprint, now)?;
             run_id = Some(l.begin_run(&campaign_id, now)?);
         }
-        priors = l.priors(&campaign_id)?;
-        for (address, reason, _) in l.suppressions()? {
-            loaded.suppressions.insert(
-                &address,
-                loaded.campaign.clinic.region,
-                crate::contacts::SuppressedBy {
-                    file: l.path().to_path_buf(),
-                    line: 0,
-                },
-            );
-            let _ = reason;
-        }
+        // Read again under the lock: the recovery above may have changed rows.
+        loaded.priors = l.priors(&campaign_id)?;
     }
 
     // The plan: who is due now, and why everyone else is not.
@@ -579,47 +566,8 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
     let mut plan_deferred = Vec::new();
     for (slot, &channel) in channels.iter().enumerate() {
         let st = &mut stats[slot];
-        for (index, contact) in loaded.contacts.contacts.iter().enumerate() {
-            // A duplicate row shares its address with an earlier one: it is that row's message.
-            if let Some(address) = contact.address(channel)
-                && contact.duplicate_of[channel as usize].is_none()
-                && let Some(prior) = priors.get(&(channel, address.to_string()))
-            {
-                let again = match prior {
-                    Prior {
-                        state: State::Sent, ..
-                    } => false,
-                    Prior {
-                        state: State::Unknown,
-                        ..
-                    } => opts.resend_unknown,
-                    Prior {
-                        state: State::Failed,
-                        permanent: true,
-                        ..
-                    } => opts.retry_failed,
-                    Prior {
-                        state: State::Failed,
-                        permanent: false,
-                        ..
-                    } => true,
-                    Prior {
-                        state: State::Sending,
-                        ..
-                    } => false,
-                };
-                if !again {
-                    *st.already.entry(prior.state.as_str()).or_default() += 1;
-                    continue;
-                }
-            }
-            match plan::decide(
-                &loaded.campaign,
-                contact,
-                channel,
-                &loaded.suppressions,
-                now,
-            ) {
+        for index in 0..loaded.contacts.contacts.len() {
+            match loaded.decide(index, channel, now) {
                 Decision::Due => {
                     st.due += 1;
                     work[channel as usize].push(Work { index, channel });
@@ -633,6 +581,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
                     });
                 }
                 Decision::Skipped(s) => *st.skipped.entry(s.label()).or_default() += 1,
+                Decision::Done(state) => *st.already.entry(state.as_str()).or_default() += 1,
             }
         }
     }

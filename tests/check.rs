@@ -6,11 +6,16 @@ mod common;
 
 use common::{Fixture, HEADER, MIDDAY, NIGHT, outreach, repo, run};
 
+/// `check` on the shipped campaign, with a state directory of its own (a developer's own sends
+/// in the checkout must not change what the test sees).
 fn shipped(now: &str, extra: &[&str]) -> (i32, String, String) {
+    let state = tempfile::tempdir().unwrap();
     let mut c = outreach();
     c.current_dir(repo())
         .env("OUTREACH_NOW", now)
         .args(["check", "campaigns/psoas.toml"])
+        .arg("--set")
+        .arg(format!("sending.state_dir={}", state.path().display()))
         .args(extra);
     run(c)
 }

@@ -314,7 +314,12 @@ fn preview_folder_links_every_message_and_is_private() {
     c.current_dir(repo())
         .env("OUTREACH_NOW", common::MIDDAY)
         .args(["preview", "campaigns/psoas.toml", "--out"])
-        .arg(dir.path().join("pv"));
+        .arg(dir.path().join("pv"))
+        .arg("--set")
+        .arg(format!(
+            "sending.state_dir={}",
+            dir.path().join("state").display()
+        ));
     let (code, out, err) = common::run(c);
     assert_eq!(code, 0, "{err}");
     assert!(

@@ -185,6 +185,58 @@ Report: {}
 }
 
 #[test]
+fn check_preview_and_dry_run_show_what_the_ledger_settled() {
+    let f = fast(&format!(
+        "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\nP2,Bo,Ng,bo@example.com,,email,yes,,\nP3,Cy,Ox,cy@example.com,,email,yes,,\n"
+    ));
+    let mut c = f.cmd(&["send", "campaign.toml", "-q", "--channel", "email"]);
+    c.env("OUTREACH_FILE_FAULTS", "P2=permanent,P3=unknown");
+    assert_eq!(run(c).0, 1);
+    let (_, out, _) = f.run(&["check", "campaign.toml", "--format", "json"]);
+    let v = json(&out);
+    assert_eq!(v["channels"][0]["due"], 0);
+    assert_eq!(
+        v["channels"][0]["done"],
+        serde_json::json!({"sent": 1, "failed": 1, "unknown": 1})
+    );
+    let (_, out, _) = f.run(&["check", "campaign.toml"]);
+    assert!(
+        out.contains(
+            "done by earlier runs         3       0\n  sent                       1       0\n"
+        ),
+        "{out}"
+    );
+    let (_, out, _) = f.run(&["preview", "campaign.toml", "--contact", "P1"]);
+    assert!(
+        out.contains("=== email to ann@example.com: sent by an earlier run ==="),
+        "{out}"
+    );
+    let (_, out, _) = f.run(&["preview", "campaign.toml", "--contact", "P3"]);
+    assert!(
+        out.contains(
+            "unknown: an earlier run died while sending it (--resend-unknown sends it again)"
+        ),
+        "{out}"
+    );
+    let (_, out, _) = f.run(&["send", "campaign.toml", "--dry-run", "--format", "json"]);
+    let v = json(&out);
+    assert_eq!(v["channels"][0]["sent"], 0);
+    assert_eq!(
+        v["channels"][0]["already"],
+        serde_json::json!({"sent": 1, "failed": 1, "unknown": 1})
+    );
+    let (_, out, _) = f.run(&[
+        "send",
+        "campaign.toml",
+        "--dry-run",
+        "--resend-unknown",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(json(&out)["channels"][0]["sent"], 1);
+}
+
+#[test]
 fn sms_lines_carry_what_gateways_need() {
     let f = fast(&format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"));
     let (code, _, err) = f.run(&["send", "campaign.toml", "-q"]);
