@@ -408,7 +408,17 @@ fn a_second_run_exits_4_naming_the_holder() {
         ])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // Wait until it holds the lock (the lock file names its holder), however slow the machine.
+    let holder = format!("pid {}", first.id());
+    let lock = f.path(".outreach/test-campaign.lock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&lock).is_ok_and(|s| s.starts_with(&holder)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (code, out, err) = f.run(&["send", "campaign.toml"]);
     first.kill().unwrap();
     first.wait().unwrap();
@@ -442,7 +452,12 @@ fn sigterm_stops_cleanly_and_a_rerun_resumes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1200));
+    // Stop it once a few have gone, however slow the machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(f.path("outbox/sms.jsonl")).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(std::time::Instant::now() < deadline, "nothing was sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
