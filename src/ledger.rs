@@ -460,19 +460,7 @@ impl Ledger {
         claims: &[Claim],
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>, LedgerError> {
-        let path = self.path.clone();
-        let now = timestamp(now);
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|source| LedgerError::Sqlite {
-                path: path.clone(),
-                source,
-            })?;
-        let granted = claim_in(&tx, campaign, run, fingerprint, claims, &now)
-            .and_then(|g| tx.commit().map(|_| g))
-            .map_err(|source| LedgerError::Sqlite { path, source })?;
-        Ok(granted)
+        self.commit(campaign, (run, fingerprint), &[], claims, now)
     }
 
     /// Records outcomes in one transaction.
@@ -482,18 +470,38 @@ impl Ledger {
         outcomes: &[Outcome],
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
+        self.commit(campaign, (0, ""), outcomes, &[], now)
+            .map(|_| ())
+    }
+
+    /// Records `outcomes`, then claims `claims` (for run and fingerprint `claimed_by`), in one
+    /// transaction. It is fsynced when it claims anything: a claim must be on disk before its
+    /// message goes. Outcomes alone are not: one lost to a power cut leaves its row `sending`,
+    /// which the next run reports as unknown, so they only need to survive the process.
+    pub fn commit(
+        &mut self,
+        campaign: &str,
+        claimed_by: (i64, &str),
+        outcomes: &[Outcome],
+        claims: &[Claim],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, LedgerError> {
         let path = self.path.clone();
+        let sqlite = |source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let sync = if claims.is_empty() { "NORMAL" } else { "FULL" };
+        self.conn
+            .execute_batch(&format!("PRAGMA synchronous = {sync}"))
+            .map_err(sqlite)?;
         let now = timestamp(now);
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|source| LedgerError::Sqlite {
-                path: path.clone(),
-                source,
-            })?;
-        record_in(&tx, campaign, outcomes, &now)
-            .and_then(|_| tx.commit())
-            .map_err(|source| LedgerError::Sqlite { path, source })
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        record_in(&tx, campaign, outcomes, &now).map_err(sqlite)?;
+        let granted =
+            claim_in(&tx, campaign, claimed_by.0, claimed_by.1, claims, &now).map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
+        Ok(granted)
     }
 }
 
@@ -657,17 +665,9 @@ impl Writer {
                     let result = if let Some(e) = &failed {
                         Err(e.clone())
                     } else {
-                        let r = (|| {
-                            if !outcomes.is_empty() {
-                                ledger.record(&campaign, &outcomes, now)?;
-                            }
-                            if claims.is_empty() {
-                                Ok(Vec::new())
-                            } else {
-                                ledger.claim(&campaign, run, &fingerprint, &claims, now)
-                            }
-                        })();
-                        r.map_err(|e| e.to_string())
+                        ledger
+                            .commit(&campaign, (run, &fingerprint), &outcomes, &claims, now)
+                            .map_err(|e| e.to_string())
                     };
                     if let Err(e) = &result {
                         failed = Some(e.clone());
