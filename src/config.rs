@@ -142,6 +142,16 @@ struct RawEmail {
     unsubscribe_url: Option<String>,
     unsubscribe_mailto: Option<String>,
     smtp: Option<RawSmtp>,
+    dkim: Option<RawDkim>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDkim {
+    selector: Option<String>,
+    domain: Option<String>,
+    key_file: Option<String>,
+    algorithm: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +166,7 @@ struct RawSmtp {
     allow_insecure: Option<bool>,
     ca_file: Option<String>,
     timeout: Option<String>,
+    helo: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -289,6 +300,50 @@ pub struct EmailSettings {
     /// An `https://` or `http://` URL containing `{{token}}`.
     pub unsubscribe_url: String,
     pub unsubscribe_mailto: Option<lettre::Address>,
+    /// Signs every message (`[email.dkim]`), whatever the transport.
+    pub dkim: Option<DkimSigner>,
+}
+
+/// A DKIM signing configuration, loaded once: relaxed/relaxed canonicalisation (the default
+/// simple header canonicalisation of lettre does not verify, see notes/lettre.md), covering the
+/// headers a receiver and a reader rely on. Its `Debug` never shows the key.
+#[derive(Clone)]
+pub struct DkimSigner {
+    pub selector: String,
+    pub domain: String,
+    pub algorithm: &'static str,
+    config: std::sync::Arc<lettre::message::dkim::DkimConfig>,
+}
+
+impl std::fmt::Debug for DkimSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DkimSigner({} s={} d={})",
+            self.algorithm, self.selector, self.domain
+        )
+    }
+}
+
+impl DkimSigner {
+    /// The headers every signature covers (those present in the message).
+    pub const HEADERS: [&'static str; 10] = [
+        "From",
+        "Reply-To",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "MIME-Version",
+        "Content-Type",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+    ];
+
+    /// Adds a `DKIM-Signature` header to `message`.
+    pub fn sign(&self, message: &mut lettre::Message) {
+        message.sign(&self.config);
+    }
 }
 
 /// How email leaves.
@@ -319,6 +374,8 @@ pub struct SmtpSettings {
     pub allow_insecure: bool,
     pub ca_file: Option<PathBuf>,
     pub timeout: std::time::Duration,
+    /// The name given in EHLO: `helo`, else this machine's host name.
+    pub helo: String,
     /// The outbox is still known so a switch back to `file` needs nothing else.
     pub outbox: PathBuf,
 }
@@ -328,6 +385,40 @@ pub struct SmtpSettings {
 pub enum SecretSource {
     Env(String),
     File(PathBuf),
+}
+
+impl SecretSource {
+    /// Reads the secret: the variable's value, or the file's content without its final line
+    /// end. The error names where it looked, never the value.
+    pub fn read(&self) -> Result<String, String> {
+        let value = match self {
+            SecretSource::Env(name) => std::env::var(name).map_err(|e| match e {
+                std::env::VarError::NotPresent => {
+                    format!("the environment variable {name} is not set")
+                }
+                std::env::VarError::NotUnicode(_) => {
+                    format!("the environment variable {name} is not valid UTF-8")
+                }
+            })?,
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        };
+        if value.is_empty() {
+            return Err(format!("{self} is empty"));
+        }
+        Ok(value)
+    }
+}
+
+impl std::fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Env(name) => write!(f, "the environment variable {name}"),
+            SecretSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 /// SMS settings.
@@ -1082,12 +1173,17 @@ fn validate_email(re: RawEmail, loc: &Locator, dir: &Path) -> Result<EmailSettin
             })
         })
         .transpose()?;
+    let dkim = re
+        .dkim
+        .map(|d| validate_dkim(d, loc, dir, &from))
+        .transpose()?;
     Ok(EmailSettings {
         from,
         reply_to,
         transport,
         unsubscribe_url,
         unsubscribe_mailto,
+        dkim,
     })
 }
 
@@ -1178,7 +1274,114 @@ fn validate_smtp(
             .map(|f| loc.resolve("email.smtp.ca_file", &f, dir)),
         timeout: parse_duration(rs.timeout.as_deref().unwrap_or("30s"))
             .map_err(|m| loc.invalid("email.smtp.timeout", m))?,
+        helo: match rs.helo {
+            Some(h) if !h.trim().is_empty() => h.trim().to_string(),
+            Some(_) => return Err(loc.invalid("email.smtp.helo", "must not be empty")),
+            None => local_hostname(),
+        },
         outbox,
+    })
+}
+
+/// The name this machine gives itself, for EHLO; `localhost` when it has none.
+fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.".contains(c))
+        })
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn validate_dkim(
+    rd: RawDkim,
+    loc: &Locator,
+    dir: &Path,
+    from: &Mailbox,
+) -> Result<DkimSigner, ConfigError> {
+    use lettre::message::dkim::{
+        DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+        DkimSigningKey,
+    };
+    use lettre::message::header::HeaderName;
+
+    let selector = non_empty(rd.selector, loc, "email.dkim.selector")?;
+    let domain = match rd.domain {
+        Some(d) if !d.trim().is_empty() => d.trim().to_ascii_lowercase(),
+        Some(_) => return Err(loc.invalid("email.dkim.domain", "must not be empty")),
+        // Aligned with the From domain, which is what DMARC checks.
+        None => from.email.domain().to_ascii_lowercase(),
+    };
+    let key_path = loc.resolve(
+        "email.dkim.key_file",
+        &non_empty(rd.key_file, loc, "email.dkim.key_file")?,
+        dir,
+    );
+    let text = std::fs::read_to_string(&key_path).map_err(|e| {
+        loc.invalid(
+            "email.dkim.key_file",
+            format!("cannot read {}: {e}", key_path.display()),
+        )
+    })?;
+    let text = text.trim();
+    let algorithm = match rd.algorithm.as_deref() {
+        Some("rsa") => DkimSigningAlgorithm::Rsa,
+        Some("ed25519") => DkimSigningAlgorithm::Ed25519,
+        Some(other) => {
+            return Err(loc.invalid(
+                "email.dkim.algorithm",
+                format!("unknown algorithm {other:?}: use \"rsa\" or \"ed25519\""),
+            ));
+        }
+        // A PEM file is an RSA key; a bare line of base64 is an Ed25519 seed.
+        None if text.starts_with("-----BEGIN") => DkimSigningAlgorithm::Rsa,
+        None => DkimSigningAlgorithm::Ed25519,
+    };
+    let name = match algorithm {
+        DkimSigningAlgorithm::Rsa => "rsa",
+        DkimSigningAlgorithm::Ed25519 => "ed25519",
+    };
+    if name == "rsa" && text.starts_with("-----BEGIN PRIVATE KEY") {
+        return Err(loc.invalid(
+            "email.dkim.key_file",
+            format!(
+                "{} is a PKCS#8 key; convert it to PKCS#1 with `openssl rsa -in {0} -traditional -out rsa.pem`",
+                key_path.display()
+            ),
+        ));
+    }
+    let key = DkimSigningKey::new(text, algorithm).map_err(|e| {
+        loc.invalid(
+            "email.dkim.key_file",
+            format!(
+                "{} is not a usable {name} key ({e}); an RSA key is a PKCS#1 PEM \
+                 (`openssl genrsa -traditional`), an Ed25519 key the base64 of its 32-byte seed",
+                key_path.display()
+            ),
+        )
+    })?;
+    let config = DkimConfig::new(
+        selector.clone(),
+        domain.clone(),
+        key,
+        DkimSigner::HEADERS
+            .iter()
+            .map(|h| HeaderName::new_from_ascii_str(h))
+            .collect(),
+        DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        },
+    );
+    Ok(DkimSigner {
+        selector,
+        domain,
+        algorithm: name,
+        config: std::sync::Arc::new(config),
     })
 }
 

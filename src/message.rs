@@ -1,7 +1,8 @@
 //! An email as it goes on the wire: lettre builds the MIME message (multipart/alternative, encoded
 //! words, quoted-printable or base64 bodies, lines under 998 octets); this module chooses every
 //! header: `From`, `Reply-To`, `To` with the patient's name, `Subject`, a `Message-ID` on the
-//! sender's domain, `Date`, `List-Unsubscribe` and `List-Unsubscribe-Post`.
+//! sender's domain, `Date`, `List-Unsubscribe` and `List-Unsubscribe-Post`, and the optional DKIM
+//! signature over them.
 
 use std::time::SystemTime;
 
@@ -98,6 +99,10 @@ pub fn build_email(
             HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
             "List-Unsubscribe=One-Click".to_string(),
         ));
+    }
+    // Last: the signature covers the headers above, exactly as they go out.
+    if let Some(dkim) = &settings.dkim {
+        dkim.sign(&mut message);
     }
     Ok(message)
 }

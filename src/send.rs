@@ -477,9 +477,8 @@ fn transport(loaded: &Loaded, channel: Channel) -> Result<Arc<dyn Transport>, Se
                 crate::channel::file::EmailFile::new(outbox)
                     .map_err(|e| err(format!("outbox {}: {e}", outbox.display())))?,
             )),
-            EmailTransport::Smtp(_) => Err(err(
-                "the smtp transport is not available in this build yet; use transport = \"file\""
-                    .into(),
+            EmailTransport::Smtp(settings) => Ok(Arc::new(
+                crate::channel::smtp::Smtp::new(settings).map_err(err)?,
             )),
         },
         Channel::Sms => match &loaded.campaign.sms.as_ref().expect("enabled").transport {
@@ -708,15 +707,19 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         let mut signalled = false;
         // A signal only raises the stop flag: messages in flight finish and are recorded, the
         // rest are not started.
-        loop {
+        let results = loop {
             tokio::select! {
-                r = &mut work_done => break Ok(r),
+                r = &mut work_done => break r,
                 _ = &mut signals, if !signalled => {
                     signalled = true;
                     run.stop("interrupted by a signal".into());
                 }
             }
+        };
+        for t in run.transports.iter().flatten() {
+            t.close().await;
         }
+        Ok(results)
     })?;
     drop(bars);
 
@@ -1070,7 +1073,9 @@ pub fn test_to(
         t.check()
             .await
             .map_err(|message| SendError::Transport { channel, message })?;
-        Ok::<_, SendError>(t.send(&message).await)
+        let delivery = t.send(&message).await;
+        t.close().await;
+        Ok::<_, SendError>(delivery)
     })?;
     let (delivered, detail) = match delivery {
         Delivery::Sent { provider_id } => (true, format!("sent ({provider_id})")),

@@ -1,4 +1,4 @@
-//! The two channels a campaign can use. (Transports that carry them arrive with `send`.)
+//! The two channels a campaign can use, and the transports that carry their messages.
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,6 +45,7 @@ impl FromStr for Channel {
 }
 
 pub mod file;
+pub mod smtp;
 
 use futures::future::BoxFuture;
 
@@ -126,4 +127,9 @@ pub trait Transport: Send + Sync {
 
     /// Hands one message over.
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery>;
+
+    /// Ends open sessions politely once the run is over (SMTP's QUIT).
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
