@@ -51,6 +51,27 @@ pub enum Command {
     /// Write a CSV with one row per recipient: state, reason, attempts, provider id, error.
     #[command(after_help = EXIT_CODES)]
     Report(ReportArgs),
+    /// Suppress the recipients behind unsubscribe tokens (from links or mailto subjects) in
+    /// every campaign of this state directory. Exit 1 when a token maps to no recipient.
+    #[command(after_help = EXIT_CODES)]
+    Unsubscribe(UnsubscribeArgs),
+}
+
+/// `outreach unsubscribe`.
+#[derive(Debug, Args)]
+pub struct UnsubscribeArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// Tokens, or whole unsubscribe links holding them.
+    #[arg(value_name = "TOKEN", required_unless_present = "from_file")]
+    pub tokens: Vec<String>,
+    /// Also read tokens from FILE ("-": standard input): any text, e.g. the unsubscribe page's
+    /// log; every token in it counts.
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `outreach send`.

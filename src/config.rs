@@ -312,7 +312,7 @@ pub struct DkimSigner {
     pub selector: String,
     pub domain: String,
     pub algorithm: &'static str,
-    config: std::sync::Arc<lettre::message::dkim::DkimConfig>,
+    key: std::sync::Arc<crate::dkim::Key>,
 }
 
 impl std::fmt::Debug for DkimSigner {
@@ -340,9 +340,19 @@ impl DkimSigner {
         "List-Unsubscribe-Post",
     ];
 
-    /// Adds a `DKIM-Signature` header to `message`.
-    pub fn sign(&self, message: &mut lettre::Message) {
-        message.sign(&self.config);
+    /// `message` with a `DKIM-Signature` header first.
+    pub fn sign(&self, message: &[u8], date: std::time::SystemTime) -> Vec<u8> {
+        let t = date
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        crate::dkim::sign(
+            message,
+            &self.key,
+            &self.domain,
+            &self.selector,
+            &Self::HEADERS,
+            t,
+        )
     }
 }
 
@@ -1303,12 +1313,6 @@ fn validate_dkim(
     dir: &Path,
     from: &Mailbox,
 ) -> Result<DkimSigner, ConfigError> {
-    use lettre::message::dkim::{
-        DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-        DkimSigningKey,
-    };
-    use lettre::message::header::HeaderName;
-
     let selector = non_empty(rd.selector, loc, "email.dkim.selector")?;
     let domain = match rd.domain {
         Some(d) if !d.trim().is_empty() => d.trim().to_ascii_lowercase(),
@@ -1327,61 +1331,44 @@ fn validate_dkim(
             format!("cannot read {}: {e}", key_path.display()),
         )
     })?;
-    let text = text.trim();
     let algorithm = match rd.algorithm.as_deref() {
-        Some("rsa") => DkimSigningAlgorithm::Rsa,
-        Some("ed25519") => DkimSigningAlgorithm::Ed25519,
+        None => None,
+        Some(a @ ("rsa" | "ed25519")) => Some(a),
         Some(other) => {
             return Err(loc.invalid(
                 "email.dkim.algorithm",
                 format!("unknown algorithm {other:?}: use \"rsa\" or \"ed25519\""),
             ));
         }
-        // A PEM file is an RSA key; a bare line of base64 is an Ed25519 seed.
-        None if text.starts_with("-----BEGIN") => DkimSigningAlgorithm::Rsa,
-        None => DkimSigningAlgorithm::Ed25519,
     };
-    let name = match algorithm {
-        DkimSigningAlgorithm::Rsa => "rsa",
-        DkimSigningAlgorithm::Ed25519 => "ed25519",
-    };
-    if name == "rsa" && text.starts_with("-----BEGIN PRIVATE KEY") {
-        return Err(loc.invalid(
-            "email.dkim.key_file",
-            format!(
-                "{} is a PKCS#8 key; convert it to PKCS#1 with `openssl rsa -in {0} -traditional -out rsa.pem`",
-                key_path.display()
-            ),
-        ));
-    }
-    let key = DkimSigningKey::new(text, algorithm).map_err(|e| {
+    let key = crate::dkim::Key::parse(&text, algorithm).map_err(|e| {
         loc.invalid(
             "email.dkim.key_file",
             format!(
-                "{} is not a usable {name} key ({e}); an RSA key is a PKCS#1 PEM \
-                 (`openssl genrsa -traditional`), an Ed25519 key the base64 of its 32-byte seed",
+                "{}: {e}; an RSA key is a PEM file (`openssl genrsa -out dkim.pem 2048`), an \
+                 Ed25519 key a PEM file (`openssl genpkey -algorithm ed25519`) or the base64 of \
+                 its 32-byte seed",
                 key_path.display()
             ),
         )
     })?;
-    let config = DkimConfig::new(
-        selector.clone(),
-        domain.clone(),
-        key,
-        DkimSigner::HEADERS
-            .iter()
-            .map(|h| HeaderName::new_from_ascii_str(h))
-            .collect(),
-        DkimCanonicalization {
-            header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
-        },
-    );
+    if let Some(a) = algorithm
+        && a != key.algorithm()
+    {
+        return Err(loc.invalid(
+            "email.dkim.algorithm",
+            format!(
+                "is {a:?} but {} holds an {} key",
+                key_path.display(),
+                key.algorithm()
+            ),
+        ));
+    }
     Ok(DkimSigner {
         selector,
         domain,
-        algorithm: name,
-        config: std::sync::Arc::new(config),
+        algorithm: key.algorithm(),
+        key: std::sync::Arc::new(key),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod contacts;
+pub mod dkim;
 pub mod ledger;
 pub mod load;
 pub mod lock;
@@ -22,6 +23,7 @@ pub mod send;
 pub mod sms;
 pub mod templates;
 pub mod token;
+pub mod unsubscribe;
 
 use std::io::Write;
 
@@ -164,6 +166,38 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             let exit = summary.exit();
             print(args.format, !cli.quiet || exit != Exit::Ok, &summary)?;
             Ok(exit)
+        }
+        Command::Unsubscribe(args) => {
+            let mut tokens: Vec<String> = args
+                .tokens
+                .iter()
+                .flat_map(|t| unsubscribe::tokens_in(t))
+                .collect();
+            let unreadable = args
+                .tokens
+                .iter()
+                .any(|t| unsubscribe::tokens_in(t).is_empty());
+            if let Some(file) = &args.from_file {
+                let text = if file.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin()).map_err(Error::Output)?
+                } else {
+                    std::fs::read_to_string(file).map_err(|source| Error::Write {
+                        path: file.clone(),
+                        source,
+                    })?
+                };
+                tokens.extend(unsubscribe::tokens_in(&text));
+            }
+            let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
+            let outcome = unsubscribe::run(&loaded, &tokens)?;
+            let bad = unreadable || !outcome.unknown.is_empty();
+            print(args.format, !cli.quiet || bad, &outcome)?;
+            if unreadable {
+                eprintln!(
+                    "outreach: some arguments hold no token (a token is 26 characters of a-z and 2-7)"
+                );
+            }
+            Ok(if bad { Exit::Failed } else { Exit::Ok })
         }
         Command::Status(args) => {
             let campaign = config::load(&args.campaign.campaign, &args.campaign.set)

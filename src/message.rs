@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Campaign, EmailSettings};
@@ -76,11 +76,19 @@ pub fn build_email(
     if let Some(reply_to) = &settings.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
+    // The boundary follows from the message's identity, so the same message is the same bytes
+    // (the file transport writes exactly what SMTP carries, run after run).
+    let boundary = {
+        let digest = Sha256::digest(format!("boundary\0{}\0{id_key}", campaign.id));
+        format!("=_{}", data_encoding::BASE32_NOPAD.encode(&digest[..20]))
+    };
     let mut message = builder
-        .multipart(MultiPart::alternative_plain_html(
-            rendered.text.clone(),
-            rendered.html.clone(),
-        ))
+        .multipart(
+            MultiPart::alternative()
+                .boundary(boundary)
+                .singlepart(SinglePart::plain(rendered.text.clone()))
+                .singlepart(SinglePart::html(rendered.html.clone())),
+        )
         .map_err(|e| BuildError(e.to_string()))?;
 
     let url = unsubscribe_url(settings, token);
@@ -100,11 +108,21 @@ pub fn build_email(
             "List-Unsubscribe=One-Click".to_string(),
         ));
     }
-    // Last: the signature covers the headers above, exactly as they go out.
-    if let Some(dkim) = &settings.dkim {
-        dkim.sign(&mut message);
-    }
     Ok(message)
+}
+
+/// The message as it goes on the wire: formatted and, with `[email.dkim]`, signed (`t=` is the
+/// message's date, so the bytes are the same whichever transport carries them).
+pub fn wire(settings: &EmailSettings, message: &Message, date: SystemTime) -> Vec<u8> {
+    let mut formatted = message.formatted();
+    // A message is lines, each ending in CRLF: what a server stores from DATA.
+    if !formatted.ends_with(b"\r\n") {
+        formatted.extend_from_slice(b"\r\n");
+    }
+    match &settings.dkim {
+        Some(dkim) => dkim.sign(&formatted, date),
+        None => formatted,
+    }
 }
 
 /// The header block of a formatted message (everything before the first empty line).

@@ -86,7 +86,11 @@ fn contact_text(
                     .email_message(index, r, SystemTime::now())
                     .expect("an email")
                     .map_err(|e| PreviewError::Build(e.to_string()))?;
-                let formatted = message.formatted();
+                let formatted = crate::message::wire(
+                    loaded.campaign.email.as_ref().expect("an email"),
+                    &message,
+                    SystemTime::now(),
+                );
                 s.push_str(&unfold_for_reading(header_block(&formatted)));
                 let _ = writeln!(s);
                 s.push_str(&parts.text);
@@ -281,7 +285,11 @@ fn channel_cell(
                 .email_message(index, r, date)
                 .expect("an email")
                 .map_err(|e| PreviewError::Build(e.to_string()))?;
-            let formatted = message.formatted();
+            let formatted = crate::message::wire(
+                loaded.campaign.email.as_ref().expect("an email"),
+                &message,
+                date,
+            );
             write_private(&folder.join("email.html"), parts.html.as_bytes())?;
             write_private(&folder.join("email.txt"), parts.text.as_bytes())?;
             write_private(

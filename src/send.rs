@@ -265,7 +265,7 @@ impl Run {
                             .unwrap_or(&address)
                             .to_string(),
                         message_id,
-                        bytes: message.formatted(),
+                        bytes: crate::message::wire(settings, &message, self.date),
                         campaign: loaded.campaign.id.clone(),
                         contact_id: contact.id.clone(),
                     }),
@@ -1049,7 +1049,7 @@ pub fn test_to(
                 from: settings.from.email.to_string(),
                 to: address.clone(),
                 message_id: String::new(),
-                bytes: m.formatted(),
+                bytes: crate::message::wire(settings, &m, SystemTime::from(clock.now())),
                 campaign: loaded.campaign.id.clone(),
                 contact_id: format!("test-{}", contact.id),
             })

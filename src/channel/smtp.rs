@@ -189,10 +189,12 @@ impl Smtp {
                 .await
                 .map_err(|_| transient("STARTTLS", &"timed out"))?
                 .map_err(|e| {
-                    if e.is_tls() {
-                        tls_error(&server, &e)
-                    } else {
+                    // A refusal of the command (454) may pass; any other failure is the
+                    // handshake's: an untrusted or mismatched certificate.
+                    if e.status().is_some() {
                         transient("STARTTLS", &e)
+                    } else {
+                        tls_error(&server, &e)
                     }
                 })?;
         }
@@ -360,7 +362,9 @@ impl Smtp {
             Err(Failure::Lost(error)) => return Step::done(lost(format!("DATA: {error}")), false),
         }
         session.read.store(false, Ordering::SeqCst);
-        let reply = tokio::time::timeout(self.timeout, conn.message(bytes)).await;
+        // lettre ends the data with CRLF.CRLF, whose first CRLF ends the message's last line.
+        let body = bytes.strip_suffix(b"\r\n").unwrap_or(bytes);
+        let reply = tokio::time::timeout(self.timeout, conn.message(body)).await;
         let went_out = session.read.load(Ordering::SeqCst);
         match reply {
             Ok(Ok(response)) if response.is_positive() && first_digit(&response) == 2 => {
