@@ -1,4 +1,5 @@
-//! The two channels a campaign can use. (Transports that carry them arrive with `send`.)
+//! The two channels a campaign can use, and the [`Transport`] trait their ways out implement:
+//! `file` (the outboxes) and `http` (SMS gateways).
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,6 +46,7 @@ impl FromStr for Channel {
 }
 
 pub mod file;
+pub mod http;
 
 use futures::future::BoxFuture;
 
