@@ -426,6 +426,9 @@ fn twilio_reply(status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) ->
             },
         };
     }
+    if matches!(status.as_u16(), 401 | 403) {
+        return by_status(status, headers, &detail).expect("401 and 403 are fatal");
+    }
     if let Some(c) = code {
         let error = format!("HTTP {status}{detail}");
         if TWILIO_FATAL.contains(&c) {
