@@ -494,7 +494,8 @@ fn transport(loaded: &Loaded, channel: Channel) -> Result<Arc<dyn Transport>, Se
                     .map_err(|e| err(format!("outbox {}: {e}", outbox.display())))?,
             )),
             SmsTransport::Http(g) => Ok(Arc::new(
-                crate::channel::http::Gateway::new(g).map_err(err)?,
+                crate::channel::http::Gateway::new(g, loaded.campaign.sending.concurrency)
+                    .map_err(err)?,
             )),
         },
     }

@@ -41,11 +41,20 @@ const TWILIO_INVALID_NUMBER: &[i64] = &[21211, 21614];
 const TWILIO_OPTED_OUT: i64 = 21610;
 const TWILIO_TOO_MANY_REQUESTS: i64 = 20429;
 
+/// How many messages may wait, claimed in the ledger, for each HTTP request slot. Claims are
+/// committed (fsynced) in groups while earlier messages are on the wire, so the ledger never
+/// leaves the connections idle; the cost is that a run killed mid-way leaves up to this many
+/// times `concurrency` messages `unknown` instead of `concurrency`.
+const CLAIMS_AHEAD: usize = 4;
+
 /// A gateway as the send loop sees it.
 pub struct Gateway {
     client: Client,
     dialect: Dialect,
     timeout: Duration,
+    /// At most `concurrency` requests at once, whatever the pipeline depth.
+    requests: tokio::sync::Semaphore,
+    concurrency: usize,
 }
 
 enum Dialect {
@@ -73,8 +82,8 @@ enum Dialect {
 
 impl Gateway {
     /// Builds the client and reads the secret (an unset variable or unreadable file is an error
-    /// here, before anything is claimed).
-    pub fn new(settings: &GatewaySettings) -> Result<Self, String> {
+    /// here, before anything is claimed). `concurrency`: requests at once.
+    pub fn new(settings: &GatewaySettings, concurrency: usize) -> Result<Self, String> {
         let secret = settings
             .token
             .as_ref()
@@ -112,12 +121,15 @@ impl Gateway {
             .connect_timeout(CONNECT_TIMEOUT.min(settings.timeout))
             .timeout(settings.timeout)
             .pool_idle_timeout(Duration::from_secs(50))
+            .pool_max_idle_per_host(concurrency)
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
         Ok(Gateway {
             client,
             dialect,
             timeout: settings.timeout,
+            requests: tokio::sync::Semaphore::new(concurrency),
+            concurrency,
         })
     }
 
@@ -182,6 +194,7 @@ impl Gateway {
                 Err(e) => return Delivery::Permanent { error: e },
             },
         };
+        let _slot = self.requests.acquire().await.expect("never closed");
         let delivery = match request.send().await {
             Err(e) => self.failed_request(&e),
             Ok(response) => {
@@ -292,6 +305,10 @@ impl Transport for Gateway {
 
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(self.check_credentials())
+    }
+
+    fn in_flight(&self, _concurrency: usize) -> usize {
+        self.concurrency * CLAIMS_AHEAD
     }
 
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {
