@@ -187,10 +187,45 @@ struct RawGateway {
     preset: Option<String>,
     base_url: Option<String>,
     account: Option<String>,
+    api_key: Option<String>,
     token_env: Option<String>,
     token_file: Option<String>,
     messaging_service_sid: Option<String>,
     status_callback: Option<String>,
+    timeout: Option<String>,
+    // The generic preset.
+    method: Option<String>,
+    url: Option<String>,
+    auth: Option<String>,
+    auth_header: Option<String>,
+    body_format: Option<String>,
+    body_template: Option<String>,
+    success_status: Option<Vec<u16>>,
+    success_pointer: Option<String>,
+    success_value: Option<String>,
+    id_pointer: Option<String>,
+    error_pointer: Option<String>,
+    opted_out_codes: Option<Vec<RawCode>>,
+    permanent_codes: Option<Vec<RawCode>>,
+    transient_codes: Option<Vec<RawCode>>,
+    check_url: Option<String>,
+}
+
+/// A provider's error code, written as a string or a number (`"40300"` or `40300`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawCode {
+    Text(String),
+    Number(i64),
+}
+
+impl RawCode {
+    fn text(self) -> String {
+        match self {
+            RawCode::Text(s) => s.trim().to_string(),
+            RawCode::Number(n) => n.to_string(),
+        }
+    }
 }
 
 /// A rate written as text (`"20/s"`) or, for "off", as the number `0`.
@@ -451,16 +486,131 @@ pub enum SmsTransport {
     Http(GatewaySettings),
 }
 
-/// HTTP gateway settings (presets are filled in by the SMS channel).
+/// Default request timeout for an SMS gateway. A reply that does not come in time leaves the
+/// message `unknown` (it may have gone), so this is generous.
+pub const DEFAULT_GATEWAY_TIMEOUT: &str = "30s";
+/// Twilio's API root.
+pub const TWILIO_BASE_URL: &str = "https://api.twilio.com";
+/// Vonage's legacy SMS API root (the preset posts to `{base_url}/json`).
+pub const VONAGE_BASE_URL: &str = "https://rest.nexmo.com/sms";
+
+/// HTTP gateway settings, checked for the preset they serve.
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
     pub preset: GatewayPreset,
-    pub base_url: Option<String>,
+    /// The API root, without a trailing slash (the preset's default when not given).
+    pub base_url: String,
+    /// Twilio: the Account SID. Vonage: the API key (`api_key` or `account`). Generic: the user
+    /// name for basic auth.
     pub account: Option<String>,
+    /// Twilio: the auth token. Vonage: the API secret. Generic: the password, bearer token or
+    /// header value.
     pub token: Option<SecretSource>,
     pub messaging_service_sid: Option<String>,
     pub status_callback: Option<String>,
+    /// Whole-request timeout: connect, send, reply.
+    pub timeout: std::time::Duration,
+    /// Present for the generic preset.
+    pub generic: Option<Box<GenericGateway>>,
     pub outbox: PathBuf,
+}
+
+/// How a generic gateway is called and how its replies are read.
+#[derive(Debug, Clone)]
+pub struct GenericGateway {
+    pub method: HttpMethod,
+    /// Absolute URL.
+    pub url: String,
+    pub auth: GatewayAuth,
+    pub body_format: BodyFormat,
+    /// The request body (or, for GET, the query string) with `{{placeholders}}`.
+    pub body_template: String,
+    /// Statuses that can mean success; empty: any 2xx.
+    pub success_status: Vec<u16>,
+    /// A JSON pointer into the reply that must exist (and equal `success_value`, when given).
+    pub success_pointer: Option<String>,
+    pub success_value: Option<String>,
+    /// Where the reply holds the provider's message id.
+    pub id_pointer: Option<String>,
+    /// Where an error reply holds the provider's error code.
+    pub error_pointer: Option<String>,
+    pub opted_out_codes: Vec<String>,
+    pub permanent_codes: Vec<String>,
+    pub transient_codes: Vec<String>,
+    /// A URL fetched (GET, same auth) before the first message to check credentials.
+    pub check_url: Option<String>,
+}
+
+/// An HTTP method a generic gateway accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Post,
+    Put,
+    /// The rendered form template becomes the query string.
+    Get,
+}
+
+/// How a generic gateway authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayAuth {
+    None,
+    /// `account` and the token.
+    Basic,
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// The token in this header.
+    Header(String),
+}
+
+/// The body a generic gateway takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/x-www-form-urlencoded`: placeholders are percent-encoded.
+    Form,
+    /// `application/json`: placeholders sit inside JSON strings and are escaped for them.
+    Json,
+}
+
+/// The placeholders a generic body template may use.
+pub const GATEWAY_PLACEHOLDERS: &[&str] = &[
+    "to",
+    "to_digits",
+    "from",
+    "body",
+    "encoding",
+    "unicode",
+    "segments",
+    "campaign",
+    "contact",
+    "account",
+    "status_callback",
+];
+
+/// Why a gateway body template cannot be filled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateError {
+    Unclosed,
+    Unknown(String),
+}
+
+/// Fills `{{name}}` placeholders of a gateway body template; `value` returns the (already
+/// escaped) text for a name, or `None` for an unknown name.
+pub fn fill_template(
+    template: &str,
+    mut value: impl FnMut(&str) -> Option<String>,
+) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or(TemplateError::Unclosed)?;
+        let name = after[..end].trim();
+        out.push_str(&value(name).ok_or_else(|| TemplateError::Unknown(name.to_string()))?);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Known gateway dialects.
@@ -1404,34 +1554,12 @@ fn validate_sms(
     );
     let transport = match rs.transport.as_deref().unwrap_or("file") {
         "file" => SmsTransport::File { outbox },
-        "http" => {
-            let g = required(rs.gateway, loc, "sms.gateway")?;
-            let preset = match g.preset.as_deref().unwrap_or("") {
-                "twilio" => GatewayPreset::Twilio,
-                "vonage" => GatewayPreset::Vonage,
-                "generic" => GatewayPreset::Generic,
-                other => {
-                    return Err(loc.invalid(
-                        "sms.gateway.preset",
-                        format!(
-                            "unknown preset {other:?}: use \"twilio\", \"vonage\" or \"generic\""
-                        ),
-                    ));
-                }
-            };
-            if let Some(u) = &g.base_url {
-                parse_url(u, loc, "sms.gateway.base_url")?;
-            }
-            SmsTransport::Http(GatewaySettings {
-                preset,
-                base_url: g.base_url,
-                account: g.account,
-                token: secret(g.token_env, g.token_file, loc, "sms.gateway.token", dir)?,
-                messaging_service_sid: g.messaging_service_sid,
-                status_callback: g.status_callback,
-                outbox,
-            })
-        }
+        "http" => SmsTransport::Http(validate_gateway(
+            required(rs.gateway, loc, "sms.gateway")?,
+            loc,
+            dir,
+            outbox,
+        )?),
         other => {
             return Err(loc.invalid(
                 "sms.transport",
@@ -1451,6 +1579,405 @@ fn validate_sms(
         quiet_hours,
         max_segments,
         smart_encoding: rs.smart_encoding.unwrap_or(false),
+    })
+}
+
+/// Whether `s` is `prefix` followed by 32 hex digits (a Twilio SID).
+fn is_sid(s: &str, prefix: &str) -> bool {
+    s.len() == 34 && s.starts_with(prefix) && s[2..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn validate_gateway(
+    g: RawGateway,
+    loc: &Locator,
+    dir: &Path,
+    outbox: PathBuf,
+) -> Result<GatewaySettings, ConfigError> {
+    let preset = match g.preset.as_deref().unwrap_or("") {
+        "twilio" => GatewayPreset::Twilio,
+        "vonage" => GatewayPreset::Vonage,
+        "generic" => GatewayPreset::Generic,
+        other => {
+            return Err(loc.invalid(
+                "sms.gateway.preset",
+                format!("unknown preset {other:?}: use \"twilio\", \"vonage\" or \"generic\""),
+            ));
+        }
+    };
+    let name = match preset {
+        GatewayPreset::Twilio => "twilio",
+        GatewayPreset::Vonage => "vonage",
+        GatewayPreset::Generic => "generic",
+    };
+    // A key another preset uses is refused, not silently ignored.
+    let only = |present: bool, key: &str, presets: &str| {
+        if present {
+            Err(loc.invalid(
+                &format!("sms.gateway.{key}"),
+                format!("is not used by the {name} preset (only by {presets})"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let generic_only = [
+        ("method", g.method.is_some()),
+        ("url", g.url.is_some()),
+        ("auth", g.auth.is_some()),
+        ("auth_header", g.auth_header.is_some()),
+        ("body_format", g.body_format.is_some()),
+        ("body_template", g.body_template.is_some()),
+        ("success_status", g.success_status.is_some()),
+        ("success_pointer", g.success_pointer.is_some()),
+        ("success_value", g.success_value.is_some()),
+        ("id_pointer", g.id_pointer.is_some()),
+        ("error_pointer", g.error_pointer.is_some()),
+        ("opted_out_codes", g.opted_out_codes.is_some()),
+        ("permanent_codes", g.permanent_codes.is_some()),
+        ("transient_codes", g.transient_codes.is_some()),
+        ("check_url", g.check_url.is_some()),
+    ];
+    if preset != GatewayPreset::Generic {
+        for (key, present) in generic_only {
+            only(present, key, "generic")?;
+        }
+    }
+    if preset != GatewayPreset::Twilio {
+        only(
+            g.messaging_service_sid.is_some(),
+            "messaging_service_sid",
+            "twilio",
+        )?;
+    }
+    if preset != GatewayPreset::Vonage {
+        only(g.api_key.is_some(), "api_key", "vonage")?;
+    }
+    let base_url = match (&g.base_url, preset) {
+        (Some(u), _) => {
+            parse_url(u, loc, "sms.gateway.base_url")?;
+            u.trim().trim_end_matches('/').to_string()
+        }
+        (None, GatewayPreset::Twilio) => TWILIO_BASE_URL.to_string(),
+        (None, GatewayPreset::Vonage) => VONAGE_BASE_URL.to_string(),
+        (None, GatewayPreset::Generic) => String::new(),
+    };
+    if let Some(u) = &g.status_callback {
+        parse_url(u, loc, "sms.gateway.status_callback")?;
+    }
+    let token = secret(g.token_env, g.token_file, loc, "sms.gateway.token", dir)?;
+    let timeout = parse_duration(g.timeout.as_deref().unwrap_or(DEFAULT_GATEWAY_TIMEOUT))
+        .map_err(|m| loc.invalid("sms.gateway.timeout", m))?;
+    let need_token = |what: &str| {
+        if token.is_none() {
+            Err(loc.invalid(
+                "sms.gateway.token_env",
+                format!("the {name} preset needs {what}: name it with token_env or token_file"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let mut account = g.account.map(|a| a.trim().to_string());
+    let mut generic = None;
+    match preset {
+        GatewayPreset::Twilio => {
+            let a = account
+                .as_deref()
+                .ok_or_else(|| loc.invalid("sms.gateway.account", "required key is missing"))?;
+            if !is_sid(a, "AC") {
+                return Err(loc.invalid(
+                    "sms.gateway.account",
+                    format!("{a:?} is not a Twilio Account SID (AC followed by 32 hex digits)"),
+                ));
+            }
+            if let Some(m) = &g.messaging_service_sid
+                && !is_sid(m, "MG")
+            {
+                return Err(loc.invalid(
+                    "sms.gateway.messaging_service_sid",
+                    format!("{m:?} is not a Messaging Service SID (MG followed by 32 hex digits)"),
+                ));
+            }
+            need_token("the auth token")?;
+        }
+        GatewayPreset::Vonage => {
+            // `api_key` is Vonage's own word; `account` is accepted too, so a campaign can
+            // switch preset by changing `preset` and the values alone.
+            let (key, value) = match (g.api_key, account.take()) {
+                (Some(_), Some(_)) => {
+                    return Err(loc.invalid(
+                        "sms.gateway.api_key",
+                        "give either api_key or account (the same thing for Vonage), not both",
+                    ));
+                }
+                (Some(k), None) => ("sms.gateway.api_key", k.trim().to_string()),
+                (None, Some(a)) => ("sms.gateway.account", a),
+                (None, None) => {
+                    return Err(loc.invalid("sms.gateway.api_key", "required key is missing"));
+                }
+            };
+            // The API description: exactly 8 characters.
+            if value.len() != 8 || !value.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(loc.invalid(
+                    key,
+                    format!("{value:?} is not a Vonage API key (8 letters and digits)"),
+                ));
+            }
+            account = Some(value);
+            need_token("the API secret")?;
+        }
+        GatewayPreset::Generic => {
+            generic = Some(Box::new(validate_generic(
+                GenericRaw {
+                    method: g.method,
+                    url: g.url,
+                    auth: g.auth,
+                    auth_header: g.auth_header,
+                    body_format: g.body_format,
+                    body_template: g.body_template,
+                    success_status: g.success_status,
+                    success_pointer: g.success_pointer,
+                    success_value: g.success_value,
+                    id_pointer: g.id_pointer,
+                    error_pointer: g.error_pointer,
+                    opted_out_codes: g.opted_out_codes,
+                    permanent_codes: g.permanent_codes,
+                    transient_codes: g.transient_codes,
+                    check_url: g.check_url,
+                },
+                loc,
+                &base_url,
+            )?));
+            let auth = &generic.as_ref().expect("just set").auth;
+            if *auth != GatewayAuth::None {
+                need_token("a secret for its auth")?;
+            }
+            if *auth == GatewayAuth::Basic && account.is_none() {
+                return Err(loc.invalid(
+                    "sms.gateway.account",
+                    "auth = \"basic\" needs account (the user name)",
+                ));
+            }
+        }
+    }
+    Ok(GatewaySettings {
+        preset,
+        base_url,
+        account,
+        token,
+        messaging_service_sid: g.messaging_service_sid,
+        status_callback: g.status_callback,
+        timeout,
+        generic,
+        outbox,
+    })
+}
+
+/// The generic preset's keys, taken out of [`RawGateway`].
+struct GenericRaw {
+    method: Option<String>,
+    url: Option<String>,
+    auth: Option<String>,
+    auth_header: Option<String>,
+    body_format: Option<String>,
+    body_template: Option<String>,
+    success_status: Option<Vec<u16>>,
+    success_pointer: Option<String>,
+    success_value: Option<String>,
+    id_pointer: Option<String>,
+    error_pointer: Option<String>,
+    opted_out_codes: Option<Vec<RawCode>>,
+    permanent_codes: Option<Vec<RawCode>>,
+    transient_codes: Option<Vec<RawCode>>,
+    check_url: Option<String>,
+}
+
+fn validate_generic(
+    g: GenericRaw,
+    loc: &Locator,
+    base_url: &str,
+) -> Result<GenericGateway, ConfigError> {
+    let key = |k: &str| format!("sms.gateway.{k}");
+    let method = match g
+        .method
+        .as_deref()
+        .unwrap_or("POST")
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "POST" => HttpMethod::Post,
+        "PUT" => HttpMethod::Put,
+        "GET" => HttpMethod::Get,
+        other => {
+            return Err(loc.invalid(
+                &key("method"),
+                format!("unknown method {other:?}: use \"POST\", \"PUT\" or \"GET\""),
+            ));
+        }
+    };
+    // A URL, or a path joined to base_url.
+    let absolute = |k: &str, u: &str| -> Result<String, ConfigError> {
+        let u = u.trim();
+        if u.starts_with('/') {
+            if base_url.is_empty() {
+                return Err(loc.invalid(
+                    &key(k),
+                    format!("{u:?} is a path: give a full URL, or base_url as well"),
+                ));
+            }
+            return Ok(format!("{base_url}{u}"));
+        }
+        parse_url(u, loc, &key(k))?;
+        Ok(u.to_string())
+    };
+    let url = absolute(
+        "url",
+        g.url
+            .as_deref()
+            .ok_or_else(|| loc.invalid(&key("url"), "required key is missing"))?,
+    )?;
+    let check_url = g
+        .check_url
+        .as_deref()
+        .map(|u| absolute("check_url", u))
+        .transpose()?;
+    let auth = match g.auth.as_deref().unwrap_or("none") {
+        "none" => GatewayAuth::None,
+        "basic" => GatewayAuth::Basic,
+        "bearer" => GatewayAuth::Bearer,
+        "header" => {
+            let h = g.auth_header.as_deref().map(str::trim).unwrap_or("");
+            if h.is_empty()
+                || !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+            {
+                return Err(loc.invalid(
+                    &key("auth_header"),
+                    "auth = \"header\" needs auth_header, a header name such as \"X-API-Key\"",
+                ));
+            }
+            GatewayAuth::Header(h.to_string())
+        }
+        other => {
+            return Err(loc.invalid(
+                &key("auth"),
+                format!(
+                    "unknown auth {other:?}: use \"none\", \"basic\", \"bearer\" or \"header\""
+                ),
+            ));
+        }
+    };
+    if g.auth_header.is_some() && !matches!(auth, GatewayAuth::Header(_)) {
+        return Err(loc.invalid(&key("auth_header"), "is used only with auth = \"header\""));
+    }
+    let body_format = match g.body_format.as_deref().unwrap_or("form") {
+        "form" => BodyFormat::Form,
+        "json" => BodyFormat::Json,
+        other => {
+            return Err(loc.invalid(
+                &key("body_format"),
+                format!("unknown format {other:?}: use \"form\" or \"json\""),
+            ));
+        }
+    };
+    if method == HttpMethod::Get && body_format == BodyFormat::Json {
+        return Err(loc.invalid(
+            &key("body_format"),
+            "a GET has no body: its template is a query string, so use \"form\"",
+        ));
+    }
+    let body_template = g
+        .body_template
+        .ok_or_else(|| loc.invalid(&key("body_template"), "required key is missing"))?;
+    // Rendered once with awkward sample values, so a template that cannot work fails here.
+    let sample = fill_template(&body_template, |name| {
+        GATEWAY_PLACEHOLDERS
+            .contains(&name)
+            .then(|| match body_format {
+                BodyFormat::Json => "a \\\"quoted\\\"\\nline".to_string(),
+                BodyFormat::Form => "a%22b".to_string(),
+            })
+    })
+    .map_err(|e| match e {
+        TemplateError::Unclosed => {
+            loc.invalid(&key("body_template"), "a `{{` is not closed by `}}`")
+        }
+        TemplateError::Unknown(name) => loc.invalid(
+            &key("body_template"),
+            format!(
+                "unknown placeholder {{{{{name}}}}}; known: {}",
+                GATEWAY_PLACEHOLDERS.join(", ")
+            ),
+        ),
+    })?;
+    if body_format == BodyFormat::Json
+        && let Err(e) = serde_json::from_str::<serde_json::Value>(&sample)
+    {
+        return Err(loc.invalid(
+            &key("body_template"),
+            format!(
+                "is not JSON once filled in ({e}); placeholders go inside JSON strings, \
+                 e.g. {{\"to\": \"{{{{to}}}}\", \"text\": \"{{{{body}}}}\"}}"
+            ),
+        ));
+    }
+    let pointer = |k: &str, p: &Option<String>| -> Result<Option<String>, ConfigError> {
+        match p {
+            Some(p) if !p.is_empty() && !p.starts_with('/') => Err(loc.invalid(
+                &key(k),
+                format!("{p:?} is not a JSON pointer (e.g. \"/data/id\", \"/messages/0/status\")"),
+            )),
+            Some(p) => Ok(Some(p.clone())),
+            None => Ok(None),
+        }
+    };
+    let success_pointer = pointer("success_pointer", &g.success_pointer)?;
+    if g.success_value.is_some() && success_pointer.is_none() {
+        return Err(loc.invalid(
+            &key("success_value"),
+            "needs success_pointer (where in the reply to find it)",
+        ));
+    }
+    let success_status = g.success_status.unwrap_or_default();
+    if let Some(s) = success_status.iter().find(|s| !(100..600).contains(*s)) {
+        return Err(loc.invalid(&key("success_status"), format!("{s} is not an HTTP status")));
+    }
+    let codes = |c: Option<Vec<RawCode>>| -> Vec<String> {
+        c.unwrap_or_default()
+            .into_iter()
+            .map(RawCode::text)
+            .collect()
+    };
+    let error_pointer = pointer("error_pointer", &g.error_pointer)?;
+    let (opted_out_codes, permanent_codes, transient_codes) = (
+        codes(g.opted_out_codes),
+        codes(g.permanent_codes),
+        codes(g.transient_codes),
+    );
+    if error_pointer.is_none()
+        && !(opted_out_codes.is_empty() && permanent_codes.is_empty() && transient_codes.is_empty())
+    {
+        return Err(loc.invalid(
+            &key("error_pointer"),
+            "error codes are listed but error_pointer (where the reply holds the code) is missing",
+        ));
+    }
+    Ok(GenericGateway {
+        method,
+        url,
+        auth,
+        body_format,
+        body_template,
+        success_status,
+        success_pointer,
+        success_value: g.success_value,
+        id_pointer: pointer("id_pointer", &g.id_pointer)?,
+        error_pointer,
+        opted_out_codes,
+        permanent_codes,
+        transient_codes,
+        check_url,
     })
 }
 

@@ -124,6 +124,9 @@ pub struct Outcome {
     pub permanent: bool,
     pub provider_id: Option<String>,
     pub error: Option<String>,
+    /// The recipient opted out at the provider: add the address to the suppression table, with
+    /// this reason, in the same transaction.
+    pub suppress: Option<String>,
 }
 
 /// Times are stored as fixed-width RFC 3339 UTC, so they sort as text.
@@ -578,6 +581,18 @@ fn record_in(
             o.error,
             now
         ])?;
+        if let Some(reason) = &o.suppress {
+            tx.prepare_cached(
+                "INSERT INTO suppressions (address, reason, source, added_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (address) DO NOTHING",
+            )?
+            .execute(params![
+                o.address,
+                reason,
+                format!("{} reply, campaign {campaign}", o.channel),
+                now
+            ])?;
+        }
     }
     Ok(())
 }
@@ -768,6 +783,7 @@ mod tests {
             permanent: false,
             provider_id: Some("id-1".into()),
             error: None,
+            suppress: None,
         }
     }
 

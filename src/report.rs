@@ -260,6 +260,9 @@ pub struct Status {
     /// channel → state → count (`failed` is permanent; `retry` is a transient failure).
     pub counts: BTreeMap<Channel, BTreeMap<&'static str, u64>>,
     pub last_run: Option<crate::ledger::RunRecord>,
+    /// Addresses suppressed while sending (opt-out replies), shared by every campaign of the
+    /// state directory.
+    pub suppressed: usize,
 }
 
 /// Reads the campaign's state from the ledger (without loading contacts).
@@ -273,6 +276,7 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
         }
     }
     let mut last_run = None;
+    let mut suppressed = 0;
     if path.exists() {
         let ledger = Ledger::open(&campaign.sending.state_dir)?;
         for (channel, state, permanent, n) in ledger.counts(&campaign.id)? {
@@ -283,12 +287,14 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
             *counts.entry(channel).or_default().entry(word).or_default() += n;
         }
         last_run = ledger.last_run(&campaign.id)?;
+        suppressed = ledger.suppressions()?.len();
     }
     Ok(Status {
         campaign: campaign.id.clone(),
         ledger: path,
         counts,
         last_run,
+        suppressed,
     })
 }
 
@@ -325,7 +331,16 @@ impl std::fmt::Display for Status {
                 r.summary.as_deref().unwrap_or("")
             ),
             None => write!(f, "No run yet."),
+        }?;
+        if self.suppressed > 0 {
+            write!(
+                f,
+                "\nSuppressed while sending (opt-out replies, all campaigns of this state \
+                 directory): {}",
+                self.suppressed
+            )?;
         }
+        Ok(())
     }
 }
 

@@ -354,18 +354,20 @@ impl Run {
                 }
             }
             let delivery = transport.send(&message).await;
-            let record = |state: State,
-                          permanent: bool,
-                          provider_id: Option<String>,
-                          error: Option<String>| {
-                writer.record(ledger::Outcome {
-                    channel,
-                    address: address.clone(),
-                    state,
-                    permanent,
-                    provider_id,
-                    error,
-                })
+            let outcome = |state: State,
+                           permanent: bool,
+                           provider_id: Option<String>,
+                           error: Option<String>| ledger::Outcome {
+                channel,
+                address: address.clone(),
+                state,
+                permanent,
+                provider_id,
+                error,
+                suppress: None,
+            };
+            let record = |state, permanent, provider_id, error| {
+                writer.record(outcome(state, permanent, provider_id, error))
             };
             match delivery {
                 Delivery::Sent { provider_id } => {
@@ -383,12 +385,16 @@ impl Run {
                 }
                 Delivery::OptedOut { error } => {
                     tracing::info!(contact = %contact.id, %channel, to = %masked, "opted out: {error}");
-                    record(
-                        State::Failed,
-                        true,
-                        None,
-                        Some(format!("opted out: {error}")),
-                    );
+                    // Suppressed from now on, for every campaign of this state directory.
+                    writer.record(ledger::Outcome {
+                        suppress: Some(format!("opted out: {error}")),
+                        ..outcome(
+                            State::Failed,
+                            true,
+                            None,
+                            Some(format!("opted out: {error}")),
+                        )
+                    });
                     self.give_back_cap(channel);
                     return Result_::Failed { opted_out: true };
                 }
@@ -486,9 +492,9 @@ fn transport(loaded: &Loaded, channel: Channel) -> Result<Arc<dyn Transport>, Se
                 crate::channel::file::SmsFile::new(outbox)
                     .map_err(|e| err(format!("outbox {}: {e}", outbox.display())))?,
             )),
-            SmsTransport::Http(_) => Err(err(
-                "the http transport is not available in this build yet; use transport = \"file\""
-                    .into(),
+            SmsTransport::Http(g) => Ok(Arc::new(
+                crate::channel::http::Gateway::new(g, loaded.campaign.sending.concurrency)
+                    .map_err(err)?,
             )),
         },
     }

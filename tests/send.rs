@@ -804,6 +804,15 @@ fn opted_out_replies_suppress_and_do_not_fail_the_run() {
     let (code, out, _) = run(c);
     assert_eq!(code, 0, "{out}");
     assert_eq!(json(&out)["channels"][0]["opted_out"], 1);
+    // The reply suppresses the number for every campaign of the state directory.
+    let conn = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    let reason: String = conn
+        .query_row("SELECT reason FROM suppressions", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        reason.starts_with("opted out: injected optout fault"),
+        "{reason}"
+    );
 }
 
 #[test]

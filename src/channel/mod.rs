@@ -1,4 +1,5 @@
-//! The two channels a campaign can use, and the transports that carry their messages.
+//! The two channels a campaign can use, and the [`Transport`] trait their ways out implement:
+//! `file` (the outboxes) and `http` (SMS gateways).
 
 use std::fmt;
 use std::str::FromStr;
@@ -46,6 +47,7 @@ impl FromStr for Channel {
 
 pub mod file;
 pub mod smtp;
+pub mod http;
 
 use futures::future::BoxFuture;
 

@@ -1,0 +1,719 @@
+//! The `http` SMS transport: one reqwest client (rustls, pooled keep-alive connections) speaking
+//! one of three gateway dialects — Twilio's Messages API, Vonage's legacy SMS API, or a `generic`
+//! gateway described entirely in the campaign file (method, URL, auth, body template, how to read
+//! the reply).
+//!
+//! Every reply is classified here and nowhere else (DESIGN.md, "Decisions"):
+//! - sent: the provider's id is kept;
+//! - permanent for this recipient (an invalid number), not retried;
+//! - opted out (Twilio 21610, Vonage 7): permanent, and the number is suppressed from now on;
+//! - transient (429, 5xx, Twilio 20429, Vonage 1/5, a connection that failed before the request
+//!   went out): retried by the send loop, honouring `Retry-After`;
+//! - a timeout or a lost connection once the request was handed over: `unknown`, never retried,
+//!   because the message may have gone;
+//! - credentials or account rejected (401/403, Vonage 4/8/9, …): fatal, the run stops and no
+//!   patient is marked failed.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Client, RequestBuilder, StatusCode};
+use serde_json::Value;
+
+use super::{Delivery, Outgoing, SmsOut, Transport};
+use crate::config::{
+    BodyFormat, GatewayAuth, GatewayPreset, GatewaySettings, GenericGateway, HttpMethod,
+};
+use crate::sms::Encoding;
+
+/// Connecting must not take the whole request timeout: a connect failure provably sent nothing
+/// and is retried, so it is worth telling apart from a reply that never came.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Twilio error codes that are not the recipient's fault but the account's or the sender's:
+/// every message would fail the same way, so the run stops instead of failing patients.
+/// (20003 authentication, 20005 account not active, 21212 invalid From, 21603 From missing,
+/// 21606 From cannot send SMS, 21659 From is not a Twilio number.)
+const TWILIO_FATAL: &[i64] = &[20003, 20005, 21212, 21603, 21606, 21659];
+/// Twilio codes for a recipient who cannot get SMS (21211 invalid To, 21614 not a mobile).
+const TWILIO_INVALID_NUMBER: &[i64] = &[21211, 21614];
+const TWILIO_OPTED_OUT: i64 = 21610;
+const TWILIO_TOO_MANY_REQUESTS: i64 = 20429;
+
+/// How many messages may wait, claimed in the ledger, for each HTTP request slot. Claims are
+/// committed (fsynced) in groups while earlier messages are on the wire, so the ledger never
+/// leaves the connections idle; the cost is that a run killed mid-way leaves up to this many
+/// times `concurrency` messages `unknown` instead of `concurrency`.
+const CLAIMS_AHEAD: usize = 4;
+
+/// A gateway as the send loop sees it.
+pub struct Gateway {
+    client: Client,
+    dialect: Dialect,
+    timeout: Duration,
+    /// At most `concurrency` requests at once, whatever the pipeline depth.
+    requests: tokio::sync::Semaphore,
+    concurrency: usize,
+}
+
+enum Dialect {
+    Twilio {
+        messages_url: String,
+        account_url: String,
+        account: String,
+        token: String,
+        messaging_service_sid: Option<String>,
+        status_callback: Option<String>,
+    },
+    Vonage {
+        url: String,
+        api_key: String,
+        api_secret: String,
+        callback: Option<String>,
+    },
+    Generic {
+        spec: Box<GenericGateway>,
+        account: Option<String>,
+        secret: Option<String>,
+        status_callback: Option<String>,
+    },
+}
+
+impl Gateway {
+    /// Builds the client and reads the secret (an unset variable or unreadable file is an error
+    /// here, before anything is claimed). `concurrency`: requests at once.
+    pub fn new(settings: &GatewaySettings, concurrency: usize) -> Result<Self, String> {
+        let secret = settings
+            .token
+            .as_ref()
+            .map(|s| s.read())
+            .transpose()
+            .map_err(|e| format!("sms.gateway.token: {e}"))?;
+        let dialect = match settings.preset {
+            GatewayPreset::Twilio => {
+                let account = settings.account.clone().expect("validated");
+                let root = format!("{}/2010-04-01/Accounts/{account}", settings.base_url);
+                Dialect::Twilio {
+                    messages_url: format!("{root}/Messages.json"),
+                    account_url: format!("{root}.json"),
+                    account,
+                    token: secret.expect("validated"),
+                    messaging_service_sid: settings.messaging_service_sid.clone(),
+                    status_callback: settings.status_callback.clone(),
+                }
+            }
+            GatewayPreset::Vonage => Dialect::Vonage {
+                url: format!("{}/json", settings.base_url),
+                api_key: settings.account.clone().expect("validated"),
+                api_secret: secret.expect("validated"),
+                callback: settings.status_callback.clone(),
+            },
+            GatewayPreset::Generic => Dialect::Generic {
+                spec: settings.generic.clone().expect("validated"),
+                account: settings.account.clone(),
+                secret,
+                status_callback: settings.status_callback.clone(),
+            },
+        };
+        let client = Client::builder()
+            .user_agent(concat!("outreach/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT.min(settings.timeout))
+            .timeout(settings.timeout)
+            .pool_idle_timeout(Duration::from_secs(50))
+            .pool_max_idle_per_host(concurrency)
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        Ok(Gateway {
+            client,
+            dialect,
+            timeout: settings.timeout,
+            requests: tokio::sync::Semaphore::new(concurrency),
+            concurrency,
+        })
+    }
+
+    async fn send_sms(&self, m: &SmsOut) -> Delivery {
+        let request = match &self.dialect {
+            Dialect::Twilio {
+                messages_url,
+                account,
+                token,
+                messaging_service_sid,
+                status_callback,
+                ..
+            } => {
+                let mut form: Vec<(&str, &str)> = vec![("To", &m.to), ("Body", &m.body)];
+                match messaging_service_sid {
+                    Some(sid) => form.push(("MessagingServiceSid", sid)),
+                    None => form.push(("From", &m.from)),
+                }
+                if let Some(cb) = status_callback {
+                    form.push(("StatusCallback", cb));
+                }
+                self.client
+                    .post(messages_url)
+                    .basic_auth(account, Some(token))
+                    .form(&form)
+            }
+            Dialect::Vonage {
+                url,
+                api_key,
+                api_secret,
+                callback,
+            } => {
+                let to = digits(&m.to);
+                // A numeric sender is written like `to`; an alphanumeric one as it is.
+                let from = if m.from.starts_with('+') {
+                    digits(&m.from)
+                } else {
+                    m.from.clone()
+                };
+                let mut form: Vec<(&str, &str)> = vec![
+                    ("api_key", api_key),
+                    ("api_secret", api_secret),
+                    ("from", &from),
+                    ("to", &to),
+                    ("text", &m.body),
+                ];
+                if m.encoding == Encoding::Ucs2 {
+                    form.push(("type", "unicode"));
+                }
+                if let Some(cb) = callback {
+                    form.push(("callback", cb));
+                }
+                self.client.post(url).form(&form)
+            }
+            Dialect::Generic {
+                spec,
+                account,
+                secret,
+                status_callback,
+            } => match generic_request(&self.client, spec, account, secret, status_callback, m) {
+                Ok(r) => r,
+                Err(e) => return Delivery::Permanent { error: e },
+            },
+        };
+        let _slot = self.requests.acquire().await.expect("never closed");
+        let delivery = match request.send().await {
+            Err(e) => self.failed_request(&e),
+            Ok(response) => {
+                let status = response.status();
+                let headers = response.headers().clone();
+                // None: the reply broke off (or timed out) after its status line.
+                let body = response.bytes().await.ok();
+                let body = body.as_deref();
+                match &self.dialect {
+                    Dialect::Twilio { .. } => twilio_reply(status, &headers, body),
+                    Dialect::Vonage { .. } => vonage_reply(status, &headers, body),
+                    Dialect::Generic { spec, .. } => generic_reply(spec, status, &headers, body),
+                }
+            }
+        };
+        hide_number(delivery, &m.to)
+    }
+
+    /// A request that got no reply.
+    fn failed_request(&self, e: &reqwest::Error) -> Delivery {
+        let error = error_chain(e);
+        if e.is_connect() {
+            // No connection, so no request: nothing went.
+            Delivery::Transient {
+                error: format!("cannot connect: {error}"),
+                retry_after: None,
+            }
+        } else if e.is_timeout() {
+            Delivery::Unknown {
+                error: format!(
+                    "no reply within {:?} (sms.gateway.timeout): the message may have gone",
+                    self.timeout
+                ),
+            }
+        } else {
+            // The connection broke once the request was under way: it may have been taken.
+            Delivery::Unknown {
+                error: format!("the connection failed mid-request: {error}"),
+            }
+        }
+    }
+
+    async fn check_credentials(&self) -> Result<(), String> {
+        let (request, what) = match &self.dialect {
+            Dialect::Twilio {
+                account_url,
+                account,
+                token,
+                ..
+            } => (
+                self.client
+                    .get(account_url)
+                    .basic_auth(account, Some(token)),
+                "the account",
+            ),
+            // The legacy SMS API offers nothing but sending (its description has one operation,
+            // POST /{format}), so there is nothing to ask without sending a message: the key and
+            // secret were checked for shape (8 characters; 6 to 32) and a rejection on the first
+            // message (status 4) stops the run with exit 3, nobody marked failed.
+            Dialect::Vonage { api_secret, .. } => {
+                if !(6..=32).contains(&api_secret.len()) {
+                    return Err(
+                        "sms.gateway.token: a Vonage API secret has 6 to 32 characters".into(),
+                    );
+                }
+                return Ok(());
+            }
+            Dialect::Generic {
+                spec,
+                account,
+                secret,
+                ..
+            } => match &spec.check_url {
+                Some(url) => (
+                    authed(self.client.get(url), &spec.auth, account, secret),
+                    "sms.gateway.check_url",
+                ),
+                None => return Ok(()),
+            },
+        };
+        match request.send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) if matches!(r.status().as_u16(), 401 | 403 | 404) => Err(format!(
+                "the gateway rejected the credentials (HTTP {} for {what}): check \
+                 sms.gateway.account and the token",
+                r.status()
+            )),
+            Ok(r) => Err(format!(
+                "could not check the credentials: HTTP {} for {what}",
+                r.status()
+            )),
+            Err(e) => Err(format!(
+                "could not check the credentials: {}",
+                error_chain(&e)
+            )),
+        }
+    }
+}
+
+impl Transport for Gateway {
+    fn name(&self) -> &str {
+        match self.dialect {
+            Dialect::Twilio { .. } => "twilio",
+            Dialect::Vonage { .. } => "vonage",
+            Dialect::Generic { .. } => "generic",
+        }
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.check_credentials())
+    }
+
+    fn in_flight(&self, _concurrency: usize) -> usize {
+        self.concurrency * CLAIMS_AHEAD
+    }
+
+    fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {
+        Box::pin(async move {
+            match message {
+                Outgoing::Sms(m) => self.send_sms(m).await,
+                Outgoing::Email(_) => Delivery::Fatal {
+                    error: "the SMS gateway was given an email".into(),
+                },
+            }
+        })
+    }
+}
+
+/// `+13125550142` → `13125550142`.
+fn digits(e164: &str) -> String {
+    e164.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// A reqwest error with its causes ("error sending request: connection refused").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        source = cause.source();
+    }
+    s
+}
+
+/// Gateways quote the number in their errors ("The 'To' number +13125550142 is not valid"):
+/// errors reach logs, so the number is masked in them like everywhere else.
+fn hide_number(d: Delivery, to: &str) -> Delivery {
+    let masked = crate::send::mask(crate::channel::Channel::Sms, to);
+    let digits = digits(to);
+    let hide = |e: String| e.replace(to, &masked).replace(&digits, &masked);
+    match d {
+        Delivery::Transient { error, retry_after } => Delivery::Transient {
+            error: hide(error),
+            retry_after,
+        },
+        Delivery::Permanent { error } => Delivery::Permanent { error: hide(error) },
+        Delivery::OptedOut { error } => Delivery::OptedOut { error: hide(error) },
+        Delivery::Unknown { error } => Delivery::Unknown { error: hide(error) },
+        Delivery::Fatal { error } => Delivery::Fatal { error: hide(error) },
+        sent @ Delivery::Sent { .. } => sent,
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// What every dialect agrees on, whatever the body says: credentials (401/403), throttling (429)
+/// and server errors (5xx).
+fn by_status(status: StatusCode, headers: &HeaderMap, detail: &str) -> Option<Delivery> {
+    let error = format!("HTTP {status}{detail}");
+    if matches!(status.as_u16(), 401 | 403) {
+        Some(Delivery::Fatal {
+            error: format!("credentials rejected: {error}"),
+        })
+    } else if status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+    {
+        Some(Delivery::Transient {
+            error,
+            retry_after: retry_after(headers),
+        })
+    } else {
+        None
+    }
+}
+
+fn json(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice(body).ok()
+}
+
+/// A JSON value as text: strings as they are, numbers and booleans written out.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A short excerpt of a body that is not what was expected.
+fn excerpt(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    let s = s.trim();
+    match s.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn twilio_reply(status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) -> Delivery {
+    let body = body.unwrap_or_default();
+    let v = json(body);
+    let code = v.as_ref().and_then(|v| v["code"].as_i64());
+    let message = v
+        .as_ref()
+        .and_then(|v| v["message"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| excerpt(body));
+    let detail = match code {
+        Some(c) => format!(", Twilio error {c}: {message}"),
+        None if message.is_empty() => String::new(),
+        None => format!(": {message}"),
+    };
+    if status.is_success() {
+        return match v.as_ref().and_then(|v| v["sid"].as_str()) {
+            Some(sid) => Delivery::Sent {
+                provider_id: sid.to_string(),
+            },
+            // Accepted (201) but the reply cannot be read: it went, without an id to show.
+            None => Delivery::Sent {
+                provider_id: format!("(HTTP {status}, no sid in the reply)"),
+            },
+        };
+    }
+    if matches!(status.as_u16(), 401 | 403) {
+        return by_status(status, headers, &detail).expect("401 and 403 are fatal");
+    }
+    if let Some(c) = code {
+        let error = format!("HTTP {status}{detail}");
+        if TWILIO_FATAL.contains(&c) {
+            return Delivery::Fatal { error };
+        }
+        if c == TWILIO_OPTED_OUT {
+            return Delivery::OptedOut { error };
+        }
+        if c == TWILIO_TOO_MANY_REQUESTS {
+            return Delivery::Transient {
+                error,
+                retry_after: retry_after(headers),
+            };
+        }
+        if TWILIO_INVALID_NUMBER.contains(&c) {
+            return Delivery::Permanent { error };
+        }
+    }
+    by_status(status, headers, &detail).unwrap_or_else(|| Delivery::Permanent {
+        error: format!("HTTP {status}{detail}"),
+    })
+}
+
+/// Vonage's status codes (its "Troubleshooting Failed SMS" table) that say the account or the
+/// request as a whole is wrong, not the recipient: 4 invalid credentials, 8 account barred,
+/// 9 out of credit, 11 HTTP not enabled, 14 invalid signature, 15 invalid sender,
+/// 23 invalid callback URL, 32 signature and secret both given.
+const VONAGE_FATAL: &[&str] = &["4", "8", "9", "11", "14", "15", "23", "32"];
+/// 1 throttled, 5 internal error, 10 too many binds.
+const VONAGE_TRANSIENT: &[&str] = &["1", "5", "10"];
+const VONAGE_OPTED_OUT: &str = "7";
+
+fn vonage_reply(status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) -> Delivery {
+    let Some(body) = body else {
+        return Delivery::Unknown {
+            error: format!("HTTP {status}, the reply could not be read"),
+        };
+    };
+    if let Some(d) = by_status(status, headers, &format!(": {}", excerpt(body))) {
+        return d;
+    }
+    let v = json(body);
+    let parts = v
+        .as_ref()
+        .and_then(|v| v["messages"].as_array())
+        .filter(|a| !a.is_empty());
+    let Some(parts) = parts else {
+        // HTTP 200 always, success only in `messages[]`: without it, nobody can tell.
+        return if status.is_success() {
+            Delivery::Unknown {
+                error: format!("HTTP {status} without messages[]: {}", excerpt(body)),
+            }
+        } else {
+            Delivery::Permanent {
+                error: format!("HTTP {status}: {}", excerpt(body)),
+            }
+        };
+    };
+    // A long text is split: one entry (and one id) per part.
+    let status_of = |p: &Value| text(&p["status"]).unwrap_or_default();
+    let ids: Vec<String> = parts
+        .iter()
+        .filter(|p| status_of(p) == "0")
+        .filter_map(|p| text(&p["message-id"]))
+        .collect();
+    let Some(failed) = parts.iter().find(|p| status_of(p) != "0") else {
+        return Delivery::Sent {
+            provider_id: ids.join(","),
+        };
+    };
+    let code = status_of(failed);
+    let error = format!(
+        "Vonage status {code}: {}",
+        failed["error-text"].as_str().unwrap_or("(no error-text)")
+    );
+    if !ids.is_empty() {
+        // Some parts went: the patient got part of the message. Not retried.
+        return Delivery::Unknown {
+            error: format!(
+                "partly sent ({} of {} parts): {error}",
+                ids.len(),
+                parts.len()
+            ),
+        };
+    }
+    if VONAGE_FATAL.contains(&code.as_str()) {
+        Delivery::Fatal { error }
+    } else if VONAGE_TRANSIENT.contains(&code.as_str()) {
+        Delivery::Transient {
+            error,
+            retry_after: retry_after(headers),
+        }
+    } else if code == VONAGE_OPTED_OUT {
+        Delivery::OptedOut { error }
+    } else {
+        // 2 missing parameter, 3 invalid parameter (the number), 6 invalid message, 12 too
+        // long, 29 not whitelisted, 33 number de-activated, …
+        Delivery::Permanent { error }
+    }
+}
+
+fn authed(
+    r: RequestBuilder,
+    auth: &GatewayAuth,
+    account: &Option<String>,
+    secret: &Option<String>,
+) -> RequestBuilder {
+    let secret = secret.as_deref().unwrap_or_default();
+    match auth {
+        GatewayAuth::None => r,
+        GatewayAuth::Basic => r.basic_auth(account.as_deref().unwrap_or_default(), Some(secret)),
+        GatewayAuth::Bearer => r.bearer_auth(secret),
+        GatewayAuth::Header(name) => r.header(name.as_str(), secret),
+    }
+}
+
+/// `application/x-www-form-urlencoded` escaping of one value.
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The text of a JSON string literal without its quotes.
+fn json_escape(s: &str) -> String {
+    let quoted = serde_json::to_string(s).expect("a string serialises");
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+fn generic_request(
+    client: &Client,
+    spec: &GenericGateway,
+    account: &Option<String>,
+    secret: &Option<String>,
+    status_callback: &Option<String>,
+    m: &SmsOut,
+) -> Result<RequestBuilder, String> {
+    let escape = |s: &str| match spec.body_format {
+        BodyFormat::Form => form_encode(s),
+        BodyFormat::Json => json_escape(s),
+    };
+    let filled = crate::config::fill_template(&spec.body_template, |name| {
+        let v = match name {
+            "to" => m.to.clone(),
+            "to_digits" => digits(&m.to),
+            "from" => m.from.clone(),
+            "body" => m.body.clone(),
+            "encoding" => m.encoding.as_str().to_string(),
+            "unicode" => (m.encoding == Encoding::Ucs2).to_string(),
+            "segments" => m.segments.to_string(),
+            "campaign" => m.campaign.clone(),
+            "contact" => m.contact.clone(),
+            "account" => account.clone().unwrap_or_default(),
+            "status_callback" => status_callback.clone().unwrap_or_default(),
+            _ => return None,
+        };
+        Some(escape(&v))
+    })
+    .map_err(|e| format!("sms.gateway.body_template: {e:?}"))?;
+    let r = match spec.method {
+        HttpMethod::Get => {
+            let sep = if spec.url.contains('?') { '&' } else { '?' };
+            client.get(format!("{}{sep}{filled}", spec.url))
+        }
+        HttpMethod::Post | HttpMethod::Put => {
+            let r = if spec.method == HttpMethod::Post {
+                client.post(&spec.url)
+            } else {
+                client.put(&spec.url)
+            };
+            let content_type = match spec.body_format {
+                BodyFormat::Form => "application/x-www-form-urlencoded",
+                BodyFormat::Json => "application/json",
+            };
+            r.header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(filled)
+        }
+    };
+    Ok(authed(r, &spec.auth, account, secret))
+}
+
+fn generic_reply(
+    spec: &GenericGateway,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: Option<&[u8]>,
+) -> Delivery {
+    let success_status = if spec.success_status.is_empty() {
+        status.is_success()
+    } else {
+        spec.success_status.contains(&status.as_u16())
+    };
+    let Some(body) = body else {
+        return if success_status && spec.success_pointer.is_none() {
+            Delivery::Sent {
+                provider_id: format!("(HTTP {status}, reply unreadable)"),
+            }
+        } else {
+            Delivery::Unknown {
+                error: format!("HTTP {status}, the reply could not be read"),
+            }
+        };
+    };
+    let v = json(body);
+    let at = |p: &Option<String>| -> Option<String> {
+        let p = p.as_deref()?;
+        v.as_ref()?.pointer(p).and_then(text)
+    };
+    let passes = match (&spec.success_pointer, &spec.success_value) {
+        (None, _) => true,
+        (Some(p), Some(want)) => at(&Some(p.clone())).as_deref() == Some(want.as_str()),
+        (Some(p), None) => at(&Some(p.clone())).is_some_and(|t| t != "false"),
+    };
+    if success_status && passes {
+        return Delivery::Sent {
+            provider_id: at(&spec.id_pointer).unwrap_or_else(|| format!("(HTTP {status})")),
+        };
+    }
+    let code = at(&spec.error_pointer);
+    let detail = match &code {
+        Some(c) => format!(", error {c}: {}", excerpt(body)),
+        None => format!(": {}", excerpt(body)),
+    };
+    let error = format!("HTTP {status}{detail}");
+    if let Some(c) = &code {
+        if spec.opted_out_codes.contains(c) {
+            return Delivery::OptedOut { error };
+        }
+        if spec.transient_codes.contains(c) {
+            return Delivery::Transient {
+                error,
+                retry_after: retry_after(headers),
+            };
+        }
+        if spec.permanent_codes.contains(c) {
+            return Delivery::Permanent { error };
+        }
+    }
+    by_status(status, headers, &detail).unwrap_or(Delivery::Permanent { error })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_and_json_escaping() {
+        assert_eq!(form_encode("Hi María & co"), "Hi+Mar%C3%ADa+%26+co");
+        assert_eq!(json_escape("a \"b\"\n"), "a \\\"b\\\"\\n");
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+}

@@ -1,0 +1,999 @@
+//! The `http` SMS transport end to end: the real binary against real HTTP servers on 127.0.0.1.
+//!
+//! Conformance: Prism (installed by `scripts/test` under `.tools/prism`) serves the vendors' own
+//! published API descriptions (`tests/gateways/`) as a validating mock; every request the tool
+//! sends must pass its validation, and the ids in Prism's answers must reach the ledger.
+//! Faults: `wiremock` answers what Prism cannot (the descriptions define no error replies).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Fixture, HEADER, run};
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const TOKEN_ENV: &str = "OUTREACH_TEST_SMS_TOKEN";
+const TOKEN: &str = "test-token-0123";
+/// Unlimited rate, fast retries.
+const FAST: &str = "[sending]\nsms_rate = \"0\"\nretry_delay = \"10ms\"\n";
+
+/// Three SMS contacts; P3 is María (`í` is not GSM-7: her SMS is UCS-2).
+fn contacts() -> String {
+    format!(
+        "{HEADER}\n\
+         P1,Ann,Lee,,(312) 555-0101,sms,,yes,\n\
+         P2,Bo,Ng,,(312) 555-0102,sms,,yes,\n\
+         P3,María,Gonzalez,,(312) 555-0103,sms,,yes,\n"
+    )
+}
+
+/// A fixture sending SMS through `gateway` (the `[sms.gateway]` table's lines).
+fn fixture(gateway: &str, sending: &str) -> Fixture {
+    let f = Fixture::new(&contacts());
+    // Greets by name as written, so María's SMS is UCS-2.
+    f.write(
+        "templates/sms.txt.hbs",
+        "{{clinic.name}}: Hi {{contact.first_name}}, book a free phone assessment: \
+         {{clinic.booking_url}} Reply STOP to opt out",
+    );
+    f.write(
+        "campaign.toml",
+        &common::campaign_toml(&format!(
+            "transport = \"http\"\nquiet_hours = \"\"\n\n[sms.gateway]\n{gateway}\n\n{sending}"
+        )),
+    );
+    f
+}
+
+fn twilio(base: &str, extra: &str) -> String {
+    format!(
+        "preset = \"twilio\"\nbase_url = \"{base}\"\naccount = \"{ACCOUNT}\"\ntoken_env = \"{TOKEN_ENV}\"\n{extra}"
+    )
+}
+
+fn vonage(base: &str) -> String {
+    format!(
+        "preset = \"vonage\"\nbase_url = \"{base}\"\napi_key = \"abcd1234\"\ntoken_env = \"{TOKEN_ENV}\"\n"
+    )
+}
+
+/// `outreach send campaign.toml --channel sms` with the token in the environment.
+fn send(f: &Fixture, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["send", "campaign.toml", "--channel", "sms"];
+    args.extend_from_slice(extra);
+    let mut c = f.cmd(&args);
+    c.env(TOKEN_ENV, TOKEN);
+    run(c)
+}
+
+/// One ledger row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    state: String,
+    permanent: bool,
+    attempts: u32,
+    provider_id: Option<String>,
+    error: Option<String>,
+}
+
+/// The ledger's SMS rows by address (empty when there is no ledger).
+fn ledger(f: &Fixture) -> BTreeMap<String, Row> {
+    let p = f.path(".outreach/ledger.sqlite");
+    if !p.exists() {
+        return BTreeMap::new();
+    }
+    let conn = rusqlite::Connection::open(p).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT address, state, permanent, attempts, provider_id, last_error FROM messages \
+             WHERE channel = 'sms'",
+        )
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            Row {
+                state: r.get(1)?,
+                permanent: r.get::<_, i64>(2)? != 0,
+                attempts: r.get::<_, i64>(3)? as u32,
+                provider_id: r.get(4)?,
+                error: r.get(5)?,
+            },
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+fn suppressions(f: &Fixture) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT address, reason FROM suppressions")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prism: the published API descriptions.
+// ---------------------------------------------------------------------------------------------
+
+/// A running Prism mock; killed on drop.
+struct Prism {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Prism {
+    /// `prism mock` of `spec` (under tests/gateways); `errors`: also fail responses that do not
+    /// match the description.
+    fn start(spec: &str, errors: bool) -> Prism {
+        let bin = std::env::var_os("OUTREACH_PRISM")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| common::repo().join(".tools/prism/node_modules/.bin/prism"));
+        assert!(
+            bin.exists(),
+            "Prism is not installed at {} (scripts/test installs it: npm install --prefix \
+             .tools/prism @stoplight/prism-cli@5.14.2)",
+            bin.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("prism.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(&bin);
+        cmd.args(["mock", "-h", "127.0.0.1", "-p", &port.to_string()]);
+        if errors {
+            cmd.arg("--errors");
+        }
+        let child = cmd
+            .arg(common::repo().join("tests/gateways").join(spec))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        let mut p = Prism {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !p.log().contains("Prism is listening") {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                panic!("Prism exited ({status}):\n{}", p.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Prism did not start:\n{}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Asserts that Prism received `n` requests and that every one passed its validation.
+    fn assert_all_valid(&self, n: usize) {
+        let log = self.log();
+        let received = log.matches("Request received").count();
+        let passed = log
+            .matches("The request passed the validation rules")
+            .count();
+        assert_eq!(received, n, "requests received by Prism:\n{log}");
+        assert_eq!(passed, n, "requests that passed validation:\n{log}");
+        assert!(!log.contains("did not pass"), "{log}");
+        assert!(!log.contains("Violation: request"), "{log}");
+    }
+}
+
+impl Drop for Prism {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn twilio_requests_conform_to_the_published_api_and_its_answers_are_read() {
+    // --errors: a response that does not match the description is an error too.
+    let prism = Prism::start("twilio_api_v2010.json", true);
+    let f = fixture(
+        &twilio(
+            &prism.url(),
+            "status_callback = \"https://riverside.example/sms-status\"\n",
+        ),
+        FAST,
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    // One GET (the credentials check) and three messages (one of them UCS-2).
+    prism.assert_all_valid(4);
+    assert!(!prism.log().contains("Violation"), "{}", prism.log());
+    let rows = ledger(&f);
+    assert_eq!(rows.len(), 3);
+    for row in rows.values() {
+        assert_eq!(row.state, "sent");
+        // The sid of the description's example answer.
+        assert_eq!(
+            row.provider_id.as_deref(),
+            Some("SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        );
+    }
+
+    // The Messaging Service form (no From) is valid too.
+    let g = fixture(
+        &twilio(
+            &prism.url(),
+            "messaging_service_sid = \"MGaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+        ),
+        FAST,
+    );
+    let (code, out, err) = send(&g, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    prism.assert_all_valid(8);
+}
+
+#[test]
+fn vonage_requests_conform_to_the_published_api_and_its_answers_are_read() {
+    // Without --errors: the description's own example answer matches both schemas of its
+    // `oneOf` (SMS and Error), so with --errors Prism turns every valid request into a 500.
+    // Requests are still validated and reported.
+    let prism = Prism::start("vonage_sms.yml", false);
+    let f = fixture(&vonage(&prism.url()), FAST);
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    prism.assert_all_valid(3);
+    for row in ledger(&f).values() {
+        assert_eq!(row.state, "sent");
+        assert_eq!(row.provider_id.as_deref(), Some("0A0000000123ABCD1"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// wiremock: faults.
+// ---------------------------------------------------------------------------------------------
+
+/// A runtime for the mock server (the binary runs on the test thread meanwhile).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn twilio_sent(sid: &str) -> ResponseTemplate {
+    ResponseTemplate::new(201).set_body_json(serde_json::json!({"sid": sid, "status": "queued"}))
+}
+
+fn twilio_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(serde_json::json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status
+    }))
+}
+
+const MESSAGES: &str = "/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Messages.json";
+const ACCOUNT_PATH: &str = "/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.json";
+
+/// A Twilio mock whose credentials check passes.
+fn twilio_mock(rt: &tokio::runtime::Runtime) -> MockServer {
+    rt.block_on(async {
+        let s = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(ACCOUNT_PATH))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "sid": ACCOUNT, "status": "active"
+            })))
+            .mount(&s)
+            .await;
+        s
+    })
+}
+
+/// Mounts `response` for messages to `to` (digits of the number as Twilio's form encodes it).
+fn on_message(rt: &tokio::runtime::Runtime, s: &MockServer, to: &str, r: impl Respond + 'static) {
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            .and(body_string_contains(format!("To=%2B{to}")))
+            .respond_with(r)
+            .mount(s),
+    );
+}
+
+fn posts(rt: &tokio::runtime::Runtime, s: &MockServer) -> Vec<Request> {
+    rt.block_on(s.received_requests())
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .collect()
+}
+
+/// Answers in turn (the last one again when they run out), recording when each request came.
+#[derive(Clone)]
+struct Sequence {
+    answers: Vec<ResponseTemplate>,
+    times: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Sequence {
+    fn new(answers: Vec<ResponseTemplate>) -> Self {
+        Sequence {
+            answers,
+            times: Arc::default(),
+        }
+    }
+
+    fn times(&self) -> Vec<Instant> {
+        self.times.lock().unwrap().clone()
+    }
+}
+
+impl Respond for Sequence {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let mut t = self.times.lock().unwrap();
+        t.push(Instant::now());
+        self.answers[(t.len() - 1).min(self.answers.len() - 1)].clone()
+    }
+}
+
+#[test]
+fn twilio_request_is_exactly_what_the_api_takes() {
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            // Basic auth, account:token.
+            .and(header(
+                "authorization",
+                "Basic QUNhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYTp0ZXN0LXRva2VuLTAxMjM=",
+            ))
+            .respond_with(twilio_sent("SM0001"))
+            .mount(&s),
+    );
+    let f = fixture(&twilio(&s.uri(), ""), FAST);
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut bodies: Vec<String> = posts(&rt, &s)
+        .iter()
+        .map(|r| String::from_utf8(r.body.clone()).unwrap())
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies.len(), 3);
+    assert!(
+        bodies[2].starts_with("To=%2B13125550103&Body=Riverside+Physio%3A+Hi+Mar%C3%ADa%2C+"),
+        "{}",
+        bodies[2]
+    );
+    assert!(bodies[2].ends_with("&From=%2B13125550100"), "{}", bodies[2]);
+    assert_eq!(
+        ledger(&f)["+13125550101"].provider_id.as_deref(),
+        Some("SM0001")
+    );
+}
+
+#[test]
+fn invalid_number_fails_that_patient_only_and_is_not_retried() {
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    on_message(
+        &rt,
+        &s,
+        "13125550101",
+        twilio_error(
+            400,
+            21211,
+            "The 'To' number +13125550101 is not a valid phone number.",
+        ),
+    );
+    on_message(&rt, &s, "13125550102", twilio_sent("SM0002"));
+    on_message(&rt, &s, "13125550103", twilio_sent("SM0003"));
+    let f = fixture(&twilio(&s.uri(), ""), FAST);
+    let (code, out, err) = send(&f, &["-v"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(posts(&rt, &s).len(), 3, "not retried");
+    let rows = ledger(&f);
+    let bad = &rows["+13125550101"];
+    assert_eq!((bad.state.as_str(), bad.permanent), ("failed", true));
+    let error = bad.error.as_deref().unwrap();
+    assert!(error.contains("Twilio error 21211"), "{error}");
+    // The number quoted by the gateway is masked, in the ledger and in the logs.
+    assert!(
+        error.contains("+1312***01") && !error.contains("+13125550101"),
+        "{error}"
+    );
+    assert!(
+        !err.contains("13125550101") && !out.contains("13125550101"),
+        "{err}"
+    );
+    assert_eq!(rows["+13125550102"].state, "sent");
+    assert_eq!(suppressions(&f), vec![]);
+}
+
+#[test]
+fn opted_out_number_is_suppressed_and_alone_does_not_fail_the_run() {
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    on_message(
+        &rt,
+        &s,
+        "13125550102",
+        twilio_error(400, 21610, "Attempt to send to unsubscribed recipient"),
+    );
+    on_message(&rt, &s, "13125550101", twilio_sent("SM0001"));
+    on_message(&rt, &s, "13125550103", twilio_sent("SM0003"));
+    let f = fixture(&twilio(&s.uri(), ""), FAST);
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Opted out sms: 1 (now suppressed)"), "{out}");
+    let row = &ledger(&f)["+13125550102"];
+    assert_eq!((row.state.as_str(), row.permanent), ("failed", true));
+    let supp = suppressions(&f);
+    assert_eq!(supp.len(), 1);
+    assert_eq!(supp[0].0, "+13125550102");
+    assert!(
+        supp[0].1.starts_with("opted out: HTTP 400"),
+        "{}",
+        supp[0].1
+    );
+    assert!(supp[0].1.contains("21610"), "{}", supp[0].1);
+    let (code, out, _) = f.run(&["status", "campaign.toml"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(
+            "Suppressed while sending (opt-out replies, all campaigns of this state directory): 1"
+        ),
+        "{out}"
+    );
+    // Another campaign of the same state directory skips the number.
+    let other = f
+        .read("campaign.toml")
+        .replace("id = \"test-campaign\"", "id = \"another-campaign\"");
+    f.write("other.toml", &other);
+    let (_, out, _) = f.run(&["check", "other.toml", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["channels"][1]["skipped"]["suppressed"], 1, "{out}");
+}
+
+#[test]
+fn too_many_requests_waits_for_retry_after() {
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    let seq = Sequence::new(vec![
+        twilio_error(429, 20429, "Too Many Requests").insert_header("Retry-After", "1"),
+        twilio_sent("SM0001"),
+    ]);
+    on_message(&rt, &s, "13125550101", seq.clone());
+    let f = fixture(&twilio(&s.uri(), ""), FAST);
+    f.write(
+        "contacts.csv",
+        &format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"),
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let times = seq.times();
+    assert_eq!(times.len(), 2);
+    // retry_delay is 10 ms: only Retry-After explains a wait of a second.
+    let waited = times[1] - times[0];
+    assert!(
+        waited >= Duration::from_millis(950) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    let row = &ledger(&f)["+13125550101"];
+    assert_eq!((row.state.as_str(), row.attempts), ("sent", 2));
+}
+
+#[test]
+fn server_error_is_retried_then_sent() {
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    let seq = Sequence::new(vec![ResponseTemplate::new(500), twilio_sent("SM0001")]);
+    on_message(&rt, &s, "13125550101", seq.clone());
+    let f = fixture(&twilio(&s.uri(), ""), FAST);
+    f.write(
+        "contacts.csv",
+        &format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"),
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(seq.times().len(), 2);
+    let row = &ledger(&f)["+13125550101"];
+    assert_eq!(row.state, "sent");
+    assert_eq!(row.provider_id.as_deref(), Some("SM0001"));
+}
+
+#[test]
+fn refused_connection_is_retried_and_left_retryable() {
+    // Nothing listens on this port: the request never went, so it is transient, never unknown.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let f = fixture(
+        &format!(
+            "preset = \"generic\"\nurl = \"http://127.0.0.1:{port}/send\"\nbody_template = \"to={{{{to}}}}\"\n"
+        ),
+        "[sending]\nsms_rate = \"0\"\nretry_delay = \"10ms\"\nmax_attempts = 2\n",
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    for row in ledger(&f).values() {
+        assert_eq!((row.state.as_str(), row.permanent), ("failed", false));
+        assert_eq!(row.attempts, 2);
+        assert!(
+            row.error.as_deref().unwrap().contains("cannot connect"),
+            "{row:?}"
+        );
+    }
+}
+
+#[test]
+fn a_reply_that_never_comes_is_unknown_and_not_retried() {
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    on_message(
+        &rt,
+        &s,
+        "13125550101",
+        twilio_sent("SM0001").set_delay(Duration::from_secs(3)),
+    );
+    let f = fixture(&twilio(&s.uri(), "timeout = \"300ms\"\n"), FAST);
+    f.write(
+        "contacts.csv",
+        &format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"),
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(posts(&rt, &s).len(), 1, "not retried");
+    let row = &ledger(&f)["+13125550101"];
+    assert_eq!(row.state, "unknown");
+    assert!(
+        row.error
+            .as_deref()
+            .unwrap()
+            .contains("the message may have gone"),
+        "{row:?}"
+    );
+    // A rerun does not resend it.
+    let (code, _, _) = send(&f, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(posts(&rt, &s).len(), 1);
+}
+
+#[test]
+fn rejected_credentials_at_the_check_send_nothing() {
+    let rt = runtime();
+    let s = rt.block_on(MockServer::start());
+    rt.block_on(
+        Mock::given(method("GET"))
+            .and(path(ACCOUNT_PATH))
+            .respond_with(twilio_error(401, 20003, "Authenticate"))
+            .mount(&s),
+    );
+    let f = fixture(&twilio(&s.uri(), ""), FAST);
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("sms transport: the gateway rejected the credentials (HTTP 401 Unauthorized for the account)"),
+        "{err}"
+    );
+    assert_eq!(posts(&rt, &s).len(), 0);
+    assert_eq!(ledger(&f), BTreeMap::new());
+}
+
+#[test]
+fn missing_secret_is_exit_2_naming_the_variable() {
+    let f = fixture(&twilio("http://127.0.0.1:9", ""), FAST);
+    let (code, _, err) = f.run(&["send", "campaign.toml", "--channel", "sms"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(
+            "sms.gateway.token: the environment variable OUTREACH_TEST_SMS_TOKEN is not set"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn rejected_credentials_mid_run_stop_it_and_fail_nobody() {
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            .respond_with(twilio_error(401, 20003, "Authenticate"))
+            .mount(&s),
+    );
+    let f = fixture(&twilio(&s.uri(), ""), FAST);
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        out.contains("Stopped early: sms: credentials rejected: HTTP 401"),
+        "{out}"
+    );
+    for row in ledger(&f).values() {
+        assert!(!row.permanent, "{row:?}");
+        assert_ne!(row.state, "sent");
+    }
+    let (_, out, _) = f.run(&["status", "campaign.toml", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["counts"]["sms"]["failed"], 0, "{out}");
+}
+
+#[test]
+fn default_sms_rate_is_one_a_second() {
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    let seq = Sequence::new(vec![twilio_sent("SM1")]);
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            .respond_with(seq.clone())
+            .mount(&s),
+    );
+    // No [sending]: the default rate.
+    let f = fixture(&twilio(&s.uri(), ""), "");
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut times = seq.times();
+    times.sort();
+    assert_eq!(times.len(), 3);
+    for w in times.windows(2) {
+        assert!(
+            w[1] - w[0] >= Duration::from_millis(900),
+            "{:?}",
+            w[1] - w[0]
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vonage: HTTP 200 whatever happened.
+// ---------------------------------------------------------------------------------------------
+
+fn vonage_answer(status: &str, id: &str, error: &str) -> ResponseTemplate {
+    let mut m = serde_json::json!({"to": "13125550101", "status": status});
+    if status == "0" {
+        m["message-id"] = id.into();
+    } else {
+        m["error-text"] = error.into();
+    }
+    ResponseTemplate::new(200).set_body_json(serde_json::json!({
+        "message-count": "1",
+        "messages": [m]
+    }))
+}
+
+fn on_vonage(rt: &tokio::runtime::Runtime, s: &MockServer, to: &str, r: impl Respond + 'static) {
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path("/json"))
+            .and(body_string_contains(format!("&to={to}&")))
+            .respond_with(r)
+            .mount(s),
+    );
+}
+
+#[test]
+fn vonage_statuses_in_a_200_are_classified() {
+    let rt = runtime();
+    let s = rt.block_on(MockServer::start());
+    on_vonage(
+        &rt,
+        &s,
+        "13125550101",
+        vonage_answer("7", "", "Number barred."),
+    );
+    on_vonage(
+        &rt,
+        &s,
+        "13125550102",
+        vonage_answer("3", "", "Invalid to parameter"),
+    );
+    let seq = Sequence::new(vec![
+        vonage_answer("1", "", "Throughput Rate Exceeded"),
+        vonage_answer("0", "0A0000000123ABCD1", ""),
+    ]);
+    on_vonage(&rt, &s, "13125550103", seq.clone());
+    let f = fixture(&vonage(&s.uri()), FAST);
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    let rows = ledger(&f);
+    let opted = &rows["+13125550101"];
+    assert_eq!(opted.state, "failed");
+    assert!(
+        opted
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("opted out: Vonage status 7")
+    );
+    assert_eq!(suppressions(&f).len(), 1);
+    let invalid = &rows["+13125550102"];
+    assert_eq!(
+        (invalid.state.as_str(), invalid.permanent),
+        ("failed", true)
+    );
+    assert_eq!(
+        invalid.error.as_deref(),
+        Some("Vonage status 3: Invalid to parameter")
+    );
+    let maria = &rows["+13125550103"];
+    assert_eq!(maria.state, "sent");
+    assert_eq!(maria.provider_id.as_deref(), Some("0A0000000123ABCD1"));
+    assert_eq!(seq.times().len(), 2, "status 1 is retried");
+    // The form: key and secret, digits only, unicode for María.
+    let body = posts(&rt, &s)
+        .iter()
+        .map(|r| String::from_utf8(r.body.clone()).unwrap())
+        .find(|b| b.contains("to=13125550103"))
+        .unwrap();
+    assert!(
+        body.starts_with(
+            "api_key=abcd1234&api_secret=test-token-0123&from=13125550100&to=13125550103&text=Riverside+Physio%3A+Hi+Mar%C3%ADa"
+        ),
+        "{body}"
+    );
+    assert!(body.ends_with("&type=unicode"), "{body}");
+}
+
+#[test]
+fn vonage_bad_credentials_stop_the_run() {
+    let rt = runtime();
+    let s = rt.block_on(MockServer::start());
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path("/json"))
+            .respond_with(vonage_answer("4", "", "Bad Credentials"))
+            .mount(&s),
+    );
+    let f = fixture(&vonage(&s.uri()), FAST);
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        out.contains("Stopped early: sms: Vonage status 4: Bad Credentials"),
+        "{out}"
+    );
+    assert!(ledger(&f).values().all(|r| !r.permanent));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generic: a Telnyx-style JSON API configured without code.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn generic_preset_speaks_json_with_bearer_auth_and_reads_pointers() {
+    let rt = runtime();
+    let s = rt.block_on(MockServer::start());
+    rt.block_on(async {
+        Mock::given(method("GET"))
+            .and(path("/v2/balance"))
+            .and(header("authorization", "Bearer test-token-0123"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v2/messages"))
+            .and(body_string_contains("+13125550102"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+                "errors": [{"code": "40300", "title": "Blocked due to STOP message"}]
+            })))
+            .mount(&s)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v2/messages"))
+            .and(header("authorization", "Bearer test-token-0123"))
+            .and(header("content-type", "application/json"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "data": {"id": "40017f1e-0001", "to": [{"status": "queued"}]}
+            })))
+            .mount(&s)
+            .await;
+    });
+    let gateway = format!(
+        r#"preset = "generic"
+base_url = "{}"
+url = "/v2/messages"
+check_url = "/v2/balance"
+auth = "bearer"
+token_env = "{TOKEN_ENV}"
+body_format = "json"
+body_template = '{{"from": "{{{{from}}}}", "to": "{{{{to}}}}", "text": "{{{{body}}}}", "type": "SMS"}}'
+success_status = [200]
+success_pointer = "/data/id"
+id_pointer = "/data/id"
+error_pointer = "/errors/0/code"
+opted_out_codes = [40300]
+"#,
+        s.uri()
+    );
+    let f = fixture(&gateway, FAST);
+    f.write(
+        "templates/sms.txt.hbs",
+        "{{clinic.name}}: \"{{contact.first_name}}\"\\ book now",
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let rows = ledger(&f);
+    assert_eq!(
+        rows["+13125550101"].provider_id.as_deref(),
+        Some("40017f1e-0001")
+    );
+    assert!(
+        rows["+13125550102"]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("opted out: HTTP 400 Bad Request, error 40300")
+    );
+    let body: serde_json::Value = posts(&rt, &s)
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap())
+        .find(|v| v["to"] == "+13125550103")
+        .unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "from": "+13125550100",
+            "to": "+13125550103",
+            "text": "Riverside Physio: \"María\"\\ book now",
+            "type": "SMS"
+        })
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration and encoding.
+// ---------------------------------------------------------------------------------------------
+
+fn config_error(gateway: &str) -> String {
+    let f = fixture(gateway, FAST);
+    let (code, _, err) = f.run(&["check", "campaign.toml"]);
+    assert_eq!(code, 2, "{err}");
+    err
+}
+
+#[test]
+fn gateway_settings_are_checked_with_key_and_line() {
+    // The [sms.gateway] table starts on line 35 of the fixture's campaign file.
+    let err = config_error("preset = \"twilio\"\naccount = \"AC123\"\ntoken_env = \"T\"\n");
+    assert!(
+        err.contains("campaign.toml:37: `sms.gateway.account`: \"AC123\" is not a Twilio Account SID (AC followed by 32 hex digits)"),
+        "{err}"
+    );
+    let err =
+        config_error("preset = \"twilio\"\naccount = \"ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n");
+    assert!(
+        err.contains("`sms.gateway.token_env`: the twilio preset needs the auth token"),
+        "{err}"
+    );
+    let err = config_error(
+        "preset = \"vonage\"\napi_key = \"abcd1234\"\naccount = \"abcd1234\"\ntoken_env = \"T\"\n",
+    );
+    assert!(
+        err.contains("campaign.toml:37: `sms.gateway.api_key`: give either api_key or account"),
+        "{err}"
+    );
+    let err = config_error("preset = \"vonage\"\napi_key = \"abcd1234\"\napi_secret = \"x\"\n");
+    assert!(
+        err.contains("campaign.toml:38: `sms.gateway.api_secret`: secrets are never read from the campaign file"),
+        "{err}"
+    );
+    let err = config_error(
+        "preset = \"twilio\"\naccount = \"ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\ntoken_env = \"T\"\nurl = \"https://x.example\"\n",
+    );
+    assert!(err.contains("campaign.toml:39: `sms.gateway.url`: is not used by the twilio preset (only by generic)"), "{err}");
+    let err = config_error(
+        "preset = \"generic\"\nurl = \"https://gw.example/send\"\nbody_template = \"to={{phone}}\"\n",
+    );
+    assert!(
+        err.contains("campaign.toml:38: `sms.gateway.body_template`: unknown placeholder {{phone}}; known: to, to_digits,"),
+        "{err}"
+    );
+    let err = config_error(
+        "preset = \"generic\"\nurl = \"https://gw.example/send\"\nbody_format = \"json\"\nbody_template = '{\"to\": {{to}}}'\n",
+    );
+    assert!(
+        err.contains("campaign.toml:39: `sms.gateway.body_template`: is not JSON once filled in"),
+        "{err}"
+    );
+    let err = config_error(
+        "preset = \"generic\"\nurl = \"https://gw.example/send\"\nbody_template = \"to={{to}}\"\nauth = \"bearer\"\n",
+    );
+    assert!(
+        err.contains("`sms.gateway.token_env`: the generic preset needs a secret for its auth"),
+        "{err}"
+    );
+    let err = config_error(
+        "preset = \"generic\"\nurl = \"https://gw.example/send\"\nbody_template = \"to={{to}}\"\nsurprise = 1\n",
+    );
+    assert!(err.contains("campaign.toml:39"), "{err}");
+    assert!(err.contains("unknown field `surprise`"), "{err}");
+}
+
+#[test]
+fn smart_encoding_is_shown_by_preview_and_sent_as_gsm7() {
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            .respond_with(twilio_sent("SM1"))
+            .mount(&s),
+    );
+    let f = fixture(&twilio(&s.uri(), ""), FAST);
+    f.write(
+        "contacts.csv",
+        &format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"),
+    );
+    // The article's en dash, bullet, no-break space, curly quotes and ellipsis.
+    f.write(
+        "templates/sms.txt.hbs",
+        "Psoas \u{2013} \u{2022} \u{201c}free\u{201d}\u{a0}call\u{2026} Reply STOP",
+    );
+    let (_, out, _) = f.run(&[
+        "preview",
+        "campaign.toml",
+        "--contact",
+        "P1",
+        "--channel",
+        "sms",
+    ]);
+    assert!(out.contains("UCS-2"), "{out}");
+    let campaign = f.read("campaign.toml").replace(
+        "transport = \"http\"",
+        "transport = \"http\"\nsmart_encoding = true",
+    );
+    f.write("campaign.toml", &campaign);
+    let (_, out, _) = f.run(&[
+        "preview",
+        "campaign.toml",
+        "--contact",
+        "P1",
+        "--channel",
+        "sms",
+    ]);
+    assert!(out.contains("GSM-7"), "{out}");
+    assert!(
+        out.contains("(smart encoding replaced characters outside GSM-7)"),
+        "{out}"
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let body = String::from_utf8(posts(&rt, &s)[0].body.clone()).unwrap();
+    assert!(
+        body.contains("Body=Psoas+-+-+%22free%22+call...+Reply+STOP"),
+        "{body}"
+    );
+}
