@@ -90,6 +90,9 @@ pub struct CheckReport {
     pub rows_with_problems: usize,
     pub suppressed_addresses: usize,
     pub templates_fingerprint: String,
+    /// The approval state, when approval is required or was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<crate::approval::Status>,
     pub channels: Vec<ChannelTotals>,
     pub errors: Vec<Finding>,
     pub warnings: Vec<Finding>,
@@ -173,6 +176,7 @@ pub fn run(loaded: &Loaded) -> CheckReport {
         rows_with_problems,
         suppressed_addresses: loaded.suppressions.len(),
         templates_fingerprint: loaded.templates.fingerprint.clone(),
+        approval: None,
         channels: totals,
         errors,
         warnings,
@@ -315,6 +319,9 @@ impl fmt::Display for CheckReport {
             "Suppression lists: {} addresses",
             self.suppressed_addresses
         )?;
+        if let Some(a) = &self.approval {
+            writeln!(f, "Approval: {a}")?;
+        }
         writeln!(f)?;
 
         let mut labels: Vec<(&str, &'static str)> = Vec::new();

@@ -45,6 +45,15 @@ pub enum Command {
     /// at any time: nobody is messaged twice for one campaign and channel.
     #[command(after_help = EXIT_CODES)]
     Send(SendArgs),
+    /// Record that you reviewed this campaign as it is now (after check and preview): who, when,
+    /// and a fingerprint of its templates, contacts, opt-outs and message settings. With
+    /// campaign.require_approval = true, send refuses anything that differs from it.
+    #[command(after_help = EXIT_CODES)]
+    Approve(ApproveArgs),
+    /// Delete what a campaign left on disk that holds patient data: outboxes, run reports, a
+    /// preview folder, its ledger rows. Says what and how much first; needs --yes off a terminal.
+    #[command(after_help = EXIT_CODES)]
+    Purge(PurgeArgs),
     /// Counts by state and channel from the ledger, and the last run.
     #[command(after_help = EXIT_CODES)]
     Status(StatusArgs),
@@ -106,6 +115,51 @@ pub struct SendArgs {
     /// Summary format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// `outreach approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// Who approves (default: the OS user).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// Print the latest approval and whether the campaign still matches it; approve nothing.
+    #[arg(long)]
+    pub show: bool,
+    /// Refuse to approve when any contact row has a problem (as check --strict).
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `outreach purge`.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// The campaign's file-transport outboxes: its .eml files and its lines of the SMS file.
+    #[arg(long)]
+    pub outbox: bool,
+    /// The campaign's reports in STATE_DIR/reports (run reports and `outreach report`'s CSV).
+    #[arg(long)]
+    pub reports: bool,
+    /// The campaign's ledger rows: messages, runs, approvals. Shared suppressions and other
+    /// campaigns stay. Every later send would message everyone again.
+    #[arg(long)]
+    pub ledger: bool,
+    /// A preview folder written by `preview --out DIR` for this campaign.
+    #[arg(long, value_name = "DIR")]
+    pub preview: Option<PathBuf>,
+    /// --outbox, --reports and --ledger together (add --preview DIR for a preview folder).
+    #[arg(long)]
+    pub all: bool,
+    /// Delete without asking (required when stdin is not a terminal, e.g. under cron).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `outreach status`.

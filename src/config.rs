@@ -102,6 +102,10 @@ struct RawCampaign {
     name: Option<String>,
     channels: Option<Vec<String>>,
     require_consent: Option<bool>,
+    require_approval: Option<bool>,
+    /// A date or date-time, written as a TOML date (`2026-12-01`) or a string.
+    not_before: Option<toml::Value>,
+    not_after: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -272,6 +276,10 @@ pub struct Campaign {
     /// Enabled channels, in a fixed order (email, then SMS).
     pub channels: Vec<Channel>,
     pub require_consent: bool,
+    /// `send` refuses to send what an admin has not approved (`outreach approve`).
+    pub require_approval: bool,
+    /// When the campaign may send (`not_before` / `not_after`).
+    pub window: Window,
     pub clinic: Clinic,
     pub contacts: ContactsSource,
     pub templates_dir: PathBuf,
@@ -280,6 +288,36 @@ pub struct Campaign {
     /// Present when SMS is enabled.
     pub sms: Option<SmsSettings>,
     pub sending: Sending,
+}
+
+/// The campaign's sending window, in the clinic's time zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Nothing is sent before this instant.
+    pub not_before: Option<WindowEdge>,
+    /// Nothing is sent from this instant on (a date means: through the end of that day).
+    pub not_after: Option<WindowEdge>,
+}
+
+/// One end of the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowEdge {
+    /// As written (`2026-12-01`, `2026-12-01T09:00`).
+    pub written: String,
+    /// The instant it stands for.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Window {
+    /// When the window opens, if `now` is before it.
+    pub fn opens_after(&self, now: chrono::DateTime<chrono::Utc>) -> Option<&WindowEdge> {
+        self.not_before.as_ref().filter(|e| now < e.at)
+    }
+
+    /// When the window closed, if `now` is past it.
+    pub fn ended_before(&self, now: chrono::DateTime<chrono::Utc>) -> Option<&WindowEdge> {
+        self.not_after.as_ref().filter(|e| now >= e.at)
+    }
 }
 
 /// The clinic, also given to templates as `clinic.*`.
@@ -1109,6 +1147,7 @@ fn validate(path: &Path, raw: RawConfig, loc: &Locator) -> Result<Campaign, Conf
     }
     channels.sort();
     let require_consent = rc.require_consent.unwrap_or(true);
+    let require_approval = rc.require_approval.unwrap_or(false);
 
     let cl = required(raw.clinic, loc, "clinic")?;
     let region_code = non_empty(cl.region, loc, "clinic.region")?.to_ascii_uppercase();
@@ -1120,6 +1159,33 @@ fn validate(path: &Path, raw: RawConfig, loc: &Locator) -> Result<Campaign, Conf
     })?;
     let tz_name = non_empty(cl.timezone, loc, "clinic.timezone")?;
     let timezone = parse_timezone(&tz_name).map_err(|m| loc.invalid("clinic.timezone", m))?;
+    let edge = |value: Option<toml::Value>, key: &str, end_of_day: bool| {
+        value
+            .map(|v| {
+                let text = match v {
+                    toml::Value::String(s) => s,
+                    toml::Value::Datetime(d) => d.to_string(),
+                    other => other.to_string(),
+                };
+                parse_window_edge(&text, timezone, end_of_day).map_err(|m| loc.invalid(key, m))
+            })
+            .transpose()
+    };
+    let window = Window {
+        not_before: edge(rc.not_before, "campaign.not_before", false)?,
+        not_after: edge(rc.not_after, "campaign.not_after", true)?,
+    };
+    if let (Some(b), Some(a)) = (&window.not_before, &window.not_after)
+        && b.at >= a.at
+    {
+        return Err(loc.invalid(
+            "campaign.not_after",
+            format!(
+                "{} is not after campaign.not_before = {}: the window would be empty",
+                a.written, b.written
+            ),
+        ));
+    }
     let phone = non_empty(cl.phone, loc, "clinic.phone")?;
     let phone_e164 = crate::contacts::normalise_phone(&phone, region)
         .map_err(|m| loc.invalid("clinic.phone", m))?;
@@ -1264,6 +1330,8 @@ fn validate(path: &Path, raw: RawConfig, loc: &Locator) -> Result<Campaign, Conf
         name,
         channels,
         require_consent,
+        require_approval,
+        window,
         clinic,
         contacts,
         templates_dir,
@@ -1978,6 +2046,51 @@ fn validate_generic(
         permanent_codes,
         transient_codes,
         check_url,
+    })
+}
+
+/// Parses a window edge: a date (`2026-12-01`: its start, or with `end_of_day` its end, i.e. the
+/// next midnight) or a local date-time (`2026-12-01T09:00`, `2026-12-01 09:00:00`) in `tz`.
+pub fn parse_window_edge(value: &str, tz: Tz, end_of_day: bool) -> Result<WindowEdge, String> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+    let v = value.trim();
+    let local = if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        let d = if end_of_day {
+            d.succ_opt()
+                .ok_or_else(|| format!("{v:?} is out of range"))?
+        } else {
+            d
+        };
+        d.and_hms_opt(0, 0, 0).expect("midnight")
+    } else {
+        [
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%d %H:%M",
+            "%Y-%m-%d %H:%M:%S",
+        ]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(v, f).ok())
+        .ok_or_else(|| {
+            format!(
+                "{v:?} is not a date (2026-12-01) or a date and time (2026-12-01T09:00) in \
+                     the clinic's time zone"
+            )
+        })?
+    };
+    let at = tz
+        .from_local_datetime(&local)
+        .earliest()
+        // A local time skipped by a DST change: the first instant after the gap.
+        .or_else(|| {
+            tz.from_local_datetime(&(local + chrono::Duration::hours(1)))
+                .earliest()
+        })
+        .ok_or_else(|| format!("{v:?} does not exist in {}", tz.name()))?
+        .with_timezone(&chrono::Utc);
+    Ok(WindowEdge {
+        written: v.to_string(),
+        at,
     })
 }
 

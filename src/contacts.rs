@@ -175,6 +175,16 @@ impl Contact {
             .unwrap_or("")
     }
 
+    /// Whether the row has an id of its own (not the `line-N` stand-in).
+    pub fn has_id(&self) -> bool {
+        !self.standard("id").is_empty()
+    }
+
+    /// Every cell of the row as read (trimmed), in header order.
+    pub fn cells(&self) -> impl Iterator<Item = &str> {
+        self.values.iter().map(|v| &**v)
+    }
+
     /// The first name as written (empty when the row has none).
     pub fn first_name(&self) -> &str {
         self.standard("first_name")
@@ -834,6 +844,8 @@ impl fmt::Display for SuppressedBy {
 pub struct Suppressions {
     entries: HashMap<String, SuppressedBy>,
     pub warnings: Vec<FileWarning>,
+    /// Each suppression file and the addresses (normalised) it lists, for approvals.
+    pub files: Vec<(PathBuf, Vec<String>)>,
 }
 
 impl Suppressions {
@@ -866,6 +878,11 @@ impl Suppressions {
         };
         match key {
             Some(k) => {
+                if let Some((file, list)) = self.files.last_mut()
+                    && *file == by.file
+                {
+                    list.push(k.clone());
+                }
                 self.entries.entry(k).or_insert(by);
                 true
             }
@@ -887,6 +904,7 @@ impl Suppressions {
             })?;
             let (text, _, warning) = decode(path, &bytes, None)?;
             s.warnings.extend(warning);
+            s.files.push((path.clone(), Vec::new()));
             s.load_text(path, &text, region)?;
         }
         Ok(s)

@@ -200,7 +200,23 @@ impl Ledger {
                      reason TEXT NOT NULL,
                      source TEXT,
                      added_at TEXT NOT NULL
-                 );",
+                 );
+                 CREATE TABLE IF NOT EXISTS approvals (
+                     id INTEGER PRIMARY KEY,
+                     campaign TEXT NOT NULL,
+                     approved_by TEXT NOT NULL,
+                     approved_at TEXT NOT NULL,
+                     fingerprint TEXT NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS approvals_campaign ON approvals (campaign, id);
+                 CREATE TABLE IF NOT EXISTS approval_rows (
+                     approval INTEGER NOT NULL,
+                     kind TEXT NOT NULL CHECK (kind IN ('contact', 'suppression')),
+                     file TEXT NOT NULL,
+                     key TEXT NOT NULL,
+                     hash TEXT NOT NULL,
+                     PRIMARY KEY (approval, kind, file, key)
+                 ) WITHOUT ROWID;",
             )
         })?;
         Ok(ledger)
@@ -505,6 +521,181 @@ impl Ledger {
             claim_in(&tx, campaign, claimed_by.0, claimed_by.1, claims, &now).map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
         Ok(granted)
+    }
+}
+
+/// What `purge --ledger` deletes of one campaign.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CampaignRows {
+    pub messages: u64,
+    pub runs: u64,
+    pub approvals: u64,
+}
+
+impl CampaignRows {
+    /// All rows together.
+    pub fn total(&self) -> u64 {
+        self.messages + self.runs + self.approvals
+    }
+}
+
+impl Ledger {
+    /// Records an approval of `campaign`; earlier approvals' row hashes are dropped (their
+    /// who and when are kept as history).
+    pub fn approve(
+        &mut self,
+        campaign: &str,
+        by: &str,
+        at: DateTime<Utc>,
+        fingerprint: &crate::approval::Fingerprint,
+    ) -> Result<i64, LedgerError> {
+        let path = self.path.clone();
+        let sqlite = |source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let summary = serde_json::to_string(&fingerprint.summary).expect("a summary serialises");
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        tx.execute(
+            "DELETE FROM approval_rows WHERE approval IN
+                 (SELECT id FROM approvals WHERE campaign = ?1)",
+            [campaign],
+        )
+        .map_err(sqlite)?;
+        tx.execute(
+            "INSERT INTO approvals (campaign, approved_by, approved_at, fingerprint)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![campaign, by, timestamp(at), summary],
+        )
+        .map_err(sqlite)?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO approval_rows (approval, kind, file, key, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(sqlite)?;
+            for (key, hash) in &fingerprint.contact_rows {
+                stmt.execute(params![
+                    id,
+                    "contact",
+                    fingerprint.summary.contacts_file,
+                    key,
+                    hash
+                ])
+                .map_err(sqlite)?;
+            }
+            for (file, entries) in &fingerprint.suppressions {
+                for key in entries {
+                    stmt.execute(params![id, "suppression", file, key, ""])
+                        .map_err(sqlite)?;
+                }
+            }
+        }
+        tx.commit().map_err(sqlite)?;
+        Ok(id)
+    }
+
+    /// The latest approval of `campaign`, with its fingerprint.
+    pub fn approval(
+        &self,
+        campaign: &str,
+    ) -> Result<Option<crate::approval::Approval>, LedgerError> {
+        use crate::approval::{Approval, Fingerprint};
+        self.sql(|c| {
+            let head: Option<(i64, String, String, String)> = c
+                .query_row(
+                    "SELECT id, approved_by, approved_at, fingerprint FROM approvals
+                     WHERE campaign = ?1 ORDER BY id DESC LIMIT 1",
+                    [campaign],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let Some((id, by, at, summary)) = head else {
+                return Ok(None);
+            };
+            let summary = serde_json::from_str(&summary).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    3,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?;
+            let mut fingerprint = Fingerprint {
+                summary,
+                ..Default::default()
+            };
+            let mut stmt =
+                c.prepare("SELECT kind, file, key, hash FROM approval_rows WHERE approval = ?1")?;
+            let mut rows = stmt.query([id])?;
+            while let Some(r) = rows.next()? {
+                let kind: String = r.get(0)?;
+                let file: String = r.get(1)?;
+                let key: String = r.get(2)?;
+                if kind == "contact" {
+                    fingerprint.contact_rows.insert(key, r.get(3)?);
+                } else {
+                    fingerprint
+                        .suppressions
+                        .entry(file)
+                        .or_default()
+                        .insert(key);
+                }
+            }
+            let at = DateTime::parse_from_rfc3339(&at)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default();
+            Ok(Some(Approval {
+                by,
+                at,
+                fingerprint,
+            }))
+        })
+    }
+
+    /// How many rows of `campaign` the ledger holds (what `purge --ledger` would delete).
+    pub fn campaign_rows(&self, campaign: &str) -> Result<CampaignRows, LedgerError> {
+        self.sql(|c| {
+            let count = |sql: &str| c.query_row(sql, [campaign], |r| r.get::<_, i64>(0));
+            Ok(CampaignRows {
+                messages: count("SELECT COUNT(*) FROM messages WHERE campaign = ?1")? as u64,
+                runs: count("SELECT COUNT(*) FROM runs WHERE campaign = ?1")? as u64,
+                approvals: count("SELECT COUNT(*) FROM approvals WHERE campaign = ?1")? as u64,
+            })
+        })
+    }
+
+    /// Deletes every row of `campaign` (messages, runs, approvals, its first-send record); the
+    /// suppressions, shared by all campaigns, and other campaigns' rows stay. Deleted rows are
+    /// overwritten (`secure_delete`) and the write-ahead log emptied, so no patient address
+    /// lingers in free pages.
+    pub fn purge(&mut self, campaign: &str) -> Result<CampaignRows, LedgerError> {
+        let rows = self.campaign_rows(campaign)?;
+        let path = self.path.clone();
+        let sqlite = |source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        self.conn
+            .execute_batch("PRAGMA secure_delete = ON")
+            .map_err(sqlite)?;
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        for sql in [
+            "DELETE FROM approval_rows WHERE approval IN
+                 (SELECT id FROM approvals WHERE campaign = ?1)",
+            "DELETE FROM approvals WHERE campaign = ?1",
+            "DELETE FROM messages WHERE campaign = ?1",
+            "DELETE FROM runs WHERE campaign = ?1",
+            "DELETE FROM campaigns WHERE id = ?1",
+        ] {
+            tx.execute(sql, [campaign]).map_err(sqlite)?;
+        }
+        tx.commit().map_err(sqlite)?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(sqlite)?;
+        Ok(rows)
     }
 }
 

@@ -5,6 +5,7 @@
 //! messages; [`plan`] decides who gets what; [`check`] and [`preview`] show it. [`run`] is the
 //! whole program behind `main`.
 
+pub mod approval;
 pub mod channel;
 pub mod check;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod message;
 pub mod plan;
 pub mod preview;
 pub mod private;
+pub mod purge;
 pub mod report;
 pub mod send;
 pub mod sms;
@@ -61,6 +63,11 @@ pub enum Error {
     Ledger(#[from] ledger::LedgerError),
     #[error(transparent)]
     Report(#[from] report::ReportError),
+    /// `send` refuses: the campaign is not approved as it is.
+    #[error("{0}")]
+    Approval(String),
+    #[error(transparent)]
+    Purge(#[from] purge::PurgeError),
     #[error("{path}: {source}")]
     Write {
         path: std::path::PathBuf,
@@ -73,7 +80,10 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Send(send::SendError::Lock(lock::LockError::Held { .. })) => Exit::Locked,
+            Error::Purge(purge::PurgeError::Lock(lock::LockError::Held { .. })) => Exit::Locked,
             Error::Load(_)
+            | Error::Approval(_)
+            | Error::Purge(_)
             | Error::Preview(_)
             | Error::Output(_)
             | Error::Send(_)
@@ -116,22 +126,29 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     match cli.command {
         Command::Check(args) => {
             let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
-            let report = check::run(&loaded);
+            let mut report = check::run(&loaded);
+            report.approval = Some(approval::status(&loaded)?).filter(|s| s.worth_showing());
             let failed = args.strict && !report.errors.is_empty();
             print(args.format, !cli.quiet || failed, &report)?;
             Ok(if failed { Exit::Unusable } else { Exit::Ok })
         }
         Command::Preview(args) => {
             let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
+            let approval = Some(approval::status(&loaded)?)
+                .filter(|s| s.worth_showing())
+                .map(|s| s.to_string());
             if let Some(key) = &args.contact {
                 let mut out = stdout.lock();
+                if let Some(a) = &approval {
+                    output(writeln!(out, "Approval: {a}\n"))?;
+                }
                 match preview::contact_to(&loaded, key, args.channel, &mut out) {
                     Err(preview::PreviewError::Write { source, .. }) => output(Err(source))?,
                     other => other?,
                 }
             }
             if let Some(dir) = &args.out {
-                let index = preview::folder(&loaded, dir, args.channel)?;
+                let index = preview::folder(&loaded, dir, args.channel, approval.as_deref())?;
                 if !cli.quiet {
                     output(writeln!(
                         stdout.lock(),
@@ -139,6 +156,9 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                         loaded.contacts.contacts.len(),
                         index.display()
                     ))?;
+                    if let Some(a) = &approval {
+                        output(writeln!(stdout.lock(), "Approval: {a}"))?;
+                    }
                 }
             }
             Ok(Exit::Ok)
@@ -154,6 +174,17 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                     Exit::Failed
                 });
             }
+            // Outside the window a forgotten crontab line costs nothing and says why.
+            if !args.dry_run
+                && let Some(notice) = send::window_notice(&loaded, args.channel)
+            {
+                print(args.format, !cli.quiet, &notice)?;
+                return Ok(Exit::Ok);
+            }
+            let status = approval::status(&loaded)?;
+            if !args.dry_run && !status.allows_send() {
+                return Err(Error::Approval(approval::refusal(&loaded, &status)));
+            }
             let opts = send::SendOptions {
                 dry_run: args.dry_run,
                 limit: args.limit,
@@ -162,7 +193,10 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                 retry_failed: args.retry_failed,
                 progress: !cli.quiet && args.format == Format::Text,
             };
-            let summary = send::run(loaded, &opts)?;
+            let mut summary = send::run(loaded, &opts)?;
+            if args.dry_run && status.worth_showing() {
+                summary.approval = Some(status);
+            }
             let exit = summary.exit();
             print(args.format, !cli.quiet || exit != Exit::Ok, &summary)?;
             Ok(exit)
@@ -198,6 +232,13 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                 );
             }
             Ok(if bad { Exit::Failed } else { Exit::Ok })
+        }
+        Command::Approve(args) => approve(&args, cli.quiet),
+        Command::Purge(args) => {
+            let campaign = config::load(&args.campaign.campaign, &args.campaign.set)
+                .map_err(LoadError::from)?;
+            purge::run(&campaign, &args, cli.quiet)?;
+            Ok(Exit::Ok)
         }
         Command::Status(args) => {
             let campaign = config::load(&args.campaign.campaign, &args.campaign.set)
@@ -237,4 +278,40 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             Ok(Exit::Ok)
         }
     }
+}
+
+/// `outreach approve`: check, then record the approval (or, with `--show`, print the latest).
+fn approve(args: &cli::ApproveArgs, quiet: bool) -> Result<Exit, Error> {
+    let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
+    if args.show {
+        let shown = approval::Shown::of(&loaded)?;
+        let exit = if shown.record.is_some() {
+            Exit::Ok
+        } else {
+            Exit::Unusable
+        };
+        print(args.format, true, &shown)?;
+        return Ok(exit);
+    }
+    let report = check::run(&loaded);
+    if args.strict && !report.errors.is_empty() {
+        print(args.format, true, &report)?;
+        return Err(Error::Approval(format!(
+            "not approved: {} rows have problems (--strict)",
+            report.rows_with_problems
+        )));
+    }
+    let by = args
+        .by
+        .clone()
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(approval::os_user);
+    let fingerprint = approval::fingerprint(&loaded);
+    let state_dir = &loaded.campaign.sending.state_dir;
+    let mut ledger = ledger::Ledger::open(state_dir)?;
+    ledger.approve(&loaded.campaign.id, by.trim(), loaded.now, &fingerprint)?;
+    drop(ledger);
+    let done = approval::Approved::new(&loaded, by.trim(), &report);
+    print(args.format, !quiet, &done)?;
+    Ok(Exit::Ok)
 }

@@ -51,6 +51,8 @@ pub enum Skip {
     Suppressed(SuppressedBy),
     /// The message could not be rendered, or breaks a limit (SMS segments).
     Message(String),
+    /// The campaign's window closed (`campaign.not_after`) before it went.
+    CampaignEnded,
 }
 
 impl Skip {
@@ -65,6 +67,7 @@ impl Skip {
             Skip::NoConsent => "no_consent",
             Skip::Suppressed(_) => "suppressed",
             Skip::Message(_) => "message_error",
+            Skip::CampaignEnded => "campaign_ended",
         }
     }
 
@@ -87,6 +90,7 @@ pub const SKIP_ORDER: &[&str] = &[
     "no_consent",
     "suppressed",
     "message_error",
+    "campaign_ended",
 ];
 
 impl fmt::Display for Skip {
@@ -100,6 +104,7 @@ impl fmt::Display for Skip {
             Skip::NoConsent => f.write_str("no consent"),
             Skip::Suppressed(by) => write!(f, "suppressed ({by})"),
             Skip::Message(r) => write!(f, "message error: {r}"),
+            Skip::CampaignEnded => f.write_str("campaign ended"),
         }
     }
 }
@@ -111,6 +116,8 @@ pub enum Defer {
     QuietHours { until: String, zone: String },
     /// `sending.daily_cap` reached for the clinic's day.
     DailyCap,
+    /// The campaign's window has not opened yet (`campaign.not_before`); `opens` is clinic time.
+    NotOpen { opens: String },
 }
 
 impl Defer {
@@ -119,6 +126,7 @@ impl Defer {
         match self {
             Defer::QuietHours { .. } => "quiet_hours",
             Defer::DailyCap => "daily_cap",
+            Defer::NotOpen { .. } => "window_not_open",
         }
     }
 }
@@ -130,6 +138,7 @@ impl fmt::Display for Defer {
                 write!(f, "quiet hours (until {until} {zone})")
             }
             Defer::DailyCap => f.write_str("daily cap reached"),
+            Defer::NotOpen { opens } => write!(f, "the campaign window opens {opens}"),
         }
     }
 }
@@ -225,6 +234,14 @@ pub fn decide(
     if let Some(by) = suppressions.get(address) {
         return Skipped(Skip::Suppressed(by.clone()));
     }
+    if campaign.window.ended_before(now).is_some() {
+        return Skipped(Skip::CampaignEnded);
+    }
+    if let Some(edge) = campaign.window.opens_after(now) {
+        return Decision::Deferred(Defer::NotOpen {
+            opens: clinic_time(campaign, edge.at),
+        });
+    }
     if channel == Channel::Sms
         && let Some(quiet) = campaign.sms.as_ref().and_then(|s| s.quiet_hours)
     {
@@ -237,6 +254,13 @@ pub fn decide(
         }
     }
     Decision::Due
+}
+
+/// An instant as the clinic reads it: `2026-12-01 09:00 CST`.
+pub fn clinic_time(campaign: &Campaign, t: DateTime<Utc>) -> String {
+    t.with_timezone(&campaign.clinic.timezone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
 }
 
 /// The clock: `OUTREACH_NOW` (RFC 3339) when set, so runs can be reproduced and tested at a

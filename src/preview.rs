@@ -171,7 +171,17 @@ text-align:left;vertical-align:top;font-size:14px}th{background:#f3f6f7;position
 border-radius:6px;font-size:14px}.meta{color:#4b5a61}";
 
 /// Writes the browsable preview folder; returns the path of `index.html`.
-pub fn folder(loaded: &Loaded, dir: &Path, only: Option<Channel>) -> Result<PathBuf, PreviewError> {
+/// The file that marks a folder as a campaign's preview (it holds the campaign id), so `purge
+/// --preview DIR` deletes only a folder `preview` wrote.
+pub const MARKER: &str = ".outreach-preview";
+
+/// Writes the browsable preview into `dir`; `approval`: the approval state line, if any.
+pub fn folder(
+    loaded: &Loaded,
+    dir: &Path,
+    only: Option<Channel>,
+    approval: Option<&str>,
+) -> Result<PathBuf, PreviewError> {
     let mk = |p: &Path| {
         crate::private::create_dir(p).map_err(|source| PreviewError::Write {
             path: p.to_path_buf(),
@@ -179,6 +189,10 @@ pub fn folder(loaded: &Loaded, dir: &Path, only: Option<Channel>) -> Result<Path
         })
     };
     mk(dir)?;
+    write_private(
+        &dir.join(MARKER),
+        format!("{}\n", loaded.campaign.id).as_bytes(),
+    )?;
     let messages = dir.join("messages");
     mk(&messages)?;
     let date = SystemTime::now();
@@ -239,7 +253,7 @@ pub fn folder(loaded: &Loaded, dir: &Path, only: Option<Channel>) -> Result<Path
          <h1>Preview: {name}</h1>\
          <p class=\"meta\">Campaign <code>{id}</code> · contacts <code>{csv}</code> · decisions as of {now} UTC. \
          Nothing has been sent. This page holds patient data: keep it private.</p>\
-         <ul>{summary}</ul>\
+         {approval}<ul>{summary}</ul>\
          <p class=\"meta\"><span class=\"due\">due</span>: goes on the next run. \
          <span class=\"deferred\">deferred</span>: goes on a later run (SMS quiet hours in the patient's own \
          time zone, daily cap). <span class=\"skipped\">skipped</span>: will not go, for the reason shown.</p>\
@@ -249,6 +263,9 @@ pub fn folder(loaded: &Loaded, dir: &Path, only: Option<Channel>) -> Result<Path
         id = escape(&c.id),
         csv = escape(&crate::check::show_path(&loaded.contacts.path)),
         now = loaded.now.format("%Y-%m-%d %H:%M"),
+        approval = approval
+            .map(|a| format!("<p class=\"meta\">Approval: {}</p>", escape(a)))
+            .unwrap_or_default(),
     );
     let index = dir.join("index.html");
     write_private(&index, index_html.as_bytes())?;

@@ -94,6 +94,74 @@ pub struct RunSummary {
     /// When the campaign first sent with other templates.
     pub templates_changed_since: Option<String>,
     pub report: Option<std::path::PathBuf>,
+    /// The approval state (dry runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<crate::approval::Status>,
+}
+
+/// What `send` says instead of sending, outside the campaign's window.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WindowNotice {
+    pub campaign: String,
+    /// "not_open" or "ended".
+    pub window: &'static str,
+    /// The instant (UTC, RFC 3339) the window opens or ended.
+    pub at: String,
+    /// Messages dropped because the campaign ended.
+    pub dropped: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for WindowNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The notice `send` prints instead of sending when the clock is outside the campaign's window.
+pub fn window_notice(loaded: &Loaded, only: Option<Channel>) -> Option<WindowNotice> {
+    let c = &loaded.campaign;
+    let now = loaded.now;
+    if let Some(edge) = c.window.opens_after(now) {
+        return Some(WindowNotice {
+            campaign: c.id.clone(),
+            window: "not_open",
+            at: edge.at.to_rfc3339(),
+            dropped: 0,
+            message: format!(
+                "Campaign {}: nothing sent; its window opens {} (campaign.not_before = {})",
+                c.id,
+                plan::clinic_time(c, edge.at),
+                edge.written
+            ),
+        });
+    }
+    let edge = c.window.ended_before(now)?;
+    let mut dropped = 0;
+    for &channel in c
+        .channels
+        .iter()
+        .filter(|ch| only.is_none_or(|o| o == **ch))
+    {
+        for index in 0..loaded.contacts.contacts.len() {
+            if loaded.decide(index, channel, now) == Decision::Skipped(plan::Skip::CampaignEnded) {
+                dropped += 1;
+            }
+        }
+    }
+    Some(WindowNotice {
+        campaign: c.id.clone(),
+        window: "ended",
+        at: edge.at.to_rfc3339(),
+        dropped,
+        message: format!(
+            "Campaign {} ended {} (campaign.not_after = {}): nothing sent; {dropped} messages \
+             dropped (campaign ended); remove it from crontab",
+            c.id,
+            plan::clinic_time(c, edge.at),
+            edge.written
+        ),
+    })
 }
 
 impl RunSummary {
@@ -304,8 +372,11 @@ impl Run {
             return Result_::NotAttempted;
         }
         // Quiet hours and the cap are checked at dispatch, not only when the plan was made.
-        if let Decision::Deferred(d) = self.loaded.decide(work.index, channel, self.clock.now()) {
-            return Result_::Deferred(d.label());
+        // So is the window: a long run that reaches `not_after` stops sending there.
+        match self.loaded.decide(work.index, channel, self.clock.now()) {
+            Decision::Deferred(d) => return Result_::Deferred(d.label()),
+            Decision::Skipped(s @ plan::Skip::CampaignEnded) => return Result_::Skipped(s.label()),
+            _ => {}
         }
         if !self.take_limit() {
             return Result_::NotAttempted;
@@ -765,6 +836,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         recovered_unknown,
         templates_changed_since,
         report: None,
+        approval: None,
     };
     if let Some(w) = writer {
         let mut l = w.finish();
@@ -879,6 +951,9 @@ impl std::fmt::Display for RunSummary {
                 "Campaign {}, {what}: {:.1}s",
                 self.campaign, self.seconds
             )?,
+        }
+        if let Some(a) = &self.approval {
+            writeln!(f, "Approval: {a}")?;
         }
         if let Some(since) = &self.templates_changed_since {
             writeln!(

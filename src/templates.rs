@@ -86,6 +86,9 @@ pub struct Templates {
     text: Handlebars<'static>,
     /// SHA-256 over every template and partial: what changed since a campaign started.
     pub fingerprint: String,
+    /// Each file read (`subject.hbs`, `partials/footer_html.hbs`) and the SHA-256 of its text,
+    /// for approvals: a change can be named by file.
+    pub files: BTreeMap<String, String>,
     /// Every `contact.*` the templates name.
     pub column_uses: Vec<ColumnUse>,
 }
@@ -179,6 +182,8 @@ impl Templates {
         let mut text = registry(false);
         let mut hasher = Sha256::new();
         let mut column_uses = Vec::new();
+        let mut files = BTreeMap::new();
+        let digest = |text: &str| data_encoding::HEXLOWER.encode(&Sha256::digest(text));
 
         let mut partials = BTreeMap::new();
         let partial_dir = dir.join("partials");
@@ -207,6 +212,7 @@ impl Templates {
         }
         for (name, (path, source)) in &partials {
             hasher.update(format!("partials/{name}\0{source}\0"));
+            files.insert(format!("partials/{name}.hbs"), digest(source));
             column_uses.extend(column_uses_in(&format!("partials/{name}.hbs"), source));
             html.register_partial(name, source)
                 .map_err(|e| syntax_error(path, e))?;
@@ -234,6 +240,7 @@ impl Templates {
                     source,
                 })?;
             hasher.update(format!("{file}\0{source}\0"));
+            files.insert(file.to_string(), digest(&source));
             column_uses.extend(column_uses_in(file, &source));
             if file == EMAIL_HTML {
                 // Check the template as written first, so syntax errors point at its own lines.
@@ -266,6 +273,7 @@ impl Templates {
             html,
             text,
             fingerprint: data_encoding::HEXLOWER.encode(&hasher.finalize()),
+            files,
             column_uses,
         })
     }

@@ -65,6 +65,19 @@ impl TokenKey {
         TokenKey(bytes)
     }
 
+    /// A keyed digest of `parts` for `purpose` (approvals hash contact rows with it, so the
+    /// ledger holds no patient data and its hashes cannot be matched against a list of known
+    /// addresses without the key). 128 bits, hex.
+    pub fn digest(&self, purpose: &str, parts: &[&str]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length works");
+        mac.update(purpose.as_bytes());
+        for p in parts {
+            mac.update(b"\x1f");
+            mac.update(p.as_bytes());
+        }
+        data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes()[..16])
+    }
+
     /// The token of `address` (normalised) on `channel` in campaign `campaign_id`.
     pub fn token(&self, campaign_id: &str, channel: Channel, address: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length works");

@@ -30,6 +30,7 @@ fn shipped_campaign_report_is_exact() {
         r#"Campaign psoas-2026-11 (campaigns/psoas.toml): Psoas: free phone assessment
 Contacts contacts/sample.csv (UTF-8, ','-separated): 36 rows, 34 valid, 2 with problems
 Suppression lists: 4 addresses
+Approval: not approved: send refuses until someone runs outreach approve
 
                          email     sms
 due now                     27       0

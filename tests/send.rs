@@ -126,6 +126,23 @@ fn shipped_campaign_cron_summary_is_exact_and_a_rerun_sends_nothing() {
             .args(extra);
         c
     };
+    // The shipped campaign requires approval: nothing goes before an admin approves it.
+    let (code, out, err) = run(args(&[]));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("is not approved"), "{err}");
+    assert!(!dir.path().join("outbox").exists());
+    let mut approve = common::outreach();
+    approve
+        .current_dir(common::repo())
+        .env("OUTREACH_NOW", NIGHT)
+        .args(["approve", "campaigns/psoas.toml", "--by", "admin", "-q"])
+        .arg("--set")
+        .arg(format!(
+            "sending.state_dir={}",
+            dir.path().join("state").display()
+        ));
+    assert_eq!(run(approve).0, 0);
+
     let (code, out, err) = run(args(&[]));
     assert_eq!((code, err.as_str()), (0, ""));
     let report = dir.path().join("state/reports/psoas-2026-11-run1.csv");

@@ -1,6 +1,6 @@
 //! The `file` transports, the shipped default: email as `.eml` files in the outbox (exactly the
-//! bytes SMTP would carry, written to a temporary name and renamed, so a file is there whole or
-//! not at all), SMS as JSON lines appended to one file (one `write` per line).
+//! bytes SMTP would carry, named `CAMPAIGN+TIME-N-CONTACT.eml`, written to a temporary name and
+//! renamed, so a file is there whole or not at all), SMS as JSON lines appended to one file (one `write` per line).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -87,10 +87,13 @@ impl EmailFile {
         })
     }
 
-    fn write(&self, bytes: &[u8], contact_id: &str) -> std::io::Result<String> {
+    fn write(&self, bytes: &[u8], campaign: &str, contact_id: &str) -> std::io::Result<String> {
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        // `CAMPAIGN+`: `outreach purge --outbox` finds a campaign's files by it (an id is checked
+        // to be letters, digits, `-`, `_` and `.`, so it is a safe name and `+` ends it).
         let name = format!(
-            "{}-{n:06}-{}.eml",
+            "{}+{}-{n:06}-{}.eml",
+            campaign,
             self.stamp,
             crate::private::file_name_part(contact_id)
         );
@@ -126,7 +129,7 @@ impl Transport for EmailFile {
             if let Some(fault) = self.faults.take(&m.contact_id) {
                 return fault;
             }
-            match self.write(&m.bytes, &m.contact_id) {
+            match self.write(&m.bytes, &m.campaign, &m.contact_id) {
                 Ok(name) => Delivery::Sent { provider_id: name },
                 // Written to a temporary name first: a failed write left no message behind.
                 Err(e) => Delivery::Transient {

@@ -1,0 +1,640 @@
+//! Approvals: what cron sends is what an admin approved. `outreach approve` records in the ledger
+//! who approved a campaign, when, and a [`Fingerprint`] of everything that decides what patients
+//! receive and who receives it (DESIGN.md, "Decisions"): the settings that shape messages or the
+//! audience, every template and partial, each contact row and each suppression entry. `send`
+//! (with `campaign.require_approval`) compares the campaign it loaded with it and refuses when
+//! anything that matters changed, naming each change.
+//!
+//! Only hashes are stored. Contact rows are keyed by the row's identity (its id, else its
+//! address) and hashed with the state directory's secret key, so the ledger holds no patient data
+//! and its hashes cannot be matched against a list of guessed addresses. Changes that can only
+//! remove recipients (rows deleted, opt-outs added) keep the approval: an opt-out never waits for
+//! an admin. Transport, rates, concurrency, retries and `state_dir` are outside the fingerprint.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Campaign;
+use crate::ledger::{self, Ledger, LedgerError};
+use crate::load::Loaded;
+
+/// The small part of a fingerprint, stored as one JSON value with the approval.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Setting key → hash of its effective value.
+    pub settings: BTreeMap<String, String>,
+    /// Template file (`subject.hbs`, `partials/footer_html.hbs`) → hash of its text.
+    pub templates: BTreeMap<String, String>,
+    /// The contacts file (canonical path).
+    pub contacts_file: String,
+    /// Hash of its header.
+    pub contacts_header: String,
+    /// How many rows it had.
+    pub contact_rows: usize,
+    /// Each suppression file (canonical path) → how many addresses it listed.
+    pub suppression_files: BTreeMap<String, usize>,
+}
+
+/// Everything an approval covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub summary: Summary,
+    /// Keyed hash of a row's identity → keyed hash of its cells.
+    pub contact_rows: HashMap<String, String>,
+    /// Suppression file → keyed hashes of the addresses it lists.
+    pub suppressions: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// An approval as recorded.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub fingerprint: Fingerprint,
+}
+
+fn canonical(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The settings an approval covers, with their effective values.
+pub fn settings(c: &Campaign) -> Vec<(&'static str, String)> {
+    let edge = |e: &Option<crate::config::WindowEdge>| {
+        e.as_ref()
+            .map(|e| ledger::timestamp(e.at))
+            .unwrap_or_default()
+    };
+    let mut out = vec![
+        ("campaign.id", c.id.clone()),
+        ("campaign.name", c.name.clone()),
+        (
+            "campaign.channels",
+            c.channels
+                .iter()
+                .map(|ch| ch.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        ("campaign.require_consent", c.require_consent.to_string()),
+        ("campaign.not_before", edge(&c.window.not_before)),
+        ("campaign.not_after", edge(&c.window.not_after)),
+        ("clinic.name", c.clinic.name.clone()),
+        ("clinic.phone", c.clinic.phone.clone()),
+        ("clinic.address", c.clinic.address.clone()),
+        ("clinic.website", c.clinic.website.clone()),
+        ("clinic.booking_url", c.clinic.booking_url.clone()),
+        ("clinic.timezone", c.clinic.timezone.name().to_string()),
+        ("clinic.region", c.clinic.region_code.clone()),
+        ("contacts.path", canonical(&c.contacts.path)),
+        (
+            "contacts.encoding",
+            c.contacts
+                .encoding
+                .map(|e| e.name().to_string())
+                .unwrap_or_else(|| "auto".into()),
+        ),
+        (
+            "contacts.delimiter",
+            c.contacts
+                .delimiter
+                .map(|d| (d as char).to_string())
+                .unwrap_or_else(|| "auto".into()),
+        ),
+        ("contacts.columns", format!("{:?}", c.contacts.columns)),
+        ("templates.dir", canonical(&c.templates_dir)),
+    ];
+    if let Some(e) = &c.email {
+        out.extend([
+            ("email.from", e.from.to_string()),
+            (
+                "email.reply_to",
+                e.reply_to
+                    .as_ref()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
+            ),
+            ("email.unsubscribe_url", e.unsubscribe_url.clone()),
+            (
+                "email.unsubscribe_mailto",
+                e.unsubscribe_mailto
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            ),
+        ]);
+    }
+    if let Some(s) = &c.sms {
+        out.extend([
+            ("sms.from", s.from.clone()),
+            (
+                "sms.quiet_hours",
+                s.quiet_hours.map(|q| q.to_string()).unwrap_or_default(),
+            ),
+            ("sms.max_segments", s.max_segments.to_string()),
+            ("sms.smart_encoding", s.smart_encoding.to_string()),
+        ]);
+    }
+    out
+}
+
+fn sha(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0x1f]);
+    }
+    data_encoding::HEXLOWER.encode(&h.finalize()[..16])
+}
+
+/// The fingerprint of a loaded campaign: exactly what this process would send.
+pub fn fingerprint(loaded: &Loaded) -> Fingerprint {
+    let c = &loaded.campaign;
+    let key = &loaded.key;
+    let mut summary = Summary {
+        settings: settings(c)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), sha(&[k, &v])))
+            .collect(),
+        templates: loaded.templates.files.clone(),
+        contacts_file: canonical(&loaded.contacts.path),
+        contacts_header: sha(&[&loaded.contacts.columns.join("\x1f")]),
+        contact_rows: loaded.contacts.contacts.len(),
+        suppression_files: BTreeMap::new(),
+    };
+    let mut contact_rows = HashMap::with_capacity(loaded.contacts.contacts.len());
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for contact in &loaded.contacts.contacts {
+        let identity = if contact.has_id() {
+            format!("id:{}", contact.id)
+        } else if let Some(e) = &contact.email {
+            format!("email:{}", e.normalised)
+        } else if let Some(p) = &contact.phone {
+            format!("phone:{p}")
+        } else {
+            format!("line:{}", contact.line)
+        };
+        // The same identity twice (a duplicated id) stays two rows.
+        let n = seen.entry(identity.clone()).or_default();
+        *n += 1;
+        let identity = format!("{identity}#{n}");
+        let cells: Vec<&str> = contact.cells().collect();
+        contact_rows.insert(
+            key.digest("approval contact key", &[&identity]),
+            key.digest("approval contact row", &cells),
+        );
+    }
+    let mut suppressions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (file, addresses) in &loaded.suppressions.files {
+        let file = canonical(file);
+        let set = suppressions.entry(file.clone()).or_default();
+        for a in addresses {
+            set.insert(key.digest("approval suppression", &[a]));
+        }
+        *summary.suppression_files.entry(file).or_default() = set.len();
+    }
+    Fingerprint {
+        summary,
+        contact_rows,
+        suppressions,
+    }
+}
+
+/// What changed between an approval and now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Diff {
+    /// Changes that void the approval (they could change a message or add a recipient).
+    pub changes: Vec<String>,
+    /// Changes that can only remove recipients: the approval stands.
+    pub notes: Vec<String>,
+}
+
+fn show(file: &str) -> String {
+    crate::check::show_path(Path::new(file))
+}
+
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Compares an approved fingerprint with the current one.
+pub fn diff(approved: &Fingerprint, now: &Fingerprint) -> Diff {
+    let mut d = Diff::default();
+    let (a, b) = (&approved.summary, &now.summary);
+    let keys: BTreeSet<&String> = a.settings.keys().chain(b.settings.keys()).collect();
+    for k in keys {
+        if a.settings.get(k) != b.settings.get(k) {
+            d.changes.push(format!("setting {k} changed"));
+        }
+    }
+    let files: BTreeSet<&String> = a.templates.keys().chain(b.templates.keys()).collect();
+    for f in files {
+        match (a.templates.get(f), b.templates.get(f)) {
+            (Some(x), Some(y)) if x != y => d.changes.push(format!("template {f} changed")),
+            (None, Some(_)) => d.changes.push(format!("template {f} added")),
+            (Some(_), None) => d.changes.push(format!("template {f} removed")),
+            _ => {}
+        }
+    }
+    let file = show(&b.contacts_file);
+    if a.contacts_header != b.contacts_header {
+        d.changes.push(format!("{file}: columns changed"));
+    }
+    let (mut added, mut changed) = (0, 0);
+    for (k, h) in &now.contact_rows {
+        match approved.contact_rows.get(k) {
+            None => added += 1,
+            Some(old) if old != h => changed += 1,
+            _ => {}
+        }
+    }
+    let removed = approved
+        .contact_rows
+        .keys()
+        .filter(|k| !now.contact_rows.contains_key(*k))
+        .count();
+    let mut parts = Vec::new();
+    for (n, verb) in [(added, "added"), (changed, "changed"), (removed, "removed")] {
+        if n > 0 {
+            if parts.is_empty() {
+                parts.push(format!("{} {verb}", counted(n, "row", "rows")));
+            } else {
+                parts.push(format!("{n} {verb}"));
+            }
+        }
+    }
+    if !parts.is_empty() {
+        let line = format!("{file}: {}", parts.join(", "));
+        if added + changed > 0 {
+            d.changes.push(line);
+        } else {
+            d.notes.push(line);
+        }
+    }
+    // An address no longer suppressed anywhere could be messaged again; new ones only remove.
+    let all_now: BTreeSet<&String> = now.suppressions.values().flatten().collect();
+    let all_then: BTreeSet<&String> = approved.suppressions.values().flatten().collect();
+    for (f, entries) in &approved.suppressions {
+        let gone = entries.iter().filter(|e| !all_now.contains(e)).count();
+        if gone > 0 {
+            d.changes.push(format!(
+                "{}: {} removed",
+                show(f),
+                counted(gone, "opt-out entry", "opt-out entries")
+            ));
+        }
+    }
+    for (f, entries) in &now.suppressions {
+        let new = entries.iter().filter(|e| !all_then.contains(e)).count();
+        if new > 0 {
+            d.notes.push(format!(
+                "{}: {} added",
+                show(f),
+                counted(new, "opt-out entry", "opt-out entries")
+            ));
+        }
+    }
+    d
+}
+
+/// Where a campaign stands with its approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Status {
+    NotApproved {
+        required: bool,
+    },
+    Approved {
+        required: bool,
+        by: String,
+        /// The clinic's time.
+        at: String,
+        /// Changes since that keep the approval.
+        notes: Vec<String>,
+    },
+    Changed {
+        required: bool,
+        by: String,
+        at: String,
+        changes: Vec<String>,
+        notes: Vec<String>,
+    },
+}
+
+impl Status {
+    /// Whether `send` may go ahead on this status.
+    pub fn allows_send(&self) -> bool {
+        match self {
+            Status::NotApproved { required } | Status::Changed { required, .. } => !required,
+            Status::Approved { .. } => true,
+        }
+    }
+
+    /// Whether it is worth showing (approval is required, or one was given).
+    pub fn worth_showing(&self) -> bool {
+        !matches!(self, Status::NotApproved { required: false })
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::NotApproved { required: true } => {
+                f.write_str("not approved: send refuses until someone runs outreach approve")?
+            }
+            Status::NotApproved { .. } => f.write_str("not approved")?,
+            Status::Approved { by, at, notes, .. } => {
+                write!(f, "approved by {by} at {at}")?;
+                if !notes.is_empty() {
+                    write!(f, " (since then: {})", notes.join("; "))?;
+                }
+            }
+            Status::Changed {
+                by, at, changes, ..
+            } => write!(
+                f,
+                "changed since approved by {by} at {at}: {}",
+                changes.join("; ")
+            )?,
+        }
+        let required = match self {
+            Status::NotApproved { required }
+            | Status::Approved { required, .. }
+            | Status::Changed { required, .. } => *required,
+        };
+        if !required {
+            f.write_str(" (not required: campaign.require_approval = false)")?;
+        }
+        Ok(())
+    }
+}
+
+/// The latest approval of the loaded campaign, if its ledger has one.
+pub fn latest(loaded: &Loaded) -> Result<Option<Approval>, LedgerError> {
+    let state_dir = &loaded.campaign.sending.state_dir;
+    if !state_dir.join(ledger::FILE).exists() {
+        return Ok(None);
+    }
+    Ledger::open(state_dir)?.approval(&loaded.campaign.id)
+}
+
+/// Compares the loaded campaign with its latest approval.
+pub fn status(loaded: &Loaded) -> Result<Status, LedgerError> {
+    let required = loaded.campaign.require_approval;
+    let Some(approval) = latest(loaded)? else {
+        return Ok(Status::NotApproved { required });
+    };
+    let d = diff(&approval.fingerprint, &fingerprint(loaded));
+    let at = crate::plan::clinic_time(&loaded.campaign, approval.at);
+    Ok(if d.changes.is_empty() {
+        Status::Approved {
+            required,
+            by: approval.by,
+            at,
+            notes: d.notes,
+        }
+    } else {
+        Status::Changed {
+            required,
+            by: approval.by,
+            at,
+            changes: d.changes,
+            notes: d.notes,
+        }
+    })
+}
+
+/// Why `send` refuses: the text names every change.
+pub fn refusal(loaded: &Loaded, status: &Status) -> String {
+    let id = &loaded.campaign.id;
+    let file = loaded.campaign.file.display();
+    match status {
+        Status::Changed {
+            by, at, changes, ..
+        } => {
+            let mut s = format!(
+                "campaign {id} changed since it was approved by {by} at {at}; nothing sent:\n"
+            );
+            for c in changes {
+                s.push_str(&format!("  {c}\n"));
+            }
+            s.push_str(&format!(
+                "review it (outreach check / preview), then approve again: outreach approve {file}"
+            ));
+            s
+        }
+        _ => format!(
+            "campaign {id} is not approved and campaign.require_approval = true; nothing sent. \
+             Review it (outreach check / preview), then: outreach approve {file}"
+        ),
+    }
+}
+
+/// What `approve` prints after recording an approval.
+#[derive(Debug, Clone, Serialize)]
+pub struct Approved {
+    pub campaign: String,
+    pub by: String,
+    pub at: String,
+    /// Messages that would go now or on a later run, per channel.
+    pub would_go: BTreeMap<String, usize>,
+    pub contact_rows: usize,
+    pub templates: usize,
+    pub suppression_files: usize,
+    pub require_approval: bool,
+}
+
+impl Approved {
+    /// The record of an approval just made.
+    pub fn new(loaded: &Loaded, by: &str, report: &crate::check::CheckReport) -> Self {
+        Approved {
+            campaign: loaded.campaign.id.clone(),
+            by: by.to_string(),
+            at: crate::plan::clinic_time(&loaded.campaign, loaded.now),
+            would_go: report
+                .channels
+                .iter()
+                .filter_map(|t| {
+                    t.channel
+                        .map(|c| (c.as_str().to_string(), t.due + t.deferred_total()))
+                })
+                .collect(),
+            contact_rows: loaded.contacts.contacts.len(),
+            templates: loaded.templates.files.len(),
+            suppression_files: loaded.suppressions.files.len(),
+            require_approval: loaded.campaign.require_approval,
+        }
+    }
+}
+
+impl fmt::Display for Approved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let go: Vec<String> = self
+            .would_go
+            .iter()
+            .map(|(c, n)| format!("{n} {c}"))
+            .collect();
+        writeln!(
+            f,
+            "Approved campaign {} by {} at {}: {} messages would go ({}); fingerprinted {}, {}, {}",
+            self.campaign,
+            self.by,
+            self.at,
+            self.would_go.values().sum::<usize>(),
+            go.join(", "),
+            counted(self.contact_rows, "contact row", "contact rows"),
+            counted(self.templates, "template", "templates"),
+            counted(
+                self.suppression_files,
+                "suppression list",
+                "suppression lists"
+            ),
+        )?;
+        if self.require_approval {
+            write!(
+                f,
+                "send now sends this; a changed template, message or audience setting, an added \
+                 or changed contact row or a removed opt-out needs a new approval"
+            )
+        } else {
+            write!(
+                f,
+                "Note: campaign.require_approval = false, so send does not check it"
+            )
+        }
+    }
+}
+
+/// What `approve --show` prints: the latest approval and how the campaign compares now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shown {
+    pub campaign: String,
+    pub record: Option<ShownRecord>,
+    pub status: Status,
+}
+
+/// The stored approval, as shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShownRecord {
+    pub by: String,
+    /// UTC, RFC 3339.
+    pub at: String,
+    pub settings: BTreeMap<String, String>,
+    pub templates: BTreeMap<String, String>,
+    pub contacts_file: String,
+    pub contact_rows: usize,
+    pub suppression_files: BTreeMap<String, usize>,
+}
+
+impl Shown {
+    /// The latest approval of the loaded campaign, compared with it.
+    pub fn of(loaded: &Loaded) -> Result<Self, LedgerError> {
+        let record = latest(loaded)?.map(|a| {
+            let s = a.fingerprint.summary;
+            ShownRecord {
+                by: a.by,
+                at: a.at.to_rfc3339(),
+                settings: s.settings,
+                templates: s.templates,
+                contacts_file: s.contacts_file,
+                contact_rows: s.contact_rows,
+                suppression_files: s.suppression_files,
+            }
+        });
+        Ok(Shown {
+            campaign: loaded.campaign.id.clone(),
+            record,
+            status: status(loaded)?,
+        })
+    }
+}
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(r) = &self.record else {
+            return write!(f, "Campaign {}: no approval recorded", self.campaign);
+        };
+        writeln!(f, "Campaign {}: {}", self.campaign, self.status)?;
+        writeln!(f, "Approved by {} at {}", r.by, r.at)?;
+        writeln!(f, "Settings ({}, hashed):", r.settings.len())?;
+        for (k, v) in &r.settings {
+            writeln!(f, "  {k:<26} {v}")?;
+        }
+        writeln!(f, "Templates ({}, SHA-256):", r.templates.len())?;
+        for (k, v) in &r.templates {
+            writeln!(f, "  {k:<26} {v}")?;
+        }
+        writeln!(
+            f,
+            "Contacts {}: {} rows (each hashed by its id or address)",
+            show(&r.contacts_file),
+            r.contact_rows
+        )?;
+        write!(f, "Suppression lists:")?;
+        if r.suppression_files.is_empty() {
+            write!(f, " none")?;
+        }
+        for (file, n) in &r.suppression_files {
+            write!(
+                f,
+                "\n  {}: {}",
+                show(file),
+                counted(*n, "address", "addresses")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The OS user, the default approver.
+pub fn os_user() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn print(rows: &[(&str, &str)], opt_outs: &[&str]) -> Fingerprint {
+        let mut f = Fingerprint::default();
+        for (k, v) in rows {
+            f.contact_rows.insert(k.to_string(), v.to_string());
+        }
+        f.suppressions.insert(
+            "/x/opt-outs.csv".into(),
+            opt_outs.iter().map(|s| s.to_string()).collect(),
+        );
+        f
+    }
+
+    #[test]
+    fn removals_keep_the_approval_additions_void_it() {
+        let approved = print(&[("a", "1"), ("b", "2"), ("c", "3")], &["x"]);
+        let fewer = print(&[("a", "1")], &["x", "y"]);
+        let d = diff(&approved, &fewer);
+        assert!(d.changes.is_empty(), "{d:?}");
+        assert_eq!(d.notes.len(), 2, "{d:?}");
+        assert!(d.notes[0].ends_with(": 2 rows removed"), "{d:?}");
+        let more = print(&[("a", "9"), ("d", "4"), ("e", "5")], &[]);
+        let d = diff(&approved, &more);
+        assert_eq!(d.changes.len(), 2, "{d:?}");
+        assert!(
+            d.changes[0].ends_with(": 2 rows added, 1 changed, 2 removed"),
+            "{d:?}"
+        );
+        assert!(
+            d.changes[1].ends_with("opt-outs.csv: 1 opt-out entry removed"),
+            "{d:?}"
+        );
+    }
+}

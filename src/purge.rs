@@ -1,0 +1,364 @@
+//! `outreach purge`: deletes what a campaign left on disk that holds patient data, and only
+//! that: its `.eml` files in the email outbox, its lines of the SMS outbox, its reports, a preview
+//! folder it wrote, its ledger rows. It says what it will delete and how much first, asks on a
+//! terminal, and needs `--yes` anywhere else (cron never waits for an answer). It holds the
+//! campaign's run lock throughout, so it cannot race a `send`.
+
+use std::fmt;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use crate::cli::PurgeArgs;
+use crate::config::{Campaign, EmailTransport, SmsTransport};
+use crate::ledger::{self, CampaignRows, Ledger, LedgerError};
+
+/// Why nothing (or not everything) was purged.
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    #[error(
+        "say what to purge: --outbox, --reports, --ledger, --preview DIR, or --all (nothing deleted)"
+    )]
+    NothingNamed,
+    #[error(
+        "not deleting: stdin is not a terminal, so there is no one to ask; run again with --yes \
+         to delete what is listed above"
+    )]
+    NeedsYes,
+    #[error("--preview {0}: not a preview folder of campaign {1} (no {marker} naming it); nothing deleted", marker = crate::preview::MARKER)]
+    NotAPreview(PathBuf, String),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> PurgeError + '_ {
+    move |source| PurgeError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One thing to delete.
+#[derive(Debug)]
+enum Target {
+    /// Whole files.
+    Files {
+        label: &'static str,
+        dir: PathBuf,
+        files: Vec<PathBuf>,
+        bytes: u64,
+    },
+    /// This campaign's lines of a shared JSON-lines file.
+    Lines {
+        path: PathBuf,
+        lines: usize,
+        bytes: u64,
+    },
+    /// A preview folder, whole.
+    Folder {
+        dir: PathBuf,
+        files: usize,
+        bytes: u64,
+    },
+    Ledger {
+        path: PathBuf,
+        rows: CampaignRows,
+    },
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = crate::check::show_path;
+        match self {
+            Target::Files {
+                label,
+                dir,
+                files,
+                bytes,
+            } => write!(
+                f,
+                "{label} {}: {}, {}",
+                show(dir),
+                plural(files.len() as u64, "file", "files"),
+                plural(*bytes, "byte", "bytes")
+            ),
+            Target::Lines { path, lines, bytes } => write!(
+                f,
+                "SMS outbox {}: {} of this campaign, {} (other campaigns' lines stay)",
+                show(path),
+                plural(*lines as u64, "line", "lines"),
+                plural(*bytes, "byte", "bytes")
+            ),
+            Target::Folder { dir, files, bytes } => write!(
+                f,
+                "preview {}: {}, {} (the whole folder)",
+                show(dir),
+                plural(*files as u64, "file", "files"),
+                plural(*bytes, "byte", "bytes")
+            ),
+            Target::Ledger { path, rows } => write!(
+                f,
+                "ledger {}: {}, {}, {} of this campaign (shared suppressions and other \
+                 campaigns stay; a later send would message everyone again)",
+                show(path),
+                plural(rows.messages, "message row", "message rows"),
+                plural(rows.runs, "run", "runs"),
+                plural(rows.approvals, "approval", "approvals")
+            ),
+        }
+    }
+}
+
+impl Target {
+    fn is_empty(&self) -> bool {
+        match self {
+            Target::Files { files, .. } => files.is_empty(),
+            Target::Lines { lines, .. } => *lines == 0,
+            Target::Folder { .. } => false,
+            Target::Ledger { rows, .. } => rows.total() == 0,
+        }
+    }
+}
+
+/// The campaign's `.eml` files: named `CAMPAIGN+…` by the file transport (`+` is never part of
+/// an id, so `psoas` never matches `psoas-2`'s files).
+fn email_files(dir: &Path, campaign: &str) -> Result<Target, PurgeError> {
+    let mut files = Vec::new();
+    let mut bytes = 0;
+    let prefix = format!("{campaign}+");
+    let hidden = format!(".{campaign}+");
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+            let entry = entry.map_err(io(dir))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with(&prefix) || name.starts_with(&hidden) {
+                bytes += entry.metadata().map_err(io(&entry.path()))?.len();
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(Target::Files {
+        label: "email outbox",
+        dir: dir.to_path_buf(),
+        files,
+        bytes,
+    })
+}
+
+fn is_campaign_line(line: &str, campaign: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| {
+            v.get("campaign")
+                .and_then(|c| c.as_str())
+                .map(|c| c == campaign)
+        })
+        .unwrap_or(false)
+}
+
+fn sms_lines(path: &Path, campaign: &str) -> Result<Target, PurgeError> {
+    let (mut lines, mut bytes) = (0, 0);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path).map_err(io(path))?;
+        for l in text.split_inclusive('\n') {
+            if is_campaign_line(l, campaign) {
+                lines += 1;
+                bytes += l.len() as u64;
+            }
+        }
+    }
+    Ok(Target::Lines {
+        path: path.to_path_buf(),
+        lines,
+        bytes,
+    })
+}
+
+/// Reports `outreach` writes for the campaign: `CAMPAIGN-report.csv`, `CAMPAIGN-runN.csv`.
+fn report_files(dir: &Path, campaign: &str) -> Result<Target, PurgeError> {
+    let mut files = Vec::new();
+    let mut bytes = 0;
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+            let entry = entry.map_err(io(dir))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let ours = name == format!("{campaign}-report.csv")
+                || name
+                    .strip_prefix(&format!("{campaign}-run"))
+                    .and_then(|r| r.strip_suffix(".csv"))
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if ours {
+                bytes += entry.metadata().map_err(io(&entry.path()))?.len();
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(Target::Files {
+        label: "reports",
+        dir: dir.to_path_buf(),
+        files,
+        bytes,
+    })
+}
+
+fn folder_size(dir: &Path) -> Result<(usize, u64), PurgeError> {
+    let (mut files, mut bytes) = (0, 0);
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let kind = entry.file_type().map_err(io(&entry.path()))?;
+        if kind.is_dir() {
+            let (f, b) = folder_size(&entry.path())?;
+            files += f;
+            bytes += b;
+        } else {
+            files += 1;
+            bytes += entry.metadata().map_err(io(&entry.path()))?.len();
+        }
+    }
+    Ok((files, bytes))
+}
+
+fn preview_folder(dir: &Path, campaign: &str) -> Result<Target, PurgeError> {
+    let marker = std::fs::read_to_string(dir.join(crate::preview::MARKER)).unwrap_or_default();
+    if marker.trim() != campaign {
+        return Err(PurgeError::NotAPreview(
+            dir.to_path_buf(),
+            campaign.to_string(),
+        ));
+    }
+    let (files, bytes) = folder_size(dir)?;
+    Ok(Target::Folder {
+        dir: dir.to_path_buf(),
+        files,
+        bytes,
+    })
+}
+
+fn delete(target: &Target, campaign: &str) -> Result<(), PurgeError> {
+    match target {
+        Target::Files { files, .. } => {
+            for f in files {
+                std::fs::remove_file(f).map_err(io(f))?;
+            }
+        }
+        Target::Lines { path, .. } => {
+            let text = std::fs::read_to_string(path).map_err(io(path))?;
+            let kept: String = text
+                .split_inclusive('\n')
+                .filter(|l| !is_campaign_line(l, campaign))
+                .collect();
+            if kept.is_empty() {
+                std::fs::remove_file(path).map_err(io(path))?;
+            } else {
+                // Written aside and renamed: the file is never half rewritten.
+                let tmp = path.with_extension("jsonl.purge-tmp");
+                let mut f =
+                    crate::private::open(&tmp, crate::private::Open::Truncate).map_err(io(&tmp))?;
+                f.write_all(kept.as_bytes()).map_err(io(&tmp))?;
+                f.sync_all().map_err(io(&tmp))?;
+                std::fs::rename(&tmp, path).map_err(io(path))?;
+            }
+        }
+        Target::Folder { dir, .. } => std::fs::remove_dir_all(dir).map_err(io(dir))?,
+        Target::Ledger { path, .. } => {
+            let state_dir = path.parent().unwrap_or(Path::new("."));
+            Ledger::open(state_dir)?.purge(campaign)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `purge` for `campaign` as `args` ask.
+pub fn run(campaign: &Campaign, args: &PurgeArgs, quiet: bool) -> Result<(), PurgeError> {
+    let (outbox, reports, ledger) = (
+        args.outbox || args.all,
+        args.reports || args.all,
+        args.ledger || args.all,
+    );
+    if !(outbox || reports || ledger || args.preview.is_some()) {
+        return Err(PurgeError::NothingNamed);
+    }
+    let id = &campaign.id;
+    let state_dir = &campaign.sending.state_dir;
+    // Held until everything is deleted: no send of this campaign can start meanwhile.
+    let _lock = crate::lock::acquire(state_dir, id)?;
+
+    let mut targets = Vec::new();
+    if outbox {
+        if let Some(e) = &campaign.email {
+            let dir = match &e.transport {
+                EmailTransport::File { outbox } => outbox,
+                EmailTransport::Smtp(s) => &s.outbox,
+            };
+            targets.push(email_files(dir, id)?);
+        }
+        if let Some(s) = &campaign.sms {
+            let path = match &s.transport {
+                SmsTransport::File { outbox } => outbox,
+                SmsTransport::Http(g) => &g.outbox,
+            };
+            targets.push(sms_lines(path, id)?);
+        }
+    }
+    if reports {
+        targets.push(report_files(&state_dir.join("reports"), id)?);
+    }
+    if let Some(dir) = &args.preview {
+        targets.push(preview_folder(dir, id)?);
+    }
+    if ledger && state_dir.join(ledger::FILE).exists() {
+        let l = Ledger::open(state_dir)?;
+        targets.push(Target::Ledger {
+            path: l.path().to_path_buf(),
+            rows: l.campaign_rows(id)?,
+        });
+    }
+    targets.retain(|t| !t.is_empty());
+
+    let mut out = std::io::stdout().lock();
+    let say = |out: &mut std::io::StdoutLock<'_>, text: String| {
+        let _ = writeln!(out, "{text}");
+    };
+    if targets.is_empty() {
+        if !quiet {
+            say(&mut out, format!("Campaign {id}: nothing to purge"));
+        }
+        return Ok(());
+    }
+    say(&mut out, format!("Campaign {id}: purge will delete"));
+    for t in &targets {
+        say(&mut out, format!("  {t}"));
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(PurgeError::NeedsYes);
+        }
+        let _ = write!(out, "Delete these? [y/N] ");
+        let _ = out.flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            say(&mut out, "Nothing deleted".into());
+            return Ok(());
+        }
+    }
+    for t in &targets {
+        delete(t, id)?;
+    }
+    if !quiet {
+        say(&mut out, "Deleted".into());
+    }
+    Ok(())
+}
