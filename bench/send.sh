@@ -37,7 +37,7 @@ BIN="$ROOT/target/release/outreach"
 say "generating $N contacts"
 python3 bench/gen-contacts.py "$TMP/contacts.csv" -n "$N" --seed "$SEED" >/dev/null
 
-sets=(--set "contacts.path=$TMP/contacts.csv" --set "contacts.suppress=[]"
+sets=(--set "contacts.path=$TMP/contacts.csv" --set "contacts.suppress=[]" --set "campaign.require_approval=false"
       --set "sending.state_dir=$TMP/state" --set "email.outbox=$TMP/outbox/email"
       --set "sms.outbox=$TMP/outbox/sms.jsonl" --set "sending.email_rate=0" --set "sending.sms_rate=0")
 
