@@ -247,6 +247,10 @@ struct Run {
     cap_used: [AtomicU32; 2],
     limiters: [Option<governor::DefaultDirectRateLimiter>; 2],
     transports: [Option<Arc<dyn Transport>>; 2],
+    /// Per channel: a permit per session, taken after the claim. Claims run ahead of sessions
+    /// (`Transport::in_flight`) so that one ledger commit covers many; a message whose turn
+    /// comes after the run stopped is released unsent.
+    sessions: [Option<tokio::sync::Semaphore>; 2],
     date: SystemTime,
 }
 
@@ -424,7 +428,27 @@ impl Run {
                     return Result_::NotAttempted;
                 }
             }
+            let session = match &self.sessions[slot] {
+                Some(s) => Some(s.acquire().await.expect("never closed")),
+                None => None,
+            };
+            if self.stopped() {
+                drop(session);
+                writer.record(ledger::Outcome {
+                    channel,
+                    address: address.clone(),
+                    state: State::Failed,
+                    permanent: false,
+                    provider_id: None,
+                    error: Some("not sent: the run stopped before its turn".into()),
+                    suppress: None,
+                });
+                self.give_back_limit();
+                self.give_back_cap(channel);
+                return Result_::NotAttempted;
+            }
             let delivery = transport.send(&message).await;
+            drop(session);
             let outcome = |state: State,
                            permanent: bool,
                            provider_id: Option<String>,
@@ -712,6 +736,11 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         consecutive: [AtomicU32::new(0), AtomicU32::new(0)],
         cap_used,
         limiters: [limiter(sending.email_rate), limiter(sending.sms_rate)],
+        sessions: std::array::from_fn(|i| {
+            transports[i]
+                .as_ref()
+                .map(|t| tokio::sync::Semaphore::new(t.sessions(sending.concurrency).max(1)))
+        }),
         transports,
         date: SystemTime::from(now),
     });

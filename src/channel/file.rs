@@ -119,6 +119,10 @@ impl Transport for EmailFile {
         concurrency.max(FILE_IN_FLIGHT)
     }
 
+    fn sessions(&self, concurrency: usize) -> usize {
+        self.in_flight(concurrency)
+    }
+
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {
         Box::pin(async move {
             let Outgoing::Email(m) = message else {
@@ -169,6 +173,10 @@ impl Transport for SmsFile {
 
     fn in_flight(&self, concurrency: usize) -> usize {
         concurrency.max(FILE_IN_FLIGHT)
+    }
+
+    fn sessions(&self, concurrency: usize) -> usize {
+        self.in_flight(concurrency)
     }
 
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {

@@ -46,8 +46,8 @@ impl FromStr for Channel {
 }
 
 pub mod file;
-pub mod smtp;
 pub mod http;
+pub mod smtp;
 
 use futures::future::BoxFuture;
 
@@ -124,6 +124,12 @@ pub trait Transport: Send + Sync {
     /// sessions). A transport without sessions may take more: the deeper the pipeline, the more
     /// claims share one ledger commit.
     fn in_flight(&self, concurrency: usize) -> usize {
+        concurrency
+    }
+
+    /// How many messages may be handed over at once (parallel sessions or requests), given the
+    /// configured `concurrency`. At most `in_flight` are claimed; this many of them go.
+    fn sessions(&self, concurrency: usize) -> usize {
         concurrency
     }
 
