@@ -80,6 +80,7 @@ impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Send(send::SendError::Lock(lock::LockError::Held { .. })) => Exit::Locked,
+            Error::Send(send::SendError::Unavailable { .. }) => Exit::Stopped,
             Error::Purge(purge::PurgeError::Lock(lock::LockError::Held { .. })) => Exit::Locked,
             Error::Load(_)
             | Error::Approval(_)

@@ -54,6 +54,9 @@ pub enum SendError {
     Lock(#[from] crate::lock::LockError),
     #[error("{channel} transport: {message}")]
     Transport { channel: Channel, message: String },
+    /// The server is out of reach before the first message: nothing sent, a later run may work.
+    #[error("{channel} transport: {message} (nothing was sent; a later run retries)")]
+    Unavailable { channel: Channel, message: String },
     #[error("{0}")]
     Runtime(String),
 }
@@ -596,6 +599,16 @@ fn transport(loaded: &Loaded, channel: Channel) -> Result<Arc<dyn Transport>, Se
     }
 }
 
+/// The error of a transport that cannot start.
+fn check_failed(channel: Channel, e: crate::channel::CheckError) -> SendError {
+    match e {
+        crate::channel::CheckError::Unusable(message) => SendError::Transport { channel, message },
+        crate::channel::CheckError::Unavailable(message) => {
+            SendError::Unavailable { channel, message }
+        }
+    }
+}
+
 /// The start and end (UTC) of the clinic's calendar day that contains `now`.
 fn clinic_day(loaded: &Loaded, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     let tz = loaded.campaign.clinic.timezone;
@@ -756,10 +769,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
             if let Some(t) = t
                 && let Err(e) = t.check().await
             {
-                return Err(SendError::Transport {
-                    channel: *channel,
-                    message: e,
-                });
+                return Err(check_failed(*channel, e));
             }
         }
         let signals = async {
@@ -1181,9 +1191,7 @@ pub fn test_to(
         .build()
         .map_err(|e| SendError::Runtime(format!("starting the async runtime: {e}")))?;
     let delivery = runtime.block_on(async {
-        t.check()
-            .await
-            .map_err(|message| SendError::Transport { channel, message })?;
+        t.check().await.map_err(|e| check_failed(channel, e))?;
         let delivery = t.send(&message).await;
         t.close().await;
         Ok::<_, SendError>(delivery)

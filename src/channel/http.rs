@@ -21,7 +21,7 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::Value;
 
-use super::{Delivery, Outgoing, SmsOut, Transport};
+use super::{CheckError, Delivery, Outgoing, SmsOut, Transport};
 use crate::config::{
     BodyFormat, GatewayAuth, GatewayPreset, GatewaySettings, GenericGateway, HttpMethod,
 };
@@ -303,8 +303,8 @@ impl Transport for Gateway {
         }
     }
 
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(self.check_credentials())
+    fn check(&self) -> BoxFuture<'_, Result<(), CheckError>> {
+        Box::pin(async move { self.check_credentials().await.map_err(CheckError::from) })
     }
 
     fn in_flight(&self, _concurrency: usize) -> usize {

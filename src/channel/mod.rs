@@ -109,14 +109,30 @@ pub enum Delivery {
     Fatal { error: String },
 }
 
+/// Why a transport cannot start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckError {
+    /// The configuration or the credentials are wrong: fix them (exit 2).
+    Unusable(String),
+    /// The server is out of reach or busy right now: a later run may work (exit 3).
+    Unavailable(String),
+}
+
+impl From<String> for CheckError {
+    fn from(message: String) -> Self {
+        CheckError::Unusable(message)
+    }
+}
+
 /// A way out for one channel's messages.
 pub trait Transport: Send + Sync {
     /// A short name for logs and summaries ("file", "smtp", "twilio").
     fn name(&self) -> &str;
 
     /// Checks what can be checked before the first message (connection, credentials). An error
-    /// means the campaign cannot run: nothing is sent.
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+    /// means nothing is sent: the campaign cannot run as configured, or the server is out of
+    /// reach for now.
+    fn check(&self) -> BoxFuture<'_, Result<(), CheckError>> {
         Box::pin(async { Ok(()) })
     }
 

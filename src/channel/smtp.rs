@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 
-use super::{Delivery, EmailOut, Outgoing, Transport};
+use super::{CheckError, Delivery, EmailOut, Outgoing, Transport};
 use crate::config::{SmtpSettings, TlsMode};
 
 /// An SMTP relay and the sessions open to it.
@@ -498,7 +498,7 @@ impl Transport for Smtp {
     }
 
     /// Opens the first session (TLS, AUTH) before anything is sent, and keeps it for the run.
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn check(&self) -> BoxFuture<'_, Result<(), CheckError>> {
         Box::pin(async move {
             match self.open().await {
                 Ok(session) => {
@@ -511,7 +511,8 @@ impl Transport for Smtp {
                     self.put_idle(session);
                     Ok(())
                 }
-                Err(OpenError::Transient(e) | OpenError::Fatal(e)) => Err(e),
+                Err(OpenError::Transient(e)) => Err(CheckError::Unavailable(e)),
+                Err(OpenError::Fatal(e)) => Err(CheckError::Unusable(e)),
             }
         })
     }
