@@ -669,9 +669,16 @@ fn default_sms_rate_is_one_a_second() {
     let mut times = seq.times();
     times.sort();
     assert_eq!(times.len(), 3);
+    // Arrival times at the server jitter with connection setup and scheduling (a loaded CI
+    // machine): the rate shows in the span, each gap only roughly. Unlimited, all three arrive
+    // within milliseconds.
+    assert!(
+        times[2] - times[0] >= Duration::from_millis(1700),
+        "{times:?}"
+    );
     for w in times.windows(2) {
         assert!(
-            w[1] - w[0] >= Duration::from_millis(900),
+            w[1] - w[0] >= Duration::from_millis(600),
             "{:?}",
             w[1] - w[0]
         );
