@@ -258,7 +258,9 @@ impl Smtp {
         if let Some(error) = self.fatal.lock().expect("fatal").clone() {
             return Delivery::Fatal { error };
         }
-        let delivery = self.deliver_on_a_session(email).await;
+        // Servers quote the recipient in their replies; logs and the ledger's last error get it
+        // masked (the report has the address in its own column).
+        let delivery = masked(self.deliver_on_a_session(email).await, &email.to);
         if let Delivery::Fatal { error } = &delivery {
             self.fatal
                 .lock()
@@ -567,6 +569,42 @@ async fn abort(mut session: Session) {
     let _ = tokio::time::timeout(Duration::from_secs(1), session.conn.abort()).await;
 }
 
+/// `delivery` with every mention of `address` (any case) masked.
+fn masked(delivery: Delivery, address: &str) -> Delivery {
+    let hide = |error: String| {
+        let lower = error.to_lowercase();
+        let needle = address.to_lowercase();
+        if needle.is_empty() || !lower.contains(&needle) {
+            return error;
+        }
+        let mask = crate::send::mask(crate::channel::Channel::Email, address);
+        let mut out = String::with_capacity(error.len());
+        let mut rest = 0;
+        // Lowercasing ASCII keeps byte offsets; a non-ASCII reply is masked as a whole.
+        if lower.len() != error.len() {
+            return lower.replace(&needle, &mask);
+        }
+        for (i, _) in lower.match_indices(&needle) {
+            out.push_str(&error[rest..i]);
+            out.push_str(&mask);
+            rest = i + needle.len();
+        }
+        out.push_str(&error[rest..]);
+        out
+    };
+    match delivery {
+        Delivery::Transient { error, retry_after } => Delivery::Transient {
+            error: hide(error),
+            retry_after,
+        },
+        Delivery::Permanent { error } => Delivery::Permanent { error: hide(error) },
+        Delivery::OptedOut { error } => Delivery::OptedOut { error: hide(error) },
+        Delivery::Unknown { error } => Delivery::Unknown { error: hide(error) },
+        Delivery::Fatal { error } => Delivery::Fatal { error: hide(error) },
+        sent @ Delivery::Sent { .. } => sent,
+    }
+}
+
 /// A connection lost or timed out before the message was complete: nothing was delivered.
 fn lost(error: String) -> Delivery {
     Delivery::Transient {
@@ -672,6 +710,23 @@ fn client_config(extra_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, Strin
 #[cfg(test)]
 mod tests {
     use super::stuffed;
+
+    #[test]
+    fn replies_quoting_the_recipient_are_masked() {
+        use super::{Delivery, masked};
+        let d = masked(
+            Delivery::Permanent {
+                error: "550 5.1.1 <Ann.Lee@Example.com>: Recipient address rejected".into(),
+            },
+            "ann.lee@example.com",
+        );
+        assert_eq!(
+            d,
+            Delivery::Permanent {
+                error: "550 5.1.1 <a***@example.com>: Recipient address rejected".into()
+            }
+        );
+    }
 
     #[test]
     fn dot_stuffing_doubles_leading_dots_and_ends_the_data() {
