@@ -686,8 +686,10 @@ fn smtp_sink_accepts_everything_and_gives_queue_ids() {
 
 #[test]
 fn soft_rejects_are_retried_and_stay_retryable() {
-    for cmd in ["rcpt", "data", "."] {
-        let (code, out, rows, server, f) = against_sink(&["-r", cmd], "");
+    // With PIPELINING (smtp-sink's default) and without (-p): replies read one by one.
+    for (cmd, p) in cases(&["rcpt", "data", "."]) {
+        let (code, out, rows, server, f) =
+            against_sink(&[&["-r", cmd][..], p.as_slice()].concat(), "");
         // Every attempt refused with 4xx: stopped early, nothing delivered, nothing lost.
         assert_eq!(code, 3, "{cmd}: {out}");
         // smtp-sink counts a message when its final dot arrives, even to refuse it.
@@ -724,6 +726,14 @@ fn soft_rejects_are_retried_and_stay_retryable() {
     }
 }
 
+/// Each command with smtp-sink offering PIPELINING (its default) and not (`-p`).
+fn cases<'a>(commands: &[&'a str]) -> Vec<(&'a str, Option<&'static str>)> {
+    commands
+        .iter()
+        .flat_map(|&c| [(c, None), (c, Some("-p"))])
+        .collect()
+}
+
 fn toml_port(toml: &str) -> String {
     toml.lines()
         .find_map(|l| l.strip_prefix("port = "))
@@ -733,8 +743,9 @@ fn toml_port(toml: &str) -> String {
 
 #[test]
 fn hard_rejects_fail_that_recipient_for_good() {
-    for cmd in ["rcpt", "data", "."] {
-        let (code, out, rows, server, f) = against_sink(&["-f", cmd], "");
+    for (cmd, p) in cases(&["rcpt", "data", "."]) {
+        let (code, out, rows, server, f) =
+            against_sink(&[&["-f", cmd][..], p.as_slice()].concat(), "");
         assert_eq!(code, 1, "{cmd}: {out}");
         // smtp-sink counts a message when its final dot arrives, even to refuse it.
         let received = if cmd == "." { 4 } else { 0 };
@@ -753,8 +764,9 @@ fn hard_rejects_fail_that_recipient_for_good() {
 
 #[test]
 fn a_connection_lost_before_the_message_is_complete_is_retried() {
-    for cmd in ["mail", "rcpt", "data"] {
-        let (code, out, rows, server, _f) = against_sink(&["-q", cmd], "");
+    for (cmd, p) in cases(&["mail", "rcpt", "data"]) {
+        let (code, out, rows, server, _f) =
+            against_sink(&[&["-q", cmd][..], p.as_slice()].concat(), "");
         assert_eq!(code, 3, "{cmd}: {out}");
         assert!(server.received() == 0);
         for (address, (state, attempts, ..)) in &rows {

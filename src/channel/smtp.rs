@@ -24,7 +24,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
-use lettre::transport::smtp::commands::{Data, Mail, Quit, Rcpt, Rset};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Quit, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -69,6 +69,8 @@ struct Session {
     /// Set after a failed write of the message means the whole message went out (lettre reads
     /// the reply only after writing and flushing the final dot).
     read: Arc<AtomicBool>,
+    /// The server offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write.
+    pipelining: bool,
 }
 
 /// Why a session could not be opened.
@@ -213,6 +215,17 @@ impl Smtp {
                     }
                 })?;
         }
+        // lettre keeps only the extensions it uses; ask again to learn about PIPELINING.
+        let pipelining =
+            match tokio::time::timeout(self.timeout, conn.command(Ehlo::new(self.hello.clone())))
+                .await
+            {
+                Ok(Ok(r)) => r
+                    .message()
+                    .any(|l| l.trim().eq_ignore_ascii_case("PIPELINING")),
+                Ok(Err(e)) => return Err(transient("EHLO", &e)),
+                Err(_) => return Err(transient("EHLO", &"timed out")),
+            };
         if let Some(credentials) = &self.credentials {
             let auth = tokio::time::timeout(
                 self.timeout,
@@ -242,7 +255,11 @@ impl Smtp {
                 return Err(error);
             }
         }
-        Ok(Session { conn, read })
+        Ok(Session {
+            conn,
+            read,
+            pipelining,
+        })
     }
 
     fn take_idle(&self) -> Option<Session> {
@@ -361,37 +378,13 @@ impl Smtp {
             params.push(MailParameter::SmtpUtfEight);
         }
 
-        // MAIL FROM: a refusal concerns our sender, never the patient.
-        match self
-            .command(conn, Mail::new(Some(from.clone()), params))
-            .await
-        {
-            Ok(_) => {}
-            Err(Failure::Reply(e)) if is_transient(&e) => {
-                return self.after_refusal(conn, transient(&e)).await;
+        let mail = Mail::new(Some(from.clone()), params);
+        if session.pipelining {
+            if let Some(step) = self.pipelined(conn, mail, to).await {
+                return step;
             }
-            Err(Failure::Reply(e)) => {
-                return Step::done(
-                    Delivery::Fatal {
-                        error: format!("the server refuses the sender: {}", reply_text(&e)),
-                    },
-                    false,
-                );
-            }
-            Err(Failure::Lost(error)) => return Step::Stale(format!("MAIL FROM: {error}")),
-        }
-        // RCPT TO: a refusal concerns this recipient alone.
-        match self.command(conn, Rcpt::new(to.clone(), Vec::new())).await {
-            Ok(_) => {}
-            Err(Failure::Reply(e)) => return self.after_refusal(conn, refusal(&e)).await,
-            Err(Failure::Lost(error)) => {
-                return Step::done(lost(format!("RCPT TO: {error}")), false);
-            }
-        }
-        match self.command(conn, Data).await {
-            Ok(_) => {}
-            Err(Failure::Reply(e)) => return self.after_refusal(conn, refusal(&e)).await,
-            Err(Failure::Lost(error)) => return Step::done(lost(format!("DATA: {error}")), false),
+        } else if let Some(step) = self.one_by_one(conn, mail, to).await {
+            return step;
         }
         session.read.store(false, Ordering::SeqCst);
         // The data, dot-stuffed and ended by CRLF.CRLF whose first CRLF ends the message's last
@@ -448,6 +441,115 @@ impl Smtp {
                 )),
                 false,
             ),
+        }
+    }
+
+    /// MAIL, RCPT and DATA one round trip each. `None` when the server is ready for the data.
+    async fn one_by_one(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        mail: Mail,
+        to: &Address,
+    ) -> Option<Step> {
+        // MAIL FROM: a refusal concerns our sender, never the patient.
+        match self.command(conn, mail).await {
+            Ok(_) => {}
+            Err(Failure::Reply(e)) if is_transient(&e) => {
+                return Some(self.after_refusal(conn, transient(&e)).await);
+            }
+            Err(Failure::Reply(e)) => {
+                return Some(Step::done(
+                    Delivery::Fatal {
+                        error: format!("the server refuses the sender: {}", reply_text(&e)),
+                    },
+                    false,
+                ));
+            }
+            Err(Failure::Lost(error)) => return Some(Step::Stale(format!("MAIL FROM: {error}"))),
+        }
+        // RCPT TO: a refusal concerns this recipient alone.
+        match self.command(conn, Rcpt::new(to.clone(), Vec::new())).await {
+            Ok(_) => {}
+            Err(Failure::Reply(e)) => return Some(self.after_refusal(conn, refusal(&e)).await),
+            Err(Failure::Lost(error)) => {
+                return Some(Step::done(lost(format!("RCPT TO: {error}")), false));
+            }
+        }
+        match self.command(conn, Data).await {
+            Ok(_) => {}
+            Err(Failure::Reply(e)) => return Some(self.after_refusal(conn, refusal(&e)).await),
+            Err(Failure::Lost(error)) => {
+                return Some(Step::done(lost(format!("DATA: {error}")), false));
+            }
+        }
+        None
+    }
+
+    /// MAIL, RCPT and DATA in one write (PIPELINING), their three replies read in order and each
+    /// classified as in [`Self::one_by_one`]. `None` when the server is ready for the data.
+    async fn pipelined(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        mail: Mail,
+        to: &Address,
+    ) -> Option<Step> {
+        let batch = format!("{mail}{}{Data}", Rcpt::new(to.clone(), Vec::new()));
+        let replies = tokio::time::timeout(self.timeout, async {
+            let mail = conn.command(batch).await;
+            if mail.as_ref().is_err_and(|e| e.status().is_none()) {
+                return (mail, None, None);
+            }
+            let rcpt = conn.read_response().await;
+            if rcpt.as_ref().is_err_and(|e| e.status().is_none()) {
+                return (mail, Some(rcpt), None);
+            }
+            let data = conn.read_response().await;
+            (mail, Some(rcpt), Some(data))
+        })
+        .await;
+        let Ok((mail, rcpt, data)) = replies else {
+            return Some(Step::done(
+                lost(format!(
+                    "no reply to MAIL/RCPT/DATA within {:?}",
+                    self.timeout
+                )),
+                false,
+            ));
+        };
+        let lost_at =
+            |what: &str, e: &SmtpError| Some(Step::done(lost(format!("{what}: {e}")), false));
+        // Whatever the first refusal, the server must not be left waiting for data.
+        let data_open = matches!(&data, Some(Ok(_)));
+        let outcome = match mail {
+            Err(e) if e.status().is_none() => return Some(Step::Stale(format!("MAIL FROM: {e}"))),
+            Err(e) if is_transient(&e) => Some(transient(&e)),
+            Err(e) => {
+                return Some(Step::done(
+                    Delivery::Fatal {
+                        error: format!("the server refuses the sender: {}", reply_text(&e)),
+                    },
+                    false,
+                ));
+            }
+            Ok(_) => None,
+        };
+        let outcome = match (outcome, rcpt.expect("read after a reply to MAIL")) {
+            (_, Err(e)) if e.status().is_none() => return lost_at("RCPT TO", &e),
+            (Some(o), _) => Some(o),
+            (None, Err(e)) => Some(refusal(&e)),
+            (None, Ok(_)) => None,
+        };
+        let outcome = match (outcome, data.expect("read after a reply to RCPT")) {
+            (_, Err(e)) if e.status().is_none() => return lost_at("DATA", &e),
+            (Some(o), _) => Some(o),
+            (None, Err(e)) => Some(refusal(&e)),
+            (None, Ok(_)) => None,
+        };
+        match outcome {
+            None => None,
+            // The server said 354 after refusing MAIL or RCPT: leave without sending the dot.
+            Some(o) if data_open => Some(Step::done(o, false)),
+            Some(o) => Some(self.after_refusal(conn, o).await),
         }
     }
 
