@@ -582,8 +582,7 @@ fn transport(loaded: &Loaded, channel: Channel) -> Result<Arc<dyn Transport>, Se
                     .map_err(|e| err(format!("outbox {}: {e}", outbox.display())))?,
             )),
             EmailTransport::Smtp(settings) => Ok(Arc::new(
-                crate::channel::smtp::Smtp::new(settings, loaded.campaign.sending.concurrency)
-                    .map_err(err)?,
+                crate::channel::smtp::Smtp::new(settings).map_err(err)?,
             )),
         },
         Channel::Sms => match &loaded.campaign.sms.as_ref().expect("enabled").transport {

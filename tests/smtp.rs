@@ -170,6 +170,17 @@ fn nix_is_root() -> bool {
         })
 }
 
+/// A campaign over SMTP to an aiosmtpd started with `args`.
+fn with_smtpd(smtp: &str, sending: &str, args: &[&str]) -> (Fixture, Server) {
+    let f = smtp_fixture(smtp, sending);
+    let server = Server::smtpd(&f, args);
+    let toml = f
+        .read("campaign.toml")
+        .replace("PORT", &server.port.to_string());
+    f.write("campaign.toml", &toml);
+    (f, server)
+}
+
 /// A campaign sending email only, over SMTP to 127.0.0.1:`port`, with fast retries.
 fn smtp_fixture(smtp: &str, sending: &str) -> Fixture {
     let f = Fixture::new(&contacts());
@@ -307,12 +318,7 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 #[test]
 fn every_consenting_patient_gets_exactly_one_correct_message() {
-    let f = smtp_fixture("tls = \"none\"\nport = PORT", "");
-    let server = Server::smtpd(&f, &[]);
-    let toml = f
-        .read("campaign.toml")
-        .replace("PORT", &server.port.to_string());
-    f.write("campaign.toml", &toml);
+    let (f, server) = with_smtpd("tls = \"none\"\nport = PORT", "", &[]);
 
     let (code, out, err) = send(&f, &[]);
     assert_eq!(code, 0, "{out}{err}");
@@ -414,12 +420,7 @@ fn every_consenting_patient_gets_exactly_one_correct_message() {
 
 #[test]
 fn the_file_transport_writes_exactly_the_bytes_smtp_carries() {
-    let f = smtp_fixture("tls = \"none\"\nport = PORT", "");
-    let server = Server::smtpd(&f, &[]);
-    let toml = f
-        .read("campaign.toml")
-        .replace("PORT", &server.port.to_string());
-    f.write("campaign.toml", &toml);
+    let (f, server) = with_smtpd("tls = \"none\"\nport = PORT", "", &[]);
     let (code, out, err) = send(&f, &[]);
     assert_eq!(code, 0, "{out}{err}");
 
@@ -574,12 +575,7 @@ fn ledger_rows_if_any(
 #[test]
 fn starttls_is_required_when_asked_for() {
     // A server that offers no STARTTLS: nothing goes in clear text.
-    let f = smtp_fixture("tls = \"starttls\"\nport = PORT", "");
-    let server = Server::smtpd(&f, &[]);
-    let toml = f
-        .read("campaign.toml")
-        .replace("PORT", &server.port.to_string());
-    f.write("campaign.toml", &toml);
+    let (f, server) = with_smtpd("tls = \"starttls\"\nport = PORT", "", &[]);
     let (code, _, err) = send(&f, &[]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("does not offer STARTTLS"), "{err}");
@@ -588,15 +584,11 @@ fn starttls_is_required_when_asked_for() {
 
 #[test]
 fn rejected_credentials_stop_before_the_first_message() {
-    let f = smtp_fixture(
+    let (f, server) = with_smtpd(
         "tls = \"none\"\nport = PORT\nusername = \"clinic\"\npassword_env = \"OUTREACH_TEST_SMTP_PASSWORD\"",
         "",
+        &["--auth", "clinic:right"],
     );
-    let server = Server::smtpd(&f, &["--auth", "clinic:right"]);
-    let toml = f
-        .read("campaign.toml")
-        .replace("PORT", &server.port.to_string());
-    f.write("campaign.toml", &toml);
 
     // No password in the environment: exit 2, naming the variable.
     let (code, _, err) = send(&f, &[]);
@@ -621,15 +613,11 @@ fn rejected_credentials_stop_before_the_first_message() {
 #[test]
 fn credentials_revoked_mid_run_stop_the_run_without_failing_patients() {
     // The first AUTH works (the check's session); the second session's AUTH is refused.
-    let f = smtp_fixture(
+    let (f, server) = with_smtpd(
         "tls = \"none\"\nport = PORT\nusername = \"clinic\"\npassword_env = \"OUTREACH_TEST_SMTP_PASSWORD\"",
         "concurrency = 2",
+        &["--auth", "clinic:right", "--auth-ok", "1"],
     );
-    let server = Server::smtpd(&f, &["--auth", "clinic:right", "--auth-ok", "1"]);
-    let toml = f
-        .read("campaign.toml")
-        .replace("PORT", &server.port.to_string());
-    f.write("campaign.toml", &toml);
     let (code, out, err) = send_with_password(&f, "right");
     assert_eq!(code, 3, "{out}{err}");
     assert!(out.contains("authentication failed"), "{out}");

@@ -41,12 +41,6 @@ const TWILIO_INVALID_NUMBER: &[i64] = &[21211, 21614];
 const TWILIO_OPTED_OUT: i64 = 21610;
 const TWILIO_TOO_MANY_REQUESTS: i64 = 20429;
 
-/// How many messages may wait, claimed in the ledger, for each HTTP request slot. Claims are
-/// committed (fsynced) in groups while earlier messages are on the wire, so the ledger never
-/// leaves the connections idle; the cost is that a run killed mid-way leaves up to this many
-/// times `concurrency` messages `unknown` instead of `concurrency`.
-const CLAIMS_AHEAD: usize = 4;
-
 /// A gateway as the send loop sees it.
 pub struct Gateway {
     client: Client,
@@ -54,7 +48,6 @@ pub struct Gateway {
     timeout: Duration,
     /// At most `concurrency` requests at once, whatever the pipeline depth.
     requests: tokio::sync::Semaphore,
-    concurrency: usize,
 }
 
 enum Dialect {
@@ -129,7 +122,6 @@ impl Gateway {
             dialect,
             timeout: settings.timeout,
             requests: tokio::sync::Semaphore::new(concurrency),
-            concurrency,
         })
     }
 
@@ -305,10 +297,6 @@ impl Transport for Gateway {
 
     fn check(&self) -> BoxFuture<'_, Result<(), CheckError>> {
         Box::pin(async move { self.check_credentials().await.map_err(CheckError::from) })
-    }
-
-    fn in_flight(&self, _concurrency: usize) -> usize {
-        self.concurrency * CLAIMS_AHEAD
     }
 
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {

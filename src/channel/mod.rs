@@ -109,6 +109,11 @@ pub enum Delivery {
     Fatal { error: String },
 }
 
+/// How many messages may wait, claimed, for each session. The cost: a run killed mid-way leaves
+/// up to this many times `concurrency` messages `unknown` (each reported, none resent without
+/// `--resend-unknown`) instead of `concurrency`.
+pub const CLAIMS_AHEAD: usize = 4;
+
 /// Why a transport cannot start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckError {
@@ -136,11 +141,11 @@ pub trait Transport: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
-    /// How many messages to keep in flight, given the configured `concurrency` (parallel
-    /// sessions). A transport without sessions may take more: the deeper the pipeline, the more
-    /// claims share one ledger commit.
+    /// How many messages to keep in flight (claimed in the ledger), given the configured
+    /// `concurrency`: by default [`CLAIMS_AHEAD`] per session, so that one ledger commit covers
+    /// many claims while earlier messages are on the wire.
     fn in_flight(&self, concurrency: usize) -> usize {
-        concurrency
+        concurrency * CLAIMS_AHEAD
     }
 
     /// How many messages may be handed over at once (parallel sessions or requests), given the

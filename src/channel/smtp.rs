@@ -6,7 +6,7 @@
 //! One session per worker: a session is taken from the idle stack or opened (TCP, then implicit
 //! TLS or STARTTLS, then AUTH), carries one message, and goes back when the server's last reply
 //! left it usable. At most `concurrency` sessions exist, because the send loop keeps at most that
-//! many messages in flight.
+//! many messages at once (`Transport::sessions`).
 
 use std::fmt;
 use std::io;
@@ -48,19 +48,10 @@ pub struct Smtp {
     /// Implicit TLS: the handshake is done here, before lettre reads the greeting.
     implicit: Option<(TlsConnector, rustls::pki_types::ServerName<'static>)>,
     idle: Mutex<Vec<Session>>,
-    /// One permit per session: at most `concurrency` transactions at once.
-    sessions: tokio::sync::Semaphore,
-    concurrency: usize,
     /// Set by the first fatal answer (credentials revoked, sender refused): the messages already
     /// claimed behind it are not sent to a server that will refuse them too.
     fatal: Mutex<Option<String>>,
 }
-
-/// How many messages may wait, claimed in the ledger, for each session. Claims are committed
-/// (fsynced) in groups while earlier messages are on the wire, so the ledger never leaves a
-/// session idle; the cost is that a run killed mid-way leaves up to this many times
-/// `concurrency` messages `unknown` (each reported, none resent without `--resend-unknown`).
-const CLAIMS_AHEAD: usize = 4;
 
 /// One open, greeted, authenticated session.
 struct Session {
@@ -84,7 +75,7 @@ enum OpenError {
 impl Smtp {
     /// Prepares the transport; reads the password and the extra CA file now, so a missing secret
     /// stops the run before anything goes.
-    pub fn new(settings: &SmtpSettings, concurrency: usize) -> Result<Self, String> {
+    pub fn new(settings: &SmtpSettings) -> Result<Self, String> {
         let credentials = match (&settings.username, &settings.password) {
             (Some(user), Some(source)) => Some(Credentials::new(
                 user.clone(),
@@ -138,8 +129,6 @@ impl Smtp {
             starttls,
             implicit,
             idle: Mutex::new(Vec::new()),
-            sessions: tokio::sync::Semaphore::new(concurrency.max(1)),
-            concurrency: concurrency.max(1),
             fatal: Mutex::new(None),
         })
     }
@@ -271,7 +260,6 @@ impl Smtp {
     }
 
     async fn deliver(&self, email: &EmailOut) -> Delivery {
-        let _permit = self.sessions.acquire().await.expect("never closed");
         if let Some(error) = self.fatal.lock().expect("fatal").clone() {
             return Delivery::Fatal { error };
         }
@@ -619,10 +607,6 @@ impl Transport for Smtp {
                 Err(OpenError::Fatal(e)) => Err(CheckError::Unusable(e)),
             }
         })
-    }
-
-    fn in_flight(&self, _concurrency: usize) -> usize {
-        self.concurrency * CLAIMS_AHEAD
     }
 
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {
