@@ -414,7 +414,7 @@ fn page(site: &Site, title: &str, before: &str, content: &str) -> Html<String> {
     Html(format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>{style}{EXTRA_STYLE}</style>\
+         <title>{title}</title><link rel=\"icon\" href=\"data:,\"><style>{style}{EXTRA_STYLE}</style>\
          <script src=\"/app.js\" defer></script></head>\
          <body data-version=\"{version}\">{before}<div id=\"content\">{content}</div></body></html>\n",
         title = escape(title),
