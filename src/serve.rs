@@ -424,13 +424,15 @@ fn page(site: &Site, title: &str, before: &str, content: &str) -> Html<String> {
 }
 
 const EXTRA_STYLE: &str = ".error{border:2px solid #9b1c1c;background:#fdf2f2;padding:12px;\
-border-radius:6px}.error pre{background:#fff}form.filters{display:flex;gap:8px;flex-wrap:wrap;\
+border-radius:6px}.error pre{background:#fff}pre{overflow-wrap:anywhere}form.filters{display:flex;gap:8px;flex-wrap:wrap;\
 margin:12px 0}form.filters input{min-width:260px}input,select,button{font:inherit;padding:4px 6px}\
 .views{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}figure{margin:0}\
-figcaption{color:#4b5a61;font-size:13px;margin-bottom:4px}iframe{border:1px solid #c9d2d6;\
+figcaption{color:#4b5a61;font-size:13px;margin-bottom:4px}iframe{box-sizing:border-box;max-width:100%;border:1px solid #c9d2d6;\
 border-radius:6px;background:#fff;height:900px}iframe.desktop{width:800px}iframe.phone{width:375px}\
 .phone-frame{width:340px;border:1px solid #c9d2d6;border-radius:28px;padding:28px 16px;\
-background:#fafafa}.findings li{color:#8a5a00}.findings li.problem{color:#9b1c1c}";
+background:#fafafa}.findings li{color:#8a5a00}.findings li.problem{color:#9b1c1c}\
+@media (max-width:700px){body{margin:10px}figure.desktop{display:none}.views{display:block}iframe.phone{width:100%}\
+.phone-frame{width:auto}form.filters input{min-width:0;flex:1}table{font-size:13px}}";
 
 /// The error a campaign that does not load shows in place of the pages.
 fn load_error(e: &str) -> String {
@@ -690,7 +692,7 @@ async fn message(
                     c,
                     "<p><b>Subject:</b> <span id=\"subject\">{subject}</span></p>\
                      <div class=\"views\">\
-                     <figure><figcaption>desktop (800 px)</figcaption>\
+                     <figure class=\"desktop\"><figcaption>desktop (800 px)</figcaption>\
                      <iframe class=\"desktop\" sandbox=\"\" title=\"the email at desktop width\" srcdoc=\"{doc}\"></iframe></figure>\
                      <figure><figcaption>phone (375 px)</figcaption>\
                      <iframe class=\"phone\" sandbox=\"\" title=\"the email at phone width\" srcdoc=\"{doc}\"></iframe></figure></div>\

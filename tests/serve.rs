@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -62,7 +62,7 @@ impl Shipped {
         let printed = first[at..].trim().to_string();
         let base = printed[..printed[7..].find('/').unwrap() + 7].to_string();
         Server {
-            child,
+            _child: common::Killed(child),
             base,
             printed,
         }
@@ -84,18 +84,11 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A running `preview --serve`, stopped when dropped.
 struct Server {
-    child: Child,
+    _child: common::Killed,
     /// `http://127.0.0.1:PORT`
     base: String,
     /// The address it printed (with the token, when there is one).
     printed: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
@@ -372,7 +365,7 @@ async fn next_event(r: &mut reqwest::Response) -> String {
 
 /// A headless Chromium under chromedriver, driven over WebDriver's HTTP API.
 struct Browser {
-    driver: Child,
+    _driver: common::Killed,
     url: String,
     session: String,
     client: reqwest::Client,
@@ -380,18 +373,22 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the session (chromedriver then quits Chromium) even when a test panicked: killing
+    /// chromedriver alone would leave Chromium running. Plain blocking HTTP: no runtime here.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        if let Ok(mut c) = std::net::TcpStream::connect(addr) {
+            let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                c,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n",
+                self.session
+            );
+            let _ = c.read_to_end(&mut Vec::new());
+        }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Browser {
@@ -404,7 +401,7 @@ impl Browser {
                 "{p} is missing: install Debian's chromium and chromium-driver (scripts/test does)"
             );
         }
-        let port = free_port();
+        let port = common::free_port();
         let driver = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -429,7 +426,7 @@ impl Browser {
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
+                    "--disable-component-update", "--disable-sync", "--hide-scrollbars",
                     format!("--user-data-dir={}", profile.path().display()),
                     format!("--window-size={width},{height}"),
                 ],
@@ -450,7 +447,7 @@ impl Browser {
             .unwrap_or_else(|| panic!("no session: {r}"))
             .to_string();
         Browser {
-            driver,
+            _driver: common::Killed(driver),
             url,
             session,
             client,
@@ -540,8 +537,21 @@ impl Browser {
         urls
     }
 
-    async fn close(self) {
-        self.cmd(reqwest::Method::DELETE, "", None).await;
+    async fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
+    /// The viewport as PNG bytes.
+    async fn screenshot(&self) -> Vec<u8> {
+        let b64 = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        data_encoding::BASE64
+            .decode(b64.as_str().unwrap().as_bytes())
+            .unwrap()
     }
 }
 
@@ -678,5 +688,58 @@ async fn in_chromium_a_person_sees_the_patients_and_the_page_follows_edits() {
     }
     assert!(urls.iter().any(|u| u.ends_with("/app.js")), "{urls:?}");
     assert!(urls.iter().any(|u| u.ends_with("/events")), "{urls:?}");
-    b.close().await;
+}
+
+/// The README's screenshots (docs/preview-*.png), not a check: `scripts/screenshots` runs it.
+/// WebDriver rather than `chromium --screenshot`, which shoots before a sandboxed frame paints.
+#[tokio::test]
+#[ignore = "writes docs/preview-*.png; run by scripts/screenshots"]
+async fn screenshots_for_the_readme() {
+    let s = Shipped::new();
+    let server = s.serve("127.0.0.1:0", &[]);
+    let b = Browser::start(1280, 900).await;
+    let docs = common::repo().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for (file, width, height, path, frame) in [
+        ("preview-index.png", 1280, 900, "/", None),
+        (
+            "preview-email-desktop.png",
+            1280,
+            1000,
+            "/m/2/email",
+            Some("iframe.desktop"),
+        ),
+        (
+            "preview-email-phone.png",
+            390,
+            844,
+            "/m/2/email",
+            Some("iframe.phone"),
+        ),
+        ("preview-sms-phone.png", 390, 844, "/m/2/sms", None),
+    ] {
+        b.resize(width, height).await;
+        b.goto(&format!("{}{path}", server.base)).await;
+        b.wait_text("h1", |t| {
+            t.contains("María González") || t.starts_with("Preview")
+        })
+        .await;
+        if let Some(css) = frame {
+            let el = b
+                .cmd(
+                    reqwest::Method::POST,
+                    "/element",
+                    Some(json!({"using": "css selector", "value": css})),
+                )
+                .await;
+            b.cmd(reqwest::Method::POST, "/frame", Some(json!({ "id": el })))
+                .await;
+            b.wait_text("body", |t| t.contains("Hi María")).await;
+            b.cmd(reqwest::Method::POST, "/frame/parent", Some(json!({})))
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::fs::write(docs.join(file), b.screenshot().await).unwrap();
+        eprintln!("docs/{file}");
+    }
 }
