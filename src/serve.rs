@@ -209,19 +209,25 @@ fn load(opts: &Options, version: u64) -> Site {
     }
 }
 
-/// The files a campaign is made of (and its ledger, for the states of earlier runs).
-fn watched(campaign: &Path, loaded: Option<&Loaded>) -> Vec<PathBuf> {
-    let mut paths = vec![campaign.to_path_buf()];
-    if let Some(l) = loaded {
-        paths.push(l.contacts.path.clone());
-        paths.extend(l.campaign.contacts.suppress.iter().cloned());
-        paths.push(l.campaign.templates_dir.clone());
-        let ledger = l.campaign.sending.state_dir.join(crate::ledger::FILE);
-        let mut wal = ledger.clone().into_os_string();
-        wal.push("-wal");
-        paths.push(ledger);
-        paths.push(wal.into());
-    }
+/// The files a campaign is made of (and its ledger, for the states of earlier runs). Read from
+/// the campaign file alone, so a broken template or CSV is still watched; when the campaign file
+/// itself does not load, the files of its last good version stay watched.
+fn watched(opts: &Options, previous: &[PathBuf]) -> Vec<PathBuf> {
+    let Ok(c) = crate::config::load(&opts.campaign, &opts.overrides) else {
+        let mut paths = previous.to_vec();
+        if paths.is_empty() {
+            paths.push(opts.campaign.clone());
+        }
+        return paths;
+    };
+    let mut paths = vec![opts.campaign.clone(), c.contacts.path.clone()];
+    paths.extend(c.contacts.suppress.iter().cloned());
+    paths.push(c.templates_dir.clone());
+    let ledger = c.sending.state_dir.join(crate::ledger::FILE);
+    let mut wal = ledger.clone().into_os_string();
+    wal.push("-wal");
+    paths.push(ledger);
+    paths.push(wal.into());
     paths
 }
 
@@ -253,10 +259,7 @@ fn stamp(paths: &[PathBuf]) -> Stamp {
 
 /// Re-loads the campaign whenever one of its files changes, and tells the open pages.
 fn watch_files(opts: &Options, app: &App) {
-    let mut paths = {
-        let site = app.site.read().expect("site lock");
-        watched(&opts.campaign, site.loaded.as_ref().ok())
-    };
+    let mut paths = watched(opts, &[]);
     let mut last = stamp(&paths);
     loop {
         std::thread::sleep(POLL);
@@ -268,9 +271,7 @@ fn watch_files(opts: &Options, app: &App) {
         std::thread::sleep(Duration::from_millis(50));
         let version = *app.version.borrow() + 1;
         let site = load(opts, version);
-        if let Ok(l) = &site.loaded {
-            paths = watched(&opts.campaign, Some(l));
-        }
+        paths = watched(opts, &paths);
         match &site.loaded {
             Ok(_) => tracing::info!("re-loaded {} (version {version})", opts.campaign.display()),
             Err(e) => tracing::warn!("{} does not load: {e}", opts.campaign.display()),

@@ -313,6 +313,61 @@ async fn a_template_error_shows_with_file_and_line_then_the_fix_shows() {
 }
 
 #[tokio::test]
+async fn started_on_a_broken_template_the_fix_shows() {
+    let s = Shipped::new();
+    s.edit("templates/psoas/sms.txt.hbs", |t| {
+        "{{#if x}}\n".to_string() + &t
+    });
+    let server = s.serve("127.0.0.1:0", &[]);
+    let (code, html) = server.get("/").await;
+    assert_eq!(code, 200);
+    assert!(html.contains("The campaign does not load"), "{html}");
+    assert!(html.contains("templates/psoas/sms.txt.hbs:"), "{html}");
+    let v = server.version().await;
+    s.edit("templates/psoas/sms.txt.hbs", |t| {
+        t.replacen("{{#if x}}\n", "", 1)
+    });
+    server.wait_past(v).await;
+    let (_, html) = server.get("/").await;
+    assert_eq!(rows(&html), 36, "{html}");
+}
+
+#[tokio::test]
+async fn what_a_send_recorded_shows_as_already_sent() {
+    let s = Shipped::new();
+    let server = s.serve("127.0.0.1:0", &[]);
+    assert_eq!(rows(&server.get("/?state=sent").await.1), 0);
+    let v = server.version().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_outreach"))
+        .current_dir(s.dir.path())
+        .env("OUTREACH_NOW", common::MIDDAY)
+        .args(["send", "campaigns/psoas.toml", "--channel", "email", "-q"])
+        .args(["--set", "campaign.require_approval=false"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The ledger changed: the server re-loads by itself.
+    server.wait_past(v).await;
+    let start = Instant::now();
+    loop {
+        let (_, html) = server.get("/?channel=email&state=sent").await;
+        if rows(&html) == 27 {
+            assert!(html.contains("sent by an earlier run"));
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{html}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows(&server.get("/?channel=email&state=due").await.1), 0);
+    assert_eq!(rows(&server.get("/?channel=sms&state=due").await.1), 21);
+}
+
+#[tokio::test]
 async fn a_change_is_pushed_on_the_event_stream_within_a_second() {
     let s = Shipped::new();
     let server = s.serve("127.0.0.1:0", &[]);
