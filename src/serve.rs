@@ -49,6 +49,7 @@ const POLL: Duration = Duration::from_millis(150);
 const COOKIE: &str = "outreach_token";
 
 /// What `--serve` needs.
+#[derive(Debug, Clone)]
 pub struct Options {
     pub addr: String,
     pub allow_remote: bool,
@@ -156,15 +157,8 @@ pub fn run(opts: &Options) -> Result<(), ServeError> {
             let _ = out.flush();
         }
         let watcher = Arc::clone(&app);
-        let opts_w = Options {
-            addr: opts.addr.clone(),
-            allow_remote: opts.allow_remote,
-            campaign: opts.campaign.clone(),
-            overrides: opts.overrides.clone(),
-            only: opts.only,
-            quiet: opts.quiet,
-        };
-        std::thread::spawn(move || watch_files(&opts_w, &watcher));
+        let opts = opts.clone();
+        std::thread::spawn(move || watch_files(&opts, &watcher));
 
         let router = Router::new()
             .route("/", get(index))
@@ -289,13 +283,8 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
             .headers()
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let name = match host.rfind(':') {
-            Some(i) if !host.ends_with(']') => &host[..i],
-            _ => host.as_str(),
-        };
-        if !hosts.iter().any(|h| h == name) {
+            .unwrap_or("");
+        if !host_allowed(host, hosts) {
             return secure(
                 (
                     StatusCode::MISDIRECTED_REQUEST,
@@ -344,6 +333,16 @@ async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     secure(response)
+}
+
+/// Whether a Host header (`name` or `name:port`) names one of `hosts`.
+fn host_allowed(host: &str, hosts: &[String]) -> bool {
+    let host = host.to_ascii_lowercase();
+    let name = match host.rfind(':') {
+        Some(i) if !host.ends_with(']') => &host[..i],
+        _ => host.as_str(),
+    };
+    hosts.iter().any(|h| h == name)
 }
 
 /// Compares a given token with the real one in time independent of where they differ.
@@ -734,4 +733,43 @@ async fn message(
         }
     }
     page(&site, &title, "", &c).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_loopback_or_not() {
+        let hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for ok in [
+            "127.0.0.1:8025",
+            "localhost:8025",
+            "LOCALHOST",
+            "[::1]:8025",
+            "[::1]",
+        ] {
+            assert!(host_allowed(ok, &hosts), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example:8025",
+            "127.0.0.1.evil.example",
+            "localhost.:80",
+            "[::2]",
+        ] {
+            assert!(!host_allowed(bad, &hosts), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(same("abc123", "abc123"));
+        assert!(!same("abc124", "abc123"));
+        assert!(!same("abc12", "abc123"));
+        assert!(!same("", "abc123"));
+    }
 }
