@@ -235,6 +235,8 @@ pub struct Links<'a> {
     pub keep: &'a dyn Fn(usize, &[Outcome]) -> bool,
     /// HTML shown under a contact's name (`check`'s findings on the row).
     pub note: &'a dyn Fn(usize) -> String,
+    /// At most this many rows are listed (the rest are counted), so a page stays quick to load.
+    pub limit: usize,
 }
 
 /// The totals list and the recipient table: one row per contact, one cell per channel with its
@@ -266,6 +268,9 @@ pub fn recipients(
             continue;
         }
         shown += 1;
+        if shown > links.limit {
+            continue;
+        }
         let folder = links.files.map(|dir| dir.join("messages").join(&slug));
         if let Some(folder) = &folder
             && outcomes.iter().any(|o| o.message.is_some())
@@ -308,10 +313,18 @@ pub fn recipients(
         }
         summary.push_str("</li>");
     }
+    let total = loaded.contacts.contacts.len();
+    let count = if shown > links.limit {
+        format!(
+            "{shown} of {total} contacts match; the first {} are listed: search or filter to see others",
+            links.limit
+        )
+    } else {
+        format!("{shown} of {total} contacts shown")
+    };
     let table = format!(
-        "<p class=\"meta\" id=\"shown\">{shown} of {total} contacts shown</p>\
-         <table><thead><tr><th>line</th><th>id</th><th>name</th>{head}</tr></thead><tbody>\n{rows}</tbody></table>",
-        total = loaded.contacts.contacts.len()
+        "<p class=\"meta\" id=\"shown\">{count}</p>\
+         <table><thead><tr><th>line</th><th>id</th><th>name</th>{head}</tr></thead><tbody>\n{rows}</tbody></table>"
     );
     Ok((format!("<ul>{summary}</ul>"), table))
 }
@@ -360,6 +373,7 @@ pub fn folder(
         files: Some(dir),
         keep: &|_, _| true,
         note: &|_| String::new(),
+        limit: usize::MAX,
     };
     let (summary, table) = recipients(loaded, &channels, &links, SystemTime::now())?;
     let index_html = format!(

@@ -45,6 +45,10 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8025";
 /// sees every way editors save (in place, or a new file renamed over the old one).
 const POLL: Duration = Duration::from_millis(150);
 
+/// Rows listed at most on one page (the totals count every contact); search and filters reach
+/// the others. Rendering is per request, so a list of 100,000 stays a page that loads.
+const LIST_LIMIT: usize = 500;
+
 /// The cookie that carries the token after the first request that gave it in the query.
 const COOKIE: &str = "outreach_token";
 
@@ -552,6 +556,7 @@ fn list(
         files: None,
         keep: &keep,
         note: &note,
+        limit: LIST_LIMIT,
     };
     let (summary, table) = preview::recipients(loaded, channels, &links, SystemTime::now())?;
     let mut general = String::new();

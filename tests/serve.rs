@@ -169,6 +169,30 @@ async fn index_lists_every_contact_and_filters() {
 }
 
 #[tokio::test]
+async fn a_long_list_is_cut_at_500_rows_and_search_reaches_the_rest() {
+    let s = Shipped::new();
+    s.edit("contacts/sample.csv", |mut csv| {
+        for i in 0..600 {
+            csv.push_str(&format!(
+                "X{i:04},Test,Patient{i:04},test{i}@example.com,,email,yes,no,America/Chicago\n"
+            ));
+        }
+        csv
+    });
+    let server = s.serve("127.0.0.1:0", &[]);
+    let (_, html) = server.get("/").await;
+    assert_eq!(rows(&html), 500);
+    assert!(
+        html.contains("636 of 636 contacts match; the first 500 are listed"),
+        "{html}"
+    );
+    assert!(html.contains("<b>email</b>: 627 due"), "{html}");
+    let (_, html) = server.get("/?q=patient0599").await;
+    assert_eq!(rows(&html), 1);
+    assert!(html.contains("Test Patient0599"));
+}
+
+#[tokio::test]
 async fn email_and_sms_pages() {
     let s = Shipped::new();
     let server = s.serve("127.0.0.1:0", &[]);
@@ -204,6 +228,12 @@ async fn email_and_sms_pages() {
         "{html}"
     );
     assert!(!html.contains("<mark"));
+    // check's warning beside the message it concerns.
+    let (_, html) = server.get("/m/27/email").await;
+    assert!(
+        html.contains("contacts/sample.csv:27 P0026: duplicate email of line 13 (P0012)"),
+        "{html}"
+    );
     assert_eq!(server.get("/m/9999/sms").await.0, 404);
     assert_eq!(server.get("/m/2/nothing").await.0, 404);
 }
