@@ -144,20 +144,26 @@ pub fn run(opts: &Options) -> Result<(), ServeError> {
         let bound = listener
             .local_addr()
             .map_err(|source| ServeError::Listen { addr, source })?;
-        if !opts.quiet {
+        // The token is printed even with -q: without it nobody can open the pages.
+        if !opts.quiet || app.token.is_some() {
             let query = app
                 .token
                 .as_ref()
                 .map(|t| format!("?token={t}"))
                 .unwrap_or_default();
+            let url = format!("http://{bound}/{query}");
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "Serving the preview of {} at http://{bound}/{query}\n\
-                 It follows every edit of the campaign, templates and contacts; nothing is sent. \
-                 Ctrl-C stops it.",
-                opts.campaign.display()
-            );
+            let _ = if opts.quiet {
+                writeln!(out, "{url}")
+            } else {
+                writeln!(
+                    out,
+                    "Serving the preview of {} at {url}\n\
+                     It follows every edit of the campaign, templates and contacts; nothing is \
+                     sent. Ctrl-C stops it.",
+                    opts.campaign.display()
+                )
+            };
             let _ = out.flush();
         }
         let watcher = Arc::clone(&app);

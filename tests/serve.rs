@@ -252,7 +252,8 @@ async fn off_loopback_every_request_needs_the_token() {
     assert!(err.contains("not a loopback address"), "{err}");
     assert!(err.contains("--allow-remote"), "{err}");
 
-    let server = s.serve("0.0.0.0:0", &["--allow-remote"]);
+    // -q prints nothing but the address with its token.
+    let server = s.serve("0.0.0.0:0", &["--allow-remote", "-q"]);
     let token = server.printed.split("?token=").nth(1).unwrap().to_string();
     assert_eq!(token.len(), 32, "{}", server.printed);
     let base = server.base.replace("0.0.0.0", "127.0.0.1");
