@@ -166,6 +166,9 @@ async fn index_lists_every_contact_and_filters() {
     assert!(html.contains("María González"));
     let (_, html) = server.get("/?q=zzzz-nobody").await;
     assert_eq!(rows(&html), 0);
+    // It only shows: no outbox, no ledger.
+    assert!(!s.path("outbox").exists());
+    assert!(!s.path(".outreach/ledger.sqlite").exists());
 }
 
 #[tokio::test]
@@ -623,6 +626,22 @@ impl Browser {
         urls
     }
 
+    /// The WebDriver id of the element `css` selects.
+    async fn element(&self, css: &str) -> String {
+        let el = self
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        el.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string()
+    }
+
     async fn resize(&self, width: u32, height: u32) {
         self.cmd(
             reqwest::Method::POST,
@@ -655,9 +674,11 @@ async fn in_chromium_a_person_sees_the_patients_and_the_page_follows_edits() {
             .await,
         36
     );
-    b.js(
-        "var q = document.querySelector('input[name=q]'); q.value = 'whitf'; \
-          q.dispatchEvent(new Event('input', {bubbles: true}));",
+    let search = b.element("input[name=q]").await;
+    b.cmd(
+        reqwest::Method::POST,
+        &format!("/element/{search}/value"),
+        Some(json!({"text": "whitf"})),
     )
     .await;
     b.wait_text("#shown", |t| t == "1 of 36 contacts shown")
@@ -670,13 +691,24 @@ async fn in_chromium_a_person_sees_the_patients_and_the_page_follows_edits() {
             .unwrap()
             .contains("q=whitf")
     );
-    b.js(
-        "var q = document.querySelector('input[name=q]'); q.value = ''; \
-          var c = document.querySelector('select[name=channel]'); c.value = 'sms'; \
-          var st = document.querySelector('select[name=state]'); st.value = 'skipped'; \
-          st.dispatchEvent(new Event('change', {bubbles: true}));",
+    b.cmd(
+        reqwest::Method::POST,
+        &format!("/element/{search}/clear"),
+        Some(json!({})),
     )
     .await;
+    for option in [
+        "select[name=channel] option[value=sms]",
+        "select[name=state] option[value=skipped]",
+    ] {
+        let el = b.element(option).await;
+        b.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{el}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
     b.wait_text("#shown", |t| t == "15 of 36 contacts shown")
         .await;
 
