@@ -220,7 +220,7 @@ pub struct PreviewArgs {
     #[command(flatten)]
     pub campaign: CampaignArgs,
     /// Print this contact's messages (KEY: its id, email or phone).
-    #[arg(long, value_name = "KEY", required_unless_present = "out")]
+    #[arg(long, value_name = "KEY", required_unless_present_any = ["out", "serve"])]
     pub contact: Option<String>,
     /// Write a browsable preview of every contact into DIR (open DIR/index.html).
     #[arg(long, value_name = "DIR")]
@@ -228,6 +228,20 @@ pub struct PreviewArgs {
     /// Only this channel.
     #[arg(long, value_parser = parse_channel)]
     pub channel: Option<Channel>,
+    /// Serve the preview in the browser at ADDR (default 127.0.0.1:8025), re-rendered on every
+    /// edit of the campaign, templates or contacts; the open page follows. Sends nothing.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = "127.0.0.1:8025",
+        conflicts_with_all = ["contact", "out"]
+    )]
+    pub serve: Option<String>,
+    /// With --serve: listen on an address other machines can reach. Every request then needs
+    /// the random token printed at start (the pages hold patient data).
+    #[arg(long, requires = "serve")]
+    pub allow_remote: bool,
 }
 
 fn parse_channel(s: &str) -> Result<Channel, String> {

@@ -22,6 +22,7 @@ pub mod private;
 pub mod purge;
 pub mod report;
 pub mod send;
+pub mod serve;
 pub mod sms;
 pub mod templates;
 pub mod token;
@@ -68,6 +69,8 @@ pub enum Error {
     Approval(String),
     #[error(transparent)]
     Purge(#[from] purge::PurgeError),
+    #[error(transparent)]
+    Serve(#[from] serve::ServeError),
     #[error("{path}: {source}")]
     Write {
         path: std::path::PathBuf,
@@ -86,6 +89,7 @@ impl Error {
             | Error::Approval(_)
             | Error::Purge(_)
             | Error::Preview(_)
+            | Error::Serve(_)
             | Error::Output(_)
             | Error::Send(_)
             | Error::Ledger(_)
@@ -132,6 +136,18 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             let failed = args.strict && !report.errors.is_empty();
             print(args.format, !cli.quiet || failed, &report)?;
             Ok(if failed { Exit::Unusable } else { Exit::Ok })
+        }
+        Command::Preview(args) if args.serve.is_some() => {
+            let addr = args.serve.as_deref().unwrap_or_default();
+            serve::run(&serve::Options {
+                addr: addr.to_string(),
+                allow_remote: args.allow_remote,
+                campaign: args.campaign.campaign.clone(),
+                overrides: args.campaign.set.clone(),
+                only: args.channel,
+                quiet: cli.quiet,
+            })?;
+            Ok(Exit::Ok)
         }
         Command::Preview(args) => {
             let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;

@@ -142,3 +142,22 @@ pub fn run(mut c: Command) -> (i32, String, String) {
 /// The header of the standard contacts CSV.
 pub const HEADER: &str =
     "id,first_name,last_name,email,phone,channel,email_consent,sms_consent,timezone";
+
+/// A child process (a server under test, a browser driver), killed and reaped when dropped.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
