@@ -787,7 +787,9 @@ fn purge_deletes_only_what_it_names_after_saying_how_much() {
     assert_eq!(count("SELECT COUNT(*) FROM suppressions"), 2);
     // Deleted rows are overwritten, not left in free pages: Ann's address is now only in the
     // other campaign's row and its key index.
-    assert_eq!((ann_before, ann(&db)), (4, 2));
+    // (Before: both campaigns' rows and indexes, plus copies the WAL may still hold.)
+    assert!(ann_before >= 4, "{ann_before}");
+    assert_eq!(ann(&db), 2);
 }
 
 /// How many times Ann's address is in the bytes of the ledger file (and its WAL).
