@@ -122,6 +122,10 @@ pub fn run(opts: &Options) -> Result<(), ServeError> {
         };
         vec![ip, "localhost".into(), "127.0.0.1".into(), "[::1]".into()]
     });
+    // Stamped before the first load and before the address is printed: an edit made as soon as
+    // the page is up (or while it loads) is always seen.
+    let paths = watched(opts, &[]);
+    let stamped = stamp(&paths);
     let site = load(opts, 0);
     let (version, _) = watch::channel(0u64);
     let app = Arc::new(App {
@@ -168,7 +172,7 @@ pub fn run(opts: &Options) -> Result<(), ServeError> {
         }
         let watcher = Arc::clone(&app);
         let opts = opts.clone();
-        std::thread::spawn(move || watch_files(&opts, &watcher));
+        std::thread::spawn(move || watch_files(&opts, &watcher, paths, stamped));
 
         let router = Router::new()
             .route("/", get(index))
@@ -262,9 +266,7 @@ fn stamp(paths: &[PathBuf]) -> Stamp {
 }
 
 /// Re-loads the campaign whenever one of its files changes, and tells the open pages.
-fn watch_files(opts: &Options, app: &App) {
-    let mut paths = watched(opts, &[]);
-    let mut last = stamp(&paths);
+fn watch_files(opts: &Options, app: &App, mut paths: Vec<PathBuf>, mut last: Stamp) {
     loop {
         std::thread::sleep(POLL);
         let now = stamp(&paths);
@@ -273,14 +275,31 @@ fn watch_files(opts: &Options, app: &App) {
         }
         // Let a save that writes in several steps finish.
         std::thread::sleep(Duration::from_millis(50));
+        // Stamped before the load: a write that lands while it runs is seen at the next poll
+        // and loaded again, never lost.
+        last = stamp(&paths);
         let version = *app.version.borrow() + 1;
-        let site = load(opts, version);
+        let site = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            load(opts, version)
+        })) {
+            Ok(site) => site,
+            // Whatever went wrong, the server keeps watching.
+            Err(_) => Site {
+                version,
+                loaded: Err("loading the campaign failed unexpectedly; save again to retry".into()),
+                approval: None,
+                findings: Vec::new(),
+            },
+        };
+        let before = paths.clone();
         paths = watched(opts, &paths);
+        if paths != before {
+            last = stamp(&paths);
+        }
         match &site.loaded {
             Ok(_) => tracing::info!("re-loaded {} (version {version})", opts.campaign.display()),
             Err(e) => tracing::warn!("{} does not load: {e}", opts.campaign.display()),
         }
-        last = stamp(&paths);
         *app.site.write().expect("site lock") = site;
         app.version.send_replace(version);
     }
