@@ -668,8 +668,8 @@ impl Ledger {
 
     /// Deletes every row of `campaign` (messages, runs, approvals, its first-send record); the
     /// suppressions, shared by all campaigns, and other campaigns' rows stay. Deleted rows are
-    /// overwritten (`secure_delete`) and the write-ahead log emptied, so no patient address
-    /// lingers in free pages.
+    /// overwritten (`secure_delete`), the file rebuilt (`VACUUM`: b-tree dividers keep copies of
+    /// deleted keys) and the write-ahead log emptied, so no patient address lingers.
     pub fn purge(&mut self, campaign: &str) -> Result<CampaignRows, LedgerError> {
         let rows = self.campaign_rows(campaign)?;
         let path = self.path.clone();
@@ -692,9 +692,19 @@ impl Ledger {
             tx.execute(sql, [campaign]).map_err(sqlite)?;
         }
         tx.commit().map_err(sqlite)?;
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        // Interior b-tree pages keep copies of deleted keys as dividers: rebuild the file.
+        self.conn.execute_batch("VACUUM").map_err(sqlite)?;
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
             .map_err(sqlite)?;
+        if busy != 0 {
+            tracing::warn!(
+                "{}: another process holds the ledger; its write-ahead log is emptied when it \
+                 closes",
+                path.display()
+            );
+        }
         Ok(rows)
     }
 }
