@@ -337,17 +337,7 @@ fn hide_number(d: Delivery, to: &str) -> Delivery {
     let masked = crate::send::mask(crate::channel::Channel::Sms, to);
     let digits = digits(to);
     let hide = |e: String| e.replace(to, &masked).replace(&digits, &masked);
-    match d {
-        Delivery::Transient { error, retry_after } => Delivery::Transient {
-            error: hide(error),
-            retry_after,
-        },
-        Delivery::Permanent { error } => Delivery::Permanent { error: hide(error) },
-        Delivery::OptedOut { error } => Delivery::OptedOut { error: hide(error) },
-        Delivery::Unknown { error } => Delivery::Unknown { error: hide(error) },
-        Delivery::Fatal { error } => Delivery::Fatal { error: hide(error) },
-        sent @ Delivery::Sent { .. } => sent,
-    }
+    d.map_error(hide)
 }
 
 /// `Retry-After` as seconds or an HTTP date.

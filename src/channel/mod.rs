@@ -129,6 +129,23 @@ impl From<String> for CheckError {
     }
 }
 
+impl Delivery {
+    /// The same outcome with its error text passed through `f` (to mask an address in it).
+    pub fn map_error(self, f: impl FnOnce(String) -> String) -> Delivery {
+        match self {
+            Delivery::Transient { error, retry_after } => Delivery::Transient {
+                error: f(error),
+                retry_after,
+            },
+            Delivery::Permanent { error } => Delivery::Permanent { error: f(error) },
+            Delivery::OptedOut { error } => Delivery::OptedOut { error: f(error) },
+            Delivery::Unknown { error } => Delivery::Unknown { error: f(error) },
+            Delivery::Fatal { error } => Delivery::Fatal { error: f(error) },
+            sent @ Delivery::Sent { .. } => sent,
+        }
+    }
+}
+
 /// A way out for one channel's messages.
 pub trait Transport: Send + Sync {
     /// A short name for logs and summaries ("file", "smtp", "twilio").

@@ -678,17 +678,7 @@ fn masked(delivery: Delivery, address: &str) -> Delivery {
         out.push_str(&error[rest..]);
         out
     };
-    match delivery {
-        Delivery::Transient { error, retry_after } => Delivery::Transient {
-            error: hide(error),
-            retry_after,
-        },
-        Delivery::Permanent { error } => Delivery::Permanent { error: hide(error) },
-        Delivery::OptedOut { error } => Delivery::OptedOut { error: hide(error) },
-        Delivery::Unknown { error } => Delivery::Unknown { error: hide(error) },
-        Delivery::Fatal { error } => Delivery::Fatal { error: hide(error) },
-        sent @ Delivery::Sent { .. } => sent,
-    }
+    delivery.map_error(hide)
 }
 
 /// A connection lost or timed out before the message was complete: nothing was delivered.
