@@ -194,29 +194,23 @@ fn smtp_fixture(smtp: &str, sending: &str) -> Fixture {
     f
 }
 
+/// The argument list of `send` over SMTP, email only.
+const SEND: [&str; 6] = [
+    "send",
+    "campaign.toml",
+    "--channel",
+    "email",
+    "--set",
+    "email.transport=smtp",
+];
+
 fn send(f: &Fixture, extra: &[&str]) -> (i32, String, String) {
-    let mut args = vec![
-        "send",
-        "campaign.toml",
-        "--channel",
-        "email",
-        "--set",
-        "email.transport=smtp",
-    ];
-    args.extend_from_slice(extra);
-    f.run(&args)
+    f.run(&[&SEND[..], extra].concat())
 }
 
 /// `send` with the SMTP password in the environment.
 fn send_with_password(f: &Fixture, password: &str) -> (i32, String, String) {
-    let mut c = f.cmd(&[
-        "send",
-        "campaign.toml",
-        "--channel",
-        "email",
-        "--set",
-        "email.transport=smtp",
-    ]);
+    let mut c = f.cmd(&SEND);
     c.env("OUTREACH_TEST_SMTP_PASSWORD", password);
     run(c)
 }
@@ -887,14 +881,7 @@ fn dkim_signatures_verify_with_an_independent_verifier() {
         // [email.dkim] after [sending] is still the email table's child.
         f.write("campaign.toml", &toml);
         // A date in the past: verifiers refuse a signature time (t=, the Date) in the future.
-        let mut c = f.cmd(&[
-            "send",
-            "campaign.toml",
-            "--channel",
-            "email",
-            "--set",
-            "email.transport=smtp",
-        ]);
+        let mut c = f.cmd(&SEND);
         c.env("OUTREACH_NOW", "2026-01-15T18:00:00Z");
         let (code, out, err) = run(c);
         assert_eq!(code, 0, "{algorithm}: {out}{err}");
