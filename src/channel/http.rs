@@ -46,8 +46,6 @@ pub struct Gateway {
     client: Client,
     dialect: Dialect,
     timeout: Duration,
-    /// At most `concurrency` requests at once, whatever the pipeline depth.
-    requests: tokio::sync::Semaphore,
 }
 
 enum Dialect {
@@ -75,7 +73,8 @@ enum Dialect {
 
 impl Gateway {
     /// Builds the client and reads the secret (an unset variable or unreadable file is an error
-    /// here, before anything is claimed). `concurrency`: requests at once.
+    /// here, before anything is claimed). `concurrency`: connections kept open; the send loop's
+    /// permits (`Transport::sessions`) bound the requests at once.
     pub fn new(settings: &GatewaySettings, concurrency: usize) -> Result<Self, String> {
         let secret = settings
             .token
@@ -121,7 +120,6 @@ impl Gateway {
             client,
             dialect,
             timeout: settings.timeout,
-            requests: tokio::sync::Semaphore::new(concurrency),
         })
     }
 
@@ -186,7 +184,6 @@ impl Gateway {
                 Err(e) => return Delivery::Permanent { error: e },
             },
         };
-        let _slot = self.requests.acquire().await.expect("never closed");
         let delivery = match request.send().await {
             Err(e) => self.failed_request(&e),
             Ok(response) => {
