@@ -534,9 +534,11 @@ impl Run {
     fn count_failure(&self, channel: Channel) {
         let n = self.consecutive[channel as usize].fetch_add(1, Ordering::SeqCst) + 1;
         let max = self.loaded.campaign.sending.max_consecutive_failures;
+        // Messages in flight fail side by side: whichever reaches the stop first, the run
+        // stopped at the threshold, and says so the same way every time.
         if n >= max {
             self.stop(format!(
-                "{channel}: {n} failures in a row (sending.max_consecutive_failures = {max}); \
+                "{channel}: {max} failures in a row (sending.max_consecutive_failures = {max}); \
                  the server is likely down, not the patients"
             ));
         }
