@@ -431,11 +431,16 @@ impl Run {
                     return Result_::NotAttempted;
                 }
             }
-            let session = match &self.sessions[slot] {
-                Some(s) => Some(s.acquire().await.expect("never closed")),
-                None => None,
+            // A message that had to wait for a session and whose turn came after the run
+            // stopped is released unsent; one that goes at once is in flight and finishes.
+            let (session, waited) = match &self.sessions[slot] {
+                Some(s) => match s.try_acquire() {
+                    Ok(p) => (Some(p), false),
+                    Err(_) => (Some(s.acquire().await.expect("never closed")), true),
+                },
+                None => (None, false),
             };
-            if self.stopped() {
+            if waited && self.stopped() {
                 drop(session);
                 writer.record(ledger::Outcome {
                     channel,
