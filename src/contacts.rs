@@ -1210,22 +1210,27 @@ mod phone_valid {
     use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
 
     thread_local! {
-        static COMPILED: RefCell<HashMap<String, regex::Regex>> = RefCell::new(HashMap::new());
+        /// Keyed by the address of the pattern's text, which lives as long as the database: no
+        /// hashing of long pattern strings per lookup.
+        static COMPILED: RefCell<HashMap<usize, regex::Regex>> = RefCell::new(HashMap::new());
     }
 
-    /// The crate's `find(value).start() == 0`, with a per-thread compiled pattern.
+    /// The crate's `find(value).start() == 0`, with a per-thread compiled pattern. The pattern is
+    /// compiled anchored at the start: a leftmost match starts at 0 exactly when some match
+    /// does, and the anchored search stops at the first byte that cannot match, where the
+    /// crate's search goes on through every later start.
     fn starts_with_match(pattern: &str, value: &str) -> bool {
         COMPILED.with(|c| {
             let mut c = c.borrow_mut();
-            if !c.contains_key(pattern) {
-                // As phonenumber builds them (`ignore_whitespace`).
-                let re = regex::RegexBuilder::new(pattern)
-                    .ignore_whitespace(true)
-                    .build()
-                    .expect("phonenumber's patterns compile");
-                c.insert(pattern.to_string(), re);
-            }
-            c[pattern].find(value).is_some_and(|m| m.start() == 0)
+            c.entry(pattern.as_ptr() as usize)
+                .or_insert_with(|| {
+                    // As phonenumber builds them (`ignore_whitespace`).
+                    regex::RegexBuilder::new(&format!("^(?:{pattern})"))
+                        .ignore_whitespace(true)
+                        .build()
+                        .expect("phonenumber's patterns compile")
+                })
+                .is_match(value)
         })
     }
 

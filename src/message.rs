@@ -7,8 +7,8 @@
 use std::time::SystemTime;
 
 use lettre::Message;
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Campaign, EmailSettings};
@@ -86,8 +86,8 @@ pub fn build_email(
         .multipart(
             MultiPart::alternative()
                 .boundary(boundary)
-                .singlepart(SinglePart::plain(rendered.text.clone()))
-                .singlepart(SinglePart::html(rendered.html.clone())),
+                .singlepart(text_part(ContentType::TEXT_PLAIN, &rendered.text))
+                .singlepart(text_part(ContentType::TEXT_HTML, &rendered.html)),
         )
         .map_err(|e| BuildError(e.to_string()))?;
 
@@ -111,6 +111,109 @@ pub fn build_email(
     Ok(message)
 }
 
+/// One UTF-8 text part: 7bit when the text needs no encoding, else quoted-printable, or base64
+/// when that is shorter (a text mostly outside ASCII).
+fn text_part(content_type: ContentType, text: &str) -> SinglePart {
+    let (encoded, escaped) = quoted_printable(text);
+    let base64_len = text.len().div_ceil(3) * 4 * 78 / 76;
+    let builder = SinglePart::builder().header(content_type);
+    if !escaped {
+        builder.body(Body::dangerous_pre_encoded(
+            encoded,
+            ContentTransferEncoding::SevenBit,
+        ))
+    } else if encoded.len() <= base64_len {
+        builder.body(Body::dangerous_pre_encoded(
+            encoded,
+            ContentTransferEncoding::QuotedPrintable,
+        ))
+    } else {
+        builder.body(text.to_string())
+    }
+}
+
+/// RFC 2045 quoted-printable in one pass, straight into wire form: the text's line breaks (LF or
+/// CRLF) become CRLF, no encoded line is over 76 characters, a UTF-8 character is never split
+/// across lines, and a space or tab at a line's end is encoded. `escaped` is false when nothing
+/// had to be encoded or wrapped: the output is then also valid 7bit text.
+pub fn quoted_printable(text: &str) -> (Vec<u8>, bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    // Characters per encoded line before the soft break's `=`.
+    const WIDTH: usize = 75;
+    // Bytes written as they are (a space or tab too, unless it ends a line).
+    const PLAIN: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 33;
+        while b <= 126 {
+            t[b] = b != b'=' as usize;
+            b += 1;
+        }
+        t[b' ' as usize] = true;
+        t[b'\t' as usize] = true;
+        t
+    };
+    let bytes = text.as_bytes();
+    let line_end = |at: usize| match bytes.get(at) {
+        None | Some(b'\n') => true,
+        Some(b'\r') => bytes.get(at + 1) == Some(&b'\n'),
+        _ => false,
+    };
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 4 + 16);
+    let mut column = 0;
+    let mut escaped = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        // A run of plain bytes, as much of it as fits on the line, copied at once.
+        let start = i;
+        let limit = bytes.len().min(i + (WIDTH - column));
+        while i < limit && PLAIN[usize::from(bytes[i])] {
+            i += 1;
+        }
+        // A space or tab just before a line break is encoded instead (below).
+        if i > start && matches!(bytes[i - 1], b' ' | b'\t') && line_end(i) {
+            i -= 1;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        column += i - start;
+        if i == bytes.len() {
+            break;
+        }
+        let b = bytes[i];
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) == Some(&b'\n')) {
+            out.extend_from_slice(b"\r\n");
+            column = 0;
+            i += if b == b'\r' { 2 } else { 1 };
+            continue;
+        }
+        let plain = PLAIN[usize::from(b)] && !(matches!(b, b' ' | b'\t') && line_end(i + 1));
+        // A multi-byte character is kept whole on one line.
+        let len = match b {
+            0xF0.. => 4,
+            0xE0.. => 3,
+            0xC0.. => 2,
+            _ => 1,
+        }
+        .min(bytes.len() - i);
+        let width = if plain { 1 } else { 3 * len };
+        if column + width > WIDTH {
+            out.extend_from_slice(b"=\r\n");
+            column = 0;
+            escaped = true;
+        }
+        if plain {
+            out.push(b);
+        } else {
+            escaped = true;
+            for &c in &bytes[i..i + len] {
+                out.extend_from_slice(&[b'=', HEX[usize::from(c >> 4)], HEX[usize::from(c & 15)]]);
+            }
+        }
+        column += width;
+        i += len;
+    }
+    (out, escaped)
+}
+
 /// The message as it goes on the wire: formatted and, with `[email.dkim]`, signed (`t=` is the
 /// message's date, so the bytes are the same whichever transport carries them).
 pub fn wire(settings: &EmailSettings, message: &Message, date: SystemTime) -> Vec<u8> {
@@ -132,4 +235,69 @@ pub fn header_block(formatted: &[u8]) -> &[u8] {
         .position(|w| w == b"\r\n\r\n")
         .map(|i| &formatted[..i + 2])
         .unwrap_or(formatted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quoted_printable;
+
+    /// Random texts of the characters that matter to the encoding round-trip through an
+    /// independent decoder, and every encoded line keeps the rules.
+    #[test]
+    fn quoted_printable_round_trips_and_keeps_the_line_rules() {
+        let pieces = [
+            "a", "Z", " ", "\t", "=", ".", "\n", "\r\n", "\r", "é", "–", "•", "\u{a0}", "😀",
+            "psoas ", "=3D", "\u{1}", "~",
+        ];
+        let mut rng = fastrand::Rng::with_seed(2026);
+        for round in 0..5_000 {
+            let len = rng.usize(0..if round % 10 == 0 { 400 } else { 60 });
+            let text: String = (0..len)
+                .map(|_| pieces[rng.usize(..pieces.len())])
+                .collect();
+            let (encoded, escaped) = quoted_printable(&text);
+            let wire = String::from_utf8(encoded.clone()).expect("ASCII");
+            for line in wire.split("\r\n") {
+                assert!(line.len() <= 76, "{line:?} of {text:?}");
+                assert!(!line.ends_with([' ', '\t']), "{line:?} of {text:?}");
+                assert!(line.bytes().all(|b| (32..=126).contains(&b) || b == b'\t'));
+                // A soft break never splits a UTF-8 character.
+                let piece = line.strip_suffix('=').unwrap_or(line);
+                let decoded = quoted_printable_crate::decode(
+                    piece,
+                    quoted_printable_crate::ParseMode::Strict,
+                )
+                .expect("each line decodes alone");
+                assert!(String::from_utf8(decoded).is_ok(), "{line:?} of {text:?}");
+            }
+            assert!(!wire.replace("\r\n", "").contains(['\r', '\n']));
+            let decoded =
+                quoted_printable_crate::decode(&encoded, quoted_printable_crate::ParseMode::Strict)
+                    .expect("decodes");
+            // Line breaks come back as CRLF; a lone CR is data.
+            let expected = text.replace("\r\n", "\n").replace('\n', "\r\n");
+            assert_eq!(String::from_utf8(decoded).unwrap(), expected, "{text:?}");
+            if !escaped {
+                assert_eq!(wire, expected, "7bit output is the text itself");
+            }
+        }
+    }
+
+    #[test]
+    fn quoted_printable_known_answers() {
+        let qp = |t: &str| String::from_utf8(quoted_printable(t).0).unwrap();
+        assert_eq!(qp("Hi Ann,\nsee you"), "Hi Ann,\r\nsee you");
+        assert!(!quoted_printable("Hi Ann,\nsee you").1);
+        assert_eq!(qp("a = b"), "a =3D b");
+        assert_eq!(qp("end \nx\t"), "end=20\r\nx=09");
+        assert_eq!(qp("caf\u{e9} \u{2013} ok"), "caf=C3=A9 =E2=80=93 ok");
+        let long = "x".repeat(80);
+        assert_eq!(
+            qp(&long),
+            format!("{}=\r\n{}", "x".repeat(75), "x".repeat(5))
+        );
+        // The euro sign would straddle column 75: it moves to the next line whole.
+        let edge = format!("{}\u{20ac}", "x".repeat(70));
+        assert_eq!(qp(&edge), format!("{}=\r\n=E2=82=AC", "x".repeat(70)));
+    }
 }
