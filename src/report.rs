@@ -102,6 +102,7 @@ pub fn each_row(
     mut f: impl FnMut(&[String]) -> std::io::Result<()>,
 ) -> Result<usize, ReportError> {
     let campaign = &loaded.campaign.id;
+    let mut lookup = ledger.map(|l| l.rows_of(campaign)).transpose()?;
     let mut known: HashSet<(Channel, &str)> = HashSet::new();
     let mut n = 0;
     for channel in &loaded.campaign.channels {
@@ -111,8 +112,8 @@ pub fn each_row(
             if let Some(a) = own {
                 known.insert((*channel, a));
             }
-            let prior = match (own, ledger) {
-                (Some(a), Some(l)) => l.row(campaign, *channel, a)?,
+            let prior = match (own, lookup.as_mut()) {
+                (Some(a), Some(l)) => l.get(*channel, a)?,
                 _ => None,
             };
             let row = match &prior {
@@ -227,10 +228,11 @@ pub fn write_run_report(
         crate::private::open(&path, crate::private::Open::Truncate).map_err(io)?,
     ));
     w.write_record(COLUMNS).map_err(|e| io(e.into()))?;
+    let mut lookup = ledger.rows_of(&loaded.campaign.id)?;
     for r in rows {
         let contact = &loaded.contacts.contacts[r.index];
         let prior = match contact.address(r.channel) {
-            Some(a) => ledger.row(&loaded.campaign.id, r.channel, a)?,
+            Some(a) => lookup.get(r.channel, a)?,
             None => None,
         };
         let (state, reason) = match r.outcome.split_once(": ") {

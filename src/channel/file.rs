@@ -68,15 +68,33 @@ pub struct EmailFile {
     dir: PathBuf,
     sequence: AtomicU64,
     stamp: String,
-    /// One file created at a time: concurrent creates in one directory make the kernel spin on
-    /// the directory's lock (a fifth of the CPU of a 100,000-message run went there).
-    creating: std::sync::Mutex<()>,
+    /// The thread that creates the files, one at a time: concurrent creates in one directory
+    /// make the kernel spin on the directory's lock, and a creation that waits for another
+    /// would hold up an async worker that could be rendering the next messages meanwhile.
+    writer: Mutex<std::sync::mpsc::Sender<WriteJob>>,
+}
+
+/// One `.eml` for the writer thread to create.
+struct WriteJob {
+    bytes: Vec<u8>,
+    tmp: PathBuf,
+    path: PathBuf,
+    done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
 }
 
 impl EmailFile {
-    /// Creates the outbox directory (0700) if needed.
+    /// Creates the outbox directory (0700) if needed, and starts the thread that writes files.
     pub fn new(dir: &Path) -> std::io::Result<Self> {
         crate::private::create_dir(dir)?;
+        let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
+        std::thread::Builder::new()
+            .name("outbox".into())
+            .spawn(move || {
+                // Ends when the transport is dropped (its sender with it).
+                for job in rx {
+                    let _ = job.done.send(write_whole(&job.tmp, &job.path, &job.bytes));
+                }
+            })?;
         Ok(EmailFile {
             faults: Faults::from_env(),
             dir: dir.to_path_buf(),
@@ -87,11 +105,16 @@ impl EmailFile {
                 chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f"),
                 std::process::id()
             ),
-            creating: std::sync::Mutex::new(()),
+            writer: Mutex::new(tx),
         })
     }
 
-    fn write(&self, bytes: &[u8], campaign: &str, contact_id: &str) -> std::io::Result<String> {
+    async fn write(
+        &self,
+        bytes: &[u8],
+        campaign: &str,
+        contact_id: &str,
+    ) -> std::io::Result<String> {
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
         // `CAMPAIGN+`: `outreach purge --outbox` finds a campaign's files by it (an id is checked
         // to be letters, digits, `-`, `_` and `.`, so it is a safe name and `+` ends it).
@@ -101,14 +124,30 @@ impl EmailFile {
             self.stamp,
             crate::private::file_name_part(contact_id)
         );
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let _one_at_a_time = self.creating.lock().unwrap_or_else(|e| e.into_inner());
-        let mut f = crate::private::open(&tmp, crate::private::Open::CreateNew)?;
-        f.write_all(bytes)?;
-        drop(f);
-        std::fs::rename(&tmp, self.dir.join(&name))?;
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job = WriteJob {
+            bytes: bytes.to_vec(),
+            tmp: self.dir.join(format!(".{name}.tmp")),
+            path: self.dir.join(&name),
+            done,
+        };
+        let gone = || std::io::Error::other("the outbox writer thread stopped");
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job)
+            .map_err(|_| gone())?;
+        result.await.map_err(|_| gone())??;
         Ok(name)
     }
+}
+
+/// Writes a file whole under a temporary name, then renames it: it is there whole or not at all.
+fn write_whole(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = crate::private::open(tmp, crate::private::Open::CreateNew)?;
+    f.write_all(bytes)?;
+    drop(f);
+    std::fs::rename(tmp, path)
 }
 
 /// Messages in flight for the file transports: they have no sessions to bound, and a deep
@@ -138,7 +177,7 @@ impl Transport for EmailFile {
             if let Some(fault) = self.faults.take(&m.contact_id) {
                 return fault;
             }
-            match self.write(&m.bytes, &m.campaign, &m.contact_id) {
+            match self.write(&m.bytes, &m.campaign, &m.contact_id).await {
                 Ok(name) => Delivery::Sent { provider_id: name },
                 // Written to a temporary name first: a failed write left no message behind.
                 Err(e) => Delivery::Transient {
