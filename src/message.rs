@@ -62,12 +62,17 @@ pub fn build_email(
             address,
         ),
     };
+    // Given, so that lettre does not parse it back out of the headers it just wrote.
+    let envelope =
+        lettre::address::Envelope::new(Some(settings.from.email.clone()), vec![to.email.clone()])
+            .map_err(|e| BuildError(e.to_string()))?;
     let id_key = match test_to {
         Some(staff) => format!("test\0{staff}\0{}", email.normalised),
         None => email.normalised.clone(),
     };
 
     let mut builder = Message::builder()
+        .envelope(envelope)
         .from(settings.from.clone())
         .to(to)
         .subject(one_line(&rendered.subject))

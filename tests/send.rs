@@ -337,6 +337,17 @@ fn killed_at_any_instant_nobody_gets_two() {
     );
 
     let (email, sms) = outbox(&f);
+    // Every file is a whole message, and no kill left a temporary file behind.
+    for entry in std::fs::read_dir(f.path("outbox/email")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            name.ends_with(".eml") && !name.starts_with('.'),
+            "left behind: {name}"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with("--\r\n"), "{name} is not whole");
+    }
     let rows = ledger(&f);
     let mut unknown = 0;
     for i in 0..400 {

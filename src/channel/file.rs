@@ -142,8 +142,41 @@ impl EmailFile {
     }
 }
 
-/// Writes a file whole under a temporary name, then renames it: it is there whole or not at all.
+/// Writes a file so that it is there whole or not at all. On Linux, as an unnamed file in the
+/// outbox (`O_TMPFILE`) linked under its name once written: one directory entry instead of a
+/// temporary one and a rename, and nothing left behind by a crash. Elsewhere, or where the
+/// filesystem cannot, under a temporary name that is then renamed.
 fn write_whole(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if let Some(dir) = path.parent() {
+        use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+        use rustix::io::Errno;
+        let unnamed = rustix::fs::open(
+            dir,
+            OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        );
+        match unnamed {
+            Ok(fd) => {
+                let mut f = std::fs::File::from(fd);
+                f.write_all(bytes)?;
+                let proc_path = {
+                    use std::os::fd::AsRawFd;
+                    format!("/proc/self/fd/{}", f.as_raw_fd())
+                };
+                match rustix::fs::linkat(CWD, &proc_path, CWD, path, AtFlags::SYMLINK_FOLLOW) {
+                    Ok(()) => return Ok(()),
+                    // No /proc (a bare container): the portable way below.
+                    Err(Errno::NOENT) if Path::new("/proc/self/fd").symlink_metadata().is_err() => {
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // The filesystem has no unnamed files.
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut f = crate::private::open(tmp, crate::private::Open::CreateNew)?;
     f.write_all(bytes)?;
     drop(f);
