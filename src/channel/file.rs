@@ -1,6 +1,6 @@
 //! The `file` transports, the shipped default: email as `.eml` files in the outbox (exactly the
-//! bytes SMTP would carry, named `CAMPAIGN+TIME-N-CONTACT.eml`, written to a temporary name and
-//! renamed, so a file is there whole or not at all), SMS as JSON lines appended to one file (one `write` per line).
+//! bytes SMTP would carry, named `CAMPAIGN+TIME-N-CONTACT.eml`, each there whole or not at all:
+//! see `write_whole`), SMS as JSON lines appended to one file (one `write` per line).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -212,7 +212,7 @@ impl Transport for EmailFile {
             }
             match self.write(&m.bytes, &m.campaign, &m.contact_id).await {
                 Ok(name) => Delivery::Sent { provider_id: name },
-                // Written to a temporary name first: a failed write left no message behind.
+                // Linked (or renamed) only once whole: a failed write left no message behind.
                 Err(e) => Delivery::Transient {
                     error: format!("writing to {}: {e}", self.dir.display()),
                     retry_after: None,
