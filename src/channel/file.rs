@@ -148,35 +148,47 @@ impl EmailFile {
 /// filesystem cannot, under a temporary name that is then renamed.
 fn write_whole(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
-    if let Some(dir) = path.parent() {
-        use rustix::fs::{AtFlags, CWD, Mode, OFlags};
-        use rustix::io::Errno;
-        let unnamed = rustix::fs::open(
-            dir,
-            OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        );
-        match unnamed {
-            Ok(fd) => {
-                let mut f = std::fs::File::from(fd);
-                f.write_all(bytes)?;
-                let proc_path = {
-                    use std::os::fd::AsRawFd;
-                    format!("/proc/self/fd/{}", f.as_raw_fd())
-                };
-                match rustix::fs::linkat(CWD, &proc_path, CWD, path, AtFlags::SYMLINK_FOLLOW) {
-                    Ok(()) => return Ok(()),
-                    // No /proc (a bare container): the portable way below.
-                    Err(Errno::NOENT) if Path::new("/proc/self/fd").symlink_metadata().is_err() => {
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            // The filesystem has no unnamed files.
-            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {}
-            Err(e) => return Err(e.into()),
-        }
+    if write_unnamed(path, bytes)? {
+        return Ok(());
     }
+    write_renamed(tmp, path, bytes)
+}
+
+/// `Ok(false)`: this filesystem (or a system without `/proc`) has no unnamed files to link.
+/// Like a new file, it never replaces one that exists.
+#[cfg(target_os = "linux")]
+fn write_unnamed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+    use rustix::io::Errno;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let unnamed = rustix::fs::open(
+        dir,
+        OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    );
+    let fd = match unnamed {
+        Ok(fd) => fd,
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let mut f = std::fs::File::from(fd);
+    f.write_all(bytes)?;
+    let proc_path = {
+        use std::os::fd::AsRawFd;
+        format!("/proc/self/fd/{}", f.as_raw_fd())
+    };
+    match rustix::fs::linkat(CWD, &proc_path, CWD, path, AtFlags::SYMLINK_FOLLOW) {
+        Ok(()) => Ok(true),
+        Err(Errno::NOENT) if Path::new("/proc/self/fd").symlink_metadata().is_err() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The portable way: written whole under `tmp`, then renamed to `path`.
+fn write_renamed(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = crate::private::open(tmp, crate::private::Open::CreateNew)?;
     f.write_all(bytes)?;
     drop(f);
@@ -281,5 +293,47 @@ impl Transport for SmsFile {
                 },
             }
         })
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    /// The directory holds exactly `path`, private, with `bytes` in it.
+    fn only(dir: &Path, path: &Path, bytes: &[u8]) {
+        let names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(names, [path.to_path_buf()]);
+        assert_eq!(std::fs::read(path).unwrap(), bytes);
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_unnamed_file_is_linked_whole_private_and_never_over_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.eml");
+        let bytes = b"From: a\r\n\r\nbody\r\n".repeat(1000);
+        assert!(
+            super::write_unnamed(&path, &bytes).unwrap(),
+            "O_TMPFILE works here"
+        );
+        only(dir.path(), &path, &bytes);
+        let again = super::write_unnamed(&path, b"other").unwrap_err();
+        assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
+        only(dir.path(), &path, &bytes);
+    }
+
+    #[test]
+    fn the_portable_way_writes_aside_and_renames() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.eml");
+        super::write_renamed(&dir.path().join(".b.eml.tmp"), &path, b"whole").unwrap();
+        only(dir.path(), &path, b"whole");
     }
 }
