@@ -154,8 +154,9 @@ fn write_whole(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_renamed(tmp, path, bytes)
 }
 
-/// `Ok(false)`: this filesystem (or a system without `/proc`) has no unnamed files to link.
-/// Like a new file, it never replaces one that exists.
+/// `Ok(false)`: no unnamed file could be made or linked here (a filesystem without them, no
+/// `/proc`); the caller writes the portable way. Like a new file, it never replaces one that
+/// exists.
 #[cfg(target_os = "linux")]
 fn write_unnamed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     use rustix::fs::{AtFlags, CWD, Mode, OFlags};
@@ -169,10 +170,10 @@ fn write_unnamed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
         OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
     );
-    let fd = match unnamed {
-        Ok(fd) => fd,
-        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => return Ok(false),
-        Err(e) => return Err(e.into()),
+    // Whatever the reason (a filesystem without unnamed files, an old kernel), the portable way
+    // is tried: it reports any error that is not about unnamed files.
+    let Ok(fd) = unnamed else {
+        return Ok(false);
     };
     let mut f = std::fs::File::from(fd);
     f.write_all(bytes)?;
@@ -182,8 +183,9 @@ fn write_unnamed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     };
     match rustix::fs::linkat(CWD, &proc_path, CWD, path, AtFlags::SYMLINK_FOLLOW) {
         Ok(()) => Ok(true),
-        Err(Errno::NOENT) if Path::new("/proc/self/fd").symlink_metadata().is_err() => Ok(false),
-        Err(e) => Err(e.into()),
+        Err(Errno::EXIST) => Err(Errno::EXIST.into()),
+        // No `/proc` (a bare container), or linking refused: the portable way.
+        Err(_) => Ok(false),
     }
 }
 
