@@ -151,10 +151,7 @@ impl Ledger {
         crate::private::create_dir(state_dir).map_err(io)?;
         // SQLite would create the file with the umask's mode: create it private first.
         crate::private::open(&path, crate::private::Open::ReadWrite).map_err(io)?;
-        let conn = Connection::open(&path).map_err(|source| LedgerError::Sqlite {
-            path: path.clone(),
-            source,
-        })?;
+        let conn = Connection::open(&path).map_err(sqlite_error(&path))?;
         let ledger = Ledger { conn, path };
         ledger.sql(|c| {
             c.execute_batch(
@@ -223,10 +220,7 @@ impl Ledger {
     }
 
     fn sql<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, LedgerError> {
-        f(&self.conn).map_err(|source| LedgerError::Sqlite {
-            path: self.path.clone(),
-            source,
-        })
+        f(&self.conn).map_err(sqlite_error(&self.path))
     }
 
     /// The ledger file.
@@ -411,17 +405,10 @@ impl Ledger {
     pub fn rows_of<'a>(&'a self, campaign: &'a str) -> Result<RowLookup<'a>, LedgerError> {
         let stmt = self
             .conn
-            .prepare(
-                "SELECT channel, address, contact_id, state, permanent, attempts, provider_id,
-                        last_error, created_at, updated_at, sent_at
-                 FROM messages WHERE campaign = ?1 AND channel = ?2 AND address = ?3",
-            )
-            .map_err(|source| LedgerError::Sqlite {
-                path: self.path.clone(),
-                source,
-            })?;
+            .prepare(&format!("{SELECT_ROWS} AND channel = ?2 AND address = ?3"))
+            .map_err(sqlite_error(&self.path))?;
         Ok(RowLookup {
-            ledger: self,
+            path: &self.path,
             campaign,
             stmt,
         })
@@ -430,11 +417,7 @@ impl Ledger {
     /// Calls `f` with every row of `campaign`, without holding them all in memory.
     pub fn each_row(&self, campaign: &str, mut f: impl FnMut(Row)) -> Result<(), LedgerError> {
         self.sql(|c| {
-            let mut stmt = c.prepare(
-                "SELECT channel, address, contact_id, state, permanent, attempts, provider_id,
-                        last_error, created_at, updated_at, sent_at
-                 FROM messages WHERE campaign = ?1",
-            )?;
+            let mut stmt = c.prepare(SELECT_ROWS)?;
             let mut rows = stmt.query([campaign])?;
             while let Some(r) = rows.next()? {
                 f(row_from(r)?);
@@ -507,11 +490,7 @@ impl Ledger {
         claims: &[Claim],
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>, LedgerError> {
-        let path = self.path.clone();
-        let sqlite = |source| LedgerError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sqlite = sqlite_error(&self.path);
         let sync = if claims.is_empty() { "NORMAL" } else { "FULL" };
         self.conn
             .execute_batch(&format!("PRAGMA synchronous = {sync}"))
@@ -551,11 +530,7 @@ impl Ledger {
         at: DateTime<Utc>,
         fingerprint: &crate::approval::Fingerprint,
     ) -> Result<i64, LedgerError> {
-        let path = self.path.clone();
-        let sqlite = |source| LedgerError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sqlite = sqlite_error(&self.path);
         let summary = serde_json::to_string(&fingerprint.summary).expect("a summary serialises");
         let tx = self.conn.transaction().map_err(sqlite)?;
         tx.execute(
@@ -674,11 +649,7 @@ impl Ledger {
     /// deleted keys) and the write-ahead log emptied, so no patient address lingers.
     pub fn purge(&mut self, campaign: &str) -> Result<CampaignRows, LedgerError> {
         let rows = self.campaign_rows(campaign)?;
-        let path = self.path.clone();
-        let sqlite = |source| LedgerError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let sqlite = sqlite_error(&self.path);
         self.conn
             .execute_batch("PRAGMA secure_delete = ON")
             .map_err(sqlite)?;
@@ -704,7 +675,7 @@ impl Ledger {
             tracing::warn!(
                 "{}: another process holds the ledger; its write-ahead log is emptied when it \
                  closes",
-                path.display()
+                self.path.display()
             );
         }
         Ok(rows)
@@ -713,7 +684,7 @@ impl Ledger {
 
 /// Rows of one campaign, looked up one by one ([`Ledger::rows_of`]).
 pub struct RowLookup<'a> {
-    ledger: &'a Ledger,
+    path: &'a Path,
     campaign: &'a str,
     stmt: rusqlite::Statement<'a>,
 }
@@ -724,12 +695,22 @@ impl RowLookup<'_> {
         self.stmt
             .query_row(params![self.campaign, channel.as_str(), address], row_from)
             .optional()
-            .map_err(|source| LedgerError::Sqlite {
-                path: self.ledger.path.clone(),
-                source,
-            })
+            .map_err(sqlite_error(self.path))
     }
 }
+
+/// The error of a SQLite call on the ledger at `path`.
+fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
+    |source| LedgerError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Every row of one campaign, with the columns [`row_from`] reads, in its order.
+const SELECT_ROWS: &str = "SELECT channel, address, contact_id, state, permanent, attempts,
+        provider_id, last_error, created_at, updated_at, sent_at
+    FROM messages WHERE campaign = ?1";
 
 fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
