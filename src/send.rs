@@ -243,6 +243,9 @@ struct Run {
     clock: Clock,
     writer: Option<WriterHandle>,
     stop: AtomicBool,
+    /// The server or the ledger failed: not even a message already claimed starts. (A signal
+    /// only stops the run: a claimed message that gets a session at once still goes.)
+    halt: AtomicBool,
     stop_reason: Mutex<Option<String>>,
     limit_left: AtomicUsize,
     /// Per channel (index `Channel as usize`).
@@ -264,6 +267,12 @@ impl Run {
             *r = Some(reason);
         }
         self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops the run because sending cannot go on (see `halt`).
+    fn halt(&self, reason: String) {
+        self.halt.store(true, Ordering::SeqCst);
+        self.stop(reason);
     }
 
     fn stopped(&self) -> bool {
@@ -425,14 +434,15 @@ impl Run {
                     return Result_::Skipped("already_sent");
                 }
                 Err(e) => {
-                    self.stop(format!("ledger: {e}"));
+                    self.halt(format!("ledger: {e}"));
                     self.give_back_limit();
                     self.give_back_cap(channel);
                     return Result_::NotAttempted;
                 }
             }
             // A message that had to wait for a session and whose turn came after the run
-            // stopped is released unsent; one that goes at once is in flight and finishes.
+            // stopped is released unsent; one that goes at once is in flight and finishes,
+            // unless the run halted (the server or the ledger failing).
             let (session, waited) = match &self.sessions[slot] {
                 Some(s) => match s.try_acquire() {
                     Ok(p) => (Some(p), false),
@@ -440,7 +450,7 @@ impl Run {
                 },
                 None => (None, false),
             };
-            if waited && self.stopped() {
+            if (waited && self.stopped()) || self.halt.load(Ordering::SeqCst) {
                 drop(session);
                 writer.record(ledger::Outcome {
                     channel,
@@ -456,7 +466,8 @@ impl Run {
                 return Result_::NotAttempted;
             }
             let delivery = transport.send(&message).await;
-            drop(session);
+            // The session is held until this outcome is counted: a failure that halts the run
+            // does so before the next message can take the session.
             let outcome = |state: State,
                            permanent: bool,
                            provider_id: Option<String>,
@@ -515,7 +526,7 @@ impl Run {
                         Some(format!("not sent: {error}")),
                     );
                     self.give_back_cap(channel);
-                    self.stop(format!("{channel}: {error}"));
+                    self.halt(format!("{channel}: {error}"));
                     return Result_::NotAttempted;
                 }
                 Delivery::Transient { error, retry_after } => {
@@ -526,6 +537,8 @@ impl Run {
                         self.give_back_cap(channel);
                         return Result_::RetryLater;
                     }
+                    // Others use the session while this one waits to retry.
+                    drop(session);
                     tokio::time::sleep(self.backoff(attempt - 1, retry_after)).await;
                     if self.stopped() {
                         self.give_back_cap(channel);
@@ -542,7 +555,7 @@ impl Run {
         // Messages in flight fail side by side: whichever reaches the stop first, the run
         // stopped at the threshold, and says so the same way every time.
         if n >= max {
-            self.stop(format!(
+            self.halt(format!(
                 "{channel}: {max} failures in a row (sending.max_consecutive_failures = {max}); \
                  the server is likely down, not the patients"
             ));
@@ -750,6 +763,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         clock: clock.clone(),
         writer: writer.as_ref().map(Writer::handle),
         stop: AtomicBool::new(false),
+        halt: AtomicBool::new(false),
         stop_reason: Mutex::new(None),
         limit_left: AtomicUsize::new(opts.limit.unwrap_or(usize::MAX)),
         consecutive: [AtomicU32::new(0), AtomicU32::new(0)],
