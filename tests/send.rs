@@ -616,6 +616,32 @@ fn dry_run_records_nothing_and_matches_check() {
 }
 
 #[test]
+fn a_dry_run_is_not_paced_by_the_rate_limits() {
+    // One message a minute on each channel: paced, 4 contacts would take 3 minutes.
+    let f = Fixture::new(&format!(
+        "{HEADER}\nP1,Ann,Lee,ann@example.com,(312) 555-0101,,yes,yes,\n\
+         P2,Bo,Ng,bo@example.com,(312) 555-0102,,yes,yes,\n\
+         P3,Cy,Oh,cy@example.com,(312) 555-0103,,yes,yes,\n\
+         P4,Di,Po,di@example.com,(312) 555-0104,,yes,yes,\n"
+    ));
+    f.write(
+        "campaign.toml",
+        &common::campaign_toml("[sending]\nemail_rate = \"1/min\"\nsms_rate = \"1/min\"\n"),
+    );
+    let started = std::time::Instant::now();
+    let (code, out, _) = f.run(&["send", "campaign.toml", "--dry-run", "--format", "json"]);
+    assert_eq!(code, 0);
+    let v = json(&out);
+    assert_eq!(v["channels"][0]["sent"], 4);
+    assert_eq!(v["channels"][1]["sent"], 4);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the dry run waited for the rate limiter: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn limit_counts_messages_of_all_channels() {
     let f = many(10);
     let (code, out, _) = f.run(&["send", "campaign.toml", "--limit", "7", "--format", "json"]);
