@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod contacts;
 pub mod dkim;
+pub mod fold;
 pub mod ledger;
 pub mod load;
 pub mod lock;

@@ -109,7 +109,8 @@ impl Loaded {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, LoadError> {
         let campaign = config::load(path, overrides)?;
         let now = plan::now().map_err(LoadError::Clock)?;
-        let templates = Templates::load(&campaign.templates_dir, &campaign.channels)?;
+        let mut templates = Templates::load(&campaign.templates_dir, &campaign.channels)?;
+        templates.fold_constants(&campaign);
         let contacts = contacts::load(
             &campaign.contacts,
             campaign.clinic.region,

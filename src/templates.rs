@@ -6,7 +6,7 @@
 //! the template gives a fallback with `default` (or `gsm7` in SMS). Contact values that are empty
 //! are absent from the data, so "empty" and "missing" are the same thing to a template.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use handlebars::{
@@ -91,6 +91,10 @@ pub struct Templates {
     pub files: BTreeMap<String, String>,
     /// Every `contact.*` the templates name.
     pub column_uses: Vec<ColumnUse>,
+    /// The top-level templates registered in `text` and in `html`, and the partials' names.
+    text_names: Vec<&'static str>,
+    html_names: Vec<&'static str>,
+    partial_names: BTreeSet<String>,
 }
 
 /// `{{default value "fallback"}}` and `{{gsm7 value "fallback"}}`: the value, or the fallback
@@ -220,6 +224,7 @@ impl Templates {
                 .map_err(|e| syntax_error(path, e))?;
         }
 
+        let (mut text_names, mut html_names) = (Vec::new(), Vec::new());
         let mut wanted = Vec::new();
         if channels.contains(&Channel::Email) {
             wanted.extend([
@@ -243,6 +248,7 @@ impl Templates {
             files.insert(file.to_string(), digest(&source));
             column_uses.extend(column_uses_in(file, &source));
             if file == EMAIL_HTML {
+                html_names.push(file);
                 // Check the template as written first, so syntax errors point at its own lines.
                 html.register_template_string(file, &source)
                     .map_err(|e| syntax_error(&path, e))?;
@@ -263,6 +269,7 @@ impl Templates {
                     }
                 })?;
             } else {
+                text_names.push(file);
                 text.register_template_string(file, &source)
                     .map_err(|e| syntax_error(&path, e))?;
             }
@@ -275,7 +282,43 @@ impl Templates {
             fingerprint: data_encoding::HEXLOWER.encode(&hasher.finalize()),
             files,
             column_uses,
+            text_names,
+            html_names,
+            partial_names: partials.into_keys().collect(),
         })
+    }
+
+    /// Folds what every message of `campaign` shares (`clinic.*`, `campaign.*`,
+    /// `unsubscribe_mailto`) into the compiled templates, so that rendering a message evaluates
+    /// only what is the patient's own. What they render is unchanged (see [`crate::fold`]).
+    pub fn fold_constants(&mut self, campaign: &Campaign) {
+        let constants =
+            serde_json::to_value(Shared::of(campaign)).expect("template data always serialises");
+        let partials = &self.partial_names;
+        crate::fold::fold(
+            &mut self.text,
+            &self.text_names,
+            partials,
+            &constants,
+            |s| s.to_string(),
+        );
+        crate::fold::fold(
+            &mut self.html,
+            &self.html_names,
+            partials,
+            &constants,
+            escape_html,
+        );
+    }
+
+    /// How many expressions a top-level template still evaluates per message.
+    pub fn evaluated(&self, name: &str) -> Option<usize> {
+        let reg = if name == EMAIL_HTML {
+            &self.html
+        } else {
+            &self.text
+        };
+        reg.get_template(name).map(crate::fold::evaluated)
     }
 
     /// The template directory.
@@ -520,23 +563,20 @@ struct CampaignData<'a> {
     name: &'a str,
 }
 
+/// What every message of a campaign sees alike: folded into the templates when they load
+/// ([`Templates::fold_constants`]) and, for whatever folding leaves, in every context.
 #[derive(Serialize)]
-struct Data<'a> {
-    contact: ContactFields<'a>,
+struct Shared<'a> {
     clinic: ClinicData<'a>,
     campaign: CampaignData<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unsubscribe_url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unsubscribe_mailto: Option<String>,
 }
 
-impl MessageData<'_> {
-    /// The Handlebars context, built once per contact and shared by its templates.
-    pub fn context(&self) -> Context {
-        let c = &self.campaign.clinic;
-        let data = Data {
-            contact: ContactFields(self.contact),
+impl<'a> Shared<'a> {
+    fn of(campaign: &'a Campaign) -> Self {
+        let c = &campaign.clinic;
+        Shared {
             clinic: ClinicData {
                 name: &c.name,
                 phone: &c.phone,
@@ -548,16 +588,34 @@ impl MessageData<'_> {
                 region: &c.region_code,
             },
             campaign: CampaignData {
-                id: &self.campaign.id,
-                name: &self.campaign.name,
+                id: &campaign.id,
+                name: &campaign.name,
             },
-            unsubscribe_url: self.unsubscribe_url,
-            unsubscribe_mailto: self
-                .campaign
+            unsubscribe_mailto: campaign
                 .email
                 .as_ref()
                 .and_then(|e| e.unsubscribe_mailto.as_ref())
                 .map(|a| a.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Data<'a> {
+    contact: ContactFields<'a>,
+    #[serde(flatten)]
+    shared: Shared<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unsubscribe_url: Option<&'a str>,
+}
+
+impl MessageData<'_> {
+    /// The Handlebars context, built once per contact and shared by its templates.
+    pub fn context(&self) -> Context {
+        let data = Data {
+            contact: ContactFields(self.contact),
+            shared: Shared::of(self.campaign),
+            unsubscribe_url: self.unsubscribe_url,
         };
         Context::wraps(data).expect("template data always serialises")
     }

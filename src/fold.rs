@@ -1,0 +1,487 @@
+//! Campaign-wide values folded into the compiled templates once, when they load.
+//!
+//! Every message of a campaign shares `clinic.*`, `campaign.*` and `unsubscribe_mailto`; the
+//! psoas templates name them about twenty times each. Handlebars would look each one up in the
+//! context and escape it again for every patient, which was most of the cost of rendering. Here
+//! each such expression becomes the text it always renders to, and an `{{#if}}`/`{{#unless}}` on
+//! one of them becomes the branch it always takes, so per patient only `contact.*` and
+//! `unsubscribe_url` are left to evaluate.
+//!
+//! Folding never changes what a template renders, so it is deliberately narrow: only a plain
+//! path (`{{clinic.name}}`, `{{{clinic.name}}}`, `{{unsubscribe_mailto}}`) whose value is a
+//! string, and only where the context is the template's root: never inside `#each`, `#with` or
+//! any other block that changes what a path means. A partial is folded only when every call of
+//! it is a plain `{{> name}}` at the root of a top-level template (no context, no hash, no
+//! indentation to apply); a template with inline partials or decorators is left alone. Elements
+//! keep their source positions, so an error in what is left still names its line.
+
+use std::collections::BTreeSet;
+
+use handlebars::template::{HelperTemplate, Parameter, TemplateElement, TemplateMapping};
+use handlebars::{Handlebars, Path, PathSeg, Template};
+use serde_json::Value;
+
+/// Folds `constants` (an object: `{"clinic": {…}, "campaign": {…}, …}`) into the templates
+/// `names` of `reg` and into the partials only they call. `escape` is the registry's own escape
+/// function, applied to what `{{…}}` (not `{{{…}}}`) would have written.
+pub fn fold(
+    reg: &mut Handlebars<'static>,
+    names: &[&str],
+    partials: &BTreeSet<String>,
+    constants: &Value,
+    escape: fn(&str) -> String,
+) {
+    let mut calls = Calls::default();
+    for name in names {
+        if let Some(t) = reg.get_template(name) {
+            calls.scan(&t.elements, true);
+        }
+    }
+    for name in partials {
+        if let Some(t) = reg.get_template(name) {
+            // A partial that calls a partial: its callee is not known to be at the root.
+            calls.scan(&t.elements, false);
+        }
+    }
+    let foldable: Vec<&str> = if calls.dynamic {
+        Vec::new()
+    } else {
+        partials
+            .iter()
+            .filter(|p| calls.at_root.contains(p.as_str()) && !calls.elsewhere.contains(*p))
+            .map(String::as_str)
+            .collect()
+    };
+    let folder = Folder { constants, escape };
+    for name in names.iter().copied().chain(foldable) {
+        let Some(t) = reg.get_template(name) else {
+            continue;
+        };
+        // A template with inline partials (which shadow registered ones) is left alone, and so
+        // is a top-level template that is also called as a partial from another scope.
+        if has_decorator(&t.elements) || calls.elsewhere.contains(name) {
+            continue;
+        }
+        if !positioned(t) {
+            continue;
+        }
+        let mut t = t.clone();
+        let (elements, mapping) = folder.fold(
+            std::mem::take(&mut t.elements),
+            std::mem::take(&mut t.mapping),
+        );
+        t.elements = elements;
+        t.mapping = mapping;
+        reg.register_template(name, t);
+    }
+}
+
+/// Where partials are called from.
+#[derive(Default)]
+struct Calls {
+    /// Called as a plain `{{> name}}` at the root of a top-level template.
+    at_root: BTreeSet<String>,
+    /// Called anywhere else, or in any other form.
+    elsewhere: BTreeSet<String>,
+    /// A partial named by an expression: any partial may be called from anywhere.
+    dynamic: bool,
+}
+
+impl Calls {
+    fn scan(&mut self, elements: &[TemplateElement], root: bool) {
+        for e in elements {
+            match e {
+                TemplateElement::PartialExpression(d) | TemplateElement::PartialBlock(d) => {
+                    let name = match &d.name {
+                        Parameter::Name(n) => n.clone(),
+                        Parameter::Literal(Value::String(n)) => n.clone(),
+                        _ => {
+                            self.dynamic = true;
+                            continue;
+                        }
+                    };
+                    let plain = root
+                        && matches!(e, TemplateElement::PartialExpression(_))
+                        && d.params.is_empty()
+                        && d.hash.is_empty()
+                        && d.indent.as_deref().is_none_or(str::is_empty);
+                    if plain {
+                        self.at_root.insert(name);
+                    } else {
+                        self.elsewhere.insert(name);
+                    }
+                    if let Some(t) = &d.template {
+                        self.scan(&t.elements, false);
+                    }
+                }
+                TemplateElement::HelperBlock(h) => {
+                    // `#if` and `#unless` keep the context; every other block may change it.
+                    let same_scope = root && is_condition(h);
+                    for t in h.template.iter().chain(h.inverse.iter()) {
+                        self.scan(&t.elements, same_scope);
+                    }
+                }
+                TemplateElement::DecoratorBlock(d) | TemplateElement::DecoratorExpression(d) => {
+                    if let Some(t) = &d.template {
+                        self.scan(&t.elements, false);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn has_decorator(elements: &[TemplateElement]) -> bool {
+    elements.iter().any(|e| match e {
+        TemplateElement::DecoratorBlock(_) | TemplateElement::DecoratorExpression(_) => true,
+        TemplateElement::HelperBlock(h) => h
+            .template
+            .iter()
+            .chain(h.inverse.iter())
+            .any(|t| has_decorator(&t.elements)),
+        _ => false,
+    })
+}
+
+/// `{{#if x}}` or `{{#unless x}}` with one parameter and no options.
+fn is_condition(h: &HelperTemplate) -> bool {
+    matches!(&h.name, Parameter::Name(n) if n == "if" || n == "unless")
+        && h.params.len() == 1
+        && h.hash.is_empty()
+        && h.block_param.is_none()
+}
+
+struct Folder<'a> {
+    constants: &'a Value,
+    escape: fn(&str) -> String,
+}
+
+impl Folder<'_> {
+    /// The constant a parameter names, if it names one.
+    fn constant(&self, p: &Parameter) -> Option<&Value> {
+        let mut segments: Vec<&str> = Vec::new();
+        match p {
+            // `{{unsubscribe_mailto}}`: a bare identifier (it could also name a helper, but no
+            // helper has the name of a constant).
+            Parameter::Name(n) => segments.push(n),
+            Parameter::Path(Path::Relative((segs, _))) => {
+                for s in segs {
+                    match s {
+                        PathSeg::Named(n) => segments.push(n),
+                        _ => return None,
+                    }
+                }
+            }
+            _ => return None,
+        }
+        let (first, rest) = segments.split_first()?;
+        let mut v = self.constants.as_object()?.get(*first)?;
+        for s in rest {
+            v = v.as_object()?.get(*s)?;
+        }
+        Some(v)
+    }
+
+    /// The text an expression always writes, when it is a plain path to a string constant.
+    fn text(&self, h: &HelperTemplate, raw: bool) -> Option<String> {
+        if h.block || !h.params.is_empty() || !h.hash.is_empty() || h.template.is_some() {
+            return None;
+        }
+        let Value::String(s) = self.constant(&h.name)? else {
+            return None;
+        };
+        Some(if raw { s.clone() } else { (self.escape)(s) })
+    }
+
+    /// The branch an `#if`/`#unless` on a constant always takes: `Some(None)` for nothing.
+    fn branch(&self, h: &HelperTemplate) -> Option<Option<Template>> {
+        if !is_condition(h) {
+            return None;
+        }
+        // Only strings: they are the constants, and their truth cannot depend on `includeZero`.
+        let Value::String(s) = self.constant(&h.params[0])? else {
+            return None;
+        };
+        let positive = matches!(&h.name, Parameter::Name(n) if n == "if");
+        let truthy = !s.is_empty();
+        let taken = if truthy == positive {
+            &h.template
+        } else {
+            &h.inverse
+        };
+        Some(taken.clone())
+    }
+
+    fn fold(
+        &self,
+        elements: Vec<TemplateElement>,
+        mapping: Vec<TemplateMapping>,
+    ) -> (Vec<TemplateElement>, Vec<TemplateMapping>) {
+        let mut out: Vec<TemplateElement> = Vec::with_capacity(elements.len());
+        let mut map: Vec<TemplateMapping> = Vec::with_capacity(mapping.len());
+        let mut push = |e: TemplateElement, m: TemplateMapping| {
+            // Adjacent text becomes one piece of text, written at once.
+            if let (TemplateElement::RawString(s), Some(TemplateElement::RawString(prev))) =
+                (&e, out.last_mut())
+            {
+                prev.push_str(s);
+                return;
+            }
+            out.push(e);
+            map.push(m);
+        };
+        for (e, m) in elements.into_iter().zip(mapping) {
+            match e {
+                TemplateElement::Expression(ref h) | TemplateElement::HtmlExpression(ref h) => {
+                    let raw = matches!(e, TemplateElement::HtmlExpression(_));
+                    match self.text(h, raw) {
+                        Some(text) => push(TemplateElement::RawString(text), m),
+                        None => push(e, m),
+                    }
+                }
+                TemplateElement::HelperBlock(mut h) => match self
+                    .branch(&h)
+                    .filter(|b| b.as_ref().is_none_or(positioned))
+                {
+                    Some(Some(t)) => {
+                        let (es, ms) = self.fold(t.elements, t.mapping);
+                        for (e, m) in es.into_iter().zip(ms) {
+                            push(e, m);
+                        }
+                    }
+                    Some(None) => {}
+                    None if is_condition(&h) => {
+                        // The condition is the patient's: the branches keep the root context.
+                        let branches = [h.template.as_mut(), h.inverse.as_mut()];
+                        for t in branches.into_iter().flatten().filter(|t| positioned(t)) {
+                            let (es, ms) = self.fold(
+                                std::mem::take(&mut t.elements),
+                                std::mem::take(&mut t.mapping),
+                            );
+                            t.elements = es;
+                            t.mapping = ms;
+                        }
+                        push(TemplateElement::HelperBlock(h), m);
+                    }
+                    None => push(TemplateElement::HelperBlock(h), m),
+                },
+                other => push(other, m),
+            }
+        }
+        (out, map)
+    }
+}
+
+/// Whether a template has a source position for each element, as one compiled from source has
+/// (the `{{else if}}` of a chain has none): only then can elements be moved with theirs.
+fn positioned(t: &Template) -> bool {
+    t.mapping.len() == t.elements.len()
+}
+
+/// How many expressions and blocks a template still evaluates per message (for tests).
+pub fn evaluated(t: &Template) -> usize {
+    t.elements
+        .iter()
+        .map(|e| match e {
+            TemplateElement::RawString(_) | TemplateElement::Comment(_) => 0,
+            TemplateElement::HelperBlock(h) => {
+                1 + h
+                    .template
+                    .iter()
+                    .chain(h.inverse.iter())
+                    .map(evaluated)
+                    .sum::<usize>()
+            }
+            _ => 1,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::templates::{EMAIL_HTML, EMAIL_TEXT, MessageData, SMS_TEXT, SUBJECT, Templates};
+
+    fn registry(templates: &[(&str, &str)], partials: &[(&str, &str)]) -> Handlebars<'static> {
+        let mut h = Handlebars::new();
+        h.set_strict_mode(true);
+        h.register_escape_fn(crate::templates::escape_html);
+        for (name, source) in templates.iter().chain(partials) {
+            h.register_template_string(name, source).unwrap();
+        }
+        h
+    }
+
+    /// Renders `t` with `data` unfolded and folded; both must agree, and the folded one must
+    /// evaluate `left` expressions per message.
+    fn same(source: &str, partials: &[(&str, &str)], data: &Value, left: usize) -> String {
+        let plain = registry(&[("t", source)], partials);
+        let mut folded = registry(&[("t", source)], partials);
+        let names: BTreeSet<String> = partials.iter().map(|(n, _)| n.to_string()).collect();
+        let constants = serde_json::json!({
+            "clinic": data["clinic"],
+            "unsubscribe_mailto": data["unsubscribe_mailto"],
+        });
+        fold(
+            &mut folded,
+            &["t"],
+            &names,
+            &constants,
+            crate::templates::escape_html,
+        );
+        let a = plain.render("t", data);
+        let b = folded.render("t", data);
+        match (&a, &b) {
+            (Ok(x), Ok(y)) => assert_eq!(x, y),
+            (Err(x), Err(y)) => {
+                assert_eq!(x.line_no, y.line_no, "{x} / {y}");
+                assert_eq!(x.reason().to_string(), y.reason().to_string());
+            }
+            _ => panic!("unfolded {a:?}, folded {b:?}"),
+        }
+        assert_eq!(
+            evaluated(folded.get_template("t").unwrap()),
+            left,
+            "{source}"
+        );
+        a.unwrap_or_else(|e| format!("error line {:?}: {}", e.line_no, e.reason()))
+    }
+
+    /// The constants of [`data`].
+    fn constants() -> Value {
+        let d = data();
+        serde_json::json!({"clinic": d["clinic"], "unsubscribe_mailto": d["unsubscribe_mailto"]})
+    }
+
+    fn data() -> Value {
+        serde_json::json!({
+            "clinic": {"name": "O'Brien & Sons <Physio>", "phone": "+1 312 555 0100", "empty": ""},
+            "unsubscribe_mailto": "unsub@riverside.example",
+            "contact": {"first_name": "Ann", "tags": [{"clinic": {"name": "inner"}}]},
+        })
+    }
+
+    #[test]
+    fn constants_become_text_and_only_the_patients_values_are_left() {
+        let out = same(
+            "Hi {{contact.first_name}}, {{clinic.name}} {{{clinic.name}}} {{clinic.phone}}",
+            &[],
+            &data(),
+            1,
+        );
+        assert_eq!(
+            out,
+            "Hi Ann, O&#39;Brien &amp; Sons &lt;Physio&gt; O'Brien & Sons <Physio> +1 312 555 0100"
+        );
+        same("{{unsubscribe_mailto}}", &[], &data(), 0);
+    }
+
+    #[test]
+    fn conditions_on_constants_take_their_branch_and_others_keep_theirs_folded() {
+        let d = data();
+        let out = same(
+            "{{#if unsubscribe_mailto}}mail {{unsubscribe_mailto}}{{else}}none{{/if}}\n\
+             {{#unless clinic.empty}}no empty {{clinic.phone}}{{/unless}}\n\
+             {{#if clinic.empty}}x{{else if contact.first_name}}{{clinic.phone}}{{/if}}\n\
+             {{#if contact.first_name}}{{clinic.phone}} {{contact.first_name}}{{/if}}",
+            &[],
+            &d,
+            // An `{{else if}}` chain is left whole (its links carry no source positions): the
+            // block, the inner block, its value; then the block on the patient and their name.
+            3 + 2,
+        );
+        assert!(out.starts_with("mail unsub@riverside.example\nno empty +1 312 555 0100\n"));
+    }
+
+    #[test]
+    fn blocks_that_change_the_context_are_left_alone() {
+        // Inside #each, `clinic.name` is the item's: folding it would be wrong.
+        let out = same(
+            "{{#each contact.tags}}{{clinic.name}}{{/each}}|{{#with contact}}{{first_name}}{{/with}}",
+            &[],
+            &data(),
+            2 + 2,
+        );
+        assert_eq!(out, "inner|Ann");
+    }
+
+    #[test]
+    fn partials_are_folded_only_when_every_call_is_plain_and_at_the_root() {
+        let p = [("foot", "{{clinic.phone}} {{contact.first_name}}")];
+        // Called plainly at the root: folded (its own expression is left, the call too).
+        let mut folded = registry(&[("t", "{{> foot}}")], &p);
+        let names = BTreeSet::from(["foot".to_string()]);
+        fold(
+            &mut folded,
+            &["t"],
+            &names,
+            &constants(),
+            crate::templates::escape_html,
+        );
+        assert_eq!(evaluated(folded.get_template("foot").unwrap()), 1);
+        same("{{> foot}}", &p, &data(), 1);
+        // Also called inside #each: not folded.
+        let mut folded = registry(
+            &[("t", "{{> foot}}{{#each contact.tags}}{{> foot}}{{/each}}")],
+            &p,
+        );
+        fold(
+            &mut folded,
+            &["t"],
+            &names,
+            &constants(),
+            crate::templates::escape_html,
+        );
+        assert_eq!(evaluated(folded.get_template("foot").unwrap()), 2);
+    }
+
+    #[test]
+    fn a_missing_value_is_still_reported_on_its_own_line() {
+        let out = same(
+            "{{clinic.name}}\n{{clinic.phone}}\n{{#if unsubscribe_mailto}}\n{{contact.last_name}}\n{{/if}}",
+            &[],
+            &data(),
+            1,
+        );
+        assert!(out.starts_with("error line Some(4)"), "{out}");
+    }
+
+    /// The shipped campaign renders the same for every sample contact, folded or not.
+    #[test]
+    fn the_shipped_campaign_renders_the_same_folded() {
+        let state = tempfile::tempdir().unwrap();
+        let set = format!("sending.state_dir={}", state.path().display());
+        let loaded = crate::load::Loaded::load(
+            std::path::Path::new("campaigns/psoas.toml"),
+            std::slice::from_ref(&set),
+        )
+        .unwrap();
+        let plain =
+            Templates::load(&loaded.campaign.templates_dir, &loaded.campaign.channels).unwrap();
+        let folded = &loaded.templates;
+        for contact in &loaded.contacts.contacts {
+            let data = MessageData {
+                campaign: &loaded.campaign,
+                contact,
+                unsubscribe_url: Some("https://riverside.example/unsubscribe?t=tok"),
+            }
+            .context();
+            assert_eq!(plain.render_email(&data), folded.render_email(&data));
+            assert_eq!(plain.render_sms(&data), folded.render_sms(&data));
+        }
+        // What is left per message: the patient's name and the unsubscribe link (the HTML
+        // template has its partials written in), and the text part's two partial calls.
+        for (name, left) in [
+            (SUBJECT, 0),
+            (EMAIL_HTML, 2),
+            (EMAIL_TEXT, 3),
+            (SMS_TEXT, 1),
+            ("footer_text", 1),
+            ("symptoms_text", 0),
+        ] {
+            assert_eq!(folded.evaluated(name), Some(left), "{name}");
+        }
+        assert!(plain.evaluated(EMAIL_HTML).unwrap() > 20);
+    }
+}
