@@ -843,10 +843,12 @@ impl Writer {
                 let mut failed: Option<String> = None;
                 // A run dirties the same index pages commit after commit: checkpointing every
                 // 10,000 WAL pages instead of 1,000 copies each of them back to the database
-                // once, not ten times (a fifth less ledger time). The WAL file is cut back to
-                // 4 MiB after each checkpoint.
+                // once, not ten times (a fifth less ledger time). The WAL file keeps its size
+                // during the run, so a commit after a checkpoint overwrites blocks it already
+                // has instead of making the file system allocate them again; it is emptied when
+                // the run's last commit is done.
                 if let Err(e) = ledger.conn.execute_batch(
-                    "PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = 4194304;",
+                    "PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = -1;",
                 ) {
                     failed = Some(e.to_string());
                 }
@@ -913,6 +915,13 @@ impl Writer {
                     }
                 }
                 tracing::debug!(commits, requests, "ledger writer done");
+                // Another process reading the ledger (`status`, `preview --serve`) may keep part
+                // of the log for now; it is cut back when that reader is done.
+                if let Err(e) = ledger.conn.execute_batch(
+                    "PRAGMA journal_size_limit = 4194304; PRAGMA wal_checkpoint(TRUNCATE);",
+                ) {
+                    tracing::debug!("ledger: emptying the write-ahead log: {e}");
+                }
                 ledger
             })
             .expect("start the ledger thread");
