@@ -313,21 +313,17 @@ mod tests {
         h
     }
 
-    /// Renders `t` with `data` unfolded and folded; both must agree, and the folded one must
+    /// Renders `t` with `data` unfolded and folded (with [`constants`]); both must agree, and the folded one must
     /// evaluate `left` expressions per message.
     fn same(source: &str, partials: &[(&str, &str)], data: &Value, left: usize) -> String {
         let plain = registry(&[("t", source)], partials);
         let mut folded = registry(&[("t", source)], partials);
         let names: BTreeSet<String> = partials.iter().map(|(n, _)| n.to_string()).collect();
-        let constants = serde_json::json!({
-            "clinic": data["clinic"],
-            "unsubscribe_mailto": data["unsubscribe_mailto"],
-        });
         fold(
             &mut folded,
             &["t"],
             &names,
-            &constants,
+            &constants(),
             crate::templates::escape_html,
         );
         let a = plain.render("t", data);
@@ -406,11 +402,9 @@ mod tests {
         assert_eq!(out, "inner|Ann");
     }
 
-    #[test]
-    fn partials_are_folded_only_when_every_call_is_plain_and_at_the_root() {
-        let p = [("foot", "{{clinic.phone}} {{contact.first_name}}")];
-        // Called plainly at the root: folded (its own expression is left, the call too).
-        let mut folded = registry(&[("t", "{{> foot}}")], &p);
+    /// How many expressions the partial `foot` still evaluates after folding with `t`.
+    fn left_in_foot(t: &str, foot: &str) -> usize {
+        let mut folded = registry(&[("t", t)], &[("foot", foot)]);
         let names = BTreeSet::from(["foot".to_string()]);
         fold(
             &mut folded,
@@ -419,21 +413,18 @@ mod tests {
             &constants(),
             crate::templates::escape_html,
         );
-        assert_eq!(evaluated(folded.get_template("foot").unwrap()), 1);
-        same("{{> foot}}", &p, &data(), 1);
+        evaluated(folded.get_template("foot").unwrap())
+    }
+
+    #[test]
+    fn partials_are_folded_only_when_every_call_is_plain_and_at_the_root() {
+        let foot = "{{clinic.phone}} {{contact.first_name}}";
+        // Called plainly at the root: folded (the patient's name is left).
+        assert_eq!(left_in_foot("{{> foot}}", foot), 1);
+        same("{{> foot}}", &[("foot", foot)], &data(), 1);
         // Also called inside #each: not folded.
-        let mut folded = registry(
-            &[("t", "{{> foot}}{{#each contact.tags}}{{> foot}}{{/each}}")],
-            &p,
-        );
-        fold(
-            &mut folded,
-            &["t"],
-            &names,
-            &constants(),
-            crate::templates::escape_html,
-        );
-        assert_eq!(evaluated(folded.get_template("foot").unwrap()), 2);
+        let t = "{{> foot}}{{#each contact.tags}}{{> foot}}{{/each}}";
+        assert_eq!(left_in_foot(t, foot), 2);
     }
 
     #[test]
