@@ -313,10 +313,8 @@ mod tests {
         h
     }
 
-    /// Renders `t` with `data` unfolded and folded (with [`constants`]); both must agree, and the folded one must
-    /// evaluate `left` expressions per message.
-    fn same(source: &str, partials: &[(&str, &str)], data: &Value, left: usize) -> String {
-        let plain = registry(&[("t", source)], partials);
+    /// A registry of the template `t` and `partials`, folded with [`constants`].
+    fn folded(source: &str, partials: &[(&str, &str)]) -> Handlebars<'static> {
         let mut folded = registry(&[("t", source)], partials);
         let names: BTreeSet<String> = partials.iter().map(|(n, _)| n.to_string()).collect();
         fold(
@@ -326,6 +324,14 @@ mod tests {
             &constants(),
             crate::templates::escape_html,
         );
+        folded
+    }
+
+    /// Renders `t` with `data` unfolded and folded; both must agree, and the folded one must
+    /// evaluate `left` expressions per message.
+    fn same(source: &str, partials: &[(&str, &str)], data: &Value, left: usize) -> String {
+        let plain = registry(&[("t", source)], partials);
+        let folded = folded(source, partials);
         let a = plain.render("t", data);
         let b = folded.render("t", data);
         match (&a, &b) {
@@ -404,16 +410,7 @@ mod tests {
 
     /// How many expressions the partial `foot` still evaluates after folding with `t`.
     fn left_in_foot(t: &str, foot: &str) -> usize {
-        let mut folded = registry(&[("t", t)], &[("foot", foot)]);
-        let names = BTreeSet::from(["foot".to_string()]);
-        fold(
-            &mut folded,
-            &["t"],
-            &names,
-            &constants(),
-            crate::templates::escape_html,
-        );
-        evaluated(folded.get_template("foot").unwrap())
+        evaluated(folded(t, &[("foot", foot)]).get_template("foot").unwrap())
     }
 
     #[test]
