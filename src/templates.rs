@@ -300,7 +300,7 @@ impl Templates {
             &self.text_names,
             partials,
             &constants,
-            |s| s.to_string(),
+            handlebars::no_escape,
         );
         crate::fold::fold(
             &mut self.html,
@@ -311,7 +311,8 @@ impl Templates {
         );
     }
 
-    /// How many expressions a top-level template still evaluates per message.
+    /// How many expressions a template or partial still evaluates per message (the HTML
+    /// template's partials are written into it).
     pub fn evaluated(&self, name: &str) -> Option<usize> {
         let reg = if name == EMAIL_HTML {
             &self.html
