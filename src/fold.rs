@@ -59,19 +59,11 @@ pub fn fold(
         };
         // A template with inline partials (which shadow registered ones) is left alone, and so
         // is a top-level template that is also called as a partial from another scope.
-        if has_decorator(&t.elements) || calls.elsewhere.contains(name) {
-            continue;
-        }
-        if !positioned(t) {
+        if has_decorator(&t.elements) || calls.elsewhere.contains(name) || !positioned(t) {
             continue;
         }
         let mut t = t.clone();
-        let (elements, mapping) = folder.fold(
-            std::mem::take(&mut t.elements),
-            std::mem::take(&mut t.mapping),
-        );
-        t.elements = elements;
-        t.mapping = mapping;
+        folder.fold_in_place(&mut t);
         reg.register_template(name, t);
     }
 }
@@ -194,8 +186,9 @@ impl Folder<'_> {
         Some(if raw { s.clone() } else { (self.escape)(s) })
     }
 
-    /// The branch an `#if`/`#unless` on a constant always takes: `Some(None)` for nothing.
-    fn branch(&self, h: &HelperTemplate) -> Option<Option<Template>> {
+    /// Which branch an `#if`/`#unless` on a constant always takes: `Some(true)` for its
+    /// template, `Some(false)` for its inverse.
+    fn branch(&self, h: &HelperTemplate) -> Option<bool> {
         if !is_condition(h) {
             return None;
         }
@@ -205,12 +198,17 @@ impl Folder<'_> {
         };
         let positive = matches!(&h.name, Parameter::Name(n) if n == "if");
         let truthy = !s.is_empty();
-        let taken = if truthy == positive {
-            &h.template
-        } else {
-            &h.inverse
-        };
-        Some(taken.clone())
+        Some(truthy == positive)
+    }
+
+    /// Folds a template's own elements, keeping each one's source position.
+    fn fold_in_place(&self, t: &mut Template) {
+        let (elements, mapping) = self.fold(
+            std::mem::take(&mut t.elements),
+            std::mem::take(&mut t.mapping),
+        );
+        t.elements = elements;
+        t.mapping = mapping;
     }
 
     fn fold(
@@ -240,32 +238,34 @@ impl Folder<'_> {
                         None => push(e, m),
                     }
                 }
-                TemplateElement::HelperBlock(mut h) => match self
-                    .branch(&h)
-                    .filter(|b| b.as_ref().is_none_or(positioned))
-                {
-                    Some(Some(t)) => {
-                        let (es, ms) = self.fold(t.elements, t.mapping);
-                        for (e, m) in es.into_iter().zip(ms) {
-                            push(e, m);
+                TemplateElement::HelperBlock(mut h) => {
+                    let condition = is_condition(&h);
+                    let taken = match self.branch(&h) {
+                        Some(true) => Some(&mut h.template),
+                        Some(false) => Some(&mut h.inverse),
+                        None => None,
+                    };
+                    match taken {
+                        Some(branch) if branch.as_ref().is_none_or(positioned) => {
+                            if let Some(t) = branch.take() {
+                                let (es, ms) = self.fold(t.elements, t.mapping);
+                                for (e, m) in es.into_iter().zip(ms) {
+                                    push(e, m);
+                                }
+                            }
                         }
-                    }
-                    Some(None) => {}
-                    None if is_condition(&h) => {
-                        // The condition is the patient's: the branches keep the root context.
-                        let branches = [h.template.as_mut(), h.inverse.as_mut()];
-                        for t in branches.into_iter().flatten().filter(|t| positioned(t)) {
-                            let (es, ms) = self.fold(
-                                std::mem::take(&mut t.elements),
-                                std::mem::take(&mut t.mapping),
-                            );
-                            t.elements = es;
-                            t.mapping = ms;
+                        _ if condition => {
+                            // The condition is the patient's (or its branch has no positions):
+                            // the branches keep the root context.
+                            let branches = [h.template.as_mut(), h.inverse.as_mut()];
+                            for t in branches.into_iter().flatten().filter(|t| positioned(t)) {
+                                self.fold_in_place(t);
+                            }
+                            push(TemplateElement::HelperBlock(h), m);
                         }
-                        push(TemplateElement::HelperBlock(h), m);
+                        _ => push(TemplateElement::HelperBlock(h), m),
                     }
-                    None => push(TemplateElement::HelperBlock(h), m),
-                },
+                }
                 other => push(other, m),
             }
         }
@@ -279,7 +279,8 @@ fn positioned(t: &Template) -> bool {
     t.mapping.len() == t.elements.len()
 }
 
-/// How many expressions and blocks a template still evaluates per message (for tests).
+/// How many expressions and blocks a template still evaluates per message.
+#[cfg(test)]
 pub fn evaluated(t: &Template) -> usize {
     t.elements
         .iter()

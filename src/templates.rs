@@ -313,6 +313,7 @@ impl Templates {
 
     /// How many expressions a template or partial still evaluates per message (the HTML
     /// template's partials are written into it).
+    #[cfg(test)]
     pub fn evaluated(&self, name: &str) -> Option<usize> {
         let reg = if name == EMAIL_HTML {
             &self.html
