@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, TimeZone, Utc};
-use futures::StreamExt;
 use governor::{Quota, RateLimiter};
 
 use crate::channel::{Channel, Delivery, EmailOut, Outgoing, SmsOut, Transport};
@@ -204,6 +203,7 @@ impl Clock {
 }
 
 /// One message to try.
+#[derive(Clone, Copy)]
 struct Work {
     index: usize,
     channel: Channel,
@@ -804,25 +804,35 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
                 .as_ref()
                 .map_or(sending.concurrency, |t| t.in_flight(sending.concurrency));
             async move {
-                // Each message is its own task, so rendering runs on every worker thread.
-                let results: Vec<(usize, Result_)> = futures::stream::iter(items)
-                    .map(|w| {
-                        let run = Arc::clone(&run);
-                        async move {
-                            let index = w.index;
-                            tokio::spawn(async move { (index, run.deliver(w).await) })
-                                .await
-                                .expect("a message task panicked")
-                        }
+                // A fixed set of tasks, each taking the next message when its last one is done:
+                // rendering runs on every worker thread, and a finished message does not have to
+                // wake this thread to start the next one.
+                let items: Arc<[Work]> = items.into();
+                let next = Arc::new(AtomicUsize::new(0));
+                let tasks: Vec<_> = (0..concurrency.clamp(1, items.len().max(1)))
+                    .map(|_| {
+                        let (run, items, next, bar) = (
+                            Arc::clone(&run),
+                            Arc::clone(&items),
+                            Arc::clone(&next),
+                            bar.clone(),
+                        );
+                        tokio::spawn(async move {
+                            let mut done = Vec::new();
+                            while let Some(&w) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                                done.push((w.index, run.deliver(w).await));
+                                if let Some(b) = &bar {
+                                    b.inc(1);
+                                }
+                            }
+                            done
+                        })
                     })
-                    .buffer_unordered(concurrency)
-                    .inspect(|_| {
-                        if let Some(b) = &bar {
-                            b.inc(1);
-                        }
-                    })
-                    .collect()
-                    .await;
+                    .collect();
+                let mut results = Vec::with_capacity(items.len());
+                for t in tasks {
+                    results.extend(t.await.expect("a message task panicked"));
+                }
                 if let Some(b) = &bar {
                     b.finish();
                 }
