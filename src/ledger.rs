@@ -401,16 +401,20 @@ impl Ledger {
         })
     }
 
-    /// Looks up many rows of `campaign` with one prepared statement.
+    /// Looks up many rows of `campaign` with one prepared statement, in one read transaction:
+    /// SQLite then takes its shared lock once, not once per row.
     pub fn rows_of<'a>(&'a self, campaign: &'a str) -> Result<RowLookup<'a>, LedgerError> {
+        let sqlite = sqlite_error(&self.path);
+        let read = self.conn.unchecked_transaction().map_err(sqlite)?;
         let stmt = self
             .conn
             .prepare(&format!("{SELECT_ROWS} AND channel = ?2 AND address = ?3"))
-            .map_err(sqlite_error(&self.path))?;
+            .map_err(sqlite)?;
         Ok(RowLookup {
             path: &self.path,
             campaign,
             stmt,
+            _read: read,
         })
     }
 
@@ -687,6 +691,8 @@ pub struct RowLookup<'a> {
     path: &'a Path,
     campaign: &'a str,
     stmt: rusqlite::Statement<'a>,
+    /// Ended (it only read) after the statement is dropped.
+    _read: rusqlite::Transaction<'a>,
 }
 
 impl RowLookup<'_> {
