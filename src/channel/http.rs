@@ -17,8 +17,8 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{Client, RequestBuilder, StatusCode};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Client, RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
 use super::{CheckError, Delivery, Outgoing, SmsOut, Transport};
@@ -50,7 +50,9 @@ pub struct Gateway {
 
 enum Dialect {
     Twilio {
-        messages_url: String,
+        /// Parsed once: every message goes to the same URL with the same credentials.
+        messages_url: Url,
+        authorization: HeaderValue,
         account_url: String,
         account: String,
         token: String,
@@ -58,7 +60,7 @@ enum Dialect {
         status_callback: Option<String>,
     },
     Vonage {
-        url: String,
+        url: Url,
         api_key: String,
         api_secret: String,
         callback: Option<String>,
@@ -86,17 +88,19 @@ impl Gateway {
             GatewayPreset::Twilio => {
                 let account = settings.account.clone().expect("validated");
                 let root = format!("{}/2010-04-01/Accounts/{account}", settings.base_url);
+                let token = secret.expect("validated");
                 Dialect::Twilio {
-                    messages_url: format!("{root}/Messages.json"),
+                    messages_url: parse_url(&format!("{root}/Messages.json"))?,
+                    authorization: basic_authorization(&account, &token),
                     account_url: format!("{root}.json"),
                     account,
-                    token: secret.expect("validated"),
+                    token,
                     messaging_service_sid: settings.messaging_service_sid.clone(),
                     status_callback: settings.status_callback.clone(),
                 }
             }
             GatewayPreset::Vonage => Dialect::Vonage {
-                url: format!("{}/json", settings.base_url),
+                url: parse_url(&format!("{}/json", settings.base_url))?,
                 api_key: settings.account.clone().expect("validated"),
                 api_secret: secret.expect("validated"),
                 callback: settings.status_callback.clone(),
@@ -127,8 +131,7 @@ impl Gateway {
         let request = match &self.dialect {
             Dialect::Twilio {
                 messages_url,
-                account,
-                token,
+                authorization,
                 messaging_service_sid,
                 status_callback,
                 ..
@@ -142,8 +145,8 @@ impl Gateway {
                     form.push(("StatusCallback", cb));
                 }
                 self.client
-                    .post(messages_url)
-                    .basic_auth(account, Some(token))
+                    .post(messages_url.clone())
+                    .header(AUTHORIZATION, authorization.clone())
                     .form(&form)
             }
             Dialect::Vonage {
@@ -172,7 +175,7 @@ impl Gateway {
                 if let Some(cb) = callback {
                     form.push(("callback", cb));
                 }
-                self.client.post(url).form(&form)
+                self.client.post(url.clone()).form(&form)
             }
             Dialect::Generic {
                 spec,
@@ -188,14 +191,14 @@ impl Gateway {
             Err(e) => self.failed_request(&e),
             Ok(response) => {
                 let status = response.status();
-                let headers = response.headers().clone();
+                let wait = retry_after(response.headers());
                 // None: the reply broke off (or timed out) after its status line.
                 let body = response.bytes().await.ok();
                 let body = body.as_deref();
                 match &self.dialect {
-                    Dialect::Twilio { .. } => twilio_reply(status, &headers, body),
-                    Dialect::Vonage { .. } => vonage_reply(status, &headers, body),
-                    Dialect::Generic { spec, .. } => generic_reply(spec, status, &headers, body),
+                    Dialect::Twilio { .. } => twilio_reply(status, wait, body),
+                    Dialect::Vonage { .. } => vonage_reply(status, wait, body),
+                    Dialect::Generic { spec, .. } => generic_reply(spec, status, wait, body),
                 }
             }
         };
@@ -331,10 +334,25 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// Gateways quote the number in their errors ("The 'To' number +13125550142 is not valid"):
 /// errors reach logs, so the number is masked in them like everywhere else.
 fn hide_number(d: Delivery, to: &str) -> Delivery {
-    let masked = crate::send::mask(crate::channel::Channel::Sms, to);
-    let digits = digits(to);
-    let hide = |e: String| e.replace(to, &masked).replace(&digits, &masked);
-    d.map_error(hide)
+    d.map_error(|e| {
+        let masked = crate::send::mask(crate::channel::Channel::Sms, to);
+        e.replace(to, &masked).replace(&digits(to), &masked)
+    })
+}
+
+/// A gateway URL from the campaign's `base_url`.
+fn parse_url(url: &str) -> Result<Url, String> {
+    Url::parse(url).map_err(|e| format!("sms.gateway.base_url: {url:?} is not a URL: {e}"))
+}
+
+/// `Authorization: Basic …` for `user` and `password`, marked sensitive (kept out of debug
+/// output), as reqwest's `basic_auth` writes it.
+fn basic_authorization(user: &str, password: &str) -> HeaderValue {
+    let encoded = data_encoding::BASE64.encode(format!("{user}:{password}").as_bytes());
+    let mut value =
+        HeaderValue::try_from(format!("Basic {encoded}")).expect("base64 is a valid header value");
+    value.set_sensitive(true);
+    value
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -350,7 +368,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// What every dialect agrees on, whatever the body says: credentials (401/403), throttling (429)
 /// and server errors (5xx).
-fn by_status(status: StatusCode, headers: &HeaderMap, detail: &str) -> Option<Delivery> {
+fn by_status(status: StatusCode, wait: Option<Duration>, detail: &str) -> Option<Delivery> {
     let error = format!("HTTP {status}{detail}");
     if matches!(status.as_u16(), 401 | 403) {
         Some(Delivery::Fatal {
@@ -362,7 +380,7 @@ fn by_status(status: StatusCode, headers: &HeaderMap, detail: &str) -> Option<De
     {
         Some(Delivery::Transient {
             error,
-            retry_after: retry_after(headers),
+            retry_after: wait,
         })
     } else {
         None
@@ -393,7 +411,7 @@ fn excerpt(body: &[u8]) -> String {
     }
 }
 
-fn twilio_reply(status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) -> Delivery {
+fn twilio_reply(status: StatusCode, wait: Option<Duration>, body: Option<&[u8]>) -> Delivery {
     let body = body.unwrap_or_default();
     let v = json(body);
     let code = v.as_ref().and_then(|v| v["code"].as_i64());
@@ -419,7 +437,7 @@ fn twilio_reply(status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) ->
         };
     }
     if matches!(status.as_u16(), 401 | 403) {
-        return by_status(status, headers, &detail).expect("401 and 403 are fatal");
+        return by_status(status, wait, &detail).expect("401 and 403 are fatal");
     }
     if let Some(c) = code {
         let error = format!("HTTP {status}{detail}");
@@ -432,14 +450,14 @@ fn twilio_reply(status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) ->
         if c == TWILIO_TOO_MANY_REQUESTS {
             return Delivery::Transient {
                 error,
-                retry_after: retry_after(headers),
+                retry_after: wait,
             };
         }
         if TWILIO_INVALID_NUMBER.contains(&c) {
             return Delivery::Permanent { error };
         }
     }
-    by_status(status, headers, &detail).unwrap_or_else(|| Delivery::Permanent {
+    by_status(status, wait, &detail).unwrap_or_else(|| Delivery::Permanent {
         error: format!("HTTP {status}{detail}"),
     })
 }
@@ -453,13 +471,13 @@ const VONAGE_FATAL: &[&str] = &["4", "8", "9", "11", "14", "15", "23", "32"];
 const VONAGE_TRANSIENT: &[&str] = &["1", "5", "10"];
 const VONAGE_OPTED_OUT: &str = "7";
 
-fn vonage_reply(status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) -> Delivery {
+fn vonage_reply(status: StatusCode, wait: Option<Duration>, body: Option<&[u8]>) -> Delivery {
     let Some(body) = body else {
         return Delivery::Unknown {
             error: format!("HTTP {status}, the reply could not be read"),
         };
     };
-    if let Some(d) = by_status(status, headers, &format!(": {}", excerpt(body))) {
+    if let Some(d) = by_status(status, wait, &format!(": {}", excerpt(body))) {
         return d;
     }
     let v = json(body);
@@ -511,7 +529,7 @@ fn vonage_reply(status: StatusCode, headers: &HeaderMap, body: Option<&[u8]>) ->
     } else if VONAGE_TRANSIENT.contains(&code.as_str()) {
         Delivery::Transient {
             error,
-            retry_after: retry_after(headers),
+            retry_after: wait,
         }
     } else if code == VONAGE_OPTED_OUT {
         Delivery::OptedOut { error }
@@ -613,7 +631,7 @@ fn generic_request(
 fn generic_reply(
     spec: &GenericGateway,
     status: StatusCode,
-    headers: &HeaderMap,
+    wait: Option<Duration>,
     body: Option<&[u8]>,
 ) -> Delivery {
     let success_status = if spec.success_status.is_empty() {
@@ -660,14 +678,14 @@ fn generic_reply(
         if spec.transient_codes.contains(c) {
             return Delivery::Transient {
                 error,
-                retry_after: retry_after(headers),
+                retry_after: wait,
             };
         }
         if spec.permanent_codes.contains(c) {
             return Delivery::Permanent { error };
         }
     }
-    by_status(status, headers, &detail).unwrap_or(Delivery::Permanent { error })
+    by_status(status, wait, &detail).unwrap_or(Delivery::Permanent { error })
 }
 
 #[cfg(test)]
