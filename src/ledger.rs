@@ -81,6 +81,17 @@ pub struct Prior {
     pub attempts: u32,
 }
 
+/// What the ledger knows of a campaign's messages, by channel and address.
+#[derive(Debug, Clone, Default)]
+pub struct Priors([HashMap<String, Prior>; 2]);
+
+impl Priors {
+    /// The message to `address` on `channel`, if the ledger has it.
+    pub fn get(&self, channel: Channel, address: &str) -> Option<&Prior> {
+        self.0[channel as usize].get(address)
+    }
+}
+
 /// One row, for reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Row {
@@ -277,7 +288,7 @@ impl Ledger {
     }
 
     /// Everything the ledger knows of `campaign`, keyed by channel and address.
-    pub fn priors(&self, campaign: &str) -> Result<HashMap<(Channel, String), Prior>, LedgerError> {
+    pub fn priors(&self, campaign: &str) -> Result<Priors, LedgerError> {
         self.sql(|c| {
             let mut stmt = c.prepare(
                 "SELECT channel, address, state, permanent, attempts FROM messages WHERE campaign = ?1",
@@ -296,11 +307,11 @@ impl Ledger {
                     },
                 ))
             })?;
-            let mut out = HashMap::new();
+            let mut out = Priors::default();
             for row in rows {
                 let (channel, address, prior) = row?;
                 if let Ok(ch) = channel.parse::<Channel>() {
-                    out.insert((ch, address), prior);
+                    out.0[ch as usize].insert(address, prior);
                 }
             }
             Ok(out)
@@ -1040,11 +1051,8 @@ mod tests {
             [false, true]
         );
         let priors = l.priors("c").unwrap();
-        assert_eq!(
-            priors[&(Channel::Email, "a".to_string())].state,
-            State::Sent
-        );
-        assert_eq!(priors[&(Channel::Email, "b".to_string())].attempts, 2);
+        assert_eq!(priors.get(Channel::Email, "a").unwrap().state, State::Sent);
+        assert_eq!(priors.get(Channel::Email, "b").unwrap().attempts, 2);
         // Another campaign is another row.
         assert_eq!(l.claim("d", 3, "fp", &[claim("a")], now).unwrap(), [true]);
     }
@@ -1062,7 +1070,7 @@ mod tests {
         assert_eq!(l.recover_interrupted("c", now).unwrap(), 1);
         let priors = l.priors("c").unwrap();
         assert_eq!(
-            priors[&(Channel::Email, "b".to_string())].state,
+            priors.get(Channel::Email, "b").unwrap().state,
             State::Unknown
         );
         assert_eq!(
@@ -1111,7 +1119,11 @@ mod tests {
         drop(h);
         let l = w.finish();
         assert_eq!(
-            l.priors("c").unwrap()[&(Channel::Email, "a1".to_string())].state,
+            l.priors("c")
+                .unwrap()
+                .get(Channel::Email, "a1")
+                .unwrap()
+                .state,
             State::Sent
         );
     }

@@ -3,7 +3,7 @@
 //! a channel into its decision and rendered message ([`Loaded::outcome`]), used by `check`,
 //! `preview` and `send` alike.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::channel::Channel;
 use crate::config::{self, Campaign, ConfigError};
 use crate::contacts::{self, ContactList, ContactsError, FileWarning, Suppressions};
-use crate::ledger::{self, Ledger, Prior};
+use crate::ledger::{self, Ledger, Priors};
 use crate::message;
 use crate::plan::{self, Decision, Redo, Skip};
 use crate::sms::{self, Encoding, SmsCount};
@@ -69,7 +69,7 @@ pub struct Loaded {
     pub warnings: Vec<FileWarning>,
     /// What the ledger recorded of this campaign, by channel and address (empty before the first
     /// `send`), so `check`, `preview` and `send` make the same plan.
-    pub priors: HashMap<(Channel, String), Prior>,
+    pub priors: Priors,
     /// Which settled messages are taken up again (`send --resend-unknown`, `--retry-failed`).
     pub redo: Redo,
 }
@@ -169,7 +169,7 @@ impl Loaded {
             key,
             now,
             warnings,
-            priors: HashMap::new(),
+            priors: Priors::default(),
             redo: Redo::default(),
         };
         loaded.read_ledger()?;
@@ -204,7 +204,7 @@ impl Loaded {
         let contact = &self.contacts.contacts[index];
         let prior = contact
             .address(channel)
-            .and_then(|a| self.priors.get(&(channel, a.to_string())));
+            .and_then(|a| self.priors.get(channel, a));
         plan::decide(
             &self.campaign,
             contact,

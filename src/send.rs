@@ -328,8 +328,8 @@ impl Run {
             .address(work.channel)
             .ok_or("no address")?
             .to_string();
-        match &rendered {
-            Rendered::Email { .. } => {
+        match rendered {
+            rendered @ Rendered::Email { .. } => {
                 let message = loaded
                     .email_message(work.index, &rendered, self.date)
                     .ok_or("email is not enabled")?
@@ -362,7 +362,7 @@ impl Run {
                     Outgoing::Sms(SmsOut {
                         to: address.clone(),
                         from: settings.from.clone(),
-                        body: body.clone(),
+                        body,
                         encoding: count.encoding,
                         segments: count.segments,
                         campaign: loaded.campaign.id.clone(),
@@ -417,7 +417,8 @@ impl Run {
         }
         let writer = self.writer.as_ref().expect("a writer when not a dry run");
         let transport = self.transports[slot].as_ref().expect("a transport");
-        let masked = mask(channel, &address);
+        // Masked only when a log line is written.
+        let masked = Masked(channel, &address);
         let max_attempts = self.loaded.campaign.sending.max_attempts;
         let mut attempt = 0u32;
         loop {
@@ -562,6 +563,15 @@ impl Run {
                  the server is likely down, not the patients"
             ));
         }
+    }
+}
+
+/// An address shown masked ([`mask`]), formatted only if it is shown.
+struct Masked<'a>(Channel, &'a str);
+
+impl std::fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&mask(self.0, self.1))
     }
 }
 
