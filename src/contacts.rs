@@ -662,30 +662,38 @@ pub fn parse(
         encoding: "UTF-8",
         delimiter: delimiter as char,
     };
-    let mut seen_ids: HashMap<String, usize> = HashMap::new();
-    let mut seen: [HashMap<String, (usize, String)>; 2] = [HashMap::new(), HashMap::new()];
-    for contact in &mut list.contacts {
-        let line = contact.line;
-        if let Some(first) = seen_ids.get(&contact.id) {
-            list.warnings.push(FileWarning {
-                file: path.to_path_buf(),
-                line: Some(line),
-                message: format!("id {:?} was already used on line {first}", contact.id),
-            });
-        } else {
-            seen_ids.insert(contact.id.clone(), line);
-        }
-        for channel in Channel::ALL {
-            if let Some(addr) = contact.address(channel) {
-                let map = &mut seen[channel as usize];
-                match map.get(addr) {
-                    Some(first) => contact.duplicate_of[channel as usize] = Some(first.clone()),
-                    None => {
-                        map.insert(addr.to_string(), (line, contact.id.clone()));
+    // Keys borrow from the contacts: the first pass only reads them, and what it finds is
+    // written back afterwards.
+    let mut duplicates: Vec<(usize, Channel, usize)> = Vec::new();
+    {
+        let mut seen_ids: HashMap<&str, usize> = HashMap::with_capacity(list.contacts.len());
+        let mut seen: [HashMap<&str, usize>; 2] = Default::default();
+        for (i, contact) in list.contacts.iter().enumerate() {
+            if let Some(first) = seen_ids.get(contact.id.as_str()) {
+                list.warnings.push(FileWarning {
+                    file: path.to_path_buf(),
+                    line: Some(contact.line),
+                    message: format!("id {:?} was already used on line {first}", contact.id),
+                });
+            } else {
+                seen_ids.insert(&contact.id, contact.line);
+            }
+            for channel in Channel::ALL {
+                if let Some(addr) = contact.address(channel) {
+                    match seen[channel as usize].get(addr) {
+                        Some(&first) => duplicates.push((i, channel, first)),
+                        None => {
+                            seen[channel as usize].insert(addr, i);
+                        }
                     }
                 }
             }
         }
+    }
+    for (i, channel, first) in duplicates {
+        let first = &list.contacts[first];
+        let of = (first.line, first.id.clone());
+        list.contacts[i].duplicate_of[channel as usize] = Some(of);
     }
     Ok(list)
 }
