@@ -339,8 +339,6 @@ impl Run {
                     .email
                     .as_ref()
                     .ok_or("email is not enabled")?;
-                let message_id =
-                    crate::message::message_id(&loaded.campaign.id, &settings.from, &address);
                 Ok((
                     Outgoing::Email(EmailOut {
                         from: settings.from.email.to_string(),
@@ -348,7 +346,6 @@ impl Run {
                             .display_address(Channel::Email)
                             .unwrap_or(&address)
                             .to_string(),
-                        message_id,
                         bytes: crate::message::wire(settings, &message, self.date),
                         campaign: loaded.campaign.id.clone(),
                         contact_id: contact.id.clone(),
@@ -1211,7 +1208,6 @@ pub fn test_to(
             Outgoing::Email(EmailOut {
                 from: settings.from.email.to_string(),
                 to: address.clone(),
-                message_id: String::new(),
                 bytes: crate::message::wire(settings, &m, SystemTime::from(clock.now())),
                 campaign: loaded.campaign.id.clone(),
                 contact_id: format!("test-{}", contact.id),

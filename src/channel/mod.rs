@@ -67,7 +67,6 @@ pub struct EmailOut {
     pub from: String,
     /// Envelope recipient, as written.
     pub to: String,
-    pub message_id: String,
     /// The whole message: headers and body, CRLF line ends.
     pub bytes: Vec<u8>,
     pub campaign: String,
