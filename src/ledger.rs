@@ -1160,7 +1160,7 @@ mod tests {
     #[test]
     fn an_earlier_ledgers_sent_at_index_is_dropped_and_the_cap_still_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(dir.path()).unwrap();
+        let l = Ledger::open(dir.path()).unwrap();
         l.conn
             .execute_batch("CREATE INDEX messages_sent_at ON messages (campaign, channel, sent_at)")
             .unwrap();
@@ -1223,7 +1223,7 @@ mod tests {
                 let priors = l.priors("c").unwrap();
                 let mut states: Vec<_> = ["a", "b", "z", "q"]
                     .iter()
-                    .map(|a| priors.get(Channel::Email, a).map(|p| p.state.clone()))
+                    .map(|a| priors.get(Channel::Email, a).map(|p| p.state))
                     .collect();
                 states.push(None);
                 let counts = l.counts("c").unwrap();
