@@ -81,6 +81,11 @@ pub struct Prior {
     pub attempts: u32,
 }
 
+/// Where a granted claim's row is: the run's report reads it back by this (one lookup by
+/// integer key, in claim order) instead of by campaign, channel and address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowId(i64);
+
 /// What the ledger knows of a campaign's messages, by channel and address.
 #[derive(Debug, Clone, Default)]
 pub struct Priors([HashMap<String, Prior>; 2]);
@@ -432,10 +437,17 @@ impl Ledger {
             .conn
             .prepare(&format!("{SELECT_ROWS} AND channel = ?2 AND address = ?3"))
             .map_err(sqlite)?;
+        let by_row = self
+            .conn
+            .prepare(&format!(
+                "{SELECT_ROWS} AND channel = ?2 AND address = ?3 AND rowid = ?4"
+            ))
+            .map_err(sqlite)?;
         Ok(RowLookup {
             path: &self.path,
             campaign,
             stmt,
+            by_row,
             _read: read,
         })
     }
@@ -480,8 +492,8 @@ impl Ledger {
         })
     }
 
-    /// Claims `claims` in one transaction; returns, for each, whether it was granted (a `sent` or
-    /// `sending` row is refused).
+    /// Claims `claims` in one transaction; returns, for each, its row if it was granted (a `sent`
+    /// or `sending` row is refused).
     pub fn claim(
         &mut self,
         campaign: &str,
@@ -489,7 +501,7 @@ impl Ledger {
         fingerprint: &str,
         claims: &[Claim],
         now: DateTime<Utc>,
-    ) -> Result<Vec<bool>, LedgerError> {
+    ) -> Result<Vec<Option<RowId>>, LedgerError> {
         self.commit(campaign, (run, fingerprint), &[], claims, now)
     }
 
@@ -515,7 +527,7 @@ impl Ledger {
         outcomes: &[Outcome],
         claims: &[Claim],
         now: DateTime<Utc>,
-    ) -> Result<Vec<bool>, LedgerError> {
+    ) -> Result<Vec<Option<RowId>>, LedgerError> {
         let sqlite = sqlite_error(&self.path);
         let sync = if claims.is_empty() { "NORMAL" } else { "FULL" };
         self.conn
@@ -713,7 +725,8 @@ pub struct RowLookup<'a> {
     path: &'a Path,
     campaign: &'a str,
     stmt: rusqlite::Statement<'a>,
-    /// Ended (it only read) after the statement is dropped.
+    by_row: rusqlite::Statement<'a>,
+    /// Ended (it only read) after the statements are dropped.
     _read: rusqlite::Transaction<'a>,
 }
 
@@ -724,6 +737,28 @@ impl RowLookup<'_> {
             .query_row(params![self.campaign, channel.as_str(), address], row_from)
             .optional()
             .map_err(sqlite_error(self.path))
+    }
+
+    /// The row of one message whose claim returned `row`: found by that alone when it is still
+    /// the message's row, else as [`RowLookup::get`] finds it.
+    pub fn get_claimed(
+        &mut self,
+        channel: Channel,
+        address: &str,
+        row: RowId,
+    ) -> Result<Option<Row>, LedgerError> {
+        let found = self
+            .by_row
+            .query_row(
+                params![self.campaign, channel.as_str(), address, row.0],
+                row_from,
+            )
+            .optional()
+            .map_err(sqlite_error(self.path))?;
+        match found {
+            Some(r) => Ok(Some(r)),
+            None => self.get(channel, address),
+        }
     }
 }
 
@@ -781,7 +816,7 @@ fn claim_in(
     fingerprint: &str,
     claims: &[Claim],
     now: &str,
-) -> rusqlite::Result<Vec<bool>> {
+) -> rusqlite::Result<Vec<Option<RowId>>> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO messages (campaign, channel, address, contact_id, state, attempts,
                                fingerprint, run_id, created_at, updated_at)
@@ -790,20 +825,27 @@ fn claim_in(
              state = 'sending', attempts = attempts + 1, contact_id = excluded.contact_id,
              fingerprint = excluded.fingerprint, run_id = excluded.run_id,
              updated_at = excluded.updated_at
-         WHERE messages.state IN ('failed', 'unknown')",
+         WHERE messages.state IN ('failed', 'unknown')
+         RETURNING rowid",
     )?;
     let mut granted = Vec::with_capacity(claims.len());
     for c in claims {
-        let n = stmt.execute(params![
-            campaign,
-            c.channel.as_str(),
-            c.address,
-            c.contact_id,
-            fingerprint,
-            run,
-            now
-        ])?;
-        granted.push(n == 1);
+        // A row comes back when it was inserted or taken over, none when the claim was refused.
+        let row = stmt
+            .query_row(
+                params![
+                    campaign,
+                    c.channel.as_str(),
+                    c.address,
+                    c.contact_id,
+                    fingerprint,
+                    run,
+                    now
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        granted.push(row.map(RowId));
     }
     Ok(granted)
 }
@@ -850,7 +892,7 @@ fn record_in(
 enum Request {
     Claim(
         Vec<Claim>,
-        tokio::sync::oneshot::Sender<Result<Vec<bool>, String>>,
+        tokio::sync::oneshot::Sender<Result<Vec<Option<RowId>>, String>>,
     ),
     Record(Outcome),
     Flush(tokio::sync::oneshot::Sender<Result<(), String>>),
@@ -1003,9 +1045,9 @@ pub struct WriterHandle {
 }
 
 impl WriterHandle {
-    /// Claims one message; `Ok(false)` means the ledger refused (already sent or in flight).
-    /// Returns once the claim is on disk.
-    pub async fn claim(&self, claim: Claim) -> Result<bool, String> {
+    /// Claims one message: its row, or `None` when the ledger refused (already sent or in
+    /// flight). Returns once the claim is on disk.
+    pub async fn claim(&self, claim: Claim) -> Result<Option<RowId>, String> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
             .send(Request::Claim(vec![claim], tx))
@@ -1060,30 +1102,48 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(dir.path()).unwrap();
         let now = Utc::now();
-        assert_eq!(
-            l.claim("c", 1, "fp", &[claim("a"), claim("b")], now)
-                .unwrap(),
-            [true, true]
-        );
+        let first = l
+            .claim("c", 1, "fp", &[claim("a"), claim("b")], now)
+            .unwrap();
+        assert!(first.iter().all(Option::is_some));
+        assert_ne!(first[0], first[1]);
         // In flight: refused.
-        assert_eq!(l.claim("c", 1, "fp", &[claim("a")], now).unwrap(), [false]);
+        assert_eq!(l.claim("c", 1, "fp", &[claim("a")], now).unwrap(), [None]);
         l.record(
             "c",
             &[outcome("a", State::Sent), outcome("b", State::Failed)],
             now,
         )
         .unwrap();
-        // Sent: refused; failed: granted again, attempts counted.
+        // Sent: refused; failed: granted again (the same row), attempts counted.
         assert_eq!(
             l.claim("c", 2, "fp", &[claim("a"), claim("b")], now)
                 .unwrap(),
-            [false, true]
+            [None, first[1]]
         );
         let priors = l.priors("c").unwrap();
         assert_eq!(priors.get(Channel::Email, "a").unwrap().state, State::Sent);
         assert_eq!(priors.get(Channel::Email, "b").unwrap().attempts, 2);
         // Another campaign is another row.
-        assert_eq!(l.claim("d", 3, "fp", &[claim("a")], now).unwrap(), [true]);
+        let other = l.claim("d", 3, "fp", &[claim("a")], now).unwrap();
+        assert!(other[0].is_some() && other[0] != first[0]);
+        // The report finds a claimed row by its id, and by its key when the id is not its own.
+        let mut lookup = l.rows_of("c").unwrap();
+        let b = first[1].unwrap();
+        let by_id = lookup.get_claimed(Channel::Email, "b", b).unwrap().unwrap();
+        assert_eq!((by_id.address.as_str(), by_id.attempts), ("b", 2));
+        let wrong = other[0].unwrap();
+        let by_key = lookup
+            .get_claimed(Channel::Email, "b", wrong)
+            .unwrap()
+            .unwrap();
+        assert_eq!((by_key.address.as_str(), by_key.attempts), ("b", 2));
+        assert!(
+            lookup
+                .get_claimed(Channel::Email, "zz", b)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -1140,7 +1200,7 @@ mod tests {
         }
         let mut granted = 0;
         for t in tasks {
-            granted += t.await.unwrap() as usize;
+            granted += t.await.unwrap().is_some() as usize;
         }
         assert_eq!(granted, 100, "each address claimed once");
         h.record(outcome("a1", State::Sent));

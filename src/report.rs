@@ -205,6 +205,8 @@ pub fn write(path: &Path, loaded: &Loaded, ledger: Option<&Ledger>) -> Result<us
 pub struct RunRow {
     pub index: usize,
     pub channel: Channel,
+    /// Its ledger row, when this run claimed it.
+    pub row: Option<crate::ledger::RowId>,
     /// What became of it in this run ("sent", "deferred: quiet hours", ...).
     pub outcome: String,
 }
@@ -231,9 +233,10 @@ pub fn write_run_report(
     let mut lookup = ledger.rows_of(&loaded.campaign.id)?;
     for r in rows {
         let contact = &loaded.contacts.contacts[r.index];
-        let prior = match contact.address(r.channel) {
-            Some(a) => lookup.get(r.channel, a)?,
-            None => None,
+        let prior = match (contact.address(r.channel), r.row) {
+            (Some(a), Some(row)) => lookup.get_claimed(r.channel, a, row)?,
+            (Some(a), None) => lookup.get(r.channel, a)?,
+            (None, _) => None,
         };
         let (state, reason) = match r.outcome.split_once(": ") {
             Some((s, why)) => (s.to_string(), why.to_string()),

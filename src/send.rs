@@ -23,7 +23,7 @@ use governor::{Quota, RateLimiter};
 
 use crate::channel::{Channel, Delivery, EmailOut, Outgoing, SmsOut, Transport};
 use crate::config::{EmailTransport, Rate, SmsTransport};
-use crate::ledger::{self, Claim, Ledger, LedgerError, State, Writer, WriterHandle};
+use crate::ledger::{self, Claim, Ledger, LedgerError, RowId, State, Writer, WriterHandle};
 use crate::load::{Loaded, Rendered};
 use crate::plan::{self, Decision, Defer};
 
@@ -371,7 +371,8 @@ impl Run {
         }
     }
 
-    async fn deliver(&self, work: Work) -> Result_ {
+    /// Tries one message; `row` is set to its ledger row once a claim is granted.
+    async fn deliver(&self, work: Work, row: &mut Option<RowId>) -> Result_ {
         let channel = work.channel;
         let slot = channel as usize;
         let contact = &self.loaded.contacts.contacts[work.index];
@@ -426,8 +427,8 @@ impl Run {
                 contact_id: contact.id.clone(),
             };
             match writer.claim(claim).await {
-                Ok(true) => {}
-                Ok(false) => {
+                Ok(Some(claimed)) => *row = Some(claimed),
+                Ok(None) => {
                     // Already sent or in flight: the ledger says no, and it is always right.
                     self.give_back_limit();
                     self.give_back_cap(channel);
@@ -719,6 +720,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
                     plan_deferred.push(crate::report::RunRow {
                         index,
                         channel,
+                        row: None,
                         outcome: format!("deferred: {d}"),
                     });
                 }
@@ -793,7 +795,8 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         .build()
         .map_err(|e| SendError::Runtime(format!("starting the async runtime: {e}")))?;
     let [email_work, sms_work] = work;
-    let results: Vec<(Channel, Vec<(usize, Result_)>)> = runtime.block_on(async {
+    type Done = Vec<(usize, Result_, Option<RowId>)>;
+    let results: Vec<(Channel, Done)> = runtime.block_on(async {
         for (channel, t) in Channel::ALL.iter().zip(&run.transports) {
             if let Some(t) = t
                 && let Err(e) = t.check().await
@@ -827,7 +830,9 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
                         tokio::spawn(async move {
                             let mut done = Vec::new();
                             while let Some(&w) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
-                                done.push((w.index, run.deliver(w).await));
+                                let mut row = None;
+                                let result = run.deliver(w, &mut row).await;
+                                done.push((w.index, result, row));
                                 if let Some(b) = &bar {
                                     b.inc(1);
                                 }
@@ -884,10 +889,11 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         let Some(st) = stats.iter_mut().find(|s| s.channel == Some(channel)) else {
             continue;
         };
-        for (index, r) in items {
+        for (index, r, row) in items {
             touched.push(crate::report::RunRow {
                 index,
                 channel,
+                row,
                 outcome: r.word(),
             });
             match r {
