@@ -143,6 +143,9 @@ pub struct Outcome {
     /// The recipient opted out at the provider: add the address to the suppression table, with
     /// this reason, in the same transaction.
     pub suppress: Option<String>,
+    /// Claimed but never handed over (the run stopped first): not counted as an attempt, and an
+    /// earlier attempt's error stays the row's error.
+    pub released: bool,
 }
 
 /// Times are stored as fixed-width RFC 3339 UTC, so they sort as text.
@@ -858,7 +861,8 @@ fn record_in(
 ) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
         "UPDATE messages SET state = ?4, permanent = ?5, provider_id = COALESCE(?6, provider_id),
-             last_error = ?7, updated_at = ?8,
+             last_error = CASE WHEN ?9 THEN COALESCE(last_error, ?7) ELSE ?7 END,
+             attempts = attempts - ?9, updated_at = ?8,
              sent_at = CASE WHEN ?4 = 'sent' THEN ?8 ELSE sent_at END
          WHERE campaign = ?1 AND channel = ?2 AND address = ?3 AND state = 'sending'",
     )?;
@@ -871,7 +875,8 @@ fn record_in(
             o.permanent as i64,
             o.provider_id,
             o.error,
-            now
+            now,
+            o.released
         ])?;
         if let Some(reason) = &o.suppress {
             tx.prepare_cached(
@@ -1094,6 +1099,7 @@ mod tests {
             provider_id: Some("id-1".into()),
             error: None,
             suppress: None,
+            released: false,
         }
     }
 
@@ -1307,5 +1313,38 @@ mod tests {
                 .state,
             State::Sending
         );
+    }
+
+    #[test]
+    fn a_claim_released_unsent_is_no_attempt_and_keeps_the_last_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let failed = |addr: &str, error: &str, released: bool| Outcome {
+            state: State::Failed,
+            provider_id: None,
+            error: Some(error.into()),
+            released,
+            ..outcome(addr, State::Failed)
+        };
+        // "a" was refused, then its retry was claimed and released; "b" released at once.
+        l.claim("c", 1, "fp", &[claim("a"), claim("b")], now)
+            .unwrap();
+        l.record("c", &[failed("a", "450 busy", false)], now)
+            .unwrap();
+        l.claim("c", 1, "fp", &[claim("a")], now).unwrap();
+        let stop = "not sent: the run stopped before its turn";
+        l.record(
+            "c",
+            &[failed("a", stop, true), failed("b", stop, true)],
+            now,
+        )
+        .unwrap();
+        let mut lookup = l.rows_of("c").unwrap();
+        let a = lookup.get(Channel::Email, "a").unwrap().unwrap();
+        assert_eq!((a.attempts, a.last_error.as_deref()), (1, Some("450 busy")));
+        let b = lookup.get(Channel::Email, "b").unwrap().unwrap();
+        assert_eq!((b.attempts, b.last_error.as_deref()), (0, Some(stop)));
+        assert_eq!((a.state, b.state), (State::Failed, State::Failed));
     }
 }

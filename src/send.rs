@@ -461,6 +461,7 @@ impl Run {
                     provider_id: None,
                     error: Some("not sent: the run stopped before its turn".into()),
                     suppress: None,
+                    released: true,
                 });
                 self.give_back_limit();
                 self.give_back_cap(channel);
@@ -480,6 +481,7 @@ impl Run {
                 provider_id,
                 error,
                 suppress: None,
+                released: false,
             };
             let record = |state, permanent, provider_id, error| {
                 writer.record(outcome(state, permanent, provider_id, error))
