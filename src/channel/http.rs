@@ -52,10 +52,9 @@ enum Dialect {
     Twilio {
         /// Parsed once: every message goes to the same URL with the same credentials.
         messages_url: Url,
+        /// Basic auth of the account and token, for every request (the credentials check too).
         authorization: HeaderValue,
         account_url: String,
-        account: String,
-        token: String,
         messaging_service_sid: Option<String>,
         status_callback: Option<String>,
     },
@@ -86,15 +85,12 @@ impl Gateway {
             .map_err(|e| format!("sms.gateway.token: {e}"))?;
         let dialect = match settings.preset {
             GatewayPreset::Twilio => {
-                let account = settings.account.clone().expect("validated");
+                let account = settings.account.as_deref().expect("validated");
                 let root = format!("{}/2010-04-01/Accounts/{account}", settings.base_url);
-                let token = secret.expect("validated");
                 Dialect::Twilio {
                     messages_url: parse_url(&format!("{root}/Messages.json"))?,
-                    authorization: basic_authorization(&account, &token),
+                    authorization: basic_authorization(account, &secret.expect("validated")),
                     account_url: format!("{root}.json"),
-                    account,
-                    token,
                     messaging_service_sid: settings.messaging_service_sid.clone(),
                     status_callback: settings.status_callback.clone(),
                 }
@@ -233,13 +229,12 @@ impl Gateway {
         let (request, what) = match &self.dialect {
             Dialect::Twilio {
                 account_url,
-                account,
-                token,
+                authorization,
                 ..
             } => (
                 self.client
                     .get(account_url)
-                    .basic_auth(account, Some(token)),
+                    .header(AUTHORIZATION, authorization.clone()),
                 "the account",
             ),
             // The legacy SMS API offers nothing but sending (its description has one operation,
