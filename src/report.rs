@@ -4,6 +4,7 @@
 //! Reports hold patient addresses: written owner-only (0600), and every cell that a spreadsheet
 //! would read as a formula (`=`, `+`, `-`, `@`, tab, CR) is prefixed with `'`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -30,66 +31,104 @@ pub const COLUMNS: &[&str] = &[
 ];
 
 /// Makes a cell safe to open in a spreadsheet (OWASP's CSV injection advice).
-pub fn escape_cell(value: &str) -> String {
+pub fn escape_cell(value: &str) -> Cow<'_, str> {
     if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
+        Cow::Owned(format!("'{value}"))
     } else {
-        value.to_string()
+        Cow::Borrowed(value)
     }
 }
 
 /// The ledger's word for a row (`failed` only when permanent, else `retry`).
-fn ledger_state(r: &crate::ledger::Row) -> String {
+fn ledger_state(r: &crate::ledger::Row) -> &'static str {
     match (r.state, r.permanent) {
-        (State::Failed, false) => "retry".to_string(),
-        (s, _) => s.as_str().to_string(),
+        (State::Failed, false) => "retry",
+        (s, _) => s.as_str(),
     }
 }
 
-/// Who a report row is about: channel, contact id, line, name, address.
-type Who = [String; 5];
-
-fn who(contact: &crate::contacts::Contact, channel: Channel) -> Who {
-    [
-        channel.to_string(),
-        contact.id.clone(),
-        contact.line.to_string(),
-        contact.display_name(),
-        contact
-            .display_address(channel)
-            .unwrap_or_default()
-            .to_string(),
-    ]
+/// One report row, borrowed from the contact, the plan and the ledger.
+pub struct ReportRow<'a> {
+    pub channel: &'a str,
+    pub contact_id: &'a str,
+    /// The contact's line; none for a ledger row whose contact is no longer in the file.
+    pub line: Option<usize>,
+    pub name: &'a str,
+    pub address: &'a str,
+    pub state: &'a str,
+    pub reason: &'a str,
+    /// The ledger's details, when it has the message.
+    pub ledger: Option<&'a crate::ledger::Row>,
 }
 
-/// A report row: who, the state and reason given, then the ledger's details if any.
-fn report_row(
-    campaign: &str,
-    who: Who,
-    state: String,
-    reason: String,
-    prior: Option<&crate::ledger::Row>,
-) -> Vec<String> {
-    let mut row = vec![campaign.to_string()];
-    row.extend(who);
-    row.extend([state, reason]);
-    match prior {
-        Some(p) => row.extend([
-            p.attempts.to_string(),
-            p.provider_id.clone().unwrap_or_default(),
-            p.last_error.clone().unwrap_or_default(),
-            p.sent_at.clone().unwrap_or_default(),
-            p.updated_at.clone(),
-        ]),
-        None => row.extend([
-            "0".into(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ]),
+impl<'a> ReportRow<'a> {
+    /// A contact's row on `channel`; `name` is its [`Contact::display_name`].
+    ///
+    /// [`Contact::display_name`]: crate::contacts::Contact::display_name
+    fn of(
+        contact: &'a crate::contacts::Contact,
+        channel: Channel,
+        name: &'a str,
+        (state, reason): (&'a str, &'a str),
+        ledger: Option<&'a crate::ledger::Row>,
+    ) -> Self {
+        ReportRow {
+            channel: channel.as_str(),
+            contact_id: &contact.id,
+            line: Some(contact.line),
+            name,
+            address: contact.display_address(channel).unwrap_or_default(),
+            state,
+            reason,
+            ledger,
+        }
     }
-    row
+}
+
+/// Writes report rows as CSV, each cell escaped ([`escape_cell`]) and written as it is made:
+/// a report of 180,000 rows would otherwise make and free two million strings.
+struct ReportWriter<W: std::io::Write> {
+    csv: csv::Writer<W>,
+}
+
+impl<W: std::io::Write> ReportWriter<W> {
+    /// Starts the report with its header row.
+    fn new(out: W) -> csv::Result<Self> {
+        let mut csv = csv::Writer::from_writer(out);
+        csv.write_record(COLUMNS)?;
+        Ok(ReportWriter { csv })
+    }
+
+    fn row(&mut self, campaign: &str, r: &ReportRow<'_>) -> csv::Result<()> {
+        let mut number = itoa::Buffer::new();
+        let w = &mut self.csv;
+        let (attempts, provider_id, last_error, sent_at, updated_at) = match r.ledger {
+            Some(p) => (
+                p.attempts,
+                p.provider_id.as_deref().unwrap_or_default(),
+                p.last_error.as_deref().unwrap_or_default(),
+                p.sent_at.as_deref().unwrap_or_default(),
+                p.updated_at.as_str(),
+            ),
+            None => (0, "", "", "", ""),
+        };
+        for cell in [campaign, r.channel, r.contact_id] {
+            w.write_field(escape_cell(cell).as_bytes())?;
+        }
+        w.write_field(r.line.map_or("", |n| number.format(n)))?;
+        for cell in [r.name, r.address, r.state, r.reason] {
+            w.write_field(escape_cell(cell).as_bytes())?;
+        }
+        w.write_field(number.format(attempts))?;
+        for cell in [provider_id, last_error, sent_at, updated_at] {
+            w.write_field(escape_cell(cell).as_bytes())?;
+        }
+        w.write_record(None::<&[u8]>)
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        self.csv.flush()
+    }
 }
 
 /// Calls `f` with every row of the campaign's report: each contact on each enabled channel (the
@@ -99,7 +138,7 @@ fn report_row(
 pub fn each_row(
     loaded: &Loaded,
     ledger: Option<&Ledger>,
-    mut f: impl FnMut(&[String]) -> std::io::Result<()>,
+    mut f: impl FnMut(&ReportRow<'_>) -> std::io::Result<()>,
 ) -> Result<usize, ReportError> {
     let campaign = &loaded.campaign.id;
     let mut lookup = ledger.map(|l| l.rows_of(campaign)).transpose()?;
@@ -116,27 +155,26 @@ pub fn each_row(
                 (Some(a), Some(l)) => l.get(*channel, a)?,
                 _ => None,
             };
-            let row = match &prior {
-                Some(r) => report_row(
-                    campaign,
-                    who(contact, *channel),
-                    ledger_state(r),
-                    String::new(),
+            let name = contact.display_name();
+            match &prior {
+                Some(r) => f(&ReportRow::of(
+                    contact,
+                    *channel,
+                    &name,
+                    (ledger_state(r), ""),
                     Some(r),
-                ),
+                ))?,
                 None => {
                     let decision = loaded.decide(index, *channel, loaded.now);
                     let reason = match &decision {
-                        Decision::Due => String::new(),
+                        Decision::Due | Decision::Done(_) => String::new(),
                         Decision::Deferred(d) => d.to_string(),
                         Decision::Skipped(s) => s.to_string(),
-                        Decision::Done(_) => String::new(),
                     };
-                    let word = decision.word().to_string();
-                    report_row(campaign, who(contact, *channel), word, reason, None)
+                    let word = (decision.word(), reason.as_str());
+                    f(&ReportRow::of(contact, *channel, &name, word, None))?
                 }
-            };
-            f(&row)?;
+            }
             n += 1;
         }
     }
@@ -149,16 +187,16 @@ pub fn each_row(
             if result.is_err() || known.contains(&(channel, r.address.as_str())) {
                 return;
             }
-            let who = [
-                r.channel.clone(),
-                r.contact_id.clone(),
-                String::new(),
-                String::new(),
-                r.address.clone(),
-            ];
-            let gone = "no longer in the contacts file".to_string();
-            let row = report_row(campaign, who, ledger_state(&r), gone, Some(&r));
-            result = f(&row);
+            result = f(&ReportRow {
+                channel: &r.channel,
+                contact_id: &r.contact_id,
+                line: None,
+                name: "",
+                address: &r.address,
+                state: ledger_state(&r),
+                reason: "no longer in the contacts file",
+                ledger: Some(&r),
+            });
             n += 1;
         })?;
         result?;
@@ -190,13 +228,12 @@ pub fn write(path: &Path, loaded: &Loaded, ledger: Option<&Ledger>) -> Result<us
         std::fs::create_dir_all(parent).map_err(io)?;
     }
     let file = crate::private::open(path, crate::private::Open::Truncate).map_err(io)?;
-    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
-    w.write_record(COLUMNS).map_err(|e| io(e.into()))?;
+    let mut w = ReportWriter::new(file).map_err(|e| io(e.into()))?;
+    let campaign = &loaded.campaign.id;
     let n = each_row(loaded, ledger, |row| {
-        w.write_record(row.iter().map(|c| escape_cell(c)))
-            .map_err(std::io::Error::from)
+        w.row(campaign, row).map_err(std::io::Error::from)
     })?;
-    w.flush().map_err(io)?;
+    w.finish().map_err(io)?;
     Ok(n)
 }
 
@@ -226,34 +263,24 @@ pub fn write_run_report(
         source,
     };
     crate::private::create_dir(&dir).map_err(io)?;
-    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(
-        crate::private::open(&path, crate::private::Open::Truncate).map_err(io)?,
-    ));
-    w.write_record(COLUMNS).map_err(|e| io(e.into()))?;
-    let mut lookup = ledger.rows_of(&loaded.campaign.id)?;
+    let file = crate::private::open(&path, crate::private::Open::Truncate).map_err(io)?;
+    let mut w = ReportWriter::new(file).map_err(|e| io(e.into()))?;
+    let campaign = &loaded.campaign.id;
+    let mut lookup = ledger.rows_of(campaign)?;
     for r in rows {
         let contact = &loaded.contacts.contacts[r.index];
+        let (state, reason) = r.outcome.split_once(": ").unwrap_or((&r.outcome, ""));
         let prior = match (contact.address(r.channel), r.row) {
+            _ if state == "deferred" => None,
             (Some(a), Some(row)) => lookup.get_claimed(r.channel, a, row)?,
             (Some(a), None) => lookup.get(r.channel, a)?,
             (None, _) => None,
         };
-        let (state, reason) = match r.outcome.split_once(": ") {
-            Some((s, why)) => (s.to_string(), why.to_string()),
-            None => (r.outcome.clone(), String::new()),
-        };
-        let prior = prior.filter(|_| state != "deferred");
-        let row = report_row(
-            &loaded.campaign.id,
-            who(contact, r.channel),
-            state,
-            reason,
-            prior.as_ref(),
-        );
-        w.write_record(row.iter().map(|c| escape_cell(c)))
-            .map_err(|e| io(e.into()))?;
+        let name = contact.display_name();
+        let row = ReportRow::of(contact, r.channel, &name, (state, reason), prior.as_ref());
+        w.row(campaign, &row).map_err(|e| io(e.into()))?;
     }
-    w.flush().map_err(io)?;
+    w.finish().map_err(io)?;
     Ok(path)
 }
 
