@@ -462,6 +462,7 @@ impl Run {
                     error: Some("not sent: the run stopped before its turn".into()),
                     suppress: None,
                     released: true,
+                    row: *row,
                 });
                 self.give_back_limit();
                 self.give_back_cap(channel);
@@ -482,6 +483,7 @@ impl Run {
                 error,
                 suppress: None,
                 released: false,
+                row: *row,
             };
             let record = |state, permanent, provider_id, error| {
                 writer.record(outcome(state, permanent, provider_id, error))
