@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -474,6 +474,11 @@ impl<'a> LineIndex<'a> {
         LineIndex { text, newlines }
     }
 
+    /// How many lines the text has (at least as many as its records).
+    fn count(&self) -> usize {
+        self.newlines.len() + 1
+    }
+
     fn line(&self, position: Option<&csv::Position>) -> usize {
         let Some(p) = position else { return 0 };
         let mut offset = p.byte() as usize;
@@ -550,6 +555,9 @@ fn layout(
     })
 }
 
+/// Rows validated together, over all cores, while the next batch is read.
+const PARSE_BATCH: usize = 8192;
+
 /// Reads and validates the contacts file of a campaign.
 pub fn load(
     source: &ContactsSource,
@@ -563,20 +571,77 @@ pub fn load(
     })?;
     let (text, encoding, warning) = decode(path, &bytes, source.encoding)?;
     drop(bytes);
-    let mut list = parse(path, &text, source, region, default_tz)?;
+    let mut list = parse(path, text, source, region, default_tz)?;
     list.encoding = encoding;
     list.warnings.splice(0..0, warning);
     Ok(list)
 }
 
-/// Parses decoded CSV text (see [`load`]).
+/// Parses decoded CSV text (see [`load`]). The text is dropped once read, before the pass that
+/// finds duplicates, which is at the peak of a run's memory.
 pub fn parse(
+    path: &Path,
+    text: String,
+    source: &ContactsSource,
+    region: phonenumber::country::Id,
+    default_tz: Tz,
+) -> Result<ContactList, ContactsError> {
+    let (contacts, columns, delimiter) = read_rows(path, &text, source, region, default_tz)?;
+    drop(text);
+    let mut list = ContactList {
+        path: path.to_path_buf(),
+        columns: columns
+            .names
+            .iter()
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .collect(),
+        contacts,
+        warnings: Vec::new(),
+        encoding: "UTF-8",
+        delimiter: delimiter as char,
+    };
+    // The first pass only reads the contacts, and what it finds is written back afterwards.
+    let mut duplicates: Vec<(usize, Channel, usize)> = Vec::new();
+    {
+        let contacts = &list.contacts;
+        let mut ids = FirstSeen::new(contacts, |c| Some(c.id.as_str()));
+        let mut seen =
+            Channel::ALL.map(|channel| FirstSeen::new(contacts, move |c| c.address(channel)));
+        for (i, contact) in contacts.iter().enumerate() {
+            if let Some(first) = ids.first(i) {
+                list.warnings.push(FileWarning {
+                    file: path.to_path_buf(),
+                    line: Some(contact.line),
+                    message: format!(
+                        "id {:?} was already used on line {}",
+                        contact.id, contacts[first].line
+                    ),
+                });
+            }
+            for channel in Channel::ALL {
+                if let Some(first) = seen[channel as usize].first(i) {
+                    duplicates.push((i, channel, first));
+                }
+            }
+        }
+    }
+    for (i, channel, first) in duplicates {
+        let first = &list.contacts[first];
+        let of = (first.line, first.id.clone());
+        list.contacts[i].duplicate_of[channel as usize] = Some(of);
+    }
+    Ok(list)
+}
+
+/// The contacts of decoded CSV text, in file order, each validated; the header; the delimiter.
+fn read_rows(
     path: &Path,
     text: &str,
     source: &ContactsSource,
     region: phonenumber::country::Id,
     default_tz: Tz,
-) -> Result<ContactList, ContactsError> {
+) -> Result<(Vec<Contact>, Arc<Columns>, u8), ContactsError> {
     let delimiter = source.delimiter.unwrap_or_else(|| detect_delimiter(text));
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -616,86 +681,116 @@ pub fn parse(
     };
     let columns = Arc::new(layout(path, header_line, &headers, source)?);
 
-    let mut rows: Vec<(usize, csv::StringRecord)> = Vec::new();
-    for record in records {
-        let record = record.map_err(csv_error)?;
-        if record.iter().all(str::is_empty) {
-            continue; // blank lines and Excel's trailing ",,,,," rows
-        }
-        rows.push((lines.line(record.position()), record));
-    }
-    // Validating a row (phone numbers above all) is the costly part: spread it over the cores.
+    // Validating a row (phone numbers above all) is the costly part: it is spread over the
+    // cores, a batch of rows at a time, while this thread reads the next batch. Only two
+    // batches of raw records are held at once, not the whole file's beside its contacts.
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(16);
-    let chunk = rows.len().div_ceil(threads).max(1024);
-    let contacts: Vec<Contact> = std::thread::scope(|scope| {
-        let handles: Vec<_> = rows
-            .chunks(chunk)
-            .map(|part| {
-                let columns = &columns;
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(line, record)| parse_row(*line, record, columns, region, default_tz))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("contact parser panicked"))
-            .collect()
-    });
-    drop(rows);
-
-    let mut list = ContactList {
-        path: path.to_path_buf(),
-        columns: columns
-            .names
-            .iter()
-            .filter(|n| !n.is_empty())
-            .cloned()
-            .collect(),
-        contacts,
-        warnings: Vec::new(),
-        encoding: "UTF-8",
-        delimiter: delimiter as char,
-    };
-    // Keys borrow from the contacts: the first pass only reads them, and what it finds is
-    // written back afterwards.
-    let mut duplicates: Vec<(usize, Channel, usize)> = Vec::new();
-    {
-        let mut seen_ids: HashMap<&str, usize> = HashMap::with_capacity(list.contacts.len());
-        let mut seen: [HashMap<&str, usize>; 2] = Default::default();
-        for (i, contact) in list.contacts.iter().enumerate() {
-            if let Some(first) = seen_ids.get(contact.id.as_str()) {
-                list.warnings.push(FileWarning {
-                    file: path.to_path_buf(),
-                    line: Some(contact.line),
-                    message: format!("id {:?} was already used on line {first}", contact.id),
-                });
-            } else {
-                seen_ids.insert(&contact.id, contact.line);
+    let chunk = PARSE_BATCH.div_ceil(threads);
+    let mut read_batch = || -> Result<Vec<(usize, csv::StringRecord)>, ContactsError> {
+        let mut batch = Vec::with_capacity(PARSE_BATCH);
+        for record in records.by_ref() {
+            let record = record.map_err(csv_error)?;
+            if record.iter().all(str::is_empty) {
+                continue; // blank lines and Excel's trailing ",,,,," rows
             }
-            for channel in Channel::ALL {
-                if let Some(addr) = contact.address(channel) {
-                    match seen[channel as usize].get(addr) {
-                        Some(&first) => duplicates.push((i, channel, first)),
-                        None => {
-                            seen[channel as usize].insert(addr, i);
+            batch.push((lines.line(record.position()), record));
+            if batch.len() == PARSE_BATCH {
+                break;
+            }
+        }
+        Ok(batch)
+    };
+    let columns_ref = &columns;
+    let contacts = std::thread::scope(|scope| -> Result<Vec<Contact>, ContactsError> {
+        // The same threads for every batch: new ones would each start a heap of their own.
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (to_worker, inbox) = mpsc::channel::<Vec<(usize, csv::StringRecord)>>();
+                let (to_reader, parsed) = mpsc::channel::<Vec<Contact>>();
+                scope.spawn(move || {
+                    for part in inbox {
+                        let rows = part.iter().map(|(line, record)| {
+                            parse_row(*line, record, columns_ref, region, default_tz)
+                        });
+                        if to_reader.send(rows.collect()).is_err() {
+                            break;
                         }
                     }
+                });
+                (to_worker, parsed)
+            })
+            .collect();
+        let mut contacts: Vec<Contact> = Vec::with_capacity(lines.count());
+        let mut batch = read_batch()?;
+        while !batch.is_empty() {
+            let mut busy = 0;
+            for (to_worker, _) in &workers {
+                let rest = batch.split_off(chunk.min(batch.len()));
+                let part = std::mem::replace(&mut batch, rest);
+                if part.is_empty() {
+                    break;
                 }
+                to_worker.send(part).expect("contact parser running");
+                busy += 1;
+            }
+            let next = read_batch();
+            for (_, parsed) in &workers[..busy] {
+                contacts.extend(parsed.recv().expect("contact parser panicked"));
+            }
+            batch = next?;
+        }
+        Ok(contacts)
+    })?;
+    Ok((contacts, columns, delimiter))
+}
+
+/// Which contact first had each key (an id, an address), for contacts taken in order. The table
+/// holds only indexes and hashes keys from the contacts themselves: a third of the memory of a
+/// map keyed by the strings, which on 100,000 rows is at the peak of a run.
+struct FirstSeen<'a, K> {
+    contacts: &'a [Contact],
+    key: K,
+    table: hashbrown::HashTable<usize>,
+    hasher: std::hash::RandomState,
+}
+
+impl<'a, K: Fn(&'a Contact) -> Option<&'a str>> FirstSeen<'a, K> {
+    fn new(contacts: &'a [Contact], key: K) -> Self {
+        FirstSeen {
+            contacts,
+            key,
+            table: hashbrown::HashTable::with_capacity(contacts.len()),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    /// The earlier contact with contact `i`'s key, if any; else `i` is its first. A contact
+    /// without the key has none.
+    fn first(&mut self, i: usize) -> Option<usize> {
+        use std::hash::BuildHasher;
+        let FirstSeen {
+            contacts,
+            key,
+            table,
+            hasher,
+        } = self;
+        let k = key(&contacts[i])?;
+        let hash_of = |j: &usize| hasher.hash_one(key(&contacts[*j]));
+        match table.entry(
+            hasher.hash_one(Some(k)),
+            |j| key(&contacts[*j]) == Some(k),
+            hash_of,
+        ) {
+            hashbrown::hash_table::Entry::Occupied(e) => Some(*e.get()),
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(i);
+                None
             }
         }
     }
-    for (i, channel, first) in duplicates {
-        let first = &list.contacts[first];
-        let of = (first.line, first.id.clone());
-        list.contacts[i].duplicate_of[channel as usize] = Some(of);
-    }
-    Ok(list)
 }
 
 fn parse_row(
@@ -1016,7 +1111,7 @@ mod tests {
     fn parse_str(text: &str) -> ContactList {
         parse(
             Path::new("c.csv"),
-            text,
+            text.to_string(),
             &source(),
             Id::US,
             chrono_tz::America::Chicago,
@@ -1146,6 +1241,32 @@ mod tests {
             list.contacts[2].duplicate_of[Channel::Sms as usize],
             Some((2, "P1".into()))
         );
+    }
+
+    /// More rows than one parsing batch: every row comes back in file order, and a duplicate
+    /// or a reused id is found across batches.
+    #[test]
+    fn a_list_of_many_batches_keeps_its_order_and_its_duplicates() {
+        let n = 2 * PARSE_BATCH + 100;
+        let mut text = String::from("id,email\n");
+        for i in 0..n {
+            text.push_str(&format!("P{i},p{i}@example.com\n"));
+        }
+        text.push_str("P5,again@example.com\nQ1,P3@example.com\n");
+        let list = parse_str(&text);
+        assert_eq!(list.contacts.len(), n + 2);
+        for (i, c) in list.contacts.iter().take(n).enumerate() {
+            assert_eq!((c.line, c.id.as_str()), (i + 2, format!("P{i}").as_str()));
+            assert_eq!(c.duplicate_of, [None, None]);
+        }
+        let last = &list.contacts[n + 1];
+        assert_eq!(
+            last.duplicate_of[Channel::Email as usize],
+            Some((5, "P3".into()))
+        );
+        assert_eq!(list.warnings.len(), 1);
+        assert_eq!(list.warnings[0].line, Some(n + 2));
+        assert!(list.warnings[0].message.contains("already used on line 7"));
     }
 
     #[test]
