@@ -245,7 +245,7 @@ pub struct RunRow {
     /// Its ledger row, when this run claimed it.
     pub row: Option<crate::ledger::RowId>,
     /// What became of it in this run ("sent", "deferred: quiet hours", ...).
-    pub outcome: String,
+    pub outcome: Cow<'static, str>,
 }
 
 /// The report a `send` run leaves in `state_dir/reports/`: one row per message the run

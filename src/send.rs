@@ -11,6 +11,7 @@
 //! off exponentially with full jitter and honour `Retry-After`. A stop (SIGINT/SIGTERM, a fatal
 //! transport error, too many consecutive failures) lets in-flight messages finish and be recorded.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::num::NonZeroU32;
@@ -222,7 +223,7 @@ enum Result_ {
 
 impl Result_ {
     /// The word the run report shows.
-    fn word(&self) -> String {
+    fn word(&self) -> Cow<'static, str> {
         match self {
             Result_::Sent => "sent".into(),
             Result_::Failed { opted_out: true } => "failed: opted out".into(),
@@ -230,8 +231,8 @@ impl Result_ {
             Result_::Unknown => "unknown".into(),
             Result_::RetryLater => "retry later".into(),
             Result_::NotAttempted => "not attempted".into(),
-            Result_::Deferred(d) => format!("deferred: {}", d.replace('_', " ")),
-            Result_::Skipped(s) => format!("skipped: {}", s.replace('_', " ")),
+            Result_::Deferred(d) => format!("deferred: {}", d.replace('_', " ")).into(),
+            Result_::Skipped(s) => format!("skipped: {}", s.replace('_', " ")).into(),
         }
     }
 }
@@ -725,7 +726,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
                         index,
                         channel,
                         row: None,
-                        outcome: format!("deferred: {d}"),
+                        outcome: format!("deferred: {d}").into(),
                     });
                 }
                 Decision::Skipped(s) => *st.skipped.entry(s.label()).or_default() += 1,
@@ -889,6 +890,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
     drop(bars);
 
     let mut touched: Vec<crate::report::RunRow> = plan_deferred;
+    touched.reserve_exact(results.iter().map(|(_, items)| items.len()).sum());
     for (channel, items) in results {
         let Some(st) = stats.iter_mut().find(|s| s.channel == Some(channel)) else {
             continue;
