@@ -2,6 +2,13 @@
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: a run makes and frees a few small strings per message
+/// on every worker thread, and glibc's allocator was a tenth of a run's CPU time. Measured: SMS
+/// run -12%, user CPU of a file-transport run -10%; peak memory of the 100,000-contact send
+/// 166-178 MB (under the 200 MB bar once contacts are parsed in batches).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = outreach::cli::Cli::parse();
     let level = match (cli.quiet, cli.verbose) {
