@@ -823,34 +823,40 @@ fn claim_in(
     claims: &[Claim],
     now: &str,
 ) -> rusqlite::Result<Vec<Option<RowId>>> {
-    let mut stmt = tx.prepare_cached(
+    // A new message is one insert whose row id the connection keeps; only a message the ledger
+    // already holds pays for a second statement. (`RETURNING` would open a temporary table in
+    // every execution.)
+    let mut insert = tx.prepare_cached(
         "INSERT INTO messages (campaign, channel, address, contact_id, state, attempts,
                                fingerprint, run_id, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, 'sending', 1, ?5, ?6, ?7, ?7)
-         ON CONFLICT (campaign, channel, address) DO UPDATE SET
-             state = 'sending', attempts = attempts + 1, contact_id = excluded.contact_id,
-             fingerprint = excluded.fingerprint, run_id = excluded.run_id,
-             updated_at = excluded.updated_at
-         WHERE messages.state IN ('failed', 'unknown')
+         ON CONFLICT (campaign, channel, address) DO NOTHING",
+    )?;
+    let mut take_over = tx.prepare_cached(
+        "UPDATE messages SET state = 'sending', attempts = attempts + 1, contact_id = ?4,
+                             fingerprint = ?5, run_id = ?6, updated_at = ?7
+         WHERE campaign = ?1 AND channel = ?2 AND address = ?3
+           AND state IN ('failed', 'unknown')
          RETURNING rowid",
     )?;
     let mut granted = Vec::with_capacity(claims.len());
     for c in claims {
-        // A row comes back when it was inserted or taken over, none when the claim was refused.
-        let row = stmt
-            .query_row(
-                params![
-                    campaign,
-                    c.channel.as_str(),
-                    c.address,
-                    c.contact_id,
-                    fingerprint,
-                    run,
-                    now
-                ],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let values = params![
+            campaign,
+            c.channel.as_str(),
+            c.address,
+            c.contact_id,
+            fingerprint,
+            run,
+            now
+        ];
+        if insert.execute(values)? == 1 {
+            granted.push(Some(RowId(tx.last_insert_rowid())));
+            continue;
+        }
+        // A row comes back when a failed or unknown message was taken over, none when the
+        // claim was refused (sent, or in flight).
+        let row = take_over.query_row(values, |r| r.get(0)).optional()?;
         granted.push(row.map(RowId));
     }
     Ok(granted)
