@@ -16,8 +16,8 @@
 #      -m MESSAGES -l SIZE, then `outreach send --channel email --limit MESSAGES` with
 #      concurrency = SESSIONS, the ledger on (fsynced group commits), TCP_NODELAY sessions;
 #      the sink's own counter must show every message, and the ledger must record each as sent;
-#   3. mailmerge 2.3.0 (bench/.venv, as bench/check.sh installs it) sends BENCH_MAILMERGE (2000)
-#      messages of the same size to a fresh sink;
+#   3. mailmerge 2.3.0 (bench/.venv, installed there if missing, as bench/check.sh does) sends
+#      BENCH_MAILMERGE (2000) messages of the same size to a fresh sink;
 #   4. a table: best wall time of each, messages/s, ratios.
 #
 # Knobs: BENCH_MESSAGES=100000 BENCH_SESSIONS=8 BENCH_RUNS=2 BENCH_MAILMERGE=2000 BENCH_KEEP=0.
@@ -105,7 +105,12 @@ for r in $(seq "$RUNS"); do
 done
 
 MM_RATE=0
-if [[ $MM_N -gt 0 && -x bench/.venv/bin/mailmerge ]]; then
+if [[ $MM_N -gt 0 ]] && ! bench/.venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('mailmerge') != '2.3.0')" 2>/dev/null; then
+    say "creating bench/.venv with mailmerge==2.3.0"
+    python3 -m venv bench/.venv
+    bench/.venv/bin/pip install --quiet --disable-pip-version-check "mailmerge==2.3.0"
+fi
+if [[ $MM_N -gt 0 ]]; then
     say "mailmerge 2.3.0: $MM_N messages of $SIZE bytes, one connection each"
     mkdir -p "$TMP/mm"
     python3 - "$TMP/contacts.csv" "$TMP/mm" "$SIZE" "$PORT" <<'PY'

@@ -108,10 +108,17 @@ pub enum Delivery {
     Fatal { error: String },
 }
 
-/// How many messages may wait, claimed, for each session. The cost: a run killed mid-way leaves
-/// up to this many times `concurrency` messages `unknown` (each reported, none resent without
+/// How many messages may wait, claimed, for each session, until [`ENOUGH_CLAIMED`] are: a group
+/// commit and its fsync take a few milliseconds, in which a fast server takes tens of messages,
+/// and a session whose next message is not yet claimed waits for the ledger (SMTP to
+/// `smtp-sink`, 8 sessions: 8.7-8.9 s with 4 claims each, 7.3-7.8 s with 8). The cost: a run
+/// killed mid-way leaves up to that many messages `unknown` (each reported, none resent without
 /// `--resend-unknown`) instead of `concurrency`.
-pub const CLAIMS_AHEAD: usize = 4;
+pub const CLAIMS_AHEAD: usize = 8;
+
+/// Claims that cover a commit at the fastest servers measured; beyond them, sessions get half
+/// of [`CLAIMS_AHEAD`] each (SMS over 32 connections: 128 claimed ran within 3% of 256).
+pub const ENOUGH_CLAIMED: usize = 64;
 
 /// Why a transport cannot start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,10 +165,13 @@ pub trait Transport: Send + Sync {
     }
 
     /// How many messages to keep in flight (claimed in the ledger), given the configured
-    /// `concurrency`: by default [`CLAIMS_AHEAD`] per session, so that one ledger commit covers
-    /// many claims while earlier messages are on the wire.
+    /// `concurrency`: by default [`CLAIMS_AHEAD`] per session up to [`ENOUGH_CLAIMED`], half as
+    /// many per session beyond, so that one ledger commit covers many claims while earlier
+    /// messages are on the wire.
     fn in_flight(&self, concurrency: usize) -> usize {
-        concurrency * CLAIMS_AHEAD
+        (concurrency * CLAIMS_AHEAD)
+            .min(ENOUGH_CLAIMED)
+            .max(concurrency * CLAIMS_AHEAD / 2)
     }
 
     /// How many messages may be handed over at once (parallel sessions or requests), given the
