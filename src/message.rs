@@ -231,7 +231,10 @@ fn printable_word(eight: &[u8]) -> bool {
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
     let w = u64::from_ne_bytes(eight.try_into().expect("8 bytes"));
     let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
-    w & HIGHS == 0 && !below_space && !zero(w ^ (ONES * 0x7F)) && !zero(w ^ (ONES * u64::from(b'=')))
+    w & HIGHS == 0
+        && !below_space
+        && !zero(w ^ (ONES * 0x7F))
+        && !zero(w ^ (ONES * u64::from(b'=')))
 }
 
 /// The message as it goes on the wire: formatted and, with `[email.dkim]`, signed (`t=` is the
@@ -264,7 +267,9 @@ mod tests {
     #[test]
     fn a_word_is_printable_exactly_when_each_of_its_bytes_is() {
         let mut rng = fastrand::Rng::with_seed(2026);
-        let edges = [0x00, 0x09, 0x1F, 0x20, 0x21, 0x3C, 0x3D, 0x3E, 0x7E, 0x7F, 0x80, 0xC3, 0xFF];
+        let edges = [
+            0x00, 0x09, 0x1F, 0x20, 0x21, 0x3C, 0x3D, 0x3E, 0x7E, 0x7F, 0x80, 0xC3, 0xFF,
+        ];
         for round in 0..200_000 {
             let mut word = [0u8; 8];
             for b in &mut word {
@@ -274,7 +279,9 @@ mod tests {
             for _ in 0..round % 3 {
                 word[rng.usize(..8)] = edges[rng.usize(..edges.len())];
             }
-            let each = word.iter().all(|&b| (0x20..=0x7E).contains(&b) && b != b'=');
+            let each = word
+                .iter()
+                .all(|&b| (0x20..=0x7E).contains(&b) && b != b'=');
             assert_eq!(super::printable_word(&word), each, "{word:02x?}");
         }
     }
