@@ -658,7 +658,8 @@ fn clinic_day(loaded: &Loaded, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<U
     (start_of(local), start_of(local + chrono::Days::new(1)))
 }
 
-/// Runs `send` (or its dry run) for a loaded campaign.
+/// Runs `send` (or its dry run) for a loaded campaign. Meant to end its process: `loaded` is
+/// not freed when it returns.
 pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendError> {
     let started = Instant::now();
     let clock = Clock::from_env().map_err(SendError::Runtime)?;
@@ -947,6 +948,11 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
             .map_err(|e| SendError::Runtime(e.to_string()))?;
         summary.report = Some(path);
     }
+    // A send is the last thing its process does: the contact list and the report's rows are
+    // left to the operating system instead of being freed an allocation at a time (600,000
+    // for 50,000 contacts: SMS benchmark -20-50 ms, 4 interleaved pairs).
+    std::mem::forget(loaded);
+    std::mem::forget(touched);
     Ok(summary)
 }
 
