@@ -1447,6 +1447,11 @@ mod phone_valid {
         static COMPILED: RefCell<HashMap<usize, regex::Regex>> = RefCell::new(HashMap::new());
     }
 
+    /// Each pattern compiled once for the process; a thread takes a clone, which shares the
+    /// compiled program but has a search cache of its own (no lock per search).
+    static SHARED: std::sync::Mutex<Option<HashMap<usize, regex::Regex>>> =
+        std::sync::Mutex::new(None);
+
     /// The crate's `find(value).start() == 0`, with a per-thread compiled pattern. The pattern is
     /// compiled anchored at the start: a leftmost match starts at 0 exactly when some match
     /// does, and the anchored search stops at the first byte that cannot match, where the
@@ -1456,11 +1461,18 @@ mod phone_valid {
             let mut c = c.borrow_mut();
             c.entry(pattern.as_ptr() as usize)
                 .or_insert_with(|| {
-                    // As phonenumber builds them (`ignore_whitespace`).
-                    regex::RegexBuilder::new(&format!("^(?:{pattern})"))
-                        .ignore_whitespace(true)
-                        .build()
-                        .expect("phonenumber's patterns compile")
+                    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+                    shared
+                        .get_or_insert_with(HashMap::new)
+                        .entry(pattern.as_ptr() as usize)
+                        .or_insert_with(|| {
+                            // As phonenumber builds them (`ignore_whitespace`).
+                            regex::RegexBuilder::new(&format!("^(?:{pattern})"))
+                                .ignore_whitespace(true)
+                                .build()
+                                .expect("phonenumber's patterns compile")
+                        })
+                        .clone()
                 })
                 .is_match(value)
         })
