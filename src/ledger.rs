@@ -427,17 +427,18 @@ impl Ledger {
             .conn
             .prepare(&format!("{SELECT_ROWS} AND channel = ?2 AND address = ?3"))
             .map_err(sqlite)?;
-        let by_row = self
+        let cells_by_row = self
             .conn
             .prepare(&format!(
-                "{SELECT_ROWS} AND channel = ?2 AND address = ?3 AND rowid = ?4"
+                "SELECT {CELLS} FROM messages
+                 WHERE campaign = ?1 AND channel = ?2 AND address = ?3 AND rowid = ?4"
             ))
             .map_err(sqlite)?;
         Ok(RowLookup {
             path: &self.path,
             campaign,
             stmt,
-            by_row,
+            cells_by_row,
             _read: read,
         })
     }
@@ -715,7 +716,7 @@ pub struct RowLookup<'a> {
     path: &'a Path,
     campaign: &'a str,
     stmt: rusqlite::Statement<'a>,
-    by_row: rusqlite::Statement<'a>,
+    cells_by_row: rusqlite::Statement<'a>,
     /// Ended (it only read) after the statements are dropped.
     _read: rusqlite::Transaction<'a>,
 }
@@ -728,27 +729,69 @@ impl RowLookup<'_> {
             .optional()
             .map_err(sqlite_error(self.path))
     }
+}
 
-    /// The row of one message whose claim returned `row`: found by that alone when it is still
-    /// the message's row, else as [`RowLookup::get`] finds it.
-    pub fn get_claimed(
+/// What a report shows of a message's ledger row, borrowed from it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cells<'r> {
+    pub attempts: u32,
+    pub provider_id: &'r str,
+    pub last_error: &'r str,
+    pub sent_at: &'r str,
+    pub updated_at: &'r str,
+}
+
+impl<'r> From<&'r Row> for Cells<'r> {
+    fn from(r: &'r Row) -> Self {
+        Cells {
+            attempts: r.attempts,
+            provider_id: r.provider_id.as_deref().unwrap_or_default(),
+            last_error: r.last_error.as_deref().unwrap_or_default(),
+            sent_at: r.sent_at.as_deref().unwrap_or_default(),
+            updated_at: &r.updated_at,
+        }
+    }
+}
+
+/// The columns of [`Cells`], in its order.
+const CELLS: &str = "attempts, provider_id, last_error, sent_at, updated_at";
+
+impl RowLookup<'_> {
+    /// Calls `f` with the report's cells of the message whose claim returned `row`, read in
+    /// place (a report of 180,000 rows makes no strings for them), or with the row
+    /// [`RowLookup::get`] finds when `row` is no longer the message's.
+    pub fn with_claimed<T>(
         &mut self,
         channel: Channel,
         address: &str,
         row: RowId,
-    ) -> Result<Option<Row>, LedgerError> {
-        let found = self
-            .by_row
-            .query_row(
-                params![self.campaign, channel.as_str(), address, row.0],
-                row_from,
-            )
-            .optional()
-            .map_err(sqlite_error(self.path))?;
-        match found {
-            Some(r) => Ok(Some(r)),
-            None => self.get(channel, address),
+        f: impl FnOnce(Option<Cells<'_>>) -> T,
+    ) -> Result<T, LedgerError> {
+        let sqlite = sqlite_error(self.path);
+        let mut rows = self
+            .cells_by_row
+            .query(params![self.campaign, channel.as_str(), address, row.0])
+            .map_err(sqlite)?;
+        if let Some(r) = rows.next().map_err(sqlite)? {
+            let text = |i| {
+                r.get_ref(i)
+                    .map(|v| v.as_str_or_null().map(Option::unwrap_or_default))
+            };
+            let cells = (|| -> rusqlite::Result<Cells<'_>> {
+                Ok(Cells {
+                    attempts: r.get::<_, i64>(0)? as u32,
+                    provider_id: text(1)??,
+                    last_error: text(2)??,
+                    sent_at: text(3)??,
+                    updated_at: text(4)??,
+                })
+            })()
+            .map_err(sqlite)?;
+            return Ok(f(Some(cells)));
         }
+        drop(rows);
+        let found = self.get(channel, address)?;
+        Ok(f(found.as_ref().map(Cells::from)))
     }
 }
 
@@ -1231,20 +1274,18 @@ mod tests {
         // The report finds a claimed row by its id, and by its key when the id is not its own.
         let mut lookup = l.rows_of("c").unwrap();
         let b = first[1].unwrap();
-        let by_id = lookup.get_claimed(Channel::Email, "b", b).unwrap().unwrap();
-        assert_eq!((by_id.address.as_str(), by_id.attempts), ("b", 2));
-        let wrong = other[0].unwrap();
-        let by_key = lookup
-            .get_claimed(Channel::Email, "b", wrong)
-            .unwrap()
-            .unwrap();
-        assert_eq!((by_key.address.as_str(), by_key.attempts), ("b", 2));
-        assert!(
+        let cells = |lookup: &mut RowLookup<'_>, address: &str, row: RowId| {
             lookup
-                .get_claimed(Channel::Email, "zz", b)
+                .with_claimed(Channel::Email, address, row, |c| {
+                    c.map(|c| (c.attempts, c.provider_id.to_string()))
+                })
                 .unwrap()
-                .is_none()
-        );
+        };
+        let expected = Some((2, "id-1".to_string()));
+        assert_eq!(cells(&mut lookup, "b", b), expected);
+        let wrong = other[0].unwrap();
+        assert_eq!(cells(&mut lookup, "b", wrong), expected);
+        assert_eq!(cells(&mut lookup, "zz", b), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::channel::Channel;
-use crate::ledger::{Ledger, LedgerError, State};
+use crate::ledger::{Cells, Ledger, LedgerError, State};
 use crate::load::Loaded;
 use crate::plan::Decision;
 
@@ -58,7 +58,7 @@ pub struct ReportRow<'a> {
     pub state: &'a str,
     pub reason: &'a str,
     /// The ledger's details, when it has the message.
-    pub ledger: Option<&'a crate::ledger::Row>,
+    pub ledger: Option<Cells<'a>>,
 }
 
 impl<'a> ReportRow<'a> {
@@ -70,7 +70,7 @@ impl<'a> ReportRow<'a> {
         channel: Channel,
         name: &'a str,
         (state, reason): (&'a str, &'a str),
-        ledger: Option<&'a crate::ledger::Row>,
+        ledger: Option<Cells<'a>>,
     ) -> Self {
         ReportRow {
             channel: channel.as_str(),
@@ -102,16 +102,13 @@ impl<W: std::io::Write> ReportWriter<W> {
     fn row(&mut self, campaign: &str, r: &ReportRow<'_>) -> csv::Result<()> {
         let mut number = itoa::Buffer::new();
         let w = &mut self.csv;
-        let (attempts, provider_id, last_error, sent_at, updated_at) = match r.ledger {
-            Some(p) => (
-                p.attempts,
-                p.provider_id.as_deref().unwrap_or_default(),
-                p.last_error.as_deref().unwrap_or_default(),
-                p.sent_at.as_deref().unwrap_or_default(),
-                p.updated_at.as_str(),
-            ),
-            None => (0, "", "", "", ""),
-        };
+        let Cells {
+            attempts,
+            provider_id,
+            last_error,
+            sent_at,
+            updated_at,
+        } = r.ledger.unwrap_or_default();
         for cell in [campaign, r.channel, r.contact_id] {
             w.write_field(escape_cell(cell).as_bytes())?;
         }
@@ -162,7 +159,7 @@ pub fn each_row(
                     *channel,
                     &name,
                     (ledger_state(r), ""),
-                    Some(r),
+                    Some(r.into()),
                 ))?,
                 None => {
                     let decision = loaded.decide(index, *channel, loaded.now);
@@ -195,7 +192,7 @@ pub fn each_row(
                 address: &r.address,
                 state: ledger_state(&r),
                 reason: "no longer in the contacts file",
-                ledger: Some(&r),
+                ledger: Some((&r).into()),
             });
             n += 1;
         })?;
@@ -270,15 +267,17 @@ pub fn write_run_report(
     for r in rows {
         let contact = &loaded.contacts.contacts[r.index];
         let (state, reason) = r.outcome.split_once(": ").unwrap_or((&r.outcome, ""));
-        let prior = match (contact.address(r.channel), r.row) {
-            _ if state == "deferred" => None,
-            (Some(a), Some(row)) => lookup.get_claimed(r.channel, a, row)?,
-            (Some(a), None) => lookup.get(r.channel, a)?,
-            (None, _) => None,
-        };
         let name = contact.display_name();
-        let row = ReportRow::of(contact, r.channel, &name, (state, reason), prior.as_ref());
-        w.row(campaign, &row).map_err(|e| io(e.into()))?;
+        let mut write = |prior: Option<Cells<'_>>| {
+            let row = ReportRow::of(contact, r.channel, &name, (state, reason), prior);
+            w.row(campaign, &row).map_err(|e| io(e.into()))
+        };
+        match (contact.address(r.channel), r.row) {
+            _ if state == "deferred" => write(None)?,
+            (Some(a), Some(row)) => lookup.with_claimed(r.channel, a, row, write)??,
+            (Some(a), None) => write(lookup.get(r.channel, a)?.as_ref().map(Cells::from))?,
+            (None, _) => write(None)?,
+        }
     }
     w.finish().map_err(io)?;
     Ok(path)
