@@ -796,7 +796,18 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
     });
     let bars = progress_bars(opts, &channels, &stats);
 
+    // The ledger writer, and the file transports' outbox writer, are threads of their own, busy
+    // for the whole run: the runtime leaves them a core. On 2 cores, one worker instead of two
+    // (interleaved runs): SMS 1.19-1.25 -> 1.09-1.21 s, SMTP 7.09-7.18 -> 6.93-7.02 s, files
+    // 8.2 -> 6.0-6.9 s, with less CPU in all. A dry run has no such thread and renders on all.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = if opts.dry_run {
+        cores
+    } else {
+        cores.saturating_sub(1).max(1)
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(|e| SendError::Runtime(format!("starting the async runtime: {e}")))?;
