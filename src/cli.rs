@@ -23,7 +23,7 @@ Exit codes:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    /// More log output from outreach (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Print nothing on success.

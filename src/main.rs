@@ -11,11 +11,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = outreach::cli::Cli::parse();
+    // -v and -vv are about outreach's own work: its libraries stay at warnings (at debug, the
+    // HTML parser alone logs every token of every template). RUST_LOG reaches them.
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, _) => "debug",
+        (false, 1) => "warn,outreach=info",
+        (false, _) => "warn,outreach=debug",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
