@@ -852,25 +852,33 @@ const MESSAGES: &str = "(
 /// [`MESSAGES`]: the rows (row ids included) are copied to a new table that then takes the old
 /// one's name, all in one transaction, so a crash leaves the old table as it was.
 fn rebuild_messages_check(c: &Connection) -> rusqlite::Result<()> {
-    let current: String = c.query_row(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !current.contains("state IN (") {
+    let earlier = |c: &Connection| -> rusqlite::Result<bool> {
+        let sql: String = c.query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(sql.contains("state IN ("))
+    };
+    if !earlier(c)? {
         return Ok(());
     }
     const COLUMNS: &str = "rowid, campaign, channel, address, contact_id, state, permanent, \
         attempts, provider_id, last_error, fingerprint, run_id, created_at, updated_at, sent_at";
-    c.execute_batch(&format!(
-        "BEGIN IMMEDIATE;
-         CREATE TABLE messages_rebuilt {MESSAGES};
-         INSERT INTO messages_rebuilt ({COLUMNS}) SELECT {COLUMNS} FROM messages;
-         DROP TABLE messages;
-         ALTER TABLE messages_rebuilt RENAME TO messages;
-         COMMIT;"
-    ))
-    .inspect_err(|_| {
+    let rebuild = || -> rusqlite::Result<()> {
+        c.execute_batch("BEGIN IMMEDIATE")?;
+        // Asked again under the write lock: another process may have rebuilt it meanwhile.
+        if earlier(c)? {
+            c.execute_batch(&format!(
+                "CREATE TABLE messages_rebuilt {MESSAGES};
+                 INSERT INTO messages_rebuilt ({COLUMNS}) SELECT {COLUMNS} FROM messages;
+                 DROP TABLE messages;
+                 ALTER TABLE messages_rebuilt RENAME TO messages;"
+            ))?;
+        }
+        c.execute_batch("COMMIT")
+    };
+    rebuild().inspect_err(|_| {
         let _ = c.execute_batch("ROLLBACK");
     })
 }
