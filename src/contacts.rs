@@ -1251,7 +1251,9 @@ mod tests {
                 // code (`+1312-555-0199`: no such country); libphonenumber, and the shortcut,
                 // read the 1.
                 (Err(_), Ok(_)) => {
-                    let rest = written.strip_prefix("+1").expect("{written:?}");
+                    let rest = written
+                        .strip_prefix("+1")
+                        .unwrap_or_else(|| panic!("{written:?} in {region:?}"));
                     assert!(
                         rest.starts_with(|c: char| c.is_ascii_digit()),
                         "{written:?}"

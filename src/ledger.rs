@@ -711,26 +711,6 @@ impl Ledger {
     }
 }
 
-/// Rows of one campaign, looked up one by one ([`Ledger::rows_of`]).
-pub struct RowLookup<'a> {
-    path: &'a Path,
-    campaign: &'a str,
-    stmt: rusqlite::Statement<'a>,
-    cells_by_row: rusqlite::Statement<'a>,
-    /// Ended (it only read) after the statements are dropped.
-    _read: rusqlite::Transaction<'a>,
-}
-
-impl RowLookup<'_> {
-    /// The row of one message, if the ledger has it.
-    pub fn get(&mut self, channel: Channel, address: &str) -> Result<Option<Row>, LedgerError> {
-        self.stmt
-            .query_row(params![self.campaign, channel.as_str(), address], row_from)
-            .optional()
-            .map_err(sqlite_error(self.path))
-    }
-}
-
 /// What a report shows of a message's ledger row, borrowed from it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cells<'r> {
@@ -756,7 +736,25 @@ impl<'r> From<&'r Row> for Cells<'r> {
 /// The columns of [`Cells`], in its order.
 const CELLS: &str = "attempts, provider_id, last_error, sent_at, updated_at";
 
+/// Rows of one campaign, looked up one by one ([`Ledger::rows_of`]).
+pub struct RowLookup<'a> {
+    path: &'a Path,
+    campaign: &'a str,
+    stmt: rusqlite::Statement<'a>,
+    cells_by_row: rusqlite::Statement<'a>,
+    /// Ended (it only read) after the statements are dropped.
+    _read: rusqlite::Transaction<'a>,
+}
+
 impl RowLookup<'_> {
+    /// The row of one message, if the ledger has it.
+    pub fn get(&mut self, channel: Channel, address: &str) -> Result<Option<Row>, LedgerError> {
+        self.stmt
+            .query_row(params![self.campaign, channel.as_str(), address], row_from)
+            .optional()
+            .map_err(sqlite_error(self.path))
+    }
+
     /// Calls `f` with the report's cells of the message whose claim returned `row`, read in
     /// place (a report of 180,000 rows makes no strings for them), or with the row
     /// [`RowLookup::get`] finds when `row` is no longer the message's.
