@@ -8,7 +8,8 @@
 #
 # What it does, in one temporary directory (removed at the end):
 #   1. cargo build --release of outreach and the two examples (examples/gateway_sink.rs: HTTP/1.1
-#      keep-alive on plain tokio, answering like Twilio; examples/http_reference.rs: the loop);
+#      keep-alive on plain tokio, answering like Twilio; examples/http_reference.rs: the loop, on
+#      a runtime of BENCH_REFERENCE_WORKERS (1) worker, its steadiest and fastest on 2 cores);
 #   2. writes BENCH_MESSAGES (50000) SMS contacts (unique valid US numbers, consent given);
 #   3. starts the sink on 127.0.0.1 (one process for the whole run);
 #   4. BENCH_RUNS rounds of: the reference, then `outreach send --channel sms` (shipped campaign
@@ -22,7 +23,8 @@
 #      and over its run (the summary's seconds: from the ledger's opening to the last outcome),
 #      and the ratios.
 #
-# Knobs (environment): BENCH_MESSAGES=50000 BENCH_CONCURRENCY=32 BENCH_RUNS=5 BENCH_KEEP=0 (1 keeps the dir).
+# Knobs (environment): BENCH_MESSAGES=50000 BENCH_CONCURRENCY=32 BENCH_RUNS=5
+# BENCH_REFERENCE_WORKERS=1 BENCH_KEEP=0 (1 keeps the dir).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -66,7 +68,9 @@ ADDR=$(head -1 "$TMP/sink.addr")
 URL="http://$ADDR"
 say "sink on $URL; concurrency $C"
 
-reference() { "$EX/http_reference" "$URL" "$N" "$C" | tee -a "$TMP/reference.txt" >&2; }
+reference() {
+    "$EX/http_reference" "$URL" "$N" "$C" "${BENCH_REFERENCE_WORKERS:-1}" | tee -a "$TMP/reference.txt" >&2
+}
 
 # Rounds of (reference, outreach), each outreach run on a new ledger: the machine's speed drifts
 # within a run, so both sides get the same number of tries and their best is compared.

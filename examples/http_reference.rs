@@ -3,7 +3,13 @@
 //! `/2010-04-01/Accounts/{sid}/Messages.json`, the JSON reply read for its `sid` — with the same
 //! number of requests in flight. No CSV, templates, ledger or rate limiter.
 //!
-//!     cargo run --release --example http_reference -- BASE_URL MESSAGES CONCURRENCY
+//!     cargo run --release --example http_reference -- BASE_URL MESSAGES CONCURRENCY [WORKERS]
+//!
+//! WORKERS (default 1) is the tokio runtime's worker threads; the loop itself runs on the main
+//! thread, and hyper's connection tasks on the workers. One worker is this loop at its best on
+//! 2 cores: against the same sink, 50,000 messages ran at 79,000-84,000/s with one, and at
+//! 45,000-87,000/s with `#[tokio::main]`'s one per core, whose work stealing moves tasks
+//! between threads (two modes, ~50,000 and ~80,000, from run to run).
 //!
 //! Prints one line: `reference: N messages in S s = R messages/s`.
 
@@ -15,13 +21,26 @@ const BODY: &str = "Riverside Physio: Hi Pat, lower back or hip pain? A tight ps
                     the cause. Get a FREE phone assessment & treatment plan: \
                     https://riverside.example/book or call +1 312 555 0100. Reply STOP to opt out";
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, base, n, concurrency] = &args[..] else {
-        eprintln!("usage: http_reference BASE_URL MESSAGES CONCURRENCY");
-        std::process::exit(2);
+    let (base, n, concurrency, workers) = match &args[..] {
+        [_, base, n, c] => (base, n, c, "1"),
+        [_, base, n, c, w] => (base, n, c, w.as_str()),
+        _ => {
+            eprintln!("usage: http_reference BASE_URL MESSAGES CONCURRENCY [WORKERS]");
+            std::process::exit(2);
+        }
     };
+    let workers: usize = workers.parse().expect("WORKERS is a number");
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(run(base, n, concurrency));
+}
+
+async fn run(base: &str, n: &str, concurrency: &str) {
     let n: usize = n.parse().expect("MESSAGES is a number");
     let concurrency: usize = concurrency.parse().expect("CONCURRENCY is a number");
     let url = format!("{base}/2010-04-01/Accounts/{ACCOUNT}/Messages.json");
