@@ -285,7 +285,7 @@ impl Loaded {
                 };
                 let parts = self
                     .templates
-                    .render_email(&data.context())
+                    .render_email(&data.context(self.templates.reads(Channel::Email)))
                     .map_err(|e| e.to_string())?;
                 Ok(Rendered::Email {
                     parts,
@@ -302,7 +302,7 @@ impl Loaded {
                 };
                 let rendered = self
                     .templates
-                    .render_sms(&data.context())
+                    .render_sms(&data.context(self.templates.reads(Channel::Sms)))
                     .map_err(|e| e.to_string())?;
                 let (body, original) = if settings.smart_encoding {
                     match sms::smart_encode(&rendered) {

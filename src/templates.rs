@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::channel::Channel;
 use crate::config::Campaign;
 use crate::contacts::Contact;
+use crate::fold::Reads;
 
 /// The template files a campaign directory holds.
 pub const SUBJECT: &str = "subject.hbs";
@@ -95,6 +96,9 @@ pub struct Templates {
     text_names: Vec<&'static str>,
     html_names: Vec<&'static str>,
     partial_names: BTreeSet<String>,
+    /// What an email's three templates, and an SMS's, can read: their contexts hold only that.
+    email_reads: Reads,
+    sms_reads: Reads,
 }
 
 /// `{{default value "fallback"}}` and `{{gsm7 value "fallback"}}`: the value, or the fallback
@@ -275,7 +279,7 @@ impl Templates {
             }
         }
 
-        Ok(Templates {
+        let mut templates = Templates {
             dir: dir.to_path_buf(),
             html,
             text,
@@ -285,7 +289,26 @@ impl Templates {
             text_names,
             html_names,
             partial_names: partials.into_keys().collect(),
-        })
+            email_reads: Reads::Everything,
+            sms_reads: Reads::Everything,
+        };
+        templates.find_reads();
+        Ok(templates)
+    }
+
+    /// Works out [`Templates::reads`] from the templates as they are now.
+    fn find_reads(&mut self) {
+        self.email_reads = crate::fold::reads(&self.text, &[SUBJECT, EMAIL_TEXT])
+            .union(crate::fold::reads(&self.html, &[EMAIL_HTML]));
+        self.sms_reads = crate::fold::reads(&self.text, &[SMS_TEXT]);
+    }
+
+    /// What `channel`'s templates can read of a message's data.
+    pub fn reads(&self, channel: Channel) -> &Reads {
+        match channel {
+            Channel::Email => &self.email_reads,
+            Channel::Sms => &self.sms_reads,
+        }
     }
 
     /// Folds what every message of `campaign` shares (`clinic.*`, `campaign.*`,
@@ -309,6 +332,7 @@ impl Templates {
             &constants,
             escape_html,
         );
+        self.find_reads();
     }
 
     /// How many expressions a template or partial still evaluates per message (the HTML
@@ -531,14 +555,15 @@ pub struct MessageData<'a> {
     pub unsubscribe_url: Option<&'a str>,
 }
 
-struct ContactFields<'a>(&'a Contact);
+/// A contact's fields as templates see them: those `reads` allows.
+struct ContactFields<'a>(&'a Contact, &'a Reads);
 
 impl Serialize for ContactFields<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
         let mut result = Ok(());
         self.0.visit_fields(|k, v| {
-            if result.is_ok() {
+            if result.is_ok() && self.1.contact_field(k) {
                 result = map.serialize_entry(k, v);
             }
         });
@@ -602,22 +627,56 @@ impl<'a> Shared<'a> {
     }
 }
 
-#[derive(Serialize)]
+/// A message's context: of the contact, the campaign's shared values and the unsubscribe
+/// link, what the templates can read ([`Reads`]).
 struct Data<'a> {
-    contact: ContactFields<'a>,
-    #[serde(flatten)]
-    shared: Shared<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    campaign: &'a Campaign,
+    contact: &'a Contact,
     unsubscribe_url: Option<&'a str>,
+    reads: &'a Reads,
+}
+
+impl Serialize for Data<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.reads;
+        let mut map = s.serialize_map(None)?;
+        if r.key("contact") {
+            map.serialize_entry("contact", &ContactFields(self.contact, r))?;
+        }
+        if ["clinic", "campaign", "unsubscribe_mailto"]
+            .iter()
+            .any(|k| r.key(k))
+        {
+            let shared = Shared::of(self.campaign);
+            if r.key("clinic") {
+                map.serialize_entry("clinic", &shared.clinic)?;
+            }
+            if r.key("campaign") {
+                map.serialize_entry("campaign", &shared.campaign)?;
+            }
+            if let Some(m) = shared
+                .unsubscribe_mailto
+                .filter(|_| r.key("unsubscribe_mailto"))
+            {
+                map.serialize_entry("unsubscribe_mailto", &m)?;
+            }
+        }
+        if let Some(u) = self.unsubscribe_url.filter(|_| r.key("unsubscribe_url")) {
+            map.serialize_entry("unsubscribe_url", u)?;
+        }
+        map.end()
+    }
 }
 
 impl MessageData<'_> {
-    /// The Handlebars context, built once per contact and shared by its templates.
-    pub fn context(&self) -> Context {
+    /// The Handlebars context, built once per contact and shared by its templates: what
+    /// `reads` (the templates' [`Templates::reads`]) allows of it.
+    pub fn context(&self, reads: &Reads) -> Context {
         let data = Data {
-            contact: ContactFields(self.contact),
-            shared: Shared::of(self.campaign),
+            campaign: self.campaign,
+            contact: self.contact,
             unsubscribe_url: self.unsubscribe_url,
+            reads,
         };
         Context::wraps(data).expect("template data always serialises")
     }
