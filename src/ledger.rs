@@ -160,6 +160,8 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
+    /// The connection's `PRAGMA synchronous`, set per commit only when it changes.
+    synchronous: &'static str,
 }
 
 impl Ledger {
@@ -174,7 +176,11 @@ impl Ledger {
         // SQLite would create the file with the umask's mode: create it private first.
         crate::private::open(&path, crate::private::Open::ReadWrite).map_err(io)?;
         let conn = Connection::open(&path).map_err(sqlite_error(&path))?;
-        let ledger = Ledger { conn, path };
+        let ledger = Ledger {
+            conn,
+            path,
+            synchronous: "FULL",
+        };
         ledger.sql(|c| {
             c.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL;
@@ -521,9 +527,12 @@ impl Ledger {
     ) -> Result<Vec<Option<RowId>>, LedgerError> {
         let sqlite = sqlite_error(&self.path);
         let sync = if claims.is_empty() { "NORMAL" } else { "FULL" };
-        self.conn
-            .execute_batch(&format!("PRAGMA synchronous = {sync}"))
-            .map_err(sqlite)?;
+        if sync != self.synchronous {
+            self.conn
+                .execute_batch(&format!("PRAGMA synchronous = {sync}"))
+                .map_err(sqlite)?;
+            self.synchronous = sync;
+        }
         let now = timestamp(now);
         let tx = self.conn.transaction().map_err(sqlite)?;
         record_in(&tx, campaign, outcomes, &now).map_err(sqlite)?;
