@@ -1480,34 +1480,71 @@ mod phone_valid {
         })
     }
 
+    /// A descriptor of the metadata: the pattern of a national number of one type, and the
+    /// lengths it may have (none listed: any).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Desc<'a> {
+        pattern: &'a str,
+        lengths: &'a [u16],
+    }
+
+    /// One region's metadata, as much as validation reads.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Region<'a> {
+        id: &'a str,
+        leading_digits: Option<&'a str>,
+        general: Desc<'a>,
+        /// Premium rate, toll free, shared cost, VoIP, personal number, pager, UAN, voicemail,
+        /// fixed line, mobile: the order in which the crate tries them.
+        types: [Option<Desc<'a>>; 10],
+    }
+
+    impl<'a> Region<'a> {
+        fn of(meta: &'a Metadata) -> Self {
+            let desc = |d: &'a Descriptor| Desc {
+                pattern: d.national_number().as_str(),
+                lengths: d.possible_length(),
+            };
+            let d = meta.descriptors();
+            Region {
+                id: meta.id(),
+                leading_digits: meta.leading_digits().map(|p| p.as_str()),
+                general: desc(d.general()),
+                types: [
+                    d.premium_rate(),
+                    d.toll_free(),
+                    d.shared_cost(),
+                    d.voip(),
+                    d.personal_number(),
+                    d.pager(),
+                    d.uan(),
+                    d.voicemail(),
+                    d.fixed_line(),
+                    d.mobile(),
+                ]
+                .map(|t| t.map(desc)),
+            }
+        }
+    }
+
+    /// The regions of country code 1 (the North American Numbering Plan), in the crate's order,
+    /// written out from its metadata (a test checks them against it): most lists are North
+    /// American, and reading them this way spares every run the building of the crate's
+    /// database of every country (40-55 ms, most of it checking thousands of patterns that
+    /// such a list never uses).
+    static NANP: &[Region<'static>] = include!("nanp_table.rs");
+
     /// `Descriptor::is_match`.
-    fn matches(d: &Descriptor, value: &str) -> bool {
-        let lengths = d.possible_length();
-        if !lengths.is_empty() && !lengths.contains(&(value.len() as u16)) {
+    fn matches(d: &Desc, value: &str) -> bool {
+        if !d.lengths.is_empty() && !d.lengths.contains(&(value.len() as u16)) {
             return false;
         }
-        starts_with_match(d.national_number().as_str(), value)
+        starts_with_match(d.pattern, value)
     }
 
     /// `validator::number_type(meta, value) != Type::Unknown`.
-    fn has_type(meta: &Metadata, value: &str) -> bool {
-        let d = meta.descriptors();
-        matches(d.general(), value)
-            && [
-                d.premium_rate(),
-                d.toll_free(),
-                d.shared_cost(),
-                d.voip(),
-                d.personal_number(),
-                d.pager(),
-                d.uan(),
-                d.voicemail(),
-                d.fixed_line(),
-                d.mobile(),
-            ]
-            .into_iter()
-            .flatten()
-            .any(|x| matches(x, value))
+    fn has_type(r: &Region, value: &str) -> bool {
+        matches(&r.general, value) && r.types.iter().flatten().any(|t| matches(t, value))
     }
 
     /// `validator::is_valid_with(&DATABASE, number)`.
@@ -1517,38 +1554,112 @@ mod phone_valid {
 
     /// Whether `region` shares the North American country code, 1.
     pub fn in_nanp(region: phonenumber::country::Id) -> bool {
-        DATABASE
-            .by_id(region.as_ref())
-            .is_some_and(|m| m.country_code() == 1)
+        let id: &str = region.as_ref();
+        NANP.iter().any(|r| r.id == id)
     }
 
     /// [`is_valid`] of the number with country code `code` and national number `national`.
     pub fn is_valid_national(code: u16, national: &str) -> bool {
+        if code == 1 {
+            return valid_in(NANP.iter().copied(), national);
+        }
         let Some(regions) = DATABASE.region(&code) else {
             return false;
         };
-        // `validator::source_for`.
-        let meta = if regions.len() == 1 {
-            if regions[0] == "001" {
-                DATABASE.by_code(&code).and_then(|m| m.into_iter().next())
-            } else {
-                DATABASE.by_id(regions[0])
-            }
+        // `validator::source_for`, for a code of one non-geographic entity.
+        if regions[..] == ["001"] {
+            return DATABASE
+                .by_code(&code)
+                .and_then(|m| m.into_iter().next())
+                .is_some_and(|m| has_type(&Region::of(m), national));
+        }
+        valid_in(
+            regions.iter().map(|r| DATABASE.by_id(*r).map(Region::of)),
+            national,
+        )
+    }
+
+    /// `validator::source_for` among a country code's `regions` (`None`: one the database does
+    /// not have), then whether the number has a type there.
+    fn valid_in<'a, R>(regions: impl ExactSizeIterator<Item = R>, national: &str) -> bool
+    where
+        R: Into<Option<Region<'a>>>,
+    {
+        let mut regions = regions.map(Into::into);
+        let chosen = if regions.len() == 1 {
+            regions.next().flatten()
         } else {
-            regions.iter().find_map(|region| {
-                let meta = DATABASE.by_id(*region)?;
-                let chosen = match meta.leading_digits() {
-                    Some(p) => starts_with_match(p.as_str(), national),
-                    None => has_type(meta, national),
-                };
-                chosen.then_some(meta)
+            regions.flatten().find(|r| match r.leading_digits {
+                Some(p) => starts_with_match(p, national),
+                None => has_type(r, national),
             })
         };
-        meta.is_some_and(|m| has_type(m, national))
+        chosen.is_some_and(|r| has_type(&r, national))
     }
 
     #[cfg(test)]
     mod tests {
+        use super::*;
+
+        /// The Rust source of [`NANP`] (`src/nanp_table.rs`), from the crate's metadata.
+        fn nanp_source() -> String {
+            use std::fmt::Write;
+            let desc = |d: &Desc| {
+                format!(
+                    "Desc {{ pattern: {:?}, lengths: &{:?} }}",
+                    d.pattern, d.lengths
+                )
+            };
+            let mut out = String::from(
+                "// The regions of country code 1 in phonenumber's metadata (`phone_valid::NANP` in\n\
+                 // contacts.rs). Generated: `OUTREACH_WRITE_NANP=1 cargo test nanp` writes it again.\n\
+                 &[\n",
+            );
+            for r in crate_nanp() {
+                out.push_str("    Region {\n");
+                writeln!(out, "        id: {:?},", r.id).unwrap();
+                writeln!(out, "        leading_digits: {:?},", r.leading_digits).unwrap();
+                writeln!(out, "        general: {},", desc(&r.general)).unwrap();
+                out.push_str("        types: [\n");
+                for t in &r.types {
+                    match t {
+                        Some(d) => writeln!(out, "            Some({}),", desc(d)).unwrap(),
+                        None => out.push_str("            None,\n"),
+                    }
+                }
+                out.push_str("        ],\n    },\n");
+            }
+            out.push_str("]\n");
+            out
+        }
+
+        /// The regions of country code 1 as the crate's database has them.
+        fn crate_nanp() -> Vec<Region<'static>> {
+            DATABASE
+                .region(&1)
+                .unwrap()
+                .into_iter()
+                .map(|id| Region::of(DATABASE.by_id(id).unwrap()))
+                .collect()
+        }
+
+        #[test]
+        fn the_north_american_table_is_the_crates_metadata() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/nanp_table.rs");
+            if std::env::var_os("OUTREACH_WRITE_NANP").is_some() {
+                std::fs::write(path, nanp_source()).unwrap();
+            }
+            let regenerate = "src/nanp_table.rs is not phonenumber's metadata (a new version of \
+                              the crate?): `OUTREACH_WRITE_NANP=1 cargo test nanp` writes it again";
+            assert_eq!(NANP, &crate_nanp()[..], "{regenerate}");
+            assert!(NANP.len() > 20 && NANP[0].id == "US", "{NANP:?}");
+            assert_eq!(
+                std::fs::read_to_string(path).unwrap(),
+                nanp_source(),
+                "{regenerate}"
+            );
+        }
+
         #[test]
         fn agrees_with_the_crate_on_thousands_of_numbers() {
             let mut rng = fastrand::Rng::with_seed(2026);
