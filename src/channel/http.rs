@@ -406,22 +406,19 @@ fn excerpt(body: &[u8]) -> String {
     }
 }
 
+/// What a Twilio reply is read for; every other member is skipped unread.
+#[derive(serde::Deserialize)]
+struct TwilioReply {
+    sid: Option<Value>,
+    code: Option<Value>,
+    message: Option<Value>,
+}
+
 fn twilio_reply(status: StatusCode, wait: Option<Duration>, body: Option<&[u8]>) -> Delivery {
     let body = body.unwrap_or_default();
-    let v = json(body);
-    let code = v.as_ref().and_then(|v| v["code"].as_i64());
-    let message = v
-        .as_ref()
-        .and_then(|v| v["message"].as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| excerpt(body));
-    let detail = match code {
-        Some(c) => format!(", Twilio error {c}: {message}"),
-        None if message.is_empty() => String::new(),
-        None => format!(": {message}"),
-    };
+    let v: Option<TwilioReply> = serde_json::from_slice(body).ok();
     if status.is_success() {
-        return match v.as_ref().and_then(|v| v["sid"].as_str()) {
+        return match v.as_ref().and_then(|v| v.sid.as_ref()?.as_str()) {
             Some(sid) => Delivery::Sent {
                 provider_id: sid.to_string(),
             },
@@ -431,6 +428,17 @@ fn twilio_reply(status: StatusCode, wait: Option<Duration>, body: Option<&[u8]>)
             },
         };
     }
+    let code = v.as_ref().and_then(|v| v.code.as_ref()?.as_i64());
+    let message = v
+        .as_ref()
+        .and_then(|v| v.message.as_ref()?.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| excerpt(body));
+    let detail = match code {
+        Some(c) => format!(", Twilio error {c}: {message}"),
+        None if message.is_empty() => String::new(),
+        None => format!(": {message}"),
+    };
     if matches!(status.as_u16(), 401 | 403) {
         return by_status(status, wait, &detail).expect("401 and 403 are fatal");
     }
