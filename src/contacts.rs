@@ -1483,14 +1483,14 @@ mod phone_valid {
     /// A descriptor of the metadata: the pattern of a national number of one type, and the
     /// lengths it may have (none listed: any).
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct Desc<'a> {
+    struct Desc<'a> {
         pattern: &'a str,
         lengths: &'a [u16],
     }
 
     /// One region's metadata, as much as validation reads.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct Region<'a> {
+    struct Region<'a> {
         id: &'a str,
         leading_digits: Option<&'a str>,
         general: Desc<'a>,
@@ -1561,7 +1561,7 @@ mod phone_valid {
     /// [`is_valid`] of the number with country code `code` and national number `national`.
     pub fn is_valid_national(code: u16, national: &str) -> bool {
         if code == 1 {
-            return valid_in(NANP.iter().copied(), national);
+            return valid_in(NANP.iter().copied().map(Some), national);
         }
         let Some(regions) = DATABASE.region(&code) else {
             return false;
@@ -1581,11 +1581,10 @@ mod phone_valid {
 
     /// `validator::source_for` among a country code's `regions` (`None`: one the database does
     /// not have), then whether the number has a type there.
-    fn valid_in<'a, R>(regions: impl ExactSizeIterator<Item = R>, national: &str) -> bool
-    where
-        R: Into<Option<Region<'a>>>,
-    {
-        let mut regions = regions.map(Into::into);
+    fn valid_in<'a>(
+        mut regions: impl ExactSizeIterator<Item = Option<Region<'a>>>,
+        national: &str,
+    ) -> bool {
         let chosen = if regions.len() == 1 {
             regions.next().flatten()
         } else {
