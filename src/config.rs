@@ -197,6 +197,7 @@ struct RawGateway {
     messaging_service_sid: Option<String>,
     status_callback: Option<String>,
     timeout: Option<String>,
+    allow_insecure: Option<bool>,
     // The generic preset.
     method: Option<String>,
     url: Option<String>,
@@ -1461,11 +1462,7 @@ fn validate_smtp(
         }
     };
     let allow_insecure = rs.allow_insecure.unwrap_or(false);
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false);
+    let loopback = is_loopback(&host);
     if tls == TlsMode::None && !loopback && !allow_insecure {
         return Err(loc.invalid(
             "email.smtp.tls",
@@ -1828,6 +1825,9 @@ fn validate_gateway(
             }
         }
     }
+    if !g.allow_insecure.unwrap_or(false) {
+        refuse_clear_text(&base_url, &g.status_callback, generic.as_deref(), loc)?;
+    }
     Ok(GatewaySettings {
         preset,
         base_url,
@@ -1839,6 +1839,67 @@ fn validate_gateway(
         generic,
         outbox,
     })
+}
+
+/// TLS by default, as for SMTP: the gateway is sent credentials and patients' numbers and
+/// messages, and the status callback is sent their numbers, so a plain `http://` URL is refused
+/// unless it reaches this machine (a local relay, tests) or the campaign sets
+/// `sms.gateway.allow_insecure = true`.
+fn refuse_clear_text(
+    base_url: &str,
+    status_callback: &Option<String>,
+    generic: Option<&GenericGateway>,
+    loc: &Locator,
+) -> Result<(), ConfigError> {
+    const REQUESTS: &str = "the gateway's credentials and patients' numbers and messages";
+    let mut urls = vec![("base_url", base_url, REQUESTS)];
+    if let Some(g) = generic {
+        // A path joined to base_url was checked with it.
+        urls.push(("url", &g.url, REQUESTS));
+        if let Some(u) = &g.check_url {
+            urls.push(("check_url", u, "the gateway's credentials"));
+        }
+    }
+    if let Some(u) = status_callback {
+        urls.push((
+            "status_callback",
+            u,
+            "patients' numbers and delivery statuses",
+        ));
+    }
+    for (key, url, what) in urls {
+        if let Some(rest) = url.strip_prefix("http://")
+            && !is_loopback(url_host(rest))
+        {
+            return Err(loc.invalid(
+                &format!("sms.gateway.{key}"),
+                format!(
+                    "{url:?} would carry {what} in clear text: use https://, or set \
+                     sms.gateway.allow_insecure = true (plain http is allowed to this machine)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The host of a URL after its scheme: no user, port or path (an IPv6 address without its
+/// brackets).
+fn url_host(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    }
+}
+
+/// `localhost` or a loopback address.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The generic preset's keys, taken out of [`RawGateway`].

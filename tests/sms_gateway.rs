@@ -950,6 +950,91 @@ fn gateway_settings_are_checked_with_key_and_line() {
 }
 
 #[test]
+fn plain_http_is_refused_off_this_machine_unless_allowed() {
+    // TLS by default, as for SMTP: each URL the gateway's traffic would take in clear text is
+    // named, with its line (the [sms.gateway] table starts on line 35).
+    let generic =
+        |lines: &str| format!("preset = \"generic\"\n{lines}body_template = \"to={{{{to}}}}\"\n");
+    for (gateway, line, key, url) in [
+        (
+            twilio("http://api.twilio.example", ""),
+            37,
+            "base_url",
+            "http://api.twilio.example",
+        ),
+        (
+            twilio(
+                "https://api.twilio.com",
+                "status_callback = \"http://riverside.example/sms-status\"\n",
+            ),
+            40,
+            "status_callback",
+            "http://riverside.example/sms-status",
+        ),
+        (
+            vonage("HTTP://rest.nexmo.com/sms").replace("HTTP", "http"),
+            37,
+            "base_url",
+            "http://rest.nexmo.com/sms",
+        ),
+        (
+            generic("url = \"http://gw.example/send\"\n"),
+            37,
+            "url",
+            "http://gw.example/send",
+        ),
+        // A path joined to an http base_url: the base_url is named.
+        (
+            generic("base_url = \"http://gw.example\"\nurl = \"/send\"\n"),
+            37,
+            "base_url",
+            "http://gw.example",
+        ),
+        (
+            generic(
+                "url = \"https://gw.example/send\"\ncheck_url = \"http://gw.example:8080/balance\"\n",
+            ),
+            38,
+            "check_url",
+            "http://gw.example:8080/balance",
+        ),
+        // Only the host counts: a loopback address in the user part or path does not.
+        (
+            generic("url = \"http://127.0.0.1@gw.example/localhost\"\n"),
+            37,
+            "url",
+            "http://127.0.0.1@gw.example/localhost",
+        ),
+    ] {
+        let err = config_error(&gateway);
+        let expected = format!("campaign.toml:{line}: `sms.gateway.{key}`: \"{url}\" would carry ");
+        assert!(err.contains(&expected), "{expected}\n{err}");
+        assert!(
+            err.contains(
+                "in clear text: use https://, or set sms.gateway.allow_insecure = true (plain \
+                 http is allowed to this machine)"
+            ),
+            "{err}"
+        );
+    }
+    // This machine, by name or address, and any URL once allowed, pass.
+    for gateway in [
+        twilio("http://localhost:8080", ""),
+        twilio("http://[::1]:8080", ""),
+        twilio("http://user@127.0.0.2:8080/api", ""),
+        generic("url = \"http://gw.example/send\"\nallow_insecure = true\n"),
+        twilio(
+            "http://api.twilio.example",
+            "status_callback = \"http://riverside.example/cb\"\nallow_insecure = true\n",
+        ),
+    ] {
+        let f = fixture(&gateway, FAST);
+        let (code, out, err) = f.run(&["check", "campaign.toml"]);
+        assert_eq!(code, 0, "{gateway}\n{out}{err}");
+    }
+}
+
+#[test]
 fn smart_encoding_is_shown_by_preview_and_sent_as_gsm7() {
     let rt = runtime();
     let s = twilio_mock(&rt);
