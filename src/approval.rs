@@ -169,28 +169,55 @@ pub fn fingerprint(loaded: &Loaded) -> Fingerprint {
         contact_rows: loaded.contacts.contacts.len(),
         suppression_files: BTreeMap::new(),
     };
-    let mut contact_rows = HashMap::with_capacity(loaded.contacts.contacts.len());
+    let contacts = &loaded.contacts.contacts;
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for contact in &loaded.contacts.contacts {
-        let identity = if contact.has_id() {
-            format!("id:{}", contact.id)
-        } else if let Some(e) = &contact.email {
-            format!("email:{}", e.normalised)
-        } else if let Some(p) = &contact.phone {
-            format!("phone:{p}")
-        } else {
-            format!("line:{}", contact.line)
-        };
-        // The same identity twice (a duplicated id) stays two rows.
-        let n = seen.entry(identity.clone()).or_default();
-        *n += 1;
-        let identity = format!("{identity}#{n}");
-        let cells: Vec<&str> = contact.cells().collect();
-        contact_rows.insert(
-            key.digest("approval contact key", &[&identity]),
-            key.digest("approval contact row", &cells),
-        );
-    }
+    let identities: Vec<String> = contacts
+        .iter()
+        .map(|contact| {
+            let identity = if contact.has_id() {
+                format!("id:{}", contact.id)
+            } else if let Some(e) = &contact.email {
+                format!("email:{}", e.normalised)
+            } else if let Some(p) = &contact.phone {
+                format!("phone:{p}")
+            } else {
+                format!("line:{}", contact.line)
+            };
+            // The same identity twice (a duplicated id) stays two rows.
+            let n = seen.entry(identity.clone()).or_default();
+            *n += 1;
+            format!("{identity}#{n}")
+        })
+        .collect();
+    // Two keyed digests a row, on every core (they were most of an approved send's check).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = contacts.len().div_ceil(threads).max(1024);
+    let contact_rows = std::thread::scope(|scope| {
+        let parts: Vec<_> = contacts
+            .chunks(chunk)
+            .zip(identities.chunks(chunk))
+            .map(|(contacts, identities)| {
+                scope.spawn(move || {
+                    contacts
+                        .iter()
+                        .zip(identities)
+                        .map(|(contact, identity)| {
+                            let cells: Vec<&str> = contact.cells().collect();
+                            (
+                                key.digest("approval contact key", &[identity]),
+                                key.digest("approval contact row", &cells),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut rows = HashMap::with_capacity(contacts.len());
+        for part in parts {
+            rows.extend(part.join().expect("a fingerprint worker panicked"));
+        }
+        rows
+    });
     let mut suppressions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (file, addresses) in &loaded.suppressions.files {
         let file = canonical(file);
