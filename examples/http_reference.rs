@@ -6,10 +6,11 @@
 //!     cargo run --release --example http_reference -- BASE_URL MESSAGES CONCURRENCY [WORKERS]
 //!
 //! WORKERS (default 1) is the tokio runtime's worker threads; the loop itself runs on the main
-//! thread, and hyper's connection tasks on the workers. One worker is this loop at its best on
-//! 2 cores: against the same sink, 50,000 messages ran at 79,000-84,000/s with one, and at
-//! 45,000-87,000/s with `#[tokio::main]`'s one per core, whose work stealing moves tasks
-//! between threads (two modes, ~50,000 and ~80,000, from run to run).
+//! thread, and hyper's connection tasks on the workers. On 2 cores, against the same sink, the
+//! loop runs in one of two modes from run to run, about 50,000 and about 80,000 messages/s
+//! for 50,000 messages; on one worker it is in the fast one more often than on
+//! `#[tokio::main]`'s one per core, so one worker is the reference `bench/sms.sh` holds
+//! outreach to.
 //!
 //! Prints one line: `reference: N messages in S s = R messages/s`.
 
