@@ -13,18 +13,17 @@
 #      consent given);
 #   3. starts the sink on 127.0.0.1 (one process for the whole run);
 #   4. BENCH_RUNS rounds of: the reference on one tokio worker (its fastest shape on 2 cores:
-#      the target's reference), the reference on one worker per core (what `#[tokio::main]`
-#      gives; for comparison), then `outreach send --channel sms` (shipped
-#      campaign and templates, transport http, preset twilio, base_url the sink, sms_rate off,
-#      concurrency BENCH_CONCURRENCY, ledger on, a new ledger each round); every send's JSON
-#      summary must show every message sent;
-#   5. prints messages/s, best of the rounds for each and their medians (the reference runs in
-#      one of two modes from run to run, ~50,000 and ~80,000 messages/s here, so no single
-#      figure is the whole story), and each round's ratio to its own reference: both
-#      references, outreach over its whole process
-#      (loading 50,000 contacts, plan, credentials check, render, ledger claims, HTTP, outcomes,
-#      run report) and over its run (the summary's seconds: from the ledger's opening to the
-#      last outcome), and the ratios.
+#      the target's reference); the same loop on one worker per core (what `#[tokio::main]`
+#      gives; for comparison); then `outreach send --channel sms` (shipped campaign and
+#      templates, transport http, preset twilio, base_url the sink, sms_rate off, concurrency
+#      BENCH_CONCURRENCY, ledger on, a new ledger each round), whose JSON summary must show
+#      every message sent;
+#   5. prints messages/s for both references and for outreach, over its whole process (loading
+#      50,000 contacts, plan, credentials check, render, ledger claims, HTTP, outcomes, run
+#      report) and over its run (the summary's seconds: from the ledger's opening to the last
+#      outcome): the best round and the median of each, their ratios, and each round's ratio to
+#      its own reference. The reference runs in one of two modes from run to run (~50,000 and
+#      ~80,000 messages/s here), so no single figure is the whole story.
 #
 # Knobs (environment): BENCH_MESSAGES=50000 BENCH_CONCURRENCY=32 BENCH_RUNS=5 BENCH_KEEP=0 (1 keeps the dir).
 set -euo pipefail
