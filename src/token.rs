@@ -62,7 +62,8 @@ impl TokenKey {
         }
     }
 
-    /// A key for tests and for `--test-to`, whose links must not unsubscribe anyone.
+    /// The key of these bytes: the state directory's, or a fixed one for tests and for
+    /// `--test-to`, whose links must not unsubscribe anyone.
     pub fn fixed(bytes: [u8; 32]) -> Self {
         TokenKey(Hmac::<Sha256>::new_from_slice(&bytes).expect("any key length works"))
     }
