@@ -97,6 +97,7 @@ pub struct Templates {
     html_names: Vec<&'static str>,
     partial_names: BTreeSet<String>,
     /// What an email's three templates, and an SMS's, can read: their contexts hold only that.
+    /// Everything until the campaign's constants are folded in ([`Templates::fold_constants`]).
     email_reads: Reads,
     sms_reads: Reads,
 }
@@ -279,7 +280,7 @@ impl Templates {
             }
         }
 
-        let mut templates = Templates {
+        Ok(Templates {
             dir: dir.to_path_buf(),
             html,
             text,
@@ -291,16 +292,7 @@ impl Templates {
             partial_names: partials.into_keys().collect(),
             email_reads: Reads::Everything,
             sms_reads: Reads::Everything,
-        };
-        templates.find_reads();
-        Ok(templates)
-    }
-
-    /// Works out [`Templates::reads`] from the templates as they are now.
-    fn find_reads(&mut self) {
-        self.email_reads = crate::fold::reads(&self.text, &[SUBJECT, EMAIL_TEXT])
-            .union(crate::fold::reads(&self.html, &[EMAIL_HTML]));
-        self.sms_reads = crate::fold::reads(&self.text, &[SMS_TEXT]);
+        })
     }
 
     /// What `channel`'s templates can read of a message's data.
@@ -332,7 +324,10 @@ impl Templates {
             &constants,
             escape_html,
         );
-        self.find_reads();
+        // What is left to read per message, now that the constants are text.
+        self.email_reads = crate::fold::reads(&self.text, &[SUBJECT, EMAIL_TEXT])
+            .union(crate::fold::reads(&self.html, &[EMAIL_HTML]));
+        self.sms_reads = crate::fold::reads(&self.text, &[SMS_TEXT]);
     }
 
     /// How many expressions a template or partial still evaluates per message (the HTML
