@@ -795,6 +795,85 @@ fn vonage_bad_credentials_stop_the_run() {
     assert!(ledger(&f).values().all(|r| !r.permanent));
 }
 
+/// A server that takes anything (and would accept any message): where a redirect points.
+fn elsewhere(rt: &tokio::runtime::Runtime) -> MockServer {
+    rt.block_on(async {
+        let s = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(twilio_sent("SM_elsewhere"))
+            .mount(&s)
+            .await;
+        s
+    })
+}
+
+#[test]
+fn a_redirect_is_not_followed_and_stops_the_run_failing_nobody() {
+    // Vonage's secret travels in the form: a 307 followed would post it, with each patient's
+    // number and message, to wherever the Location says, in clear text here.
+    let rt = runtime();
+    let away = elsewhere(&rt);
+    let s = rt.block_on(MockServer::start());
+    let location = format!("{}/json", away.uri());
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path("/json"))
+            .respond_with(ResponseTemplate::new(307).insert_header("location", location.as_str()))
+            .mount(&s),
+    );
+    let f = fixture(&vonage(&s.uri()), FAST);
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "Stopped early: sms: HTTP 307 Temporary Redirect to {location}: outreach does not \
+             follow a gateway's redirects"
+        )),
+        "{out}"
+    );
+    assert_eq!(rt.block_on(away.received_requests()).unwrap().len(), 0);
+    assert!(!posts(&rt, &s).is_empty());
+    let rows = ledger(&f);
+    assert!(!rows.is_empty());
+    for row in rows.values() {
+        assert_eq!(
+            (row.state.as_str(), row.permanent),
+            ("failed", false),
+            "{row:?}"
+        );
+    }
+    let (_, out, _) = f.run(&["status", "campaign.toml", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["counts"]["sms"]["failed"], 0, "{out}");
+}
+
+#[test]
+fn a_redirected_credentials_check_sends_nothing() {
+    let rt = runtime();
+    let away = elsewhere(&rt);
+    let s = rt.block_on(MockServer::start());
+    let location = format!("{}{ACCOUNT_PATH}", away.uri());
+    rt.block_on(
+        Mock::given(method("GET"))
+            .and(path(ACCOUNT_PATH))
+            .respond_with(ResponseTemplate::new(301).insert_header("location", location.as_str()))
+            .mount(&s),
+    );
+    let f = fixture(&twilio(&s.uri(), ""), FAST);
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "sms transport: could not check the credentials: HTTP 301 Moved Permanently to \
+             {location}: outreach does not follow a gateway's redirects"
+        )),
+        "{err}"
+    );
+    assert_eq!(rt.block_on(away.received_requests()).unwrap().len(), 0);
+    assert_eq!(posts(&rt, &s).len(), 0);
+    assert_eq!(ledger(&f), BTreeMap::new());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Generic: a Telnyx-style JSON API configured without code.
 // ---------------------------------------------------------------------------------------------

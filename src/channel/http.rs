@@ -12,12 +12,17 @@
 //! - a timeout or a lost connection once the request was handed over: `unknown`, never retried,
 //!   because the message may have gone;
 //! - credentials or account rejected (401/403, Vonage 4/8/9, …): fatal, the run stops and no
-//!   patient is marked failed.
+//!   patient is marked failed;
+//! - a redirect (3xx): fatal too, and not followed. A request carries the credentials (Vonage's
+//!   secret in its very form) and a patient's number and message: a redirect followed would
+//!   hand them to whatever address it names, over plain HTTP as readily as not, past the check
+//!   of the campaign's URLs. A gateway that moved is a configuration to fix, not a patient's
+//!   failure.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
@@ -114,6 +119,7 @@ impl Gateway {
             .timeout(settings.timeout)
             .pool_idle_timeout(Duration::from_secs(50))
             .pool_max_idle_per_host(concurrency)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
         Ok(Gateway {
@@ -185,6 +191,9 @@ impl Gateway {
         };
         let delivery = match request.send().await {
             Err(e) => self.failed_request(&e),
+            Ok(response) if self.refuses_redirect(response.status()) => Delivery::Fatal {
+                error: redirected(response.status(), response.headers(), self.url_key()),
+            },
             Ok(response) => {
                 let status = response.status();
                 let wait = retry_after(response.headers());
@@ -199,6 +208,24 @@ impl Gateway {
             }
         };
         hide_number(delivery, &m.to)
+    }
+
+    /// Whether `status` is a redirect to refuse: any 3xx, unless a generic gateway's
+    /// `success_status` lists it.
+    fn refuses_redirect(&self, status: StatusCode) -> bool {
+        status.is_redirection()
+            && match &self.dialect {
+                Dialect::Generic { spec, .. } => !spec.success_status.contains(&status.as_u16()),
+                _ => true,
+            }
+    }
+
+    /// The campaign-file key of the URL messages go to.
+    fn url_key(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Generic { .. } => "sms.gateway.url",
+            _ => "sms.gateway.base_url",
+        }
     }
 
     /// A request that got no reply.
@@ -262,8 +289,16 @@ impl Gateway {
                 None => return Ok(()),
             },
         };
+        let key = match self.dialect {
+            Dialect::Generic { .. } => "sms.gateway.check_url",
+            _ => "sms.gateway.base_url",
+        };
         match request.send().await {
             Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) if r.status().is_redirection() => Err(format!(
+                "could not check the credentials: {}",
+                redirected(r.status(), r.headers(), key)
+            )),
             Ok(r) if matches!(r.status().as_u16(), 401 | 403 | 404) => Err(format!(
                 "the gateway rejected the credentials (HTTP {} for {what}): check \
                  sms.gateway.account and the token",
@@ -359,6 +394,19 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
     Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// The error for a redirect not followed; `key`: the campaign-file key to change.
+fn redirected(status: StatusCode, headers: &HeaderMap, key: &str) -> String {
+    let to = match headers.get(LOCATION).map(|l| excerpt(l.as_bytes())) {
+        Some(l) => format!(" to {l}"),
+        None => String::new(),
+    };
+    format!(
+        "HTTP {status}{to}: outreach does not follow a gateway's redirects (a request carries \
+         the credentials and a patient's number); if the gateway has moved, set {key} to its \
+         new address"
+    )
 }
 
 /// What every dialect agrees on, whatever the body says: credentials (401/403), throttling (429)
