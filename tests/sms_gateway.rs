@@ -795,6 +795,63 @@ fn vonage_bad_credentials_stop_the_run() {
     assert!(ledger(&f).values().all(|r| !r.permanent));
 }
 
+#[test]
+fn a_wrong_gateway_address_stops_the_run_and_fails_nobody() {
+    // Twilio's answer to a message for an account it does not have; Vonage's legacy API posted
+    // at a `base_url` without its `/sms`. Every message would meet the same.
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            .respond_with(twilio_error(
+                404,
+                20404,
+                "The requested resource was not found",
+            ))
+            .mount(&s),
+    );
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path("/json"))
+            .respond_with(ResponseTemplate::new(405).set_body_string("Method Not Allowed"))
+            .mount(&s),
+    );
+    for (gateway, says) in [
+        (
+            twilio(&s.uri(), ""),
+            "HTTP 404 Not Found, Twilio error 20404: The requested resource was not found",
+        ),
+        (
+            vonage(&s.uri()),
+            "HTTP 405 Method Not Allowed: Method Not Allowed",
+        ),
+    ] {
+        let f = fixture(&gateway, FAST);
+        let (code, out, err) = send(&f, &[]);
+        assert_eq!(code, 3, "{out}{err}");
+        assert!(
+            out.contains(&format!(
+                "Stopped early: sms: the gateway takes no messages there: {says} (check \
+                 [sms.gateway]'s URL and account)"
+            )),
+            "{out}"
+        );
+        let rows = ledger(&f);
+        assert!(!rows.is_empty());
+        for row in rows.values() {
+            assert_eq!(
+                (row.state.as_str(), row.permanent),
+                ("failed", false),
+                "{row:?}"
+            );
+        }
+        let (_, out, _) = f.run(&["status", "campaign.toml", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["counts"]["sms"]["failed"], 0, "{out}");
+    }
+}
+
 /// A server that takes anything (and would accept any message): where a redirect points.
 fn elsewhere(rt: &tokio::runtime::Runtime) -> MockServer {
     rt.block_on(async {

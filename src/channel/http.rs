@@ -11,8 +11,8 @@
 //!   went out): retried by the send loop, honouring `Retry-After`;
 //! - a timeout or a lost connection once the request was handed over: `unknown`, never retried,
 //!   because the message may have gone;
-//! - credentials or account rejected (401/403, Vonage 4/8/9, …): fatal, the run stops and no
-//!   patient is marked failed;
+//! - credentials or account rejected (401/403, Vonage 4/8/9, …), or no such endpoint
+//!   (404/405/415): fatal, the run stops and no patient is marked failed;
 //! - a redirect (3xx): fatal too, and not followed. A request carries the credentials (Vonage's
 //!   secret in its very form) and a patient's number and message: a redirect followed would
 //!   hand them to whatever address it names, over plain HTTP as readily as not, past the check
@@ -409,13 +409,21 @@ fn redirected(status: StatusCode, headers: &HeaderMap, key: &str) -> String {
     )
 }
 
-/// What every dialect agrees on, whatever the body says: credentials (401/403), throttling (429)
-/// and server errors (5xx).
+/// What every dialect agrees on, whatever the body says: credentials (401/403), an address or
+/// a request format the gateway does not take (404/405/415: every message would get the same,
+/// so it is nobody's failure), throttling (429) and server errors (5xx).
 fn by_status(status: StatusCode, wait: Option<Duration>, detail: &str) -> Option<Delivery> {
     let error = format!("HTTP {status}{detail}");
     if matches!(status.as_u16(), 401 | 403) {
         Some(Delivery::Fatal {
             error: format!("credentials rejected: {error}"),
+        })
+    } else if matches!(status.as_u16(), 404 | 405 | 415) {
+        Some(Delivery::Fatal {
+            error: format!(
+                "the gateway takes no messages there: {error} (check [sms.gateway]'s URL and \
+                 account)"
+            ),
         })
     } else if status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::REQUEST_TIMEOUT
