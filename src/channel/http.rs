@@ -197,8 +197,7 @@ impl Gateway {
             Ok(response) => {
                 let status = response.status();
                 let wait = retry_after(response.headers());
-                // None: the reply broke off (or timed out) after its status line.
-                let body = response.bytes().await.ok();
+                let body = read_reply(response).await;
                 let body = body.as_deref();
                 match &self.dialect {
                     Dialect::Twilio { .. } => twilio_reply(status, wait, body),
@@ -368,6 +367,23 @@ fn hide_number(d: Delivery, to: &str) -> Delivery {
         let masked = crate::send::mask(crate::channel::Channel::Sms, to);
         e.replace(to, &masked).replace(&digits(to), &masked)
     })
+}
+
+/// The most of a reply that is read: a gateway answers in a few hundred bytes, and an error page
+/// or a server that never stops sending must not fill the run's memory (or hold the message
+/// until the timeout makes it `unknown`).
+const MAX_REPLY: usize = 64 * 1024;
+
+/// A reply's body, cut at [`MAX_REPLY`] bytes; `None` when it broke off (or timed out) first.
+async fn read_reply(mut response: reqwest::Response) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        body.extend_from_slice(&chunk[..chunk.len().min(MAX_REPLY - body.len())]);
+        if body.len() == MAX_REPLY {
+            break;
+        }
+    }
+    Some(body)
 }
 
 /// A gateway URL from the campaign's `base_url`.
