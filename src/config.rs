@@ -472,8 +472,9 @@ pub enum SecretSource {
 }
 
 impl SecretSource {
-    /// Reads the secret: the variable's value, or the file's content without its final line
-    /// end. The error names where it looked, never the value.
+    /// Reads the secret: the variable's value or the file's content, without a final line end
+    /// (an environment file written on Windows leaves a `\r` in the variable). The error names
+    /// where it looked, never the value.
     pub fn read(&self) -> Result<String, String> {
         let value = match self {
             SecretSource::Env(name) => std::env::var(name).map_err(|e| match e {
@@ -485,10 +486,9 @@ impl SecretSource {
                 }
             })?,
             SecretSource::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
         };
+        let value = value.trim_end_matches(['\r', '\n']).to_string();
         if value.is_empty() {
             return Err(format!("{self} is empty"));
         }
@@ -1868,9 +1868,11 @@ fn refuse_clear_text(
         ));
     }
     for (key, url, what) in urls {
-        if let Some(rest) = url.strip_prefix("http://")
-            && !is_loopback(url_host(rest))
-        {
+        // Read as the HTTP client reads it (`HTTP://`, `\\` before an `@`: the scheme and host
+        // it will use, not the ones a string search would see). A URL that does not parse is
+        // reported where it is read.
+        let clear = reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "http");
+        if clear && !on_this_machine(url) {
             return Err(loc.invalid(
                 &format!("sms.gateway.{key}"),
                 format!(
@@ -1883,15 +1885,13 @@ fn refuse_clear_text(
     Ok(())
 }
 
-/// The host of a URL after its scheme: no user, port or path (an IPv6 address without its
-/// brackets).
-fn url_host(rest: &str) -> &str {
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.split(':').next().unwrap_or(""),
-    }
+/// Whether `url`'s host is this machine (`localhost` or a loopback address), as the HTTP
+/// client parses it.
+pub fn on_this_machine(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| {
+        u.host_str()
+            .is_some_and(|h| is_loopback(h.trim_start_matches('[').trim_end_matches(']')))
+    })
 }
 
 /// `localhost` or a loopback address.

@@ -259,6 +259,8 @@ struct Run {
     /// comes after the run stopped is released unsent.
     sessions: [Option<tokio::sync::Semaphore>; 2],
     date: SystemTime,
+    /// Wakes messages waiting to retry when the run stops.
+    stopping: tokio::sync::Notify,
 }
 
 impl Run {
@@ -268,6 +270,22 @@ impl Run {
             *r = Some(reason);
         }
         self.stop.store(true, Ordering::SeqCst);
+        self.stopping.notify_waiters();
+    }
+
+    /// Waits `d`, or less if the run stops meanwhile: a signal or a halt does not wait for a
+    /// message's backoff to run out.
+    async fn pause(&self, d: Duration) {
+        let stopping = self.stopping.notified();
+        tokio::pin!(stopping);
+        stopping.as_mut().enable();
+        if self.stopped() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = stopping => {}
+        }
     }
 
     /// Stops the run because sending cannot go on (see `halt`).
@@ -521,6 +539,9 @@ impl Run {
                 Delivery::Unknown { error } => {
                     tracing::warn!(contact = %contact.id, %channel, to = %masked, "outcome unknown: {error}");
                     record(State::Unknown, false, None, Some(error));
+                    // A server that takes messages and never answers stops the run like one
+                    // that refuses them: otherwise the whole list would be left unknown.
+                    self.count_failure(channel);
                     return Result_::Unknown;
                 }
                 Delivery::Fatal { error } => {
@@ -543,9 +564,20 @@ impl Run {
                         self.give_back_cap(channel);
                         return Result_::RetryLater;
                     }
+                    if let Some(wait) = retry_after.filter(|w| *w > LONGEST_WAIT) {
+                        // The gateway wants no more for a long while: a later run resumes.
+                        self.give_back_cap(channel);
+                        self.halt(format!(
+                            "{channel}: the server asks to wait {} s (Retry-After), longer than \
+                             a run waits ({} s); a later run resumes",
+                            wait.as_secs(),
+                            LONGEST_WAIT.as_secs()
+                        ));
+                        return Result_::RetryLater;
+                    }
                     // Others use the session while this one waits to retry.
                     drop(session);
-                    tokio::time::sleep(self.backoff(attempt - 1, retry_after)).await;
+                    self.pause(self.backoff(attempt - 1, retry_after)).await;
                     if self.stopped() {
                         self.give_back_cap(channel);
                         return Result_::RetryLater;
@@ -562,8 +594,9 @@ impl Run {
         // stopped at the threshold, and says so the same way every time.
         if n >= max {
             self.halt(format!(
-                "{channel}: {max} failures in a row (sending.max_consecutive_failures = {max}); \
-                 the server is likely down, not the patients"
+                "{channel}: {max} messages in a row failed or went unanswered \
+                 (sending.max_consecutive_failures = {max}); the server is likely down, not the \
+                 patients"
             ));
         }
     }
@@ -599,6 +632,9 @@ pub fn mask(channel: Channel, address: &str) -> String {
         }
     }
 }
+
+/// The longest `Retry-After` a run waits for; beyond it the run stops (exit 3).
+const LONGEST_WAIT: Duration = Duration::from_secs(300);
 
 fn limiter(rate: Option<Rate>) -> Option<governor::DefaultDirectRateLimiter> {
     let rate = rate?;
@@ -793,6 +829,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         }),
         transports,
         date: SystemTime::from(now),
+        stopping: tokio::sync::Notify::new(),
     });
     let bars = progress_bars(opts, &channels, &stats);
 

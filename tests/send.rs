@@ -802,7 +802,8 @@ fn an_outage_stops_the_run_with_exit_3_and_nobody_failed() {
     assert_eq!(code, 3, "{out}");
     assert!(
         out.contains(
-            "Stopped early: email: 3 failures in a row (sending.max_consecutive_failures = 3)"
+            "Stopped early: email: 3 messages in a row failed or went unanswered \
+             (sending.max_consecutive_failures = 3)"
         ),
         "{out}"
     );

@@ -943,6 +943,301 @@ fn a_wrong_gateway_address_stops_the_run_and_fails_nobody() {
     }
 }
 
+/// `n` SMS contacts, P1… at (312) 555-0101….
+fn many(n: usize) -> String {
+    let mut csv = format!("{HEADER}\n");
+    for i in 1..=n {
+        csv.push_str(&format!("P{i},Pat,Lee,,(312) 555-01{i:02},sms,,yes,\n"));
+    }
+    csv
+}
+
+#[test]
+fn a_gateway_that_never_answers_stops_the_run() {
+    // Each message taken and never answered is `unknown` (it may have gone): without a stop,
+    // the whole list would be left so.
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            .respond_with(twilio_sent("SM1").set_delay(Duration::from_secs(5)))
+            .mount(&s),
+    );
+    let f = fixture(
+        &twilio(&s.uri(), "timeout = \"300ms\"\n"),
+        &format!("{FAST}concurrency = 1\nmax_consecutive_failures = 2\n"),
+    );
+    f.write("contacts.csv", &many(6));
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        out.contains(
+            "Stopped early: sms: 2 messages in a row failed or went unanswered \
+             (sending.max_consecutive_failures = 2)"
+        ),
+        "{out}"
+    );
+    assert_eq!(posts(&rt, &s).len(), 2);
+    let unknown = ledger(&f).values().filter(|r| r.state == "unknown").count();
+    assert_eq!(unknown, 2);
+}
+
+#[test]
+fn a_retry_after_beyond_five_minutes_stops_the_run_at_once() {
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            .respond_with(
+                twilio_error(429, 20429, "Too Many Requests").insert_header("retry-after", "3600"),
+            )
+            .mount(&s),
+    );
+    let f = fixture(&twilio(&s.uri(), ""), FAST);
+    let started = Instant::now();
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        out.contains(
+            "Stopped early: sms: the server asks to wait 3600 s (Retry-After), longer than a run \
+             waits (300 s); a later run resumes"
+        ),
+        "{out}"
+    );
+    for row in ledger(&f).values() {
+        assert_eq!(
+            (row.state.as_str(), row.permanent),
+            ("failed", false),
+            "{row:?}"
+        );
+    }
+}
+
+#[test]
+fn a_signal_cuts_a_retry_wait_short() {
+    // Server errors, retried after 30-60 s: a SIGTERM does not wait for that.
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&s),
+    );
+    let f = fixture(
+        &twilio(&s.uri(), ""),
+        "[sending]\nsms_rate = \"0\"\nretry_delay = \"60s\"\n",
+    );
+    let child = Command::new(assert_cmd::cargo::cargo_bin("outreach"))
+        .current_dir(f.dir.path())
+        .env("OUTREACH_NOW", common::MIDDAY)
+        .env_remove("RUST_LOG")
+        .args(["send", "campaign.toml", "--channel", "sms"])
+        .env(TOKEN_ENV, TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while posts(&rt, &s).len() < 3 {
+        assert!(Instant::now() < deadline, "the messages were not tried");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(signalled.elapsed() < Duration::from_secs(10), "{stdout}");
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("Stopped early: interrupted by a signal"),
+        "{stdout}"
+    );
+    assert_eq!(posts(&rt, &s).len(), 3, "no retry after the signal");
+    for row in ledger(&f).values() {
+        assert_eq!(
+            (row.state.as_str(), row.permanent),
+            ("failed", false),
+            "{row:?}"
+        );
+    }
+}
+
+#[test]
+fn a_credentials_check_the_server_cannot_answer_now_is_exit_3() {
+    // Busy or out of reach at cron time: a later run may work (exit 3), where rejected
+    // credentials are exit 2.
+    let rt = runtime();
+    let s = rt.block_on(MockServer::start());
+    rt.block_on(
+        Mock::given(method("GET"))
+            .and(path(ACCOUNT_PATH))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&s),
+    );
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    for (base, says) in [
+        (
+            s.uri(),
+            "sms transport: could not check the credentials: HTTP 503 Service Unavailable for \
+             the account"
+                .to_string(),
+        ),
+        (
+            closed,
+            "sms transport: could not check the credentials: error sending request".to_string(),
+        ),
+    ] {
+        let f = fixture(&twilio(&base, ""), FAST);
+        let (code, out, err) = send(&f, &[]);
+        assert_eq!(code, 3, "{out}{err}");
+        assert!(err.contains(&says), "{err}");
+        assert!(!err.contains(ACCOUNT_PATH), "no URL in the error: {err}");
+        assert_eq!(ledger(&f), BTreeMap::new());
+    }
+    assert_eq!(posts(&rt, &s).len(), 0);
+}
+
+#[test]
+fn a_secret_a_header_cannot_carry_is_exit_2_and_a_final_line_end_is_dropped() {
+    let rt = runtime();
+    let s = rt.block_on(MockServer::start());
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path("/send"))
+            .and(header("authorization", "Bearer test-token-0123"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&s),
+    );
+    let gateway = format!(
+        "preset = \"generic\"\nbase_url = \"{}\"\nurl = \"/send\"\nauth = \"bearer\"\n\
+         token_env = \"{TOKEN_ENV}\"\nbody_template = \"to={{{{to}}}}\"\n",
+        s.uri()
+    );
+    let f = fixture(&gateway, FAST);
+    let sms = |token: &str| {
+        let mut c = f.cmd(&["send", "campaign.toml", "--channel", "sms"]);
+        c.env(TOKEN_ENV, token);
+        run(c)
+    };
+    let (code, out, err) = sms("test-token\u{1}0123");
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("sms.gateway.token: the secret holds a character an HTTP header cannot carry"),
+        "{err}"
+    );
+    assert!(!err.contains("test-token"), "{err}");
+    assert_eq!(ledger(&f), BTreeMap::new());
+    // An environment file written on Windows: the `\r` goes.
+    let (code, out, err) = sms("test-token-0123\r\n");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(posts(&rt, &s).len(), 3);
+}
+
+#[test]
+fn a_connection_that_cannot_be_made_in_time_is_retried_not_unknown() {
+    // A listener that never accepts, its queue full: a new connection hangs as one to a host
+    // that drops packets does. The connect timeout (half of `timeout` here) must go off before
+    // the whole request's, or nothing that provably went nowhere would be left `unknown`.
+    let rt = runtime();
+    let (listener, addr) = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        (listener, addr)
+    });
+    let queued: Vec<_> = (0..4)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    let gateway = format!(
+        "preset = \"generic\"\nurl = \"http://{addr}/send\"\ntimeout = \"1s\"\n\
+         body_template = \"to={{{{to}}}}\"\n"
+    );
+    let f = fixture(&gateway, FAST);
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    let rows = ledger(&f);
+    assert_eq!(rows.len(), 3);
+    for row in rows.values() {
+        assert_eq!(
+            (row.state.as_str(), row.permanent),
+            ("failed", false),
+            "{row:?}"
+        );
+        assert!(
+            row.error
+                .as_deref()
+                .unwrap()
+                .starts_with("cannot connect: "),
+            "{row:?}"
+        );
+    }
+    drop((listener, queued));
+}
+
+#[test]
+fn errors_do_not_quote_the_request_url() {
+    // A generic GET carries the message in its query: a failed request's error (logged, and
+    // kept in the ledger) must not.
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let gateway = format!(
+        "preset = \"generic\"\nmethod = \"GET\"\nurl = \"http://{closed}/send?key=k3y\"\n\
+         body_template = \"to={{{{to}}}}&text={{{{body}}}}\"\n"
+    );
+    let f = fixture(&gateway, FAST);
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    let rows = ledger(&f);
+    assert_eq!(rows.len(), 3);
+    for row in rows.values() {
+        let error = row.error.as_deref().unwrap();
+        assert!(error.starts_with("cannot connect: "), "{error}");
+        for secret in ["k3y", "text=", "Riverside", "/send"] {
+            assert!(!error.contains(secret), "{error}");
+        }
+    }
+    assert!(!err.contains("Riverside") && !err.contains("k3y"), "{err}");
+}
+
+#[test]
+fn an_environment_proxy_is_not_used_for_a_gateway_on_this_machine() {
+    // Plain http is allowed to this machine; through a proxy it would cross the network.
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    on_message(&rt, &s, "13125550101", twilio_sent("SM1"));
+    on_message(&rt, &s, "13125550102", twilio_sent("SM2"));
+    on_message(&rt, &s, "13125550103", twilio_sent("SM3"));
+    let proxy = elsewhere(&rt);
+    let f = fixture(&twilio(&s.uri(), ""), FAST);
+    let mut c = f.cmd(&["send", "campaign.toml", "--channel", "sms"]);
+    c.env(TOKEN_ENV, TOKEN);
+    for var in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"] {
+        c.env(var, proxy.uri());
+    }
+    c.env_remove("no_proxy").env_remove("NO_PROXY");
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(rt.block_on(proxy.received_requests()).unwrap().len(), 0);
+    assert_eq!(posts(&rt, &s).len(), 3);
+}
+
 /// A server that takes anything (and would accept any message): where a redirect points.
 fn elsewhere(rt: &tokio::runtime::Runtime) -> MockServer {
     rt.block_on(async {
@@ -1231,6 +1526,14 @@ fn plain_http_is_refused_off_this_machine_unless_allowed() {
             37,
             "url",
             "http://127.0.0.1@gw.example/localhost",
+        ),
+        // Read as the HTTP client reads it: after a backslash comes the path, so the host is
+        // gw.example, not 127.0.0.1.
+        (
+            generic("url = \"http://gw.example\\\\@127.0.0.1/send\"\n"),
+            37,
+            "url",
+            "http://gw.example\\\\@127.0.0.1/send",
         ),
     ] {
         let err = config_error(&gateway);

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
@@ -44,7 +44,8 @@ const TWILIO_FATAL: &[i64] = &[20003, 20005, 21212, 21603, 21606, 21659];
 /// Twilio codes for a recipient who cannot get SMS (21211 invalid To, 21614 not a mobile).
 const TWILIO_INVALID_NUMBER: &[i64] = &[21211, 21614];
 const TWILIO_OPTED_OUT: i64 = 21610;
-const TWILIO_TOO_MANY_REQUESTS: i64 = 20429;
+/// 20429 too many requests; 21611 the sender's queue of messages is full (for now).
+const TWILIO_TRANSIENT: &[i64] = &[20429, 21611];
 
 /// A gateway as the send loop sees it.
 pub struct Gateway {
@@ -72,7 +73,8 @@ enum Dialect {
     Generic {
         spec: Box<GenericGateway>,
         account: Option<String>,
-        secret: Option<String>,
+        /// The auth header, built (and checked) once, marked sensitive.
+        auth: Option<(HeaderName, HeaderValue)>,
         status_callback: Option<String>,
     },
 }
@@ -106,16 +108,35 @@ impl Gateway {
                 api_secret: secret.expect("validated"),
                 callback: settings.status_callback.clone(),
             },
-            GatewayPreset::Generic => Dialect::Generic {
-                spec: settings.generic.clone().expect("validated"),
-                account: settings.account.clone(),
-                secret,
-                status_callback: settings.status_callback.clone(),
-            },
+            GatewayPreset::Generic => {
+                let spec = settings.generic.clone().expect("validated");
+                let auth = generic_auth(&spec.auth, settings.account.as_deref(), secret)?;
+                Dialect::Generic {
+                    spec,
+                    account: settings.account.clone(),
+                    auth,
+                    status_callback: settings.status_callback.clone(),
+                }
+            }
         };
-        let client = Client::builder()
+        // A proxy from the environment (`https_proxy`, …) is for reaching other machines: a
+        // gateway on this one, allowed plain http for that reason, must not be reached through
+        // one, which would carry its requests in clear text across the network.
+        let mut urls = vec![settings.base_url.as_str()];
+        if let Some(g) = &settings.generic {
+            urls.push(&g.url);
+            urls.extend(g.check_url.as_deref());
+        }
+        let local = urls.iter().all(|u| crate::config::on_this_machine(u));
+        let mut client = Client::builder();
+        if local {
+            client = client.no_proxy();
+        }
+        let client = client
             .user_agent(concat!("outreach/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(CONNECT_TIMEOUT.min(settings.timeout))
+            // Below the whole request's: a connection that cannot be made in time is then told
+            // apart (nothing went, retried) from a reply that does not come (`unknown`).
+            .connect_timeout(CONNECT_TIMEOUT.min(settings.timeout / 2))
             .timeout(settings.timeout)
             .pool_idle_timeout(Duration::from_secs(50))
             .pool_max_idle_per_host(concurrency)
@@ -182,15 +203,15 @@ impl Gateway {
             Dialect::Generic {
                 spec,
                 account,
-                secret,
+                auth,
                 status_callback,
-            } => match generic_request(&self.client, spec, account, secret, status_callback, m) {
+            } => match generic_request(&self.client, spec, account, auth, status_callback, m) {
                 Ok(r) => r,
                 Err(e) => return Delivery::Permanent { error: e },
             },
         };
         let delivery = match request.send().await {
-            Err(e) => self.failed_request(&e),
+            Err(e) => self.failed_request(e),
             Ok(response) if self.refuses_redirect(response.status()) => Delivery::Fatal {
                 error: redirected(response.status(), response.headers(), self.url_key()),
             },
@@ -228,9 +249,16 @@ impl Gateway {
     }
 
     /// A request that got no reply.
-    fn failed_request(&self, e: &reqwest::Error) -> Delivery {
-        let error = error_chain(e);
-        if e.is_connect() {
+    fn failed_request(&self, e: reqwest::Error) -> Delivery {
+        // Without the URL, whose query may hold a message (a generic GET) or a key.
+        let e = e.without_url();
+        let error = error_chain(&e);
+        if e.is_builder() {
+            // Never sent; every message would fail the same way.
+            Delivery::Fatal {
+                error: format!("the request could not be made: {error}"),
+            }
+        } else if e.is_connect() {
             // No connection, so no request: nothing went.
             Delivery::Transient {
                 error: format!("cannot connect: {error}"),
@@ -251,7 +279,7 @@ impl Gateway {
         }
     }
 
-    async fn check_credentials(&self) -> Result<(), String> {
+    async fn check_credentials(&self) -> Result<(), CheckError> {
         let (request, what) = match &self.dialect {
             Dialect::Twilio {
                 account_url,
@@ -269,22 +297,14 @@ impl Gateway {
             // message (status 4) stops the run with exit 3, nobody marked failed.
             Dialect::Vonage { api_secret, .. } => {
                 if !(6..=32).contains(&api_secret.len()) {
-                    return Err(
+                    return Err(CheckError::Unusable(
                         "sms.gateway.token: a Vonage API secret has 6 to 32 characters".into(),
-                    );
+                    ));
                 }
                 return Ok(());
             }
-            Dialect::Generic {
-                spec,
-                account,
-                secret,
-                ..
-            } => match &spec.check_url {
-                Some(url) => (
-                    authed(self.client.get(url), &spec.auth, account, secret),
-                    "sms.gateway.check_url",
-                ),
+            Dialect::Generic { spec, auth, .. } => match &spec.check_url {
+                Some(url) => (authed(self.client.get(url), auth), "sms.gateway.check_url"),
                 None => return Ok(()),
             },
         };
@@ -292,25 +312,37 @@ impl Gateway {
             Dialect::Generic { .. } => "sms.gateway.check_url",
             _ => "sms.gateway.base_url",
         };
-        match request.send().await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) if r.status().is_redirection() => Err(format!(
+        // A server out of reach or busy now is exit 3 (a later run may work); a rejection or an
+        // answer that no later run will change is exit 2.
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let e = e.without_url();
+                let error = format!("could not check the credentials: {}", error_chain(&e));
+                return Err(if e.is_builder() {
+                    CheckError::Unusable(error)
+                } else {
+                    CheckError::Unavailable(error)
+                });
+            }
+        };
+        let status = response.status();
+        match status.as_u16() {
+            _ if status.is_success() => Ok(()),
+            _ if status.is_redirection() => Err(CheckError::Unusable(format!(
                 "could not check the credentials: {}",
-                redirected(r.status(), r.headers(), key)
-            )),
-            Ok(r) if matches!(r.status().as_u16(), 401 | 403 | 404) => Err(format!(
-                "the gateway rejected the credentials (HTTP {} for {what}): check \
-                 sms.gateway.account and the token",
-                r.status()
-            )),
-            Ok(r) => Err(format!(
-                "could not check the credentials: HTTP {} for {what}",
-                r.status()
-            )),
-            Err(e) => Err(format!(
-                "could not check the credentials: {}",
-                error_chain(&e)
-            )),
+                redirected(status, response.headers(), key)
+            ))),
+            401 | 403 | 404 => Err(CheckError::Unusable(format!(
+                "the gateway rejected the credentials (HTTP {status} for {what}): check \
+                 sms.gateway.account and the token"
+            ))),
+            408 | 429 | 500..=599 => Err(CheckError::Unavailable(format!(
+                "could not check the credentials: HTTP {status} for {what}"
+            ))),
+            _ => Err(CheckError::Unusable(format!(
+                "could not check the credentials: HTTP {status} for {what}"
+            ))),
         }
     }
 }
@@ -325,7 +357,7 @@ impl Transport for Gateway {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), CheckError>> {
-        Box::pin(async move { self.check_credentials().await.map_err(CheckError::from) })
+        Box::pin(self.check_credentials())
     }
 
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {
@@ -425,6 +457,15 @@ fn redirected(status: StatusCode, headers: &HeaderMap, key: &str) -> String {
     )
 }
 
+/// A reply whose body broke off (or timed out) after its status line: what the status alone
+/// says (credentials, throttling, a server error), else nobody can tell whether it went.
+fn unreadable(status: StatusCode, wait: Option<Duration>) -> Delivery {
+    let detail = ", the reply could not be read";
+    by_status(status, wait, detail).unwrap_or_else(|| Delivery::Unknown {
+        error: format!("HTTP {status}{detail}"),
+    })
+}
+
 /// What every dialect agrees on, whatever the body says: credentials (401/403), an address or
 /// a request format the gateway does not take (404/405/415: every message would get the same,
 /// so it is nobody's failure), throttling (429) and server errors (5xx).
@@ -522,7 +563,7 @@ fn twilio_reply(status: StatusCode, wait: Option<Duration>, body: Option<&[u8]>)
         if c == TWILIO_OPTED_OUT {
             return Delivery::OptedOut { error };
         }
-        if c == TWILIO_TOO_MANY_REQUESTS {
+        if TWILIO_TRANSIENT.contains(&c) {
             return Delivery::Transient {
                 error,
                 retry_after: wait,
@@ -548,9 +589,7 @@ const VONAGE_OPTED_OUT: &str = "7";
 
 fn vonage_reply(status: StatusCode, wait: Option<Duration>, body: Option<&[u8]>) -> Delivery {
     let Some(body) = body else {
-        return Delivery::Unknown {
-            error: format!("HTTP {status}, the reply could not be read"),
-        };
+        return unreadable(status, wait);
     };
     if let Some(d) = by_status(status, wait, &format!(": {}", excerpt(body))) {
         return d;
@@ -574,11 +613,8 @@ fn vonage_reply(status: StatusCode, wait: Option<Duration>, body: Option<&[u8]>)
     };
     // A long text is split: one entry (and one id) per part.
     let status_of = |p: &Value| text(&p["status"]).unwrap_or_default();
-    let ids: Vec<String> = parts
-        .iter()
-        .filter(|p| status_of(p) == "0")
-        .filter_map(|p| text(&p["message-id"]))
-        .collect();
+    let sent: Vec<&Value> = parts.iter().filter(|p| status_of(p) == "0").collect();
+    let ids: Vec<String> = sent.iter().filter_map(|p| text(&p["message-id"])).collect();
     let Some(failed) = parts.iter().find(|p| status_of(p) != "0") else {
         return Delivery::Sent {
             provider_id: ids.join(","),
@@ -589,12 +625,12 @@ fn vonage_reply(status: StatusCode, wait: Option<Duration>, body: Option<&[u8]>)
         "Vonage status {code}: {}",
         failed["error-text"].as_str().unwrap_or("(no error-text)")
     );
-    if !ids.is_empty() {
-        // Some parts went: the patient got part of the message. Not retried.
+    if !sent.is_empty() {
+        // Some parts went (with an id or not): the patient got part of the message. Not retried.
         return Delivery::Unknown {
             error: format!(
                 "partly sent ({} of {} parts): {error}",
-                ids.len(),
+                sent.len(),
                 parts.len()
             ),
         };
@@ -615,19 +651,48 @@ fn vonage_reply(status: StatusCode, wait: Option<Duration>, body: Option<&[u8]>)
     }
 }
 
-fn authed(
-    r: RequestBuilder,
-    auth: &GatewayAuth,
-    account: &Option<String>,
-    secret: &Option<String>,
-) -> RequestBuilder {
-    let secret = secret.as_deref().unwrap_or_default();
+fn authed(r: RequestBuilder, auth: &Option<(HeaderName, HeaderValue)>) -> RequestBuilder {
     match auth {
-        GatewayAuth::None => r,
-        GatewayAuth::Basic => r.basic_auth(account.as_deref().unwrap_or_default(), Some(secret)),
-        GatewayAuth::Bearer => r.bearer_auth(secret),
-        GatewayAuth::Header(name) => r.header(name.as_str(), secret),
+        Some((name, value)) => r.header(name, value.clone()),
+        None => r,
     }
+}
+
+/// A generic gateway's auth header, checked here: a secret that a header cannot carry (a line
+/// end left in an environment file, say) is an error before anything is claimed, where each
+/// request would otherwise fail to be made.
+fn generic_auth(
+    auth: &GatewayAuth,
+    account: Option<&str>,
+    secret: Option<String>,
+) -> Result<Option<(HeaderName, HeaderValue)>, String> {
+    let secret = secret.unwrap_or_default();
+    let (name, value) = match auth {
+        GatewayAuth::None => return Ok(None),
+        GatewayAuth::Basic => (
+            AUTHORIZATION,
+            basic_authorization(account.unwrap_or_default(), &secret),
+        ),
+        GatewayAuth::Bearer | GatewayAuth::Header(_) => {
+            let (name, text) = match auth {
+                GatewayAuth::Header(h) => (
+                    HeaderName::try_from(h.as_str()).map_err(|e| {
+                        format!("sms.gateway.auth_header: {h:?} is not a header name: {e}")
+                    })?,
+                    secret,
+                ),
+                _ => (AUTHORIZATION, format!("Bearer {secret}")),
+            };
+            let mut value = HeaderValue::try_from(text).map_err(|_| {
+                "sms.gateway.token: the secret holds a character an HTTP header cannot carry \
+                 (a control character or line end)"
+                    .to_string()
+            })?;
+            value.set_sensitive(true);
+            (name, value)
+        }
+    };
+    Ok(Some((name, value)))
 }
 
 /// `application/x-www-form-urlencoded` escaping of one value.
@@ -655,7 +720,7 @@ fn generic_request(
     client: &Client,
     spec: &GenericGateway,
     account: &Option<String>,
-    secret: &Option<String>,
+    auth: &Option<(HeaderName, HeaderValue)>,
     status_callback: &Option<String>,
     m: &SmsOut,
 ) -> Result<RequestBuilder, String> {
@@ -700,7 +765,7 @@ fn generic_request(
                 .body(filled)
         }
     };
-    Ok(authed(r, &spec.auth, account, secret))
+    Ok(authed(r, auth))
 }
 
 fn generic_reply(
@@ -720,20 +785,33 @@ fn generic_reply(
                 provider_id: format!("(HTTP {status}, reply unreadable)"),
             }
         } else {
-            Delivery::Unknown {
-                error: format!("HTTP {status}, the reply could not be read"),
-            }
+            unreadable(status, wait)
         };
     };
     let v = json(body);
+    if success_status && spec.success_pointer.is_some() && v.is_none() {
+        // A success status whose reply cannot be tested (not JSON, or cut at the reading
+        // limit): it may well have gone.
+        return Delivery::Unknown {
+            error: format!(
+                "HTTP {status}, a reply that is not JSON, so success_pointer cannot be tested: {}",
+                excerpt(body)
+            ),
+        };
+    }
     let at = |p: &Option<String>| -> Option<String> {
         let p = p.as_deref()?;
         v.as_ref()?.pointer(p).and_then(text)
     };
+    // Present: any value but `null` (an object or an array too); and not `false` unless a
+    // `success_value` says what it must be.
     let passes = match (&spec.success_pointer, &spec.success_value) {
         (None, _) => true,
         (Some(p), Some(want)) => at(&Some(p.clone())).as_deref() == Some(want.as_str()),
-        (Some(p), None) => at(&Some(p.clone())).is_some_and(|t| t != "false"),
+        (Some(p), None) => v
+            .as_ref()
+            .and_then(|v| v.pointer(p))
+            .is_some_and(|x| !x.is_null() && x != &Value::Bool(false)),
     };
     if success_status && passes {
         return Delivery::Sent {
@@ -783,5 +861,100 @@ mod tests {
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
         );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+
+    fn generic(success_pointer: &str) -> GenericGateway {
+        GenericGateway {
+            method: HttpMethod::Post,
+            url: "https://gw.example/messages".into(),
+            auth: GatewayAuth::None,
+            body_format: BodyFormat::Json,
+            body_template: String::new(),
+            success_status: Vec::new(),
+            success_pointer: Some(success_pointer.into()),
+            success_value: None,
+            id_pointer: Some("/data/id".into()),
+            error_pointer: Some("/errors/0/code".into()),
+            opted_out_codes: Vec::new(),
+            permanent_codes: Vec::new(),
+            transient_codes: Vec::new(),
+            check_url: None,
+        }
+    }
+
+    fn kind(d: &Delivery) -> &'static str {
+        match d {
+            Delivery::Sent { .. } => "sent",
+            Delivery::Transient { .. } => "transient",
+            Delivery::Permanent { .. } => "permanent",
+            Delivery::OptedOut { .. } => "opted out",
+            Delivery::Unknown { .. } => "unknown",
+            Delivery::Fatal { .. } => "fatal",
+        }
+    }
+
+    #[test]
+    fn a_generic_success_pointer_may_name_an_object() {
+        let ok = StatusCode::OK;
+        let reply = br#"{"data": {"id": "abc", "to": [{"status": "queued"}]}}"#;
+        let d = generic_reply(&generic("/data"), ok, None, Some(reply));
+        assert!(
+            matches!(&d, Delivery::Sent { provider_id } if provider_id == "abc"),
+            "{d:?}"
+        );
+        for (pointer, reply, want) in [
+            ("/data/to", &reply[..], "sent"),
+            ("/data/missing", &reply[..], "permanent"),
+            ("/ok", br#"{"ok": null}"#, "permanent"),
+            ("/ok", br#"{"ok": false}"#, "permanent"),
+            ("/ok", br#"{"ok": 0}"#, "sent"),
+            // Accepted, but nothing to test the pointer on: it may have gone.
+            ("/data", b"<html>queued</html>", "unknown"),
+        ] {
+            let d = generic_reply(&generic(pointer), ok, None, Some(reply));
+            assert_eq!(kind(&d), want, "{pointer} {d:?}");
+        }
+    }
+
+    #[test]
+    fn a_reply_that_broke_off_is_read_by_its_status() {
+        let g = generic("/data");
+        for (status, want) in [
+            (401, "fatal"),
+            (503, "transient"),
+            (429, "transient"),
+            (200, "unknown"),
+        ] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                kind(&generic_reply(&g, status, None, None)),
+                want,
+                "generic {status}"
+            );
+            assert_eq!(
+                kind(&vonage_reply(status, None, None)),
+                want,
+                "vonage {status}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_vonage_part_sent_without_an_id_still_makes_the_message_partly_sent() {
+        let reply = br#"{"message-count": "2", "messages": [
+            {"status": "0", "to": "13125550101"},
+            {"status": "3", "error-text": "Invalid to parameter"}]}"#;
+        let d = vonage_reply(StatusCode::OK, None, Some(reply));
+        assert!(
+            matches!(&d, Delivery::Unknown { error } if error.starts_with("partly sent (1 of 2 parts)")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn twilio_queue_full_is_retried() {
+        let reply = br#"{"code": 21611, "message": "This 'From' number has exceeded the maximum number of queued messages", "status": 400}"#;
+        let d = twilio_reply(StatusCode::BAD_REQUEST, None, Some(reply));
+        assert_eq!(kind(&d), "transient", "{d:?}");
     }
 }
