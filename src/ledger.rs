@@ -86,6 +86,16 @@ pub struct Prior {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowId(i64);
 
+/// A granted claim: the message's row and, when the claim took over an earlier attempt's row
+/// (`failed` or `unknown`), what that row was, so that a claim released unsent can put it back
+/// (a resumed `unknown` must not turn into a retryable failure that any run would send).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Granted {
+    pub row: RowId,
+    /// The state and `permanent` flag the row had.
+    pub was: Option<(State, bool)>,
+}
+
 /// What the ledger knows of a campaign's messages, by channel and address.
 #[derive(Debug, Clone, Default)]
 pub struct Priors([HashMap<String, Prior>; 2]);
@@ -499,7 +509,8 @@ impl Ledger {
         claims: &[Claim],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<RowId>>, LedgerError> {
-        self.commit(campaign, (run, fingerprint), &[], claims, now)
+        let granted = self.commit(campaign, (run, fingerprint), &[], claims, now)?;
+        Ok(granted.iter().map(|g| g.map(|g| g.row)).collect())
     }
 
     /// Records outcomes in one transaction.
@@ -524,7 +535,7 @@ impl Ledger {
         outcomes: &[Outcome],
         claims: &[Claim],
         now: DateTime<Utc>,
-    ) -> Result<Vec<Option<RowId>>, LedgerError> {
+    ) -> Result<Vec<Option<Granted>>, LedgerError> {
         let sqlite = sqlite_error(&self.path);
         let sync = if claims.is_empty() { "NORMAL" } else { "FULL" };
         if sync != self.synchronous {
@@ -913,9 +924,9 @@ fn claim_in(
     fingerprint: &str,
     claims: &[Claim],
     now: &str,
-) -> rusqlite::Result<Vec<Option<RowId>>> {
+) -> rusqlite::Result<Vec<Option<Granted>>> {
     // A new message is one insert whose row id the connection keeps; only a message the ledger
-    // already holds pays for a second statement. (`RETURNING` would open a temporary table in
+    // already holds pays for more statements. (`RETURNING` would open a temporary table in
     // every execution.)
     let mut insert = tx.prepare_cached(
         "INSERT INTO messages (campaign, channel, address, contact_id, state, attempts,
@@ -923,12 +934,14 @@ fn claim_in(
          VALUES (?1, ?2, ?3, ?4, 'sending', 1, ?5, ?6, ?7, ?7)
          ON CONFLICT (campaign, channel, address) DO NOTHING",
     )?;
+    let mut existing = tx.prepare_cached(
+        "SELECT rowid, state, permanent FROM messages
+         WHERE campaign = ?1 AND channel = ?2 AND address = ?3",
+    )?;
     let mut take_over = tx.prepare_cached(
-        "UPDATE messages SET state = 'sending', attempts = attempts + 1, contact_id = ?4,
-                             fingerprint = ?5, run_id = ?6, updated_at = ?7
-         WHERE campaign = ?1 AND channel = ?2 AND address = ?3
-           AND state IN ('failed', 'unknown')
-         RETURNING rowid",
+        "UPDATE messages SET state = 'sending', attempts = attempts + 1, contact_id = ?2,
+                             fingerprint = ?3, run_id = ?4, updated_at = ?5
+         WHERE rowid = ?1",
     )?;
     let mut granted = Vec::with_capacity(claims.len());
     for c in claims {
@@ -942,13 +955,31 @@ fn claim_in(
             now
         ];
         if insert.execute(values)? == 1 {
-            granted.push(Some(RowId(tx.last_insert_rowid())));
+            granted.push(Some(Granted {
+                row: RowId(tx.last_insert_rowid()),
+                was: None,
+            }));
             continue;
         }
-        // A row comes back when a failed or unknown message was taken over, none when the
-        // claim was refused (sent, or in flight).
-        let row = take_over.query_row(values, |r| r.get(0)).optional()?;
-        granted.push(row.map(RowId));
+        // Taken over when a failed or unknown message; refused when sent, or in flight.
+        let (row, state, permanent) =
+            existing.query_row(params![campaign, c.channel.as_str(), c.address], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })?;
+        let state = State::parse(&state);
+        if !matches!(state, State::Failed | State::Unknown) {
+            granted.push(None);
+            continue;
+        }
+        take_over.execute(params![row, c.contact_id, fingerprint, run, now])?;
+        granted.push(Some(Granted {
+            row: RowId(row),
+            was: Some((state, permanent)),
+        }));
     }
     Ok(granted)
 }
@@ -1017,7 +1048,7 @@ fn record_in(
 enum Request {
     Claim(
         Vec<Claim>,
-        tokio::sync::oneshot::Sender<Result<Vec<Option<RowId>>, String>>,
+        tokio::sync::oneshot::Sender<Result<Vec<Option<Granted>>, String>>,
     ),
     Record(Outcome),
     Flush(tokio::sync::oneshot::Sender<Result<(), String>>),
@@ -1172,7 +1203,7 @@ pub struct WriterHandle {
 impl WriterHandle {
     /// Claims one message: its row, or `None` when the ledger refused (already sent or in
     /// flight). Returns once the claim is on disk.
-    pub async fn claim(&self, claim: Claim) -> Result<Option<RowId>, String> {
+    pub async fn claim(&self, claim: Claim) -> Result<Option<Granted>, String> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
             .send(Request::Claim(vec![claim], tx))

@@ -440,13 +440,18 @@ impl Run {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            // What a taken-over row was (a resumed `unknown`, a failure tried again).
+            let was;
             let claim = Claim {
                 channel,
                 address: address.clone(),
                 contact_id: contact.id.clone(),
             };
             match writer.claim(claim).await {
-                Ok(Some(claimed)) => *row = Some(claimed),
+                Ok(Some(claimed)) => {
+                    *row = Some(claimed.row);
+                    was = claimed.was;
+                }
                 Ok(None) => {
                     // Already sent or in flight: the ledger says no, and it is always right.
                     self.give_back_limit();
@@ -472,11 +477,14 @@ impl Run {
             };
             if (waited && self.stopped()) || self.halt.load(Ordering::SeqCst) {
                 drop(session);
+                // Released: the row goes back to what it was (a new one to a retryable
+                // failure, which `released` keeps from counting as an attempt).
+                let (state, permanent) = was.unwrap_or((State::Failed, false));
                 writer.record(ledger::Outcome {
                     channel,
                     address: address.clone(),
-                    state: State::Failed,
-                    permanent: false,
+                    state,
+                    permanent,
                     provider_id: None,
                     error: Some("not sent: the run stopped before its turn".into()),
                     suppress: None,

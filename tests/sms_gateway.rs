@@ -984,6 +984,71 @@ fn a_gateway_that_never_answers_stops_the_run() {
 }
 
 #[test]
+fn a_resumed_unknown_released_unsent_stays_unknown() {
+    // Run 1 leaves three messages unknown (they may have gone). Run 2 resumes them
+    // (--resend-unknown) and halts at its first (credentials rejected): the two claimed behind
+    // it are released unsent. They must be unknown again, not retryable failures that the next
+    // plain run would send without being asked.
+    let rt = runtime();
+    let silent = twilio_mock(&rt);
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            .respond_with(twilio_sent("SM1").set_delay(Duration::from_secs(5)))
+            .mount(&silent),
+    );
+    let f = fixture(
+        &twilio(&silent.uri(), "timeout = \"300ms\"\n"),
+        &format!("{FAST}concurrency = 1\n"),
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(ledger(&f).values().all(|r| r.state == "unknown"));
+
+    let rejecting = twilio_mock(&rt);
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            .respond_with(twilio_error(401, 20003, "Authenticate"))
+            .mount(&rejecting),
+    );
+    let base = format!("sms.gateway.base_url={}", rejecting.uri());
+    let (code, out, err) = send(&f, &["--resend-unknown", "--set", &base]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(posts(&rt, &rejecting).len(), 1);
+    let rows = ledger(&f);
+    let states: Vec<_> = rows.values().map(|r| r.state.as_str()).collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "unknown").count(),
+        2,
+        "{rows:?}"
+    );
+    for row in rows.values().filter(|r| r.state == "unknown") {
+        assert_eq!(row.attempts, 1, "a release is no attempt: {row:?}");
+        assert!(
+            row.error.as_deref().unwrap().contains("no reply within"),
+            "{row:?}"
+        );
+    }
+
+    let accepting = twilio_mock(&rt);
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            .respond_with(twilio_sent("SM2"))
+            .mount(&accepting),
+    );
+    let base = format!("sms.gateway.base_url={}", accepting.uri());
+    let (code, out, err) = send(&f, &["--set", &base]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        posts(&rt, &accepting).len(),
+        1,
+        "only the one refused for its credentials"
+    );
+}
+
+#[test]
 fn a_retry_after_beyond_five_minutes_stops_the_run_at_once() {
     let rt = runtime();
     let s = twilio_mock(&rt);
