@@ -1070,6 +1070,24 @@ const MAX_BATCH: usize = 2048;
 /// A commit of fewer requests than this waits up to [`GATHER`] for more.
 const GATHER_MIN: usize = 64;
 const GATHER: std::time::Duration = std::time::Duration::from_micros(1500);
+/// How long the writer keeps trying a commit that another process's write lock holds up (a
+/// `purge` of another campaign rebuilding the file, say), on top of SQLite's own wait.
+const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Whether `e` is another connection holding the write lock.
+fn is_busy(e: &LedgerError) -> bool {
+    matches!(
+        e,
+        LedgerError::Sqlite {
+            source: rusqlite::Error::SqliteFailure(f, _),
+            ..
+        } if matches!(
+            f.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        )
+    )
+}
+
 /// How often a gathering writer looks for more requests.
 const GATHER_NAP: std::time::Duration = std::time::Duration::from_micros(250);
 
@@ -1136,12 +1154,23 @@ impl Writer {
                     }
                     let now = clock();
                     // Outcomes first: a retry's re-claim in the same batch must see `failed`.
-                    let result = if let Some(e) = &failed {
-                        Err(e.clone())
-                    } else {
-                        ledger
-                            .commit(&campaign, (run, &fingerprint), &outcomes, &claims, now)
-                            .map_err(|e| e.to_string())
+                    // A commit another process holds up (its write lock past SQLite's own wait)
+                    // is tried again for a while: given up, it would lose every outcome from
+                    // then on, messages that went included, and leave their rows `sending`.
+                    let patience = std::time::Instant::now() + BUSY_PATIENCE;
+                    let result = loop {
+                        if let Some(e) = &failed {
+                            break Err(e.clone());
+                        }
+                        let r =
+                            ledger.commit(&campaign, (run, &fingerprint), &outcomes, &claims, now);
+                        match r {
+                            Err(e) if is_busy(&e) && std::time::Instant::now() < patience => {
+                                tracing::warn!("{e}: another process is writing it; trying again");
+                                std::thread::sleep(std::time::Duration::from_millis(200));
+                            }
+                            r => break r.map_err(|e| e.to_string()),
+                        }
                     };
                     if let Err(e) = &result {
                         failed = Some(e.clone());

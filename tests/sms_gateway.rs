@@ -1049,6 +1049,56 @@ fn a_resumed_unknown_released_unsent_stays_unknown() {
 }
 
 #[test]
+fn a_ledger_another_process_holds_for_a_while_loses_no_outcome() {
+    // Another process (a purge of another campaign, say) holds the ledger's write lock for
+    // longer than SQLite waits (10 s): the run waits for it and records every outcome, where
+    // it used to give up, stop, and leave the messages that went `sending` (then `unknown`).
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path(MESSAGES))
+            .respond_with(twilio_sent("SM1").set_delay(Duration::from_millis(100)))
+            .mount(&s),
+    );
+    let f = fixture(&twilio(&s.uri(), ""), &format!("{FAST}concurrency = 1\n"));
+    f.write("contacts.csv", &many(30));
+    let child = Command::new(assert_cmd::cargo::cargo_bin("outreach"))
+        .current_dir(f.dir.path())
+        .env("OUTREACH_NOW", common::MIDDAY)
+        .env_remove("RUST_LOG")
+        .args(["send", "campaign.toml", "--channel", "sms"])
+        .env(TOKEN_ENV, TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while posts(&rt, &s).len() < 3 {
+        assert!(Instant::now() < deadline, "nothing was sent");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let other = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    other.busy_timeout(Duration::from_secs(10)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::sleep(Duration::from_secs(12));
+    other.execute_batch("COMMIT").unwrap();
+    drop(other);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("another process is writing it; trying again"),
+        "{stderr}"
+    );
+    assert_eq!(posts(&rt, &s).len(), 30);
+    let rows = ledger(&f);
+    assert_eq!(rows.len(), 30);
+    assert!(rows.values().all(|r| r.state == "sent"), "{rows:?}");
+}
+
+#[test]
 fn a_retry_after_beyond_five_minutes_stops_the_run_at_once() {
     let rt = runtime();
     let s = twilio_mock(&rt);
