@@ -230,7 +230,7 @@ fn check_range(loaded: &Loaded, range: std::ops::Range<usize>) -> Chunk {
                 }
                 Decision::Skipped(Skip::Duplicate { line, id }) => {
                     chunk.warnings.push(finding(format!(
-                        "duplicate {} of line {line} ({id}): only the first row gets it",
+                        "duplicate {} of line {line} ({id}): only that row gets it",
                         match channel {
                             Channel::Email => "email",
                             Channel::Sms => "phone",

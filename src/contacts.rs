@@ -241,6 +241,14 @@ impl Contact {
         }
     }
 
+    /// Whether this row, on its own, can take a message on `channel`: it chose the channel,
+    /// has no problem for it, and gave consent.
+    pub fn can_take(&self, channel: Channel) -> bool {
+        self.choice.allows(channel)
+            && self.problems_for(channel).next().is_none()
+            && self.consent(channel).given()
+    }
+
     /// The normalised address on `channel`, if valid.
     pub fn address(&self, channel: Channel) -> Option<&str> {
         match channel {
@@ -646,8 +654,6 @@ pub fn parse(
     {
         let contacts = &list.contacts;
         let mut ids = FirstSeen::new(contacts, |c| Some(c.id.as_str()));
-        let mut seen =
-            Channel::ALL.map(|channel| FirstSeen::new(contacts, move |c| c.address(channel)));
         for (i, contact) in contacts.iter().enumerate() {
             if let Some(first) = ids.first(i) {
                 list.warnings.push(FileWarning {
@@ -659,8 +665,17 @@ pub fn parse(
                     ),
                 });
             }
-            for channel in Channel::ALL {
-                if let Some(first) = seen[channel as usize].first(i) {
+        }
+        // An address twice is one recipient: the first row that can take the message on that
+        // channel (chose it, no problem in the row, consent given), else the first row. So an
+        // earlier row that could never get it does not take the message from a later one that
+        // can (an SMS-only row, then the same email on a row that chose email).
+        for channel in Channel::ALL {
+            let mut seen = FirstSeen::new(contacts, move |c| c.address(channel));
+            let (able, unable): (Vec<usize>, Vec<usize>) =
+                (0..contacts.len()).partition(|&i| contacts[i].can_take(channel));
+            for i in able.into_iter().chain(unable) {
+                if let Some(first) = seen.first(i) {
                     duplicates.push((i, channel, first));
                 }
             }

@@ -49,8 +49,8 @@ Errors (2): these rows are skipped on the channels shown
   contacts/sample.csv:16 P0015 phone: "555-010-1234" is not a valid phone number for region US (sms skipped)
 
 Warnings (2):
-  contacts/sample.csv:27 P0026: duplicate email of line 13 (P0012): only the first row gets it [email]
-  contacts/sample.csv:27 P0026: duplicate phone of line 13 (P0012): only the first row gets it [sms]
+  contacts/sample.csv:27 P0026: duplicate email of line 13 (P0012): only that row gets it [email]
+  contacts/sample.csv:27 P0026: duplicate phone of line 13 (P0012): only that row gets it [sms]
 
 OK with problems: the campaign can run; 48 messages would go; 2 rows have problems and are skipped where shown (--strict fails on them)
 "#

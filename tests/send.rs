@@ -592,6 +592,38 @@ fn consent_suppression_and_choice_hold_in_the_outbox() {
 }
 
 #[test]
+fn a_duplicate_address_goes_to_the_row_that_can_take_it() {
+    // Line 2 has Ann's email but chose SMS; line 3, the same email in capitals, chose email
+    // and consented: she gets the email (once), as line 3's; line 2 keeps its SMS. Line 4
+    // repeats line 3's email without consent: a duplicate of line 3, nothing more.
+    let csv = format!(
+        "{HEADER}\n\
+         P1,Ann,Lee,ann@example.com,(312) 555-0101,sms,no,yes,\n\
+         P2,Annie,Lee,ANN@example.com,,email,yes,,\n\
+         P3,Ann,Lee,ann@example.com,,email,no,,\n"
+    );
+    let f = fast(&csv);
+    let (code, out, err) = f.run(&["check", "campaign.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Line 2 did not choose email: that is what it is skipped for.
+    assert!(!out.contains("contacts.csv:2 P1: duplicate"), "{out}");
+    assert!(
+        out.contains("contacts.csv:4 P3: duplicate email of line 3 (P2): only that row gets it"),
+        "{out}"
+    );
+    let (code, out, err) = f.run(&["send", "campaign.toml", "-q"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (email, sms) = outbox(&f);
+    assert_eq!(email, BTreeMap::from([("ann@example.com".to_string(), 1)]));
+    assert_eq!(sms, BTreeMap::from([("+13125550101".to_string(), 1)]));
+    let eml = std::fs::read_dir(f.path("outbox/email"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|t| t.contains("To: "))
+        .unwrap();
+    assert!(eml.contains("Annie"), "line 3's data: {eml}");
+}
+#[test]
 fn dry_run_records_nothing_and_matches_check() {
     let f = fast(&format!(
         "{HEADER}\nP1,Ann,Lee,ann@example.com,(312) 555-0101,,yes,yes,\nP2,Bo,Ng,bo@example.com,,,no,,\n"
