@@ -86,6 +86,7 @@ impl Error {
             Error::Send(send::SendError::Lock(lock::LockError::Held { .. })) => Exit::Locked,
             Error::Send(send::SendError::Unavailable { .. }) => Exit::Stopped,
             Error::Purge(purge::PurgeError::Lock(lock::LockError::Held { .. })) => Exit::Locked,
+            Error::Purge(purge::PurgeError::OutboxInUse(_)) => Exit::Locked,
             Error::Load(_)
             | Error::Approval(_)
             | Error::Purge(_)

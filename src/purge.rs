@@ -5,7 +5,7 @@
 //! campaign's run lock throughout, so it cannot race a `send`.
 
 use std::fmt;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::cli::PurgeArgs;
@@ -28,6 +28,11 @@ pub enum PurgeError {
     NotAPreview(PathBuf, String),
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    #[error(
+        "{0}: a send of another campaign is writing to this SMS outbox; purge it when that run \
+         is over (nothing deleted from it)"
+    )]
+    OutboxInUse(PathBuf),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error("{path}: {source}")]
@@ -254,7 +259,17 @@ fn delete(target: &Target, campaign: &str) -> Result<(), PurgeError> {
             }
         }
         Target::Lines { path, .. } => {
-            let text = std::fs::read_to_string(path).map_err(io(path))?;
+            // A running send holds a shared lock on the outbox for as long as it appends.
+            let mut held = std::fs::File::open(path).map_err(io(path))?;
+            match held.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(PurgeError::OutboxInUse(path.clone()));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(path)(e)),
+            }
+            let mut text = String::new();
+            held.read_to_string(&mut text).map_err(io(path))?;
             let kept: String = text
                 .split_inclusive('\n')
                 .filter(|l| !is_campaign_line(l, campaign))

@@ -807,6 +807,75 @@ fn ann(db: &Path, needle: &[u8]) -> usize {
 }
 
 #[test]
+fn purge_leaves_an_sms_outbox_another_campaigns_run_is_writing() {
+    // Both campaigns write outbox/sms.jsonl. Rewriting it under test-campaign.2's running send
+    // would send that run's later lines to a file no longer in the directory.
+    let f = two_campaigns();
+    let outbox = f.path("outbox/sms.jsonl");
+    let lines = || std::fs::read_to_string(&outbox).unwrap().lines().count();
+    let before = lines();
+    for file in [
+        ".outreach/ledger.sqlite",
+        ".outreach/ledger.sqlite-wal",
+        ".outreach/ledger.sqlite-shm",
+    ] {
+        let _ = std::fs::remove_file(f.path(file));
+    }
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("outreach"))
+        .current_dir(f.dir.path())
+        .env("OUTREACH_NOW", MIDDAY)
+        .args([
+            "send",
+            "other.toml",
+            "-q",
+            "--channel",
+            "sms",
+            "--set",
+            "sending.sms_rate=30/min",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while lines() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other run wrote nothing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, out, err) = purge(&f, &["--outbox", "--yes"]);
+    let written = lines();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let others = std::fs::read_to_string(&outbox)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("\"campaign\":\"test-campaign\""))
+        .count();
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(
+        err.contains(
+            "outbox/sms.jsonl: a send of another campaign is writing to this SMS outbox; purge it \
+             when that run is over (nothing deleted from it)"
+        ),
+        "{err}"
+    );
+    assert!(written > before, "{written}");
+    assert!(
+        std::fs::read_to_string(&outbox)
+            .unwrap()
+            .contains("\"campaign\":\"test-campaign\""),
+        "test-campaign's lines are still there"
+    );
+    // Once that run is over, the purge goes through.
+    let (code, _, err) = purge(&f, &["--outbox", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    let left = std::fs::read_to_string(&outbox).unwrap();
+    assert!(!left.contains("\"campaign\":\"test-campaign\""), "{left}");
+    assert_eq!(left.lines().count(), others);
+}
+
+#[test]
 fn purge_takes_the_run_lock_and_all_means_all() {
     let f = two_campaigns();
     let bin = assert_cmd::cargo::cargo_bin("outreach");

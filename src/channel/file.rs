@@ -244,16 +244,46 @@ pub struct SmsFile {
 }
 
 impl SmsFile {
-    /// Opens (creating, 0600, and its directory, 0700) the outbox file for appending.
+    /// Opens (creating, 0600, and its directory, 0700) the outbox file for appending, with a
+    /// shared lock on it for the run: `purge --outbox` takes an exclusive one to rewrite the file
+    /// (several campaigns may share it), so it cannot replace the file under a run still
+    /// appending, whose lines would go to a file no longer in the directory. A file replaced
+    /// while this waited for its lock is opened again.
     pub fn new(path: &Path) -> std::io::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             crate::private::create_dir(parent)?;
         }
+        let file = loop {
+            let file = crate::private::open(path, crate::private::Open::Append)?;
+            file.lock_shared()?;
+            if is_at(&file, path)? {
+                break file;
+            }
+        };
         Ok(SmsFile {
             faults: Faults::from_env(),
             path: path.to_path_buf(),
-            file: Mutex::new(crate::private::open(path, crate::private::Open::Append)?),
+            file: Mutex::new(file),
         })
+    }
+}
+
+/// Whether `file` is still the file at `path`.
+fn is_at(file: &std::fs::File, path: &Path) -> std::io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let open = file.metadata()?;
+        match std::fs::metadata(path) {
+            Ok(named) => Ok(open.dev() == named.dev() && open.ino() == named.ino()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        Ok(true)
     }
 }
 
