@@ -634,6 +634,75 @@ fn credentials_revoked_mid_run_stop_the_run_without_failing_patients() {
     assert!(sent < 4);
 }
 
+#[test]
+fn a_relay_refusing_this_host_fails_no_patient_and_a_refused_mailbox_fails_only_its_own() {
+    // Postfix reports "Relay access denied" (and its sender and HELO restrictions) at RCPT: it
+    // is the relay's set-up, not the patients'.
+    let (f, server) = with_smtpd(
+        "tls = \"none\"\nport = PORT",
+        "concurrency = 1",
+        &[
+            "--rcpt-reply",
+            "*=554 5.7.1 <x@example.com>: Relay access denied",
+        ],
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        out.contains(
+            "Stopped early: email: the server refused: 554 5.7.1 <x@example.com>: Relay access \
+             denied (a refusal of the relay, the sender or the message, not of the patient's \
+             address)"
+        ),
+        "{out}"
+    );
+    let conn = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    let permanent: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM messages WHERE permanent = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(permanent, 0);
+    assert!(ledger(&f).values().all(|r| r.0 == "failed"));
+    assert_eq!(server.messages().len(), 0);
+    drop(server);
+
+    // The relay set up: the run resumes; one mailbox that does not exist fails that patient.
+    let server = Server::smtpd(
+        &f,
+        &[
+            "--rcpt-reply",
+            "ann@example.com=550 5.1.1 <ann@example.com>: User unknown",
+        ],
+    );
+    let toml = f.read("campaign.toml");
+    let port = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("port = "))
+        .unwrap()
+        .to_string();
+    f.write(
+        "campaign.toml",
+        &toml.replace(
+            &format!("port = {port}"),
+            &format!("port = {}", server.port),
+        ),
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    let rows = ledger(&f);
+    let ann = &rows["ann@example.com"];
+    assert_eq!(
+        (ann.0.as_str(), ann.3.as_deref()),
+        ("failed", Some("550 5.1.1 <a***@example.com>: User unknown")),
+        "{rows:?}"
+    );
+    assert_eq!(rows.values().filter(|r| r.0 == "sent").count(), 3);
+    assert_eq!(server.messages().len(), 3);
+}
+
 /// Runs the campaign against smtp-sink with `faults`; returns (exit, stdout, ledger).
 #[allow(clippy::type_complexity)]
 fn against_sink(

@@ -696,8 +696,12 @@ fn transient(e: &SmtpError) -> Delivery {
     }
 }
 
-/// An error reply to RCPT, DATA or the message: 4xx is worth another try, 5xx is this
-/// recipient's permanent failure, except authentication replies, which are never a patient's.
+/// An error reply to RCPT, DATA or the message: 4xx is worth another try; 5xx is this
+/// recipient's permanent failure when it is about the recipient's mailbox, else (relay access
+/// denied, a sender or HELO the relay refuses, content policy) it is the relay's or the
+/// campaign's, and every message would meet it: the run stops, nobody marked failed. Postfix
+/// reports its client, HELO and sender restrictions at RCPT, so a relay that is not set up for
+/// this host looks like a refused recipient unless the enhanced status code (RFC 3463) is read.
 fn refusal(e: &SmtpError) -> Delivery {
     if is_auth_reply(e) {
         Delivery::Fatal {
@@ -705,11 +709,34 @@ fn refusal(e: &SmtpError) -> Delivery {
         }
     } else if is_transient(e) {
         transient(e)
+    } else if enhanced_code(&reply_text(e)).is_some_and(|c| !about_the_recipient(c)) {
+        Delivery::Fatal {
+            error: format!(
+                "the server refused: {} (a refusal of the relay, the sender or the message, not \
+                 of the patient's address)",
+                reply_text(e)
+            ),
+        }
     } else {
         Delivery::Permanent {
             error: reply_text(e),
         }
     }
+}
+
+/// The enhanced status code after a reply's code (`550 5.1.1 …` → `(5, 1, 1)`), if it has one.
+fn enhanced_code(reply: &str) -> Option<(u16, u16, u16)> {
+    let token = reply.split_whitespace().nth(1)?;
+    let mut parts = token.split('.').map(|p| p.parse::<u16>().ok());
+    let code = (parts.next()??, parts.next()??, parts.next()??);
+    (parts.next().is_none() && matches!(code.0, 2 | 4 | 5)).then_some(code)
+}
+
+/// Whether an enhanced status code is about the recipient (RFC 3463): its address or mailbox
+/// (X.1.1 bad mailbox, X.1.2 bad system, X.1.3 bad syntax, X.1.6 moved, X.1.10 null MX), its
+/// mailbox's state (X.2.x: disabled, full, …) or its domain's routing (X.4.4 unroutable).
+fn about_the_recipient((_, subject, detail): (u16, u16, u16)) -> bool {
+    matches!((subject, detail), (1, 1 | 2 | 3 | 6 | 10) | (2, _) | (4, 4))
 }
 
 fn is_transient(e: &SmtpError) -> bool {
@@ -785,7 +812,32 @@ fn client_config(extra_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, Strin
 /// A stream that notes when it is read from (see [`Session::read`]).
 #[cfg(test)]
 mod tests {
-    use super::stuffed;
+    use super::{about_the_recipient, enhanced_code, stuffed};
+
+    #[test]
+    fn enhanced_codes_tell_the_recipients_refusals_from_the_relays() {
+        let about = |reply: &str| enhanced_code(reply).map(about_the_recipient);
+        assert_eq!(
+            about("550 5.1.1 <a@b>: Recipient address rejected"),
+            Some(true)
+        );
+        assert_eq!(about("552 5.2.2 Mailbox full"), Some(true));
+        assert_eq!(
+            about("550 5.1.10 RESOLVER.ADR.RecipientNotFound"),
+            Some(true)
+        );
+        assert_eq!(about("554 5.4.4 Unable to route"), Some(true));
+        assert_eq!(about("554 5.7.1 <a@b>: Relay access denied"), Some(false));
+        assert_eq!(
+            about("553 5.7.1 <s@c>: Sender address rejected"),
+            Some(false)
+        );
+        assert_eq!(about("504 5.5.2 <vm>: Helo command rejected"), Some(false));
+        assert_eq!(about("550 5.1.8 Bad sender's system address"), Some(false));
+        assert_eq!(about("554 5.6.0 Message content rejected"), Some(false));
+        assert_eq!(about("500 Error: command failed"), None);
+        assert_eq!(about("550 5.1 odd"), None);
+    }
 
     #[test]
     fn replies_quoting_the_recipient_are_masked() {

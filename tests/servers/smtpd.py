@@ -2,10 +2,12 @@
 received (after dot-unstuffing) in a Maildir, with an envelope log beside it.
 
     smtpd.py --port N --maildir DIR [--mode plain|starttls|tls] [--cert F --key F]
-             [--auth USER:PASS] [--auth-ok N]
+             [--auth USER:PASS] [--auth-ok N] [--rcpt-reply ADDRESS=REPLY ...]
 
 --auth requires AUTH (PLAIN/LOGIN) before MAIL; --auth-ok N accepts only the first N AUTH
 attempts with the right password and rejects the rest (credentials revoked mid-run).
+--rcpt-reply answers RCPT TO:<ADDRESS> with REPLY (`*`: every address), e.g.
+`*=554 5.7.1 Relay access denied`.
 Prints "ready" on stdout once it accepts connections; runs until killed.
 """
 
@@ -23,12 +25,20 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Store:
-    def __init__(self, maildir):
+    def __init__(self, maildir, rcpt_replies):
         self.maildir = maildir
+        self.rcpt_replies = rcpt_replies
         for sub in ("tmp", "new", "cur"):
             os.makedirs(os.path.join(maildir, sub), exist_ok=True)
         self.lock = threading.Lock()
         self.n = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.rcpt_replies.get(address.lower(), self.rcpt_replies.get("*"))
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
@@ -79,6 +89,7 @@ def main():
     p.add_argument("--key")
     p.add_argument("--auth")
     p.add_argument("--auth-ok", type=int)
+    p.add_argument("--rcpt-reply", action="append", default=[])
     a = p.parse_args()
 
     context = None
@@ -95,7 +106,8 @@ def main():
             # STARTTLS must come before AUTH; implicit TLS is encrypted from the start.
             auth_require_tls=a.mode == "starttls",
         )
-    handler = Store(a.maildir)
+    rcpt_replies = dict(r.split("=", 1) for r in a.rcpt_reply)
+    handler = Store(a.maildir, {k.lower(): v for k, v in rcpt_replies.items()})
 
     def factory():
         return SMTP(
