@@ -318,6 +318,10 @@ impl Smtp {
                     }
                     return delivery;
                 }
+                Step::Cut(delivery) => {
+                    drop(session);
+                    return delivery;
+                }
                 // A reused session the server had closed while idle: nothing went; open a new
                 // one at once rather than count a failure.
                 Step::Stale(error) => {
@@ -412,7 +416,7 @@ impl Smtp {
                 },
                 false,
             ),
-            Ok(Err(e)) => Step::done(lost(format!("writing the message: {e}")), false),
+            Ok(Err(e)) => Step::Cut(lost(format!("writing the message: {e}"))),
             Err(_) if went_out => Step::done(
                 Delivery::Unknown {
                     error: format!(
@@ -422,13 +426,10 @@ impl Smtp {
                 },
                 false,
             ),
-            Err(_) => Step::done(
-                lost(format!(
-                    "timed out after {:?} writing the message",
-                    self.timeout
-                )),
-                false,
-            ),
+            Err(_) => Step::Cut(lost(format!(
+                "timed out after {:?} writing the message",
+                self.timeout
+            ))),
         }
     }
 
@@ -569,6 +570,11 @@ enum Step {
     },
     /// The session was dead before anything was sent.
     Stale(String),
+    /// The message was being written and did not all go out: the connection is dropped without
+    /// another word. A QUIT would first flush what TLS still holds of the message, its end
+    /// included, and a server that had only stalled would take it: the retry would then deliver
+    /// it a second time.
+    Cut(Delivery),
 }
 
 impl Step {
@@ -697,11 +703,11 @@ fn transient(e: &SmtpError) -> Delivery {
 }
 
 /// An error reply to RCPT, DATA or the message: 4xx is worth another try; 5xx is this
-/// recipient's permanent failure when it is about the recipient's mailbox, else (relay access
-/// denied, a sender or HELO the relay refuses, content policy) it is the relay's or the
-/// campaign's, and every message would meet it: the run stops, nobody marked failed. Postfix
-/// reports its client, HELO and sender restrictions at RCPT, so a relay that is not set up for
-/// this host looks like a refused recipient unless the enhanced status code (RFC 3463) is read.
+/// recipient's permanent failure, unless its enhanced status code (RFC 3463) says it is about
+/// the relay's policy, the protocol or the sender (relay access denied, a sender or HELO the
+/// relay refuses): every message would meet that, so the run stops, nobody marked failed.
+/// Postfix reports its client, HELO and sender restrictions at RCPT, so a relay not set up for
+/// this host looks like a refused recipient unless the code is read.
 fn refusal(e: &SmtpError) -> Delivery {
     if is_auth_reply(e) {
         Delivery::Fatal {
@@ -709,7 +715,7 @@ fn refusal(e: &SmtpError) -> Delivery {
         }
     } else if is_transient(e) {
         transient(e)
-    } else if enhanced_code(&reply_text(e)).is_some_and(|c| !about_the_recipient(c)) {
+    } else if enhanced_code(&reply_text(e)).is_some_and(not_the_recipients) {
         Delivery::Fatal {
             error: format!(
                 "the server refused: {} (a refusal of the relay, the sender or the message, not \
@@ -732,11 +738,13 @@ fn enhanced_code(reply: &str) -> Option<(u16, u16, u16)> {
     (parts.next().is_none() && matches!(code.0, 2 | 4 | 5)).then_some(code)
 }
 
-/// Whether an enhanced status code is about the recipient (RFC 3463): its address or mailbox
-/// (X.1.1 bad mailbox, X.1.2 bad system, X.1.3 bad syntax, X.1.6 moved, X.1.10 null MX), its
-/// mailbox's state (X.2.x: disabled, full, …) or its domain's routing (X.4.4 unroutable).
-fn about_the_recipient((_, subject, detail): (u16, u16, u16)) -> bool {
-    matches!((subject, detail), (1, 1 | 2 | 3 | 6 | 10) | (2, _) | (4, 4))
+/// Whether an enhanced status code says the refusal is not about the recipient (RFC 3463):
+/// security or policy (X.7.x: relay access denied, sender not allowed, authentication), the
+/// protocol (X.5.x: a HELO refused) or the sender's address (X.1.7, X.1.8). The others (the
+/// recipient's address or mailbox, X.1.x and X.2.x; the mail system, X.3.x; routing, X.4.x;
+/// content, X.6.x; undefined, X.0.0) stay the recipient's.
+fn not_the_recipients((_, subject, detail): (u16, u16, u16)) -> bool {
+    matches!((subject, detail), (7, _) | (5, _) | (1, 7 | 8))
 }
 
 fn is_transient(e: &SmtpError) -> bool {
@@ -812,31 +820,30 @@ fn client_config(extra_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, Strin
 /// A stream that notes when it is read from (see [`Session::read`]).
 #[cfg(test)]
 mod tests {
-    use super::{about_the_recipient, enhanced_code, stuffed};
+    use super::{enhanced_code, not_the_recipients, stuffed};
 
     #[test]
     fn enhanced_codes_tell_the_recipients_refusals_from_the_relays() {
-        let about = |reply: &str| enhanced_code(reply).map(about_the_recipient);
-        assert_eq!(
-            about("550 5.1.1 <a@b>: Recipient address rejected"),
-            Some(true)
-        );
-        assert_eq!(about("552 5.2.2 Mailbox full"), Some(true));
-        assert_eq!(
-            about("550 5.1.10 RESOLVER.ADR.RecipientNotFound"),
-            Some(true)
-        );
-        assert_eq!(about("554 5.4.4 Unable to route"), Some(true));
-        assert_eq!(about("554 5.7.1 <a@b>: Relay access denied"), Some(false));
-        assert_eq!(
-            about("553 5.7.1 <s@c>: Sender address rejected"),
-            Some(false)
-        );
-        assert_eq!(about("504 5.5.2 <vm>: Helo command rejected"), Some(false));
-        assert_eq!(about("550 5.1.8 Bad sender's system address"), Some(false));
-        assert_eq!(about("554 5.6.0 Message content rejected"), Some(false));
-        assert_eq!(about("500 Error: command failed"), None);
-        assert_eq!(about("550 5.1 odd"), None);
+        let relays = |reply: &str| enhanced_code(reply).map(not_the_recipients);
+        for reply in [
+            "550 5.1.1 <a@b>: Recipient address rejected",
+            "552 5.2.2 Mailbox full",
+            "550 5.1.10 RESOLVER.ADR.RecipientNotFound",
+            "554 5.4.4 Unable to route",
+            "500 5.3.0 Error: command failed",
+        ] {
+            assert_eq!(relays(reply), Some(false), "{reply}");
+        }
+        for reply in [
+            "554 5.7.1 <a@b>: Relay access denied",
+            "553 5.7.1 <s@c>: Sender address rejected",
+            "504 5.5.2 <vm>: Helo command rejected",
+            "550 5.1.8 Bad sender's system address",
+        ] {
+            assert_eq!(relays(reply), Some(true), "{reply}");
+        }
+        assert_eq!(relays("500 Error: command failed"), None);
+        assert_eq!(relays("550 5.1 odd"), None);
     }
 
     #[test]
