@@ -556,6 +556,26 @@ fn an_untrusted_certificate_is_refused_before_anything_is_sent() {
     }
 }
 
+#[test]
+fn a_tls_handshake_the_network_breaks_is_not_a_certificate_problem() {
+    // The relay takes the connection and closes it before any TLS: an outage (exit 3, cron's
+    // next run tries again), not a configuration to fix (exit 2, "is the certificate
+    // trusted?").
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+    });
+    let f = smtp_fixture(&format!("tls = \"tls\"\nport = {port}"), "");
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("TLS handshake"), "{err}");
+    assert!(!err.contains("certificate"), "{err}");
+    assert!(ledger_rows_if_any(&f).is_empty());
+}
+
 fn ledger_rows_if_any(
     f: &Fixture,
 ) -> BTreeMap<String, (String, i64, Option<String>, Option<String>)> {

@@ -159,7 +159,13 @@ impl Smtp {
                 let tls = tokio::time::timeout(self.timeout, connector.connect(name.clone(), tcp))
                     .await
                     .map_err(|_| transient("TLS handshake", &"timed out"))?
-                    .map_err(|e| tls_error(&server, &e))?;
+                    .map_err(|e| {
+                        if is_tls_refusal(&e) {
+                            tls_error(&server, &e)
+                        } else {
+                            transient("TLS handshake", &e)
+                        }
+                    })?;
                 Box::new(Wire {
                     inner: tls,
                     read: Arc::clone(&read),
@@ -195,12 +201,22 @@ impl Smtp {
                 .await
                 .map_err(|_| transient("STARTTLS", &"timed out"))?
                 .map_err(|e| {
-                    // A refusal of the command (454) may pass; any other failure is the
-                    // handshake's: an untrusted or mismatched certificate.
-                    if e.status().is_some() {
+                    // A 454 (TLS not available for now) may pass; a 5xx will not, and without
+                    // TLS nothing is sent. A handshake that fails on its own terms (a
+                    // certificate refused, an alert) is the configuration's; one the network
+                    // broke (a reset, a closed connection) may work next time.
+                    if e.status().is_some() && is_transient(&e) {
                         transient("STARTTLS", &e)
-                    } else {
+                    } else if e.status().is_some() {
+                        OpenError::Fatal(format!(
+                            "{server}: the server refused STARTTLS: {}; refusing to send patient \
+                             data in clear text",
+                            reply_text(&e)
+                        ))
+                    } else if is_tls_refusal(&e) {
                         tls_error(&server, &e)
+                    } else {
+                        transient("STARTTLS", &e)
                     }
                 })?;
         }
@@ -778,6 +794,26 @@ fn response_text(r: &Response) -> String {
     format!("{} {}", r.code(), lines.join(" "))
         .trim()
         .to_string()
+}
+
+/// Whether a TLS handshake failed on its own terms (a certificate refused, an alert from the
+/// server, a protocol error), which rustls reports inside an I/O error of kind `InvalidData`,
+/// rather than on the network (a reset, a connection closed mid-handshake).
+fn is_tls_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::InvalidData
+                || io.get_ref().is_some_and(|i| i.is::<rustls::Error>()))
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn tls_error(server: &str, e: &dyn fmt::Display) -> OpenError {
