@@ -557,6 +557,27 @@ fn an_untrusted_certificate_is_refused_before_anything_is_sent() {
 }
 
 #[test]
+fn a_session_the_server_closed_while_idle_costs_no_attempt() {
+    // At one message a second over one session, each waits longer than the server keeps an
+    // idle session (0.4 s): its 421 on closing is the answer the next MAIL FROM reads. That is
+    // a stale session to replace, not a refusal of the message.
+    let (f, server) = with_smtpd(
+        "tls = \"none\"\nport = PORT",
+        "concurrency = 1",
+        &["--idle-timeout", "0.4"],
+    );
+    let (code, out, err) = send(&f, &["--set", "sending.email_rate=2/s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("transient"), "{err}");
+    let rows = ledger(&f);
+    assert_eq!(rows.len(), 4);
+    for (address, (state, attempts, ..)) in &rows {
+        assert_eq!((state.as_str(), *attempts), ("sent", 1), "{address}");
+    }
+    assert_eq!(server.messages().len(), 4);
+}
+
+#[test]
 fn a_tls_handshake_the_network_breaks_is_not_a_certificate_problem() {
     // The relay takes the connection and closes it before any TLS: an outage (exit 3, cron's
     // next run tries again), not a configuration to fix (exit 2, "is the certificate

@@ -459,6 +459,9 @@ impl Smtp {
         // MAIL FROM: a refusal concerns our sender, never the patient.
         match self.command(conn, mail).await {
             Ok(_) => {}
+            Err(Failure::Reply(e)) if is_closing(&e) => {
+                return Some(Step::Stale(format!("MAIL FROM: {}", reply_text(&e))));
+            }
             Err(Failure::Reply(e)) if is_transient(&e) => {
                 return Some(self.after_refusal(conn, transient(&e)).await);
             }
@@ -527,6 +530,9 @@ impl Smtp {
         let data_open = matches!(&data, Some(Ok(_)));
         let outcome = match mail {
             Err(e) if e.status().is_none() => return Some(Step::Stale(format!("MAIL FROM: {e}"))),
+            Err(e) if is_closing(&e) => {
+                return Some(Step::Stale(format!("MAIL FROM: {}", reply_text(&e))));
+            }
             Err(e) if is_transient(&e) => Some(transient(&e)),
             Err(e) => {
                 return Some(Step::done(
@@ -761,6 +767,13 @@ fn enhanced_code(reply: &str) -> Option<(u16, u16, u16)> {
 /// content, X.6.x; undefined, X.0.0) stay the recipient's.
 fn not_the_recipients((_, subject, detail): (u16, u16, u16)) -> bool {
     matches!((subject, detail), (7, _) | (5, _) | (1, 7 | 8))
+}
+
+/// 421: the server is closing the session, as Postfix does once a session sat idle past its
+/// timeout. To the first command on a reused session, it means the session was stale, not that
+/// the message was refused.
+fn is_closing(e: &SmtpError) -> bool {
+    e.status().is_some_and(|c| c.to_string() == "421")
 }
 
 fn is_transient(e: &SmtpError) -> bool {

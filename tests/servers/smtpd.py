@@ -3,11 +3,13 @@ received (after dot-unstuffing) in a Maildir, with an envelope log beside it.
 
     smtpd.py --port N --maildir DIR [--mode plain|starttls|tls] [--cert F --key F]
              [--auth USER:PASS] [--auth-ok N] [--rcpt-reply ADDRESS=REPLY ...]
+             [--idle-timeout SECONDS]
 
 --auth requires AUTH (PLAIN/LOGIN) before MAIL; --auth-ok N accepts only the first N AUTH
 attempts with the right password and rejects the rest (credentials revoked mid-run).
 --rcpt-reply answers RCPT TO:<ADDRESS> with REPLY (`*`: every address), e.g.
-`*=554 5.7.1 Relay access denied`.
+`*=554 5.7.1 Relay access denied`. --idle-timeout closes a session idle that long with Postfix's
+`421 4.4.2 … Error: timeout exceeded`.
 Prints "ready" on stdout once it accepts connections; runs until killed.
 """
 
@@ -78,6 +80,15 @@ class Authenticator:
         return AuthResult(success=good, handled=False)
 
 
+class ClosingSMTP(SMTP):
+    """Says 421 before closing an idle session, as Postfix's smtpd does."""
+
+    def _timeout_cb(self):
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"421 4.4.2 localhost Error: timeout exceeded\r\n")
+        super()._timeout_cb()
+
+
 def main():
     # Plain-text AUTH on loopback is deliberate in the tests of its failure paths.
     warnings.simplefilter("ignore")
@@ -90,6 +101,7 @@ def main():
     p.add_argument("--auth")
     p.add_argument("--auth-ok", type=int)
     p.add_argument("--rcpt-reply", action="append", default=[])
+    p.add_argument("--idle-timeout", type=float)
     a = p.parse_args()
 
     context = None
@@ -109,8 +121,11 @@ def main():
     rcpt_replies = dict(r.split("=", 1) for r in a.rcpt_reply)
     handler = Store(a.maildir, {k.lower(): v for k, v in rcpt_replies.items()})
 
+    if a.idle_timeout:
+        kwargs["timeout"] = a.idle_timeout
+
     def factory():
-        return SMTP(
+        return ClosingSMTP(
             handler,
             hostname="localhost",
             tls_context=context if a.mode == "starttls" else None,
