@@ -81,7 +81,10 @@ impl Key {
 }
 
 /// Signs `message` (headers, empty line, body; CRLF line ends) and returns it with a
-/// `DKIM-Signature` header first. `headers` are the names to cover, those present are signed.
+/// `DKIM-Signature` header first. `headers` are the names to cover, each over-signed: `h=`
+/// names it once more than the message has it (RFC 6376 5.4.2, 8.15), and the extra, absent
+/// instance is signed as empty, so that a copy added on the way (a second `Subject` above ours,
+/// which many mail readers show, or a `Reply-To` where we had none) breaks the signature.
 pub fn sign(
     message: &[u8],
     key: &Key,
@@ -102,7 +105,7 @@ pub fn sign(
     let mut signed = Vec::new();
     let mut hashed = Vec::new();
     for name in headers {
-        // The last occurrence is signed first (RFC 6376 5.4.2); ours have one of each.
+        // The last occurrence is signed first (RFC 6376 5.4.2); ours have one of each at most.
         if let Some((_, field)) = fields
             .iter()
             .rev()
@@ -112,6 +115,8 @@ pub fn sign(
             hashed.extend_from_slice(relaxed_header(field).as_bytes());
             hashed.extend_from_slice(b"\r\n");
         }
+        // The instance the message does not have: nothing hashed.
+        signed.push(name.to_ascii_lowercase());
     }
     let tags = [
         "v=1".to_string(),
@@ -226,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn signatures_are_deterministic_and_cover_present_headers() {
+    fn signatures_are_deterministic_and_over_sign_every_header() {
         let key = Key::parse(&data_encoding::BASE64.encode(&[7u8; 32]), None).unwrap();
         let msg = b"From: a@example.com\r\nSubject: Hi\r\n\r\nBody\r\n";
         let a = sign(msg, &key, "example.com", "s", &["From", "To", "Subject"], 1);
@@ -234,7 +239,8 @@ mod tests {
         assert_eq!(a, b);
         let text = String::from_utf8(a).unwrap();
         assert!(text.starts_with("DKIM-Signature: v=1;\r\n a=ed25519-sha256;"));
-        assert!(text.contains("h=from:subject;"), "{text}");
+        // Present: listed twice (the second, absent instance signed empty); absent: once.
+        assert!(text.contains("h=from:from:to:subject:subject;"), "{text}");
         assert!(text.ends_with("From: a@example.com\r\nSubject: Hi\r\n\r\nBody\r\n"));
     }
 }

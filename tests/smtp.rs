@@ -1049,6 +1049,28 @@ fn dkim_signatures_verify_with_an_independent_verifier() {
             !verify.status.success(),
             "{algorithm}: tampering went unnoticed"
         );
+
+        // So does a header added on the way: a second Subject above the signed one (which many
+        // mail readers show), or a Reply-To the message did not have.
+        let original = std::fs::read(&files[0]).unwrap();
+        for added in [
+            "Subject: Re: your account\r\n",
+            "Reply-To: x@attacker.example\r\n",
+        ] {
+            let added_to = f.path("added.eml");
+            std::fs::write(&added_to, [added.as_bytes(), &original].concat()).unwrap();
+            let verify = Command::new(python())
+                .arg(repo().join("tests/servers/dkimverify.py"))
+                .arg(algorithm)
+                .arg(&public)
+                .arg(&added_to)
+                .output()
+                .unwrap();
+            assert!(
+                !verify.status.success(),
+                "{algorithm}: an added {added:?} went unnoticed"
+            );
+        }
     }
 }
 
