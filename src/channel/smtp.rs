@@ -47,6 +47,9 @@ pub struct Smtp {
     starttls: Option<TlsParameters>,
     /// Implicit TLS: the handshake is done here, before lettre reads the greeting.
     implicit: Option<(TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    /// Clear text was allowed because the host is this machine (not by `allow_insecure`): the
+    /// address the name resolves to must then be a loopback one.
+    loopback_only: bool,
     idle: Mutex<Vec<Session>>,
     /// Set by the first fatal answer (credentials revoked, sender refused): the messages already
     /// claimed behind it are not sent to a server that will refuse them too.
@@ -128,6 +131,7 @@ impl Smtp {
             credentials,
             starttls,
             implicit,
+            loopback_only: settings.tls == TlsMode::None && !settings.allow_insecure,
             idle: Mutex::new(Vec::new()),
             fatal: Mutex::new(None),
         })
@@ -153,6 +157,14 @@ impl Smtp {
         tcp.set_nodelay(true)
             .map_err(|e| transient("setting TCP_NODELAY", &e))?;
         let peer = tcp.peer_addr().map_err(|e| transient("connecting", &e))?;
+        if self.loopback_only && !peer.ip().is_loopback() {
+            return Err(OpenError::Fatal(format!(
+                "{server}: tls = \"none\" is allowed only to this machine, and {} resolved to \
+                 {}; refusing to send patient data in clear text",
+                self.host,
+                peer.ip()
+            )));
+        }
         let read = Arc::new(AtomicBool::new(false));
         let stream: Box<dyn AsyncTokioStream> = match &self.implicit {
             Some((connector, name)) => {
