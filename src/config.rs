@@ -170,6 +170,7 @@ struct RawSmtp {
     allow_insecure: Option<bool>,
     ca_file: Option<String>,
     timeout: Option<String>,
+    final_timeout: Option<String>,
     helo: Option<String>,
 }
 
@@ -458,6 +459,9 @@ pub struct SmtpSettings {
     pub allow_insecure: bool,
     pub ca_file: Option<PathBuf>,
     pub timeout: std::time::Duration,
+    /// How long the answer to a message may take once the whole message went out (at least
+    /// `timeout`): past it the message is `unknown`.
+    pub final_timeout: std::time::Duration,
     /// The name given in EHLO: `helo`, else this machine's host name.
     pub helo: String,
     /// The outbox is still known so a switch back to `file` needs nothing else.
@@ -1499,6 +1503,10 @@ fn validate_smtp(
             .map(|f| loc.resolve("email.smtp.ca_file", &f, dir)),
         timeout: parse_duration(rs.timeout.as_deref().unwrap_or("30s"))
             .map_err(|m| loc.invalid("email.smtp.timeout", m))?,
+        // RFC 5321 4.5.3.2.6: ten minutes for the answer to the message, which a relay may
+        // give only once it has scanned or queued it.
+        final_timeout: parse_duration(rs.final_timeout.as_deref().unwrap_or("600s"))
+            .map_err(|m| loc.invalid("email.smtp.final_timeout", m))?,
         helo: match rs.helo {
             Some(h) if !h.trim().is_empty() => h.trim().to_string(),
             Some(_) => return Err(loc.invalid("email.smtp.helo", "must not be empty")),

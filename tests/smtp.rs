@@ -756,7 +756,10 @@ fn against_sink(
     Server,
     Fixture,
 ) {
-    let f = smtp_fixture("tls = \"none\"\nport = PORT\ntimeout = \"1s\"", sending);
+    let f = smtp_fixture(
+        "tls = \"none\"\nport = PORT\ntimeout = \"1s\"\nfinal_timeout = \"1s\"",
+        sending,
+    );
     let server = Server::sink(&f, faults);
     let toml = f
         .read("campaign.toml")
@@ -889,6 +892,28 @@ fn a_connection_lost_after_the_message_is_unknown_and_not_resent() {
     let (code, out, _) = send(&f, &[]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(server.received(), before, "a rerun resent an unknown");
+}
+
+#[test]
+fn the_answer_to_a_message_may_take_longer_than_a_command() {
+    // A relay that scans each message answers its end after 2 s: within final_timeout (5 s),
+    // though past the 1 s every other step gets.
+    let f = smtp_fixture(
+        "tls = \"none\"\nport = PORT\ntimeout = \"1s\"\nfinal_timeout = \"5s\"",
+        "concurrency = 4",
+    );
+    let server = Server::sink(&f, &["-W", ".:2"]);
+    f.write(
+        "campaign.toml",
+        &f.read("campaign.toml")
+            .replace("PORT", &server.port.to_string()),
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let rows = ledger(&f);
+    assert_eq!(rows.len(), 4);
+    assert!(rows.values().all(|r| r.0 == "sent" && r.1 == 1), "{rows:?}");
+    assert_eq!(server.received(), 4);
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub struct Smtp {
     mode: TlsMode,
     hello: ClientId,
     timeout: Duration,
+    /// For the answer to a message once it all went out (at least `timeout`).
+    final_timeout: Duration,
     credentials: Option<Credentials>,
     /// STARTTLS: lettre upgrades the session with these.
     starttls: Option<TlsParameters>,
@@ -128,6 +130,7 @@ impl Smtp {
             mode: settings.tls,
             hello: ClientId::Domain(settings.helo.clone()),
             timeout: settings.timeout,
+            final_timeout: settings.final_timeout.max(settings.timeout),
             credentials,
             starttls,
             implicit,
@@ -410,9 +413,28 @@ impl Smtp {
         // The data, dot-stuffed and ended by CRLF.CRLF whose first CRLF ends the message's last
         // line, goes in one write (lettre's own codec stuffs byte by byte, a tenth of the CPU).
         let body = bytes.strip_suffix(b"\r\n").unwrap_or(bytes);
-        let reply = match stuffed(body) {
-            Some(data) => tokio::time::timeout(self.timeout, conn.command(data)).await,
-            None => tokio::time::timeout(self.timeout, conn.message(body)).await,
+        let started = tokio::time::Instant::now();
+        let read = Arc::clone(&session.read);
+        let writing = async {
+            match stuffed(body) {
+                Some(data) => conn.command(data).await,
+                None => conn.message(body).await,
+            }
+        };
+        tokio::pin!(writing);
+        // `timeout` for writing the message; once it all went out (the reply is being read),
+        // up to `final_timeout` for the answer.
+        let reply = loop {
+            let limit = if read.load(Ordering::SeqCst) {
+                self.final_timeout
+            } else {
+                self.timeout
+            };
+            match tokio::time::timeout_at(started + limit, &mut writing).await {
+                Ok(r) => break Ok(r),
+                Err(_) if limit < self.final_timeout && read.load(Ordering::SeqCst) => continue,
+                Err(e) => break Err(e),
+            }
         };
         let went_out = session.read.load(Ordering::SeqCst);
         match reply {
@@ -448,8 +470,9 @@ impl Smtp {
             Err(_) if went_out => Step::done(
                 Delivery::Unknown {
                     error: format!(
-                        "no reply within {:?} after the whole message was sent",
-                        self.timeout
+                        "no reply within {:?} after the whole message was sent \
+                         (email.smtp.final_timeout)",
+                        self.final_timeout
                     ),
                 },
                 false,
