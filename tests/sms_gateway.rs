@@ -113,6 +113,24 @@ fn ledger(f: &Fixture) -> BTreeMap<String, Row> {
     .collect()
 }
 
+/// Asserts that the ledger has SMS rows and every one is a retryable failure (nobody failed for
+/// good), and that `status` counts no failure; returns the rows.
+fn all_retryable(f: &Fixture) -> BTreeMap<String, Row> {
+    let rows = ledger(f);
+    assert!(!rows.is_empty());
+    for row in rows.values() {
+        assert_eq!(
+            (row.state.as_str(), row.permanent),
+            ("failed", false),
+            "{row:?}"
+        );
+    }
+    let (_, out, _) = f.run(&["status", "campaign.toml", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["counts"]["sms"]["failed"], 0, "{out}");
+    rows
+}
+
 fn suppressions(f: &Fixture) -> Vec<(String, String)> {
     let conn = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
     let mut stmt = conn
@@ -336,6 +354,29 @@ fn posts(rt: &tokio::runtime::Runtime, s: &MockServer) -> Vec<Request> {
         .into_iter()
         .filter(|r| r.method.as_str() == "POST")
         .collect()
+}
+
+/// `outreach send campaign.toml --channel sms` started in the background, output piped.
+fn spawn_send(f: &Fixture) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("outreach"))
+        .current_dir(f.dir.path())
+        .env("OUTREACH_NOW", common::MIDDAY)
+        .env_remove("RUST_LOG")
+        .args(["send", "campaign.toml", "--channel", "sms"])
+        .env(TOKEN_ENV, TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (20 s at most) until `s` has had `n` message POSTs.
+fn wait_for_posts(rt: &tokio::runtime::Runtime, s: &MockServer, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while posts(rt, s).len() < n {
+        assert!(Instant::now() < deadline, "the messages were not tried");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Answers in turn (the last one again when they run out), recording when each request came.
@@ -928,18 +969,7 @@ fn a_wrong_gateway_address_stops_the_run_and_fails_nobody() {
             )),
             "{out}"
         );
-        let rows = ledger(&f);
-        assert!(!rows.is_empty());
-        for row in rows.values() {
-            assert_eq!(
-                (row.state.as_str(), row.permanent),
-                ("failed", false),
-                "{row:?}"
-            );
-        }
-        let (_, out, _) = f.run(&["status", "campaign.toml", "--format", "json"]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["counts"]["sms"]["failed"], 0, "{out}");
+        all_retryable(&f);
     }
 }
 
@@ -1063,21 +1093,8 @@ fn a_ledger_another_process_holds_for_a_while_loses_no_outcome() {
     );
     let f = fixture(&twilio(&s.uri(), ""), &format!("{FAST}concurrency = 1\n"));
     f.write("contacts.csv", &many(30));
-    let child = Command::new(assert_cmd::cargo::cargo_bin("outreach"))
-        .current_dir(f.dir.path())
-        .env("OUTREACH_NOW", common::MIDDAY)
-        .env_remove("RUST_LOG")
-        .args(["send", "campaign.toml", "--channel", "sms"])
-        .env(TOKEN_ENV, TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while posts(&rt, &s).len() < 3 {
-        assert!(Instant::now() < deadline, "nothing was sent");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let child = spawn_send(&f);
+    wait_for_posts(&rt, &s, 3);
     let other = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
     other.busy_timeout(Duration::from_secs(10)).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -1122,13 +1139,7 @@ fn a_retry_after_beyond_five_minutes_stops_the_run_at_once() {
         ),
         "{out}"
     );
-    for row in ledger(&f).values() {
-        assert_eq!(
-            (row.state.as_str(), row.permanent),
-            ("failed", false),
-            "{row:?}"
-        );
-    }
+    all_retryable(&f);
 }
 
 #[test]
@@ -1146,21 +1157,8 @@ fn a_signal_cuts_a_retry_wait_short() {
         &twilio(&s.uri(), ""),
         "[sending]\nsms_rate = \"0\"\nretry_delay = \"60s\"\n",
     );
-    let child = Command::new(assert_cmd::cargo::cargo_bin("outreach"))
-        .current_dir(f.dir.path())
-        .env("OUTREACH_NOW", common::MIDDAY)
-        .env_remove("RUST_LOG")
-        .args(["send", "campaign.toml", "--channel", "sms"])
-        .env(TOKEN_ENV, TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while posts(&rt, &s).len() < 3 {
-        assert!(Instant::now() < deadline, "the messages were not tried");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = spawn_send(&f);
+    wait_for_posts(&rt, &s, 3);
     std::thread::sleep(Duration::from_millis(200));
     let signalled = Instant::now();
     let status = Command::new("kill")
@@ -1177,13 +1175,7 @@ fn a_signal_cuts_a_retry_wait_short() {
         "{stdout}"
     );
     assert_eq!(posts(&rt, &s).len(), 3, "no retry after the signal");
-    for row in ledger(&f).values() {
-        assert_eq!(
-            (row.state.as_str(), row.permanent),
-            ("failed", false),
-            "{row:?}"
-        );
-    }
+    all_retryable(&f);
 }
 
 #[test]
@@ -1391,18 +1383,7 @@ fn a_redirect_is_not_followed_and_stops_the_run_failing_nobody() {
     );
     assert_eq!(rt.block_on(away.received_requests()).unwrap().len(), 0);
     assert!(!posts(&rt, &s).is_empty());
-    let rows = ledger(&f);
-    assert!(!rows.is_empty());
-    for row in rows.values() {
-        assert_eq!(
-            (row.state.as_str(), row.permanent),
-            ("failed", false),
-            "{row:?}"
-        );
-    }
-    let (_, out, _) = f.run(&["status", "campaign.toml", "--format", "json"]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["counts"]["sms"]["failed"], 0, "{out}");
+    all_retryable(&f);
 }
 
 #[test]
