@@ -1331,18 +1331,31 @@ fn an_environment_proxy_is_not_used_for_a_gateway_on_this_machine() {
     on_message(&rt, &s, "13125550101", twilio_sent("SM1"));
     on_message(&rt, &s, "13125550102", twilio_sent("SM2"));
     on_message(&rt, &s, "13125550103", twilio_sent("SM3"));
+    rt.block_on(
+        Mock::given(method("POST"))
+            .and(path("/send"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&s),
+    );
     let proxy = elsewhere(&rt);
-    let f = fixture(&twilio(&s.uri(), ""), FAST);
-    let mut c = f.cmd(&["send", "campaign.toml", "--channel", "sms"]);
-    c.env(TOKEN_ENV, TOKEN);
-    for var in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"] {
-        c.env(var, proxy.uri());
+    // The Twilio preset by its base_url; a generic gateway by its whole url (no base_url).
+    let generic = format!(
+        "preset = \"generic\"\nurl = \"{}/send\"\nbody_template = \"to={{{{to}}}}\"\n",
+        s.uri()
+    );
+    for (n, gateway) in [twilio(&s.uri(), ""), generic].into_iter().enumerate() {
+        let f = fixture(&gateway, FAST);
+        let mut c = f.cmd(&["send", "campaign.toml", "--channel", "sms"]);
+        c.env(TOKEN_ENV, TOKEN);
+        for var in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"] {
+            c.env(var, proxy.uri());
+        }
+        c.env_remove("no_proxy").env_remove("NO_PROXY");
+        let (code, out, err) = run(c);
+        assert_eq!(code, 0, "{gateway}: {out}{err}");
+        assert_eq!(rt.block_on(proxy.received_requests()).unwrap().len(), 0);
+        assert_eq!(posts(&rt, &s).len(), 3 * (n + 1), "{gateway}");
     }
-    c.env_remove("no_proxy").env_remove("NO_PROXY");
-    let (code, out, err) = run(c);
-    assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(rt.block_on(proxy.received_requests()).unwrap().len(), 0);
-    assert_eq!(posts(&rt, &s).len(), 3);
 }
 
 /// A server that takes anything (and would accept any message): where a redirect points.

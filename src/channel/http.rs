@@ -122,11 +122,13 @@ impl Gateway {
         // A proxy from the environment (`https_proxy`, …) is for reaching other machines: a
         // gateway on this one, allowed plain http for that reason, must not be reached through
         // one, which would carry its requests in clear text across the network.
-        let mut urls = vec![settings.base_url.as_str()];
-        if let Some(g) = &settings.generic {
-            urls.push(&g.url);
-            urls.extend(g.check_url.as_deref());
-        }
+        // (A generic gateway's URLs are whole, base_url joined in; its base_url may be empty.)
+        let urls: Vec<&str> = match &settings.generic {
+            Some(g) => std::iter::once(g.url.as_str())
+                .chain(g.check_url.as_deref())
+                .collect(),
+            None => vec![settings.base_url.as_str()],
+        };
         let local = urls.iter().all(|u| crate::config::on_this_machine(u));
         let mut client = Client::builder();
         if local {
