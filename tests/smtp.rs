@@ -728,6 +728,34 @@ fn a_relay_refusing_this_host_fails_no_patient_and_a_refused_mailbox_fails_only_
     assert_eq!(server.messages().len(), 3);
 }
 
+#[test]
+fn a_policy_refusal_of_one_recipient_once_others_went_fails_only_that_one() {
+    // Postfix's check_recipient_access answers 5.7.1 for one address. Once the relay has taken
+    // recipients this run, that is the recipient's: stopping there would stop every later run
+    // at the same patient. (The 20th message cannot start before most others went: a message
+    // task takes its next only when its last is done.)
+    let mut csv = format!("{HEADER}\n");
+    for i in 1..=20 {
+        csv.push_str(&format!("P{i},Pat,Lee,p{i}@example.com,,email,yes,,\n"));
+    }
+    let (f, server) = with_smtpd(
+        "tls = \"none\"\nport = PORT",
+        "concurrency = 1",
+        &[
+            "--rcpt-reply",
+            "p20@example.com=554 5.7.1 <p20@example.com>: Recipient address rejected: Access denied",
+        ],
+    );
+    f.write("contacts.csv", &csv);
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    let rows = ledger(&f);
+    assert_eq!(rows.values().filter(|r| r.0 == "sent").count(), 19);
+    assert_eq!(rows["p20@example.com"].0, "failed");
+    assert_eq!(permanent_failures(&f), 1);
+    assert_eq!(server.messages().len(), 19);
+}
+
 /// How many of the ledger's messages failed for good.
 fn permanent_failures(f: &Fixture) -> i64 {
     rusqlite::Connection::open(f.path(".outreach/ledger.sqlite"))

@@ -56,6 +56,9 @@ pub struct Smtp {
     /// Set by the first fatal answer (credentials revoked, sender refused): the messages already
     /// claimed behind it are not sent to a server that will refuse them too.
     fatal: Mutex<Option<String>>,
+    /// The server has taken a recipient this run: the relay lets us through, so a policy
+    /// refusal from now on is about that recipient (see [`refusal`]).
+    relaying: AtomicBool,
 }
 
 /// One open, greeted, authenticated session.
@@ -137,6 +140,7 @@ impl Smtp {
             loopback_only: settings.tls == TlsMode::None && !settings.allow_insecure,
             idle: Mutex::new(Vec::new()),
             fatal: Mutex::new(None),
+            relaying: AtomicBool::new(false),
         })
     }
 
@@ -456,7 +460,7 @@ impl Smtp {
                 false,
             ),
             // The server answered the message: the transaction is over, the session usable.
-            Ok(Err(e)) if e.status().is_some() => Step::done(refusal(&e), true),
+            Ok(Err(e)) if e.status().is_some() => Step::done(self.refusal(&e), true),
             Ok(Err(e)) if went_out => Step::done(
                 Delivery::Unknown {
                     error: format!(
@@ -481,6 +485,39 @@ impl Smtp {
                 "timed out after {:?} writing the message",
                 self.timeout
             ))),
+        }
+    }
+
+    /// An error reply to RCPT, DATA or the message: 4xx is worth another try; 5xx is this
+    /// recipient's permanent failure. Except, before the server has taken any recipient this
+    /// run, when its enhanced status code (RFC 3463) says the relay's policy, the protocol or the
+    /// sender (relay access denied, a sender or HELO the relay refuses): every message would
+    /// meet that, so the run stops, nobody marked failed. (Postfix reports its client, HELO and
+    /// sender restrictions at RCPT, so a relay not set up for this host looks like a refused
+    /// recipient unless the code is read.) Once a recipient went through, the same codes are
+    /// one recipient's (`check_recipient_access`, a content filter): stopping there would stop
+    /// every later run at that patient.
+    fn refusal(&self, e: &SmtpError) -> Delivery {
+        if is_auth_reply(e) {
+            Delivery::Fatal {
+                error: format!("the server wants authentication: {}", reply_text(e)),
+            }
+        } else if is_transient(e) {
+            transient(e)
+        } else if !self.relaying.load(Ordering::Relaxed)
+            && enhanced_code(&reply_text(e)).is_some_and(not_the_recipients)
+        {
+            Delivery::Fatal {
+                error: format!(
+                    "the server refused: {} (a refusal of the relay, the sender or the message, \
+                     not of the patient's address)",
+                    reply_text(e)
+                ),
+            }
+        } else {
+            Delivery::Permanent {
+                error: reply_text(e),
+            }
         }
     }
 
@@ -512,15 +549,19 @@ impl Smtp {
         }
         // RCPT TO: a refusal concerns this recipient alone.
         match self.command(conn, Rcpt::new(to.clone(), Vec::new())).await {
-            Ok(_) => {}
-            Err(Failure::Reply(e)) => return Some(self.after_refusal(conn, refusal(&e)).await),
+            Ok(_) => self.relaying.store(true, Ordering::Relaxed),
+            Err(Failure::Reply(e)) => {
+                return Some(self.after_refusal(conn, self.refusal(&e)).await);
+            }
             Err(Failure::Lost(error)) => {
                 return Some(Step::done(lost(format!("RCPT TO: {error}")), false));
             }
         }
         match self.command(conn, Data).await {
             Ok(_) => {}
-            Err(Failure::Reply(e)) => return Some(self.after_refusal(conn, refusal(&e)).await),
+            Err(Failure::Reply(e)) => {
+                return Some(self.after_refusal(conn, self.refusal(&e)).await);
+            }
             Err(Failure::Lost(error)) => {
                 return Some(Step::done(lost(format!("DATA: {error}")), false));
             }
@@ -582,13 +623,16 @@ impl Smtp {
         let outcome = match (outcome, rcpt.expect("read after a reply to MAIL")) {
             (_, Err(e)) if e.status().is_none() => return lost_at("RCPT TO", &e),
             (Some(o), _) => Some(o),
-            (None, Err(e)) => Some(refusal(&e)),
-            (None, Ok(_)) => None,
+            (None, Err(e)) => Some(self.refusal(&e)),
+            (None, Ok(_)) => {
+                self.relaying.store(true, Ordering::Relaxed);
+                None
+            }
         };
         let outcome = match (outcome, data.expect("read after a reply to RCPT")) {
             (_, Err(e)) if e.status().is_none() => return lost_at("DATA", &e),
             (Some(o), _) => Some(o),
-            (None, Err(e)) => Some(refusal(&e)),
+            (None, Err(e)) => Some(self.refusal(&e)),
             (None, Ok(_)) => None,
         };
         match outcome {
@@ -756,34 +800,6 @@ fn transient(e: &SmtpError) -> Delivery {
     Delivery::Transient {
         error: reply_text(e),
         retry_after: None,
-    }
-}
-
-/// An error reply to RCPT, DATA or the message: 4xx is worth another try; 5xx is this
-/// recipient's permanent failure, unless its enhanced status code (RFC 3463) says it is about
-/// the relay's policy, the protocol or the sender (relay access denied, a sender or HELO the
-/// relay refuses): every message would meet that, so the run stops, nobody marked failed.
-/// Postfix reports its client, HELO and sender restrictions at RCPT, so a relay not set up for
-/// this host looks like a refused recipient unless the code is read.
-fn refusal(e: &SmtpError) -> Delivery {
-    if is_auth_reply(e) {
-        Delivery::Fatal {
-            error: format!("the server wants authentication: {}", reply_text(e)),
-        }
-    } else if is_transient(e) {
-        transient(e)
-    } else if enhanced_code(&reply_text(e)).is_some_and(not_the_recipients) {
-        Delivery::Fatal {
-            error: format!(
-                "the server refused: {} (a refusal of the relay, the sender or the message, not \
-                 of the patient's address)",
-                reply_text(e)
-            ),
-        }
-    } else {
-        Delivery::Permanent {
-            error: reply_text(e),
-        }
     }
 }
 
