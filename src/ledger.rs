@@ -1074,17 +1074,15 @@ const GATHER: std::time::Duration = std::time::Duration::from_micros(1500);
 /// `purge` of another campaign rebuilding the file, say), on top of SQLite's own wait.
 const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Whether `e` is another connection holding the write lock.
+/// Whether `e` is another connection holding the write lock (`SQLITE_BUSY`; a table locked
+/// within this connection, `SQLITE_LOCKED`, would not pass by waiting).
 fn is_busy(e: &LedgerError) -> bool {
     matches!(
         e,
         LedgerError::Sqlite {
             source: rusqlite::Error::SqliteFailure(f, _),
             ..
-        } if matches!(
-            f.code,
-            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-        )
+        } if f.code == rusqlite::ErrorCode::DatabaseBusy
     )
 }
 
@@ -1152,7 +1150,6 @@ impl Writer {
                             Request::Flush(reply) => flushes.push(reply),
                         }
                     }
-                    let now = clock();
                     // Outcomes first: a retry's re-claim in the same batch must see `failed`.
                     // A commit another process holds up (its write lock past SQLite's own wait)
                     // is tried again for a while: given up, it would lose every outcome from
@@ -1162,6 +1159,7 @@ impl Writer {
                         if let Some(e) = &failed {
                             break Err(e.clone());
                         }
+                        let now = clock();
                         let r =
                             ledger.commit(&campaign, (run, &fingerprint), &outcomes, &claims, now);
                         match r {

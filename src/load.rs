@@ -346,21 +346,29 @@ impl Loaded {
         ))
     }
 
-    /// Finds a contact by id, email (any case) or phone (any written form).
+    /// Finds a contact by id, email (any case) or phone (any written form). An address on
+    /// several rows finds the row that gets the message on that channel (not a duplicate).
     pub fn find_contact(&self, key: &str) -> Option<usize> {
         let key = key.trim();
         let list = &self.contacts.contacts;
         if let Some(i) = list.iter().position(|c| c.id == key) {
             return Some(i);
         }
-        if key.contains('@') {
-            let k = key.to_lowercase();
-            return list
-                .iter()
-                .position(|c| c.email.as_ref().is_some_and(|e| e.normalised == k));
-        }
-        let phone = contacts::normalise_phone(key, self.campaign.clinic.region).ok()?;
-        list.iter().position(|c| c.phone.as_deref() == Some(&phone))
+        let (channel, address) = if key.contains('@') {
+            (Channel::Email, key.to_lowercase())
+        } else {
+            let phone = contacts::normalise_phone(key, self.campaign.clinic.region).ok()?;
+            (Channel::Sms, phone)
+        };
+        let mut rows = list
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.address(channel) == Some(address.as_str()));
+        let first = rows.next()?;
+        let owner = std::iter::once(first)
+            .chain(rows)
+            .find(|(_, c)| c.duplicate_of[channel as usize].is_none());
+        Some(owner.unwrap_or(first).0)
     }
 }
 

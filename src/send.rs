@@ -568,12 +568,9 @@ impl Run {
                     tracing::warn!(contact = %contact.id, %channel, to = %masked, attempt, "transient failure: {error}");
                     record(State::Failed, false, None, Some(error));
                     self.count_failure(channel);
-                    if attempt >= max_attempts || self.stopped() {
-                        self.give_back_cap(channel);
-                        return Result_::RetryLater;
-                    }
                     if let Some(wait) = retry_after.filter(|w| *w > LONGEST_WAIT) {
-                        // The gateway wants no more for a long while: a later run resumes.
+                        // The gateway wants no more for a long while, whatever attempt this
+                        // was: a later run resumes.
                         self.give_back_cap(channel);
                         self.halt(format!(
                             "{channel}: the server asks to wait {} s (Retry-After), longer than \
@@ -581,6 +578,10 @@ impl Run {
                             wait.as_secs(),
                             LONGEST_WAIT.as_secs()
                         ));
+                        return Result_::RetryLater;
+                    }
+                    if attempt >= max_attempts || self.stopped() {
+                        self.give_back_cap(channel);
                         return Result_::RetryLater;
                     }
                     // Others use the session while this one waits to retry.

@@ -622,6 +622,17 @@ fn a_duplicate_address_goes_to_the_row_that_can_take_it() {
         .find(|t| t.contains("To: "))
         .unwrap();
     assert!(eml.contains("Annie"), "line 3's data: {eml}");
+    // Asked for by that address, preview shows the row that gets the email.
+    let (code, out, err) = f.run(&[
+        "preview",
+        "campaign.toml",
+        "--contact",
+        "Ann@Example.com",
+        "--channel",
+        "email",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Annie"), "{out}");
 }
 #[test]
 fn dry_run_records_nothing_and_matches_check() {

@@ -253,10 +253,29 @@ impl SmsFile {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             crate::private::create_dir(parent)?;
         }
+        let mut tries = 0;
         let file = loop {
             let file = crate::private::open(path, crate::private::Open::Append)?;
-            file.lock_shared()?;
-            if is_at(&file, path)? {
+            tries += 1;
+            match file.lock_shared() {
+                Ok(()) => {}
+                // A file system without locks (some network mounts): the outbox still works,
+                // without the guard against a purge of another campaign.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::Unsupported
+                        || e.raw_os_error() == Some(rustix::io::Errno::NOLCK.raw_os_error()) =>
+                {
+                    tracing::warn!(
+                        "{}: cannot lock it ({e}); writing without the lock",
+                        path.display()
+                    );
+                    break file;
+                }
+                Err(e) => return Err(e),
+            }
+            // Replaced while this waited for its lock: open the new one (a path that keeps
+            // changing under it is taken as it is after a few tries).
+            if is_at(&file, path)? || tries == 10 {
                 break file;
             }
         };

@@ -122,14 +122,13 @@ impl Gateway {
         // A proxy from the environment (`https_proxy`, …) is for reaching other machines: a
         // gateway on this one, allowed plain http for that reason, must not be reached through
         // one, which would carry its requests in clear text across the network.
-        // (A generic gateway's URLs are whole, base_url joined in; its base_url may be empty.)
-        let urls: Vec<&str> = match &settings.generic {
-            Some(g) => std::iter::once(g.url.as_str())
-                .chain(g.check_url.as_deref())
-                .collect(),
-            None => vec![settings.base_url.as_str()],
+        // Decided by where the messages go (a generic gateway's url is whole, base_url joined
+        // in; its base_url may be empty); a check_url elsewhere is then reached directly too.
+        let messages_url = match &settings.generic {
+            Some(g) => g.url.as_str(),
+            None => settings.base_url.as_str(),
         };
-        let local = urls.iter().all(|u| crate::config::on_this_machine(u));
+        let local = crate::config::on_this_machine(messages_url);
         let mut client = Client::builder();
         if local {
             client = client.no_proxy();
@@ -448,8 +447,26 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// The error for a redirect not followed; `key`: the campaign-file key to change.
 fn redirected(status: StatusCode, headers: &HeaderMap, key: &str) -> String {
-    let to = match headers.get(LOCATION).map(|l| excerpt(l.as_bytes())) {
-        Some(l) => format!(" to {l}"),
+    // Where it points, without what a URL may carry besides: a user and password, and a query
+    // (a moved GET gateway's Location repeats the request's: key, number, message).
+    let to = match headers
+        .get(LOCATION)
+        .map(|l| String::from_utf8_lossy(l.as_bytes()))
+    {
+        Some(l) => {
+            let bare = match Url::parse(&l) {
+                Ok(mut u) => {
+                    let _ = u.set_username("");
+                    let _ = u.set_password(None);
+                    u.set_query(None);
+                    u.set_fragment(None);
+                    u.to_string()
+                }
+                // A relative Location: its path.
+                Err(_) => l.split(['?', '#']).next().unwrap_or_default().to_string(),
+            };
+            format!(" to {}", excerpt(bare.as_bytes()))
+        }
         None => String::new(),
     };
     format!(
@@ -805,15 +822,14 @@ fn generic_reply(
         let p = p.as_deref()?;
         v.as_ref()?.pointer(p).and_then(text)
     };
-    // Present: any value but `null` (an object or an array too); and not `false` unless a
-    // `success_value` says what it must be.
+    // Present: any value but `null` (an object or an array too); and not `false` (or "false")
+    // unless a `success_value` says what it must be.
     let passes = match (&spec.success_pointer, &spec.success_value) {
         (None, _) => true,
         (Some(p), Some(want)) => at(&Some(p.clone())).as_deref() == Some(want.as_str()),
-        (Some(p), None) => v
-            .as_ref()
-            .and_then(|v| v.pointer(p))
-            .is_some_and(|x| !x.is_null() && x != &Value::Bool(false)),
+        (Some(p), None) => v.as_ref().and_then(|v| v.pointer(p)).is_some_and(|x| {
+            !matches!(x, Value::Null | Value::Bool(false)) && x.as_str() != Some("false")
+        }),
     };
     if success_status && passes {
         return Delivery::Sent {
@@ -909,6 +925,7 @@ mod tests {
             ("/data/missing", &reply[..], "permanent"),
             ("/ok", br#"{"ok": null}"#, "permanent"),
             ("/ok", br#"{"ok": false}"#, "permanent"),
+            ("/ok", br#"{"ok": "false"}"#, "permanent"),
             ("/ok", br#"{"ok": 0}"#, "sent"),
             // Accepted, but nothing to test the pointer on: it may have gone.
             ("/data", b"<html>queued</html>", "unknown"),

@@ -427,16 +427,18 @@ impl Smtp {
         };
         tokio::pin!(writing);
         // `timeout` for writing the message; once it all went out (the reply is being read),
-        // up to `final_timeout` for the answer.
+        // `final_timeout` more for the answer (counted from when writing's time ran out, so
+        // never less than `final_timeout` after the message was out).
+        let answer = self.timeout + self.final_timeout;
         let reply = loop {
             let limit = if read.load(Ordering::SeqCst) {
-                self.final_timeout
+                answer
             } else {
                 self.timeout
             };
             match tokio::time::timeout_at(started + limit, &mut writing).await {
                 Ok(r) => break Ok(r),
-                Err(_) if limit < self.final_timeout && read.load(Ordering::SeqCst) => continue,
+                Err(_) if limit < answer && read.load(Ordering::SeqCst) => continue,
                 Err(e) => break Err(e),
             }
         };
