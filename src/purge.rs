@@ -30,7 +30,7 @@ pub enum PurgeError {
     Lock(#[from] crate::lock::LockError),
     #[error(
         "{0}: a send of another campaign is writing to this SMS outbox; purge it when that run \
-         is over (nothing deleted from it)"
+         is over (nothing deleted)"
     )]
     OutboxInUse(PathBuf),
     #[error(transparent)]
@@ -369,7 +369,12 @@ pub fn run(campaign: &Campaign, args: &PurgeArgs, quiet: bool) -> Result<(), Pur
             return Ok(());
         }
     }
-    for t in &targets {
+    // The shared SMS outbox first: when another campaign's run is writing to it, the purge
+    // refuses before anything else is gone.
+    let (outbox, rest): (Vec<&Target>, Vec<&Target>) = targets
+        .iter()
+        .partition(|t| matches!(t, Target::Lines { .. }));
+    for t in outbox.into_iter().chain(rest) {
         delete(t, id)?;
     }
     if !quiet {

@@ -843,7 +843,11 @@ fn purge_leaves_an_sms_outbox_another_campaigns_run_is_writing() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (code, out, err) = purge(&f, &["--outbox", "--yes"]);
+    let reports = files_in(&f, ".outreach/reports");
+    assert!(!reports.is_empty());
+    // --all: the busy outbox is tried first, and nothing else goes either.
+    let (code, out, err) = purge(&f, &["--all", "--yes"]);
+    assert_eq!(files_in(&f, ".outreach/reports"), reports, "{out}{err}");
     let written = lines();
     child.kill().unwrap();
     child.wait().unwrap();
@@ -856,7 +860,7 @@ fn purge_leaves_an_sms_outbox_another_campaigns_run_is_writing() {
     assert!(
         err.contains(
             "outbox/sms.jsonl: a send of another campaign is writing to this SMS outbox; purge it \
-             when that run is over (nothing deleted from it)"
+             when that run is over (nothing deleted)"
         ),
         "{err}"
     );
