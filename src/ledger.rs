@@ -86,6 +86,27 @@ pub struct Prior {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowId(i64);
 
+/// The ledger's answer to a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    Granted(Granted),
+    /// Sent, or in flight: the ledger says no.
+    Refused,
+    /// The address joined the suppression table since the run's plan was made (an opt-out
+    /// another run learned, `outreach unsubscribe`): not sent.
+    Suppressed,
+}
+
+impl Claimed {
+    /// The granted claim, if it was.
+    pub fn granted(self) -> Option<Granted> {
+        match self {
+            Claimed::Granted(g) => Some(g),
+            _ => None,
+        }
+    }
+}
+
 /// A granted claim: the message's row and, when the claim took over an earlier attempt's row
 /// (`failed` or `unknown`), what that row was, so that a claim released unsent can put it back
 /// (a resumed `unknown` must not turn into a retryable failure that any run would send).
@@ -509,8 +530,8 @@ impl Ledger {
         claims: &[Claim],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<RowId>>, LedgerError> {
-        let granted = self.commit(campaign, (run, fingerprint), &[], claims, now)?;
-        Ok(granted.iter().map(|g| g.map(|g| g.row)).collect())
+        let claimed = self.commit(campaign, (run, fingerprint), &[], claims, now)?;
+        Ok(claimed.iter().map(|c| c.granted().map(|g| g.row)).collect())
     }
 
     /// Records outcomes in one transaction.
@@ -535,7 +556,7 @@ impl Ledger {
         outcomes: &[Outcome],
         claims: &[Claim],
         now: DateTime<Utc>,
-    ) -> Result<Vec<Option<Granted>>, LedgerError> {
+    ) -> Result<Vec<Claimed>, LedgerError> {
         let sqlite = sqlite_error(&self.path);
         let sync = if claims.is_empty() { "NORMAL" } else { "FULL" };
         if sync != self.synchronous {
@@ -924,16 +945,21 @@ fn claim_in(
     fingerprint: &str,
     claims: &[Claim],
     now: &str,
-) -> rusqlite::Result<Vec<Option<Granted>>> {
+) -> rusqlite::Result<Vec<Claimed>> {
     // A new message is one insert whose row id the connection keeps; only a message the ledger
     // already holds pays for more statements. (`RETURNING` would open a temporary table in
     // every execution.)
+    // Not to a suppressed address: the suppression table may have grown since the plan (another
+    // run's opt-outs, `outreach unsubscribe`), and the claim is where that is settled.
     let mut insert = tx.prepare_cached(
         "INSERT INTO messages (campaign, channel, address, contact_id, state, attempts,
                                fingerprint, run_id, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'sending', 1, ?5, ?6, ?7, ?7)
+         SELECT ?1, ?2, ?3, ?4, 'sending', 1, ?5, ?6, ?7, ?7
+         WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?3)
          ON CONFLICT (campaign, channel, address) DO NOTHING",
     )?;
+    let mut suppressed =
+        tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM suppressions WHERE address = ?1)")?;
     let mut existing = tx.prepare_cached(
         "SELECT rowid, state, permanent FROM messages
          WHERE campaign = ?1 AND channel = ?2 AND address = ?3",
@@ -955,28 +981,38 @@ fn claim_in(
             now
         ];
         if insert.execute(values)? == 1 {
-            granted.push(Some(Granted {
+            granted.push(Claimed::Granted(Granted {
                 row: RowId(tx.last_insert_rowid()),
                 was: None,
             }));
             continue;
         }
         // Taken over when a failed or unknown message; refused when sent, or in flight.
-        let (row, state, permanent) =
-            existing.query_row(params![campaign, c.channel.as_str(), c.address], |r| {
+        let row = existing
+            .query_row(params![campaign, c.channel.as_str(), c.address], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, bool>(2)?,
                 ))
-            })?;
+            })
+            .optional()?;
+        let Some((row, state, permanent)) = row else {
+            // No row, so the insert met a suppression.
+            granted.push(Claimed::Suppressed);
+            continue;
+        };
         let state = State::parse(&state);
         if !matches!(state, State::Failed | State::Unknown) {
-            granted.push(None);
+            granted.push(Claimed::Refused);
+            continue;
+        }
+        if suppressed.query_row([&c.address], |r| r.get::<_, bool>(0))? {
+            granted.push(Claimed::Suppressed);
             continue;
         }
         take_over.execute(params![row, c.contact_id, fingerprint, run, now])?;
-        granted.push(Some(Granted {
+        granted.push(Claimed::Granted(Granted {
             row: RowId(row),
             was: Some((state, permanent)),
         }));
@@ -1048,7 +1084,7 @@ fn record_in(
 enum Request {
     Claim(
         Vec<Claim>,
-        tokio::sync::oneshot::Sender<Result<Vec<Option<Granted>>, String>>,
+        tokio::sync::oneshot::Sender<Result<Vec<Claimed>, String>>,
     ),
     Record(Outcome),
     Flush(tokio::sync::oneshot::Sender<Result<(), String>>),
@@ -1230,7 +1266,7 @@ pub struct WriterHandle {
 impl WriterHandle {
     /// Claims one message: its row, or `None` when the ledger refused (already sent or in
     /// flight). Returns once the claim is on disk.
-    pub async fn claim(&self, claim: Claim) -> Result<Option<Granted>, String> {
+    pub async fn claim(&self, claim: Claim) -> Result<Claimed, String> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
             .send(Request::Claim(vec![claim], tx))
@@ -1415,7 +1451,7 @@ mod tests {
         }
         let mut granted = 0;
         for t in tasks {
-            granted += t.await.unwrap().is_some() as usize;
+            granted += t.await.unwrap().granted().is_some() as usize;
         }
         assert_eq!(granted, 100, "each address claimed once");
         h.record(outcome("a1", State::Sent));
@@ -1532,11 +1568,41 @@ mod tests {
         let granted = l
             .commit("c", (3, "fp"), &[], &[claim("a"), claim("e")], Utc::now())
             .unwrap();
-        assert!(granted[0].is_none() && granted[1].is_some(), "{granted:?}");
+        assert!(
+            granted[0] == Claimed::Refused && granted[1].granted().is_some(),
+            "{granted:?}"
+        );
         drop(l);
         // Opened again: nothing left to rebuild, nothing changed.
         let l = Ledger::open(dir.path()).unwrap();
         assert_eq!(rows(&l.conn).len(), before.len() + 1);
+    }
+
+    #[test]
+    fn a_claim_to_an_address_suppressed_meanwhile_is_not_granted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let now = Utc::now();
+        l.commit("c", (1, "fp"), &[], &[claim("b")], now).unwrap();
+        l.record("c", &[outcome("b", State::Failed)], now).unwrap();
+        for address in ["a", "b"] {
+            l.suppress(address, "opted out", "test", now).unwrap();
+        }
+        // A new message and a failed one taken over: both suppressed, neither row touched.
+        let claimed = l
+            .commit(
+                "c",
+                (2, "fp"),
+                &[],
+                &[claim("a"), claim("b"), claim("c")],
+                now,
+            )
+            .unwrap();
+        assert_eq!(claimed[..2], [Claimed::Suppressed, Claimed::Suppressed]);
+        assert!(claimed[2].granted().is_some());
+        let priors = l.priors("c").unwrap();
+        assert!(priors.get(Channel::Email, "a").is_none());
+        assert_eq!(priors.get(Channel::Email, "b").unwrap().attempts, 1);
     }
 
     #[test]

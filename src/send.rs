@@ -24,7 +24,9 @@ use governor::{Quota, RateLimiter};
 
 use crate::channel::{Channel, Delivery, EmailOut, Outgoing, SmsOut, Transport};
 use crate::config::{EmailTransport, Rate, SmsTransport};
-use crate::ledger::{self, Claim, Ledger, LedgerError, RowId, State, Writer, WriterHandle};
+use crate::ledger::{
+    self, Claim, Claimed, Ledger, LedgerError, RowId, State, Writer, WriterHandle,
+};
 use crate::load::{Loaded, Rendered};
 use crate::plan::{self, Decision, Defer};
 
@@ -448,15 +450,22 @@ impl Run {
                 contact_id: contact.id.clone(),
             };
             match writer.claim(claim).await {
-                Ok(Some(claimed)) => {
+                Ok(Claimed::Granted(claimed)) => {
                     *row = Some(claimed.row);
                     was = claimed.was;
                 }
-                Ok(None) => {
+                Ok(Claimed::Refused) => {
                     // Already sent or in flight: the ledger says no, and it is always right.
                     self.give_back_limit();
                     self.give_back_cap(channel);
                     return Result_::Skipped("already_sent");
+                }
+                Ok(Claimed::Suppressed) => {
+                    // Suppressed since the plan was made: by another run, or an unsubscribe.
+                    tracing::info!(contact = %contact.id, %channel, to = %masked, "suppressed since the run began: not sent");
+                    self.give_back_limit();
+                    self.give_back_cap(channel);
+                    return Result_::Skipped("suppressed");
                 }
                 Err(e) => {
                     self.halt(format!("ledger: {e}"));

@@ -465,6 +465,48 @@ fn a_second_run_exits_4_naming_the_holder() {
 }
 
 #[test]
+fn an_address_suppressed_during_a_run_is_not_sent_to() {
+    // Another process adds a suppression while the run goes (an opt-out another campaign's run
+    // learned, `outreach unsubscribe`): the claim, not only the plan, honours it.
+    let mut csv = format!("{HEADER}\n");
+    for i in 1..=10 {
+        csv.push_str(&format!("P{i},Pat,Lee,,(312) 555-01{i:02},sms,,yes,\n"));
+    }
+    let f = fast(&csv);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("outreach"))
+        .current_dir(f.dir.path())
+        .env("OUTREACH_NOW", MIDDAY)
+        .args(["send", "campaign.toml", "--set", "sending.sms_rate=5/s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(f.path("outbox/sms.jsonl")).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(std::time::Instant::now() < deadline, "nothing was sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let other = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    other.busy_timeout(Duration::from_secs(10)).unwrap();
+    other
+        .execute(
+            "INSERT INTO suppressions (address, reason, source, added_at)
+             VALUES ('+13125550110', 'opted out', 'another campaign', '2026-11-25T18:00:00Z')",
+            [],
+        )
+        .unwrap();
+    drop(other);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("suppressed 1"), "{stdout}");
+    let (_, sms) = outbox(&f);
+    assert_eq!(sms.len(), 9);
+    assert!(!sms.contains_key("+13125550110"));
+    assert!(!ledger(&f).contains_key(&("sms".to_string(), "+13125550110".to_string())));
+}
+
+#[test]
 fn sigterm_stops_cleanly_and_a_rerun_resumes() {
     let mut csv = format!("{HEADER}\n");
     for i in 0..20 {
