@@ -1955,6 +1955,13 @@ fn validate_generic(
     // A URL, or a path joined to base_url.
     let absolute = |k: &str, u: &str| -> Result<String, ConfigError> {
         let u = u.trim();
+        // A fragment never leaves this machine: a GET's filled template after it would be lost.
+        if u.contains('#') {
+            return Err(loc.invalid(
+                &key(k),
+                format!("{u:?} has a #fragment, which is never sent to the server: remove it"),
+            ));
+        }
         if u.starts_with('/') {
             if base_url.is_empty() {
                 return Err(loc.invalid(

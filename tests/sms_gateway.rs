@@ -1556,6 +1556,13 @@ fn gateway_settings_are_checked_with_key_and_line() {
     );
     assert!(err.contains("campaign.toml:39: `sms.gateway.url`: is not used by the twilio preset (only by generic)"), "{err}");
     let err = config_error(
+        "preset = \"generic\"\nmethod = \"GET\"\nurl = \"https://gw.example/send#v2\"\nbody_template = \"to={{to}}\"\n",
+    );
+    assert!(
+        err.contains("campaign.toml:38: `sms.gateway.url`: \"https://gw.example/send#v2\" has a #fragment, which is never sent to the server: remove it"),
+        "{err}"
+    );
+    let err = config_error(
         "preset = \"generic\"\nurl = \"https://gw.example/send\"\nbody_template = \"to={{phone}}\"\n",
     );
     assert!(
