@@ -1083,7 +1083,7 @@ fn a_ledger_another_process_holds_for_a_while_loses_no_outcome() {
             .mount(&s),
     );
     let f = fixture(&twilio(&s.uri(), ""), &format!("{FAST}concurrency = 1\n"));
-    f.write("contacts.csv", &many(30));
+    f.write("contacts.csv", &many(60));
     let child = spawn_send(&f);
     wait_for_posts(&rt, &s, 3);
     let other = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
@@ -1100,9 +1100,9 @@ fn a_ledger_another_process_holds_for_a_while_loses_no_outcome() {
         stderr.contains("another process is writing it; trying again"),
         "{stderr}"
     );
-    assert_eq!(posts(&rt, &s).len(), 30);
+    assert_eq!(posts(&rt, &s).len(), 60);
     let rows = ledger(&f);
-    assert_eq!(rows.len(), 30);
+    assert_eq!(rows.len(), 60);
     assert!(rows.values().all(|r| r.state == "sent"), "{rows:?}");
 }
 
