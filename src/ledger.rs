@@ -575,6 +575,30 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// [`Ledger::commit`] stamped with `clock`, tried again for up to [`BUSY_PATIENCE`] while
+    /// another connection holds the write lock past SQLite's own wait.
+    fn commit_patiently(
+        &mut self,
+        campaign: &str,
+        claimed_by: (i64, &str),
+        outcomes: &[Outcome],
+        claims: &[Claim],
+        clock: &ClockFn,
+    ) -> Result<Vec<Claimed>, LedgerError> {
+        let patience = std::time::Instant::now() + BUSY_PATIENCE;
+        loop {
+            match self.commit(campaign, claimed_by, outcomes, claims, clock()) {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < patience => {
+                    tracing::warn!("{e}: another process is writing it; trying again");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
 /// What `purge --ledger` deletes of one campaign.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CampaignRows {
@@ -958,11 +982,10 @@ fn claim_in(
          WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?3)
          ON CONFLICT (campaign, channel, address) DO NOTHING",
     )?;
-    let mut suppressed =
-        tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM suppressions WHERE address = ?1)")?;
     let mut existing = tx.prepare_cached(
-        "SELECT rowid, state, permanent FROM messages
-         WHERE campaign = ?1 AND channel = ?2 AND address = ?3",
+        "SELECT rowid, state, permanent,
+                EXISTS (SELECT 1 FROM suppressions WHERE address = ?3)
+         FROM messages WHERE campaign = ?1 AND channel = ?2 AND address = ?3",
     )?;
     let mut take_over = tx.prepare_cached(
         "UPDATE messages SET state = 'sending', attempts = attempts + 1, contact_id = ?2,
@@ -994,10 +1017,11 @@ fn claim_in(
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, bool>(2)?,
+                    r.get::<_, bool>(3)?,
                 ))
             })
             .optional()?;
-        let Some((row, state, permanent)) = row else {
+        let Some((row, state, permanent, suppressed)) = row else {
             // No row, so the insert met a suppression.
             granted.push(Claimed::Suppressed);
             continue;
@@ -1007,7 +1031,7 @@ fn claim_in(
             granted.push(Claimed::Refused);
             continue;
         }
-        if suppressed.query_row([&c.address], |r| r.get::<_, bool>(0))? {
+        if suppressed {
             granted.push(Claimed::Suppressed);
             continue;
         }
@@ -1190,21 +1214,17 @@ impl Writer {
                     // A commit another process holds up (its write lock past SQLite's own wait)
                     // is tried again for a while: given up, it would lose every outcome from
                     // then on, messages that went included, and leave their rows `sending`.
-                    let patience = std::time::Instant::now() + BUSY_PATIENCE;
-                    let result = loop {
-                        if let Some(e) = &failed {
-                            break Err(e.clone());
-                        }
-                        let now = clock();
-                        let r =
-                            ledger.commit(&campaign, (run, &fingerprint), &outcomes, &claims, now);
-                        match r {
-                            Err(e) if is_busy(&e) && std::time::Instant::now() < patience => {
-                                tracing::warn!("{e}: another process is writing it; trying again");
-                                std::thread::sleep(std::time::Duration::from_millis(200));
-                            }
-                            r => break r.map_err(|e| e.to_string()),
-                        }
+                    let result = match &failed {
+                        Some(e) => Err(e.clone()),
+                        None => ledger
+                            .commit_patiently(
+                                &campaign,
+                                (run, &fingerprint),
+                                &outcomes,
+                                &claims,
+                                &clock,
+                            )
+                            .map_err(|e| e.to_string()),
                     };
                     if let Err(e) = &result {
                         failed = Some(e.clone());

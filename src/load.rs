@@ -360,15 +360,10 @@ impl Loaded {
             let phone = contacts::normalise_phone(key, self.campaign.clinic.region).ok()?;
             (Channel::Sms, phone)
         };
-        let mut rows = list
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.address(channel) == Some(address.as_str()));
-        let first = rows.next()?;
-        let owner = std::iter::once(first)
-            .chain(rows)
-            .find(|(_, c)| c.duplicate_of[channel as usize].is_none());
-        Some(owner.unwrap_or(first).0)
+        let has = |c: &contacts::Contact| c.address(channel) == Some(address.as_str());
+        list.iter()
+            .position(|c| has(c) && c.duplicate_of[channel as usize].is_none())
+            .or_else(|| list.iter().position(has))
     }
 }
 

@@ -281,7 +281,8 @@ impl Gateway {
     }
 
     async fn check_credentials(&self) -> Result<(), CheckError> {
-        let (request, what) = match &self.dialect {
+        // What is fetched, what to call it in an error, and the key that sets its URL.
+        let (request, what, key) = match &self.dialect {
             Dialect::Twilio {
                 account_url,
                 authorization,
@@ -291,6 +292,7 @@ impl Gateway {
                     .get(account_url)
                     .header(AUTHORIZATION, authorization.clone()),
                 "the account",
+                "sms.gateway.base_url",
             ),
             // The legacy SMS API offers nothing but sending (its description has one operation,
             // POST /{format}), so there is nothing to ask without sending a message: the key and
@@ -305,13 +307,12 @@ impl Gateway {
                 return Ok(());
             }
             Dialect::Generic { spec, auth, .. } => match &spec.check_url {
-                Some(url) => (authed(self.client.get(url), auth), "sms.gateway.check_url"),
+                Some(url) => {
+                    let key = "sms.gateway.check_url";
+                    (authed(self.client.get(url), auth), key, key)
+                }
                 None => return Ok(()),
             },
-        };
-        let key = match self.dialect {
-            Dialect::Generic { .. } => "sms.gateway.check_url",
-            _ => "sms.gateway.base_url",
         };
         // A server out of reach or busy now is exit 3 (a later run may work); a rejection or an
         // answer that no later run will change is exit 2.
@@ -686,32 +687,28 @@ fn generic_auth(
     secret: Option<String>,
 ) -> Result<Option<(HeaderName, HeaderValue)>, String> {
     let secret = secret.unwrap_or_default();
-    let (name, value) = match auth {
+    let sensitive = |text: String| -> Result<HeaderValue, String> {
+        let mut value = HeaderValue::try_from(text).map_err(|_| {
+            "sms.gateway.token: the secret holds a character an HTTP header cannot carry \
+             (a control character or line end)"
+                .to_string()
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    };
+    Ok(Some(match auth {
         GatewayAuth::None => return Ok(None),
         GatewayAuth::Basic => (
             AUTHORIZATION,
             basic_authorization(account.unwrap_or_default(), &secret),
         ),
-        GatewayAuth::Bearer | GatewayAuth::Header(_) => {
-            let (name, text) = match auth {
-                GatewayAuth::Header(h) => (
-                    HeaderName::try_from(h.as_str()).map_err(|e| {
-                        format!("sms.gateway.auth_header: {h:?} is not a header name: {e}")
-                    })?,
-                    secret,
-                ),
-                _ => (AUTHORIZATION, format!("Bearer {secret}")),
-            };
-            let mut value = HeaderValue::try_from(text).map_err(|_| {
-                "sms.gateway.token: the secret holds a character an HTTP header cannot carry \
-                 (a control character or line end)"
-                    .to_string()
-            })?;
-            value.set_sensitive(true);
-            (name, value)
-        }
-    };
-    Ok(Some((name, value)))
+        GatewayAuth::Bearer => (AUTHORIZATION, sensitive(format!("Bearer {secret}"))?),
+        GatewayAuth::Header(h) => (
+            HeaderName::try_from(h.as_str())
+                .map_err(|e| format!("sms.gateway.auth_header: {h:?} is not a header name: {e}"))?,
+            sensitive(secret)?,
+        ),
+    }))
 }
 
 /// `application/x-www-form-urlencoded` escaping of one value.
