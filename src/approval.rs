@@ -15,48 +15,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::Campaign;
-use crate::ledger::{self, Ledger, LedgerError};
 use crate::load::Loaded;
-
-/// The small part of a fingerprint, stored as one JSON value with the approval.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
-    /// Setting key → hash of its effective value.
-    pub settings: BTreeMap<String, String>,
-    /// Template file (`subject.hbs`, `partials/footer_html.hbs`) → hash of its text.
-    pub templates: BTreeMap<String, String>,
-    /// The contacts file (canonical path).
-    pub contacts_file: String,
-    /// Hash of its header.
-    pub contacts_header: String,
-    /// How many rows it had.
-    pub contact_rows: usize,
-    /// Each suppression file (canonical path) → how many addresses it listed.
-    pub suppression_files: BTreeMap<String, usize>,
-}
-
-/// Everything an approval covers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fingerprint {
-    pub summary: Summary,
-    /// Keyed hash of a row's identity → keyed hash of its cells.
-    pub contact_rows: HashMap<String, String>,
-    /// Suppression file → keyed hashes of the addresses it lists.
-    pub suppressions: BTreeMap<String, BTreeSet<String>>,
-}
-
-/// An approval as recorded.
-#[derive(Debug, Clone)]
-pub struct Approval {
-    pub by: String,
-    pub at: DateTime<Utc>,
-    pub fingerprint: Fingerprint,
-}
+use crate::store::approvals::{Approval, Fingerprint, Summary};
+use crate::store::ledger::{self, Ledger, LedgerError};
 
 fn canonical(path: &Path) -> String {
     std::fs::canonicalize(path)
@@ -243,11 +208,13 @@ pub struct Diff {
     pub notes: Vec<String>,
 }
 
-fn show(file: &str) -> String {
-    crate::check::show_path(Path::new(file))
+/// A stored file path as reports show it.
+pub fn show(file: &str) -> String {
+    crate::paths::show_path(Path::new(file))
 }
 
-fn counted(n: usize, one: &str, many: &str) -> String {
+/// `1 row`, `2 rows`.
+pub fn counted(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
@@ -462,170 +429,6 @@ pub fn refusal(loaded: &Loaded, status: &Status) -> String {
              Review it (outreach check / preview), then: outreach approve {file}"
         ),
     }
-}
-
-/// What `approve` prints after recording an approval.
-#[derive(Debug, Clone, Serialize)]
-pub struct Approved {
-    pub campaign: String,
-    pub by: String,
-    pub at: String,
-    /// Messages that would go now or on a later run, per channel.
-    pub would_go: BTreeMap<String, usize>,
-    pub contact_rows: usize,
-    pub templates: usize,
-    pub suppression_files: usize,
-    pub require_approval: bool,
-}
-
-impl Approved {
-    /// The record of an approval just made.
-    pub fn new(loaded: &Loaded, by: &str, report: &crate::check::CheckReport) -> Self {
-        Approved {
-            campaign: loaded.campaign.id.clone(),
-            by: by.to_string(),
-            at: crate::plan::clinic_time(&loaded.campaign, loaded.now),
-            would_go: report
-                .channels
-                .iter()
-                .filter_map(|t| {
-                    t.channel
-                        .map(|c| (c.as_str().to_string(), t.due + t.deferred_total()))
-                })
-                .collect(),
-            contact_rows: loaded.contacts.contacts.len(),
-            templates: loaded.templates.files.len(),
-            suppression_files: loaded.suppressions.files.len(),
-            require_approval: loaded.campaign.require_approval,
-        }
-    }
-}
-
-impl fmt::Display for Approved {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let go: Vec<String> = self
-            .would_go
-            .iter()
-            .map(|(c, n)| format!("{n} {c}"))
-            .collect();
-        writeln!(
-            f,
-            "Approved campaign {} by {} at {}: {} messages would go ({}); fingerprinted {}, {}, {}",
-            self.campaign,
-            self.by,
-            self.at,
-            self.would_go.values().sum::<usize>(),
-            go.join(", "),
-            counted(self.contact_rows, "contact row", "contact rows"),
-            counted(self.templates, "template", "templates"),
-            counted(
-                self.suppression_files,
-                "suppression list",
-                "suppression lists"
-            ),
-        )?;
-        if self.require_approval {
-            write!(
-                f,
-                "send now sends this; a changed template, message or audience setting, an added \
-                 or changed contact row or a removed opt-out needs a new approval"
-            )
-        } else {
-            write!(
-                f,
-                "Note: campaign.require_approval = false, so send does not check it"
-            )
-        }
-    }
-}
-
-/// What `approve --show` prints: the latest approval and how the campaign compares now.
-#[derive(Debug, Clone, Serialize)]
-pub struct Shown {
-    pub campaign: String,
-    pub record: Option<ShownRecord>,
-    pub status: Status,
-}
-
-/// The stored approval, as shown.
-#[derive(Debug, Clone, Serialize)]
-pub struct ShownRecord {
-    pub by: String,
-    /// UTC, RFC 3339.
-    pub at: String,
-    pub settings: BTreeMap<String, String>,
-    pub templates: BTreeMap<String, String>,
-    pub contacts_file: String,
-    pub contact_rows: usize,
-    pub suppression_files: BTreeMap<String, usize>,
-}
-
-impl Shown {
-    /// The latest approval of the loaded campaign, compared with it.
-    pub fn of(loaded: &Loaded) -> Result<Self, LedgerError> {
-        let record = latest(loaded)?.map(|a| {
-            let s = a.fingerprint.summary;
-            ShownRecord {
-                by: a.by,
-                at: a.at.to_rfc3339(),
-                settings: s.settings,
-                templates: s.templates,
-                contacts_file: s.contacts_file,
-                contact_rows: s.contact_rows,
-                suppression_files: s.suppression_files,
-            }
-        });
-        Ok(Shown {
-            campaign: loaded.campaign.id.clone(),
-            record,
-            status: status(loaded)?,
-        })
-    }
-}
-
-impl fmt::Display for Shown {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(r) = &self.record else {
-            return write!(f, "Campaign {}: no approval recorded", self.campaign);
-        };
-        writeln!(f, "Campaign {}: {}", self.campaign, self.status)?;
-        writeln!(f, "Approved by {} at {}", r.by, r.at)?;
-        writeln!(f, "Settings ({}, hashed):", r.settings.len())?;
-        for (k, v) in &r.settings {
-            writeln!(f, "  {k:<26} {v}")?;
-        }
-        writeln!(f, "Templates ({}, SHA-256):", r.templates.len())?;
-        for (k, v) in &r.templates {
-            writeln!(f, "  {k:<26} {v}")?;
-        }
-        writeln!(
-            f,
-            "Contacts {}: {} rows (each hashed by its id or address)",
-            show(&r.contacts_file),
-            r.contact_rows
-        )?;
-        write!(f, "Suppression lists:")?;
-        if r.suppression_files.is_empty() {
-            write!(f, " none")?;
-        }
-        for (file, n) in &r.suppression_files {
-            write!(
-                f,
-                "\n  {}: {}",
-                show(file),
-                counted(*n, "address", "addresses")
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// The OS user, the default approver.
-pub fn os_user() -> String {
-    ["USER", "LOGNAME", "USERNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]

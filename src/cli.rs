@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::channel::Channel;
+use crate::model::Channel;
 
 const EXIT_CODES: &str = "\
 Exit codes:

@@ -489,7 +489,7 @@ pub fn evaluated(t: &Template) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::Channel;
+    use crate::model::Channel;
     use crate::templates::{EMAIL_HTML, EMAIL_TEXT, MessageData, SMS_TEXT, SUBJECT, Templates};
 
     fn registry(templates: &[(&str, &str)], partials: &[(&str, &str)]) -> Handlebars<'static> {

@@ -1,54 +1,42 @@
 //! `outreach`: patient outreach campaigns for clinics. A contacts CSV merged with Handlebars
 //! templates, checked and previewed locally, then sent by email and SMS.
 //!
-//! The pipeline: [`config`] loads the campaign, [`contacts`] the patients, [`templates`] the
-//! messages; [`plan`] decides who gets what; [`check`] and [`preview`] show it. [`run`] is the
-//! whole program behind `main`.
+//! The layers, bottom up (ARCHITECTURE.md draws them): values ([`model`], [`address`],
+//! [`paths`], [`private`]); the campaign's inputs ([`config`], [`contacts`], [`templates`],
+//! [`sms`], …); the planner ([`plan`]); the [`store`] and the [`transport`]s; the loaded campaign
+//! ([`load`], [`approval`], [`recipients`]); the [`send`] run; the [`commands`]; and on top the
+//! command line ([`cli`]) and [`run`], the whole program behind `main`: it turns each command's
+//! arguments into that command's options, runs it, prints its result and picks the exit code.
 
+pub mod address;
 pub mod approval;
-pub mod channel;
-pub mod check;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod contacts;
 pub mod dkim;
 pub mod fold;
-pub mod ledger;
 pub mod load;
-pub mod lock;
 pub mod message;
+pub mod model;
+pub mod paths;
 pub mod plan;
-pub mod preview;
 pub mod private;
-pub mod purge;
-pub mod report;
+pub mod recipients;
 pub mod send;
-pub mod serve;
 pub mod sms;
+pub mod store;
 pub mod templates;
 pub mod token;
-pub mod unsubscribe;
+pub mod transport;
 
 use std::io::Write;
 
 use cli::{Cli, Command, Format};
+use commands::{approve, check, preview, purge, report, serve, status, unsubscribe};
 use load::{LoadError, Loaded};
-
-/// The process exit codes (DESIGN.md "Sending").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Exit {
-    /// Everything due went (check: the campaign can run).
-    Ok = 0,
-    /// Some messages failed permanently or became unknown.
-    Failed = 1,
-    /// The campaign cannot run; nothing was sent.
-    Unusable = 2,
-    /// Stopped early; a rerun resumes.
-    Stopped = 3,
-    /// Another run holds the lock.
-    Locked = 4,
-}
+pub use model::Exit;
+use store::lock::LockError;
 
 /// Any error that ends a command.
 #[derive(Debug, thiserror::Error)]
@@ -62,30 +50,27 @@ pub enum Error {
     #[error(transparent)]
     Send(#[from] send::SendError),
     #[error(transparent)]
-    Ledger(#[from] ledger::LedgerError),
+    Ledger(#[from] store::ledger::LedgerError),
     #[error(transparent)]
-    Report(#[from] report::ReportError),
-    /// `send` refuses: the campaign is not approved as it is.
+    Report(#[from] recipients::ReportError),
+    /// `send` or `approve` refuses: the campaign is not approved as it is, or not approvable.
     #[error("{0}")]
     Approval(String),
     #[error(transparent)]
     Purge(#[from] purge::PurgeError),
     #[error(transparent)]
     Serve(#[from] serve::ServeError),
-    #[error("{path}: {source}")]
-    Write {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Unsubscribe(#[from] unsubscribe::UnsubscribeError),
 }
 
 impl Error {
     /// The exit code this error ends the process with.
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Send(send::SendError::Lock(lock::LockError::Held { .. })) => Exit::Locked,
+            Error::Send(send::SendError::Lock(LockError::Held { .. })) => Exit::Locked,
             Error::Send(send::SendError::Unavailable { .. }) => Exit::Stopped,
-            Error::Purge(purge::PurgeError::Lock(lock::LockError::Held { .. })) => Exit::Locked,
+            Error::Purge(purge::PurgeError::Lock(LockError::Held { .. })) => Exit::Locked,
             Error::Purge(purge::PurgeError::OutboxInUse(_)) => Exit::Locked,
             Error::Load(_)
             | Error::Approval(_)
@@ -96,7 +81,7 @@ impl Error {
             | Error::Send(_)
             | Error::Ledger(_)
             | Error::Report(_)
-            | Error::Write { .. } => Exit::Unusable,
+            | Error::Unsubscribe(_) => Exit::Unusable,
         }
     }
 }
@@ -127,183 +112,174 @@ fn print(
     }
 }
 
+/// Prints a line of text unless `-q`.
+fn say(quiet: bool, text: std::fmt::Arguments<'_>) -> Result<(), Error> {
+    if quiet {
+        return Ok(());
+    }
+    output(writeln!(std::io::stdout().lock(), "{text}"))
+}
+
+fn load(args: &cli::CampaignArgs) -> Result<Loaded, Error> {
+    Ok(Loaded::load(&args.campaign, &args.set)?)
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<Exit, Error> {
-    let stdout = std::io::stdout();
+    let quiet = cli.quiet;
     match cli.command {
-        Command::Check(args) => {
-            let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
-            let mut report = check::run(&loaded);
-            report.approval = Some(approval::status(&loaded)?).filter(|s| s.worth_showing());
-            let failed = args.strict && !report.errors.is_empty();
-            print(args.format, !cli.quiet || failed, &report)?;
-            Ok(if failed { Exit::Unusable } else { Exit::Ok })
-        }
+        Command::Check(args) => run_check(&args, quiet),
         Command::Preview(args) if args.serve.is_some() => {
-            let addr = args.serve.as_deref().unwrap_or_default();
             serve::run(&serve::Options {
-                addr: addr.to_string(),
+                addr: args.serve.clone().unwrap_or_default(),
                 allow_remote: args.allow_remote,
                 campaign: args.campaign.campaign.clone(),
                 overrides: args.campaign.set.clone(),
                 only: args.channel,
-                quiet: cli.quiet,
+                quiet,
             })?;
             Ok(Exit::Ok)
         }
-        Command::Preview(args) => {
-            let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
-            let approval = Some(approval::status(&loaded)?)
-                .filter(|s| s.worth_showing())
-                .map(|s| s.to_string());
-            if let Some(key) = &args.contact {
-                let mut out = stdout.lock();
-                if let Some(a) = &approval {
-                    output(writeln!(out, "Approval: {a}\n"))?;
-                }
-                match preview::contact_to(&loaded, key, args.channel, &mut out) {
-                    Err(preview::PreviewError::Write { source, .. }) => output(Err(source))?,
-                    other => other?,
-                }
-            }
-            if let Some(dir) = &args.out {
-                let index = preview::folder(&loaded, dir, args.channel, approval.as_deref())?;
-                if !cli.quiet {
-                    output(writeln!(
-                        stdout.lock(),
-                        "Preview of {} contacts written; open {}",
-                        loaded.contacts.contacts.len(),
-                        index.display()
-                    ))?;
-                    if let Some(a) = &approval {
-                        output(writeln!(stdout.lock(), "Approval: {a}"))?;
-                    }
-                }
-            }
-            Ok(Exit::Ok)
-        }
-        Command::Send(args) => {
-            let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
-            if let Some(to) = &args.test_to {
-                let result = send::test_to(&loaded, to, args.contact.as_deref())?;
-                print(args.format, !cli.quiet || !result.delivered, &result)?;
-                return Ok(if result.delivered {
-                    Exit::Ok
-                } else {
-                    Exit::Failed
-                });
-            }
-            // Outside the window a forgotten crontab line costs nothing and says why.
-            if !args.dry_run
-                && let Some(notice) = send::window_notice(&loaded, args.channel)
-            {
-                print(args.format, !cli.quiet, &notice)?;
-                return Ok(Exit::Ok);
-            }
-            let status = approval::status(&loaded)?;
-            if !args.dry_run && !status.allows_send() {
-                return Err(Error::Approval(approval::refusal(&loaded, &status)));
-            }
-            let opts = send::SendOptions {
-                dry_run: args.dry_run,
-                limit: args.limit,
-                channel: args.channel,
-                resend_unknown: args.resend_unknown,
-                retry_failed: args.retry_failed,
-                progress: !cli.quiet && args.format == Format::Text,
-            };
-            let mut summary = send::run(loaded, &opts)?;
-            if args.dry_run && status.worth_showing() {
-                summary.approval = Some(status);
-            }
-            let exit = summary.exit();
-            print(args.format, !cli.quiet || exit != Exit::Ok, &summary)?;
-            Ok(exit)
-        }
-        Command::Unsubscribe(args) => {
-            let mut tokens: Vec<String> = args
-                .tokens
-                .iter()
-                .flat_map(|t| unsubscribe::tokens_in(t))
-                .collect();
-            let unreadable = args
-                .tokens
-                .iter()
-                .any(|t| unsubscribe::tokens_in(t).is_empty());
-            if let Some(file) = &args.from_file {
-                let text = if file.as_os_str() == "-" {
-                    std::io::read_to_string(std::io::stdin()).map_err(Error::Output)?
-                } else {
-                    std::fs::read_to_string(file).map_err(|source| Error::Write {
-                        path: file.clone(),
-                        source,
-                    })?
-                };
-                tokens.extend(unsubscribe::tokens_in(&text));
-            }
-            let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
-            let outcome = unsubscribe::run(&loaded, &tokens)?;
-            let bad = unreadable || !outcome.unknown.is_empty();
-            print(args.format, !cli.quiet || bad, &outcome)?;
-            if unreadable {
-                eprintln!(
-                    "outreach: some arguments hold no token (a token is 26 characters of a-z and 2-7)"
-                );
-            }
-            Ok(if bad { Exit::Failed } else { Exit::Ok })
-        }
-        Command::Approve(args) => approve(&args, cli.quiet),
-        Command::Purge(args) => {
-            let campaign = config::load(&args.campaign.campaign, &args.campaign.set)
-                .map_err(LoadError::from)?;
-            purge::run(&campaign, &args, cli.quiet)?;
-            Ok(Exit::Ok)
-        }
+        Command::Preview(args) => run_preview(&args, quiet),
+        Command::Send(args) => run_send(&args, quiet),
+        Command::Unsubscribe(args) => run_unsubscribe(&args, quiet),
+        Command::Approve(args) => run_approve(&args, quiet),
+        Command::Purge(args) => run_purge(&args, quiet),
         Command::Status(args) => {
             let campaign = config::load(&args.campaign.campaign, &args.campaign.set)
                 .map_err(LoadError::from)?;
-            let status = report::status(&campaign)?;
-            print(args.format, !cli.quiet, &status)?;
+            print(args.format, !quiet, &status::status(&campaign)?)?;
             Ok(Exit::Ok)
         }
         Command::Report(args) => {
-            let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
-            let state_dir = &loaded.campaign.sending.state_dir;
-            let ledger = if state_dir.join(ledger::FILE).exists() {
-                Some(ledger::Ledger::open(state_dir)?)
-            } else {
-                None
-            };
-            let path = args.out.clone().unwrap_or_else(|| {
-                state_dir
-                    .join("reports")
-                    .join(format!("{}-report.csv", loaded.campaign.id))
-            });
-            if args.out.is_none() {
-                private::create_dir(&state_dir.join("reports")).map_err(|source| Error::Write {
-                    path: path.clone(),
-                    source,
-                })?;
-            }
-            let rows = report::write(&path, &loaded, ledger.as_ref())?;
-            if !cli.quiet {
-                output(writeln!(
-                    stdout.lock(),
-                    "Report of {} recipients written to {} (owner-only: it holds patient addresses)",
-                    rows,
-                    check::show_path(&path)
-                ))?;
-            }
+            let loaded = load(&args.campaign)?;
+            let written = report::run(&loaded, args.out.as_deref())?;
+            say(
+                quiet,
+                format_args!(
+                    "Report of {} recipients written to {} (owner-only: it holds patient \
+                     addresses)",
+                    written.rows,
+                    paths::show_path(&written.path)
+                ),
+            )?;
             Ok(Exit::Ok)
         }
     }
 }
 
+fn run_check(args: &cli::CheckArgs, quiet: bool) -> Result<Exit, Error> {
+    let loaded = load(&args.campaign)?;
+    let mut report = check::run(&loaded);
+    report.approval = Some(approval::status(&loaded)?).filter(|s| s.worth_showing());
+    let failed = args.strict && !report.errors.is_empty();
+    print(args.format, !quiet || failed, &report)?;
+    Ok(if failed { Exit::Unusable } else { Exit::Ok })
+}
+
+fn run_preview(args: &cli::PreviewArgs, quiet: bool) -> Result<Exit, Error> {
+    let loaded = load(&args.campaign)?;
+    let approval = Some(approval::status(&loaded)?)
+        .filter(|s| s.worth_showing())
+        .map(|s| s.to_string());
+    if let Some(key) = &args.contact {
+        let mut out = std::io::stdout().lock();
+        if let Some(a) = &approval {
+            output(writeln!(out, "Approval: {a}\n"))?;
+        }
+        match preview::contact_to(&loaded, key, args.channel, &mut out) {
+            Err(preview::PreviewError::Write { source, .. }) => output(Err(source))?,
+            other => other?,
+        }
+    }
+    if let Some(dir) = &args.out {
+        let index = preview::folder(&loaded, dir, args.channel, approval.as_deref())?;
+        say(
+            quiet,
+            format_args!(
+                "Preview of {} contacts written; open {}",
+                loaded.contacts.contacts.len(),
+                index.display()
+            ),
+        )?;
+        if let Some(a) = &approval {
+            say(quiet, format_args!("Approval: {a}"))?;
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn run_send(args: &cli::SendArgs, quiet: bool) -> Result<Exit, Error> {
+    let loaded = load(&args.campaign)?;
+    if let Some(to) = &args.test_to {
+        let result = send::test_to(&loaded, to, args.contact.as_deref())?;
+        print(args.format, !quiet || !result.delivered, &result)?;
+        return Ok(if result.delivered {
+            Exit::Ok
+        } else {
+            Exit::Failed
+        });
+    }
+    // Outside the window a forgotten crontab line costs nothing and says why.
+    if !args.dry_run
+        && let Some(notice) = send::window_notice(&loaded, args.channel)
+    {
+        print(args.format, !quiet, &notice)?;
+        return Ok(Exit::Ok);
+    }
+    let status = approval::status(&loaded)?;
+    if !args.dry_run && !status.allows_send() {
+        return Err(Error::Approval(approval::refusal(&loaded, &status)));
+    }
+    let opts = send::SendOptions {
+        dry_run: args.dry_run,
+        limit: args.limit,
+        channel: args.channel,
+        resend_unknown: args.resend_unknown,
+        retry_failed: args.retry_failed,
+        progress: !quiet && args.format == Format::Text,
+    };
+    let mut summary = send::run(loaded, &opts)?;
+    if args.dry_run && status.worth_showing() {
+        summary.approval = Some(status);
+    }
+    let exit = summary.exit();
+    print(args.format, !quiet || exit != Exit::Ok, &summary)?;
+    Ok(exit)
+}
+
+fn run_unsubscribe(args: &cli::UnsubscribeArgs, quiet: bool) -> Result<Exit, Error> {
+    let mut tokens: Vec<String> = args
+        .tokens
+        .iter()
+        .flat_map(|t| unsubscribe::tokens_in(t))
+        .collect();
+    let unreadable = args
+        .tokens
+        .iter()
+        .any(|t| unsubscribe::tokens_in(t).is_empty());
+    if let Some(file) = &args.from_file {
+        tokens.extend(unsubscribe::tokens_in(&unsubscribe::read_tokens_file(
+            file,
+        )?));
+    }
+    let loaded = load(&args.campaign)?;
+    let outcome = unsubscribe::run(&loaded, &tokens)?;
+    let bad = unreadable || !outcome.unknown.is_empty();
+    print(args.format, !quiet || bad, &outcome)?;
+    if unreadable {
+        eprintln!(
+            "outreach: some arguments hold no token (a token is 26 characters of a-z and 2-7)"
+        );
+    }
+    Ok(if bad { Exit::Failed } else { Exit::Ok })
+}
+
 /// `outreach approve`: check, then record the approval (or, with `--show`, print the latest).
-fn approve(args: &cli::ApproveArgs, quiet: bool) -> Result<Exit, Error> {
-    let loaded = Loaded::load(&args.campaign.campaign, &args.campaign.set)?;
+fn run_approve(args: &cli::ApproveArgs, quiet: bool) -> Result<Exit, Error> {
+    let loaded = load(&args.campaign)?;
     if args.show {
-        let shown = approval::Shown::of(&loaded)?;
+        let shown = approve::Shown::of(&loaded)?;
         let exit = if shown.record.is_some() {
             Exit::Ok
         } else {
@@ -312,25 +288,63 @@ fn approve(args: &cli::ApproveArgs, quiet: bool) -> Result<Exit, Error> {
         print(args.format, true, &shown)?;
         return Ok(exit);
     }
-    let report = check::run(&loaded);
-    if args.strict && !report.errors.is_empty() {
-        print(args.format, true, &report)?;
-        return Err(Error::Approval(format!(
-            "not approved: {} rows have problems (--strict)",
-            report.rows_with_problems
-        )));
+    let options = approve::Options {
+        by: args.by.clone(),
+        strict: args.strict,
+    };
+    match approve::record(&loaded, &options)? {
+        approve::Outcome::Approved(done) => {
+            print(args.format, !quiet, &done)?;
+            Ok(Exit::Ok)
+        }
+        approve::Outcome::Refused(report) => {
+            print(args.format, true, &report)?;
+            Err(Error::Approval(format!(
+                "not approved: {} rows have problems (--strict)",
+                report.rows_with_problems
+            )))
+        }
     }
-    let by = args
-        .by
-        .clone()
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(approval::os_user);
-    let fingerprint = approval::fingerprint(&loaded);
-    let state_dir = &loaded.campaign.sending.state_dir;
-    let mut ledger = ledger::Ledger::open(state_dir)?;
-    ledger.approve(&loaded.campaign.id, by.trim(), loaded.now, &fingerprint)?;
-    drop(ledger);
-    let done = approval::Approved::new(&loaded, by.trim(), &report);
-    print(args.format, !quiet, &done)?;
+}
+
+/// `outreach purge`: lists what it will delete, asks (or needs `--yes`), deletes.
+fn run_purge(args: &cli::PurgeArgs, quiet: bool) -> Result<Exit, Error> {
+    use std::io::{BufRead, IsTerminal};
+    let campaign =
+        config::load(&args.campaign.campaign, &args.campaign.set).map_err(LoadError::from)?;
+    let options = purge::Options {
+        outbox: args.outbox || args.all,
+        reports: args.reports || args.all,
+        ledger: args.ledger || args.all,
+        preview: args.preview.clone(),
+    };
+    let id = &campaign.id;
+    let confirm = |targets: &[purge::Target]| -> Result<bool, purge::PurgeError> {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "Campaign {id}: purge will delete");
+        for t in targets {
+            let _ = writeln!(out, "  {t}");
+        }
+        if args.yes {
+            return Ok(true);
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(purge::PurgeError::NeedsYes);
+        }
+        let _ = write!(out, "Delete these? [y/N] ");
+        let _ = out.flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        let yes = matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes");
+        if !yes {
+            let _ = writeln!(out, "Nothing deleted");
+        }
+        Ok(yes)
+    };
+    match purge::run(&campaign, &options, confirm)? {
+        purge::Purged::Nothing => say(quiet, format_args!("Campaign {id}: nothing to purge"))?,
+        purge::Purged::Deleted => say(quiet, format_args!("Deleted"))?,
+        purge::Purged::Declined => {}
+    }
     Ok(Exit::Ok)
 }

@@ -9,13 +9,14 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 
-use crate::channel::Channel;
 use crate::config::{self, Campaign, ConfigError};
 use crate::contacts::{self, ContactList, ContactsError, FileWarning, Suppressions};
-use crate::ledger::{self, Ledger, Priors};
 use crate::message;
+use crate::model::Channel;
+use crate::plan::Priors;
 use crate::plan::{self, Decision, Redo, Skip};
 use crate::sms::{self, Encoding, SmsCount};
+use crate::store::ledger::{self, Ledger};
 use crate::templates::{MessageData, RenderedEmail, TemplateError, Templates};
 use crate::token::TokenKey;
 
@@ -38,7 +39,7 @@ pub enum LoadError {
     #[error("{0}")]
     Clock(String),
     #[error(transparent)]
-    Ledger(#[from] crate::ledger::LedgerError),
+    Ledger(#[from] crate::store::ledger::LedgerError),
 }
 
 /// A template naming a column the contacts file lacks.
@@ -357,7 +358,7 @@ impl Loaded {
         let (channel, address) = if key.contains('@') {
             (Channel::Email, key.to_lowercase())
         } else {
-            let phone = contacts::normalise_phone(key, self.campaign.clinic.region).ok()?;
+            let phone = crate::address::normalise_phone(key, self.campaign.clinic.region).ok()?;
             (Channel::Sms, phone)
         };
         let has = |c: &contacts::Contact| c.address(channel) == Some(address.as_str());

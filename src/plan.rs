@@ -1,15 +1,38 @@
 //! Who gets what, and why not: the rules of DESIGN.md "Who gets what" as one pure function,
-//! [`decide`], shared by `check`, `preview` and (later) `send`, so all three show the same plan.
+//! [`decide`], shared by `check`, `preview` and `send`, so all three show the same plan.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::channel::Channel;
 use crate::config::Campaign;
 use crate::contacts::{Contact, SuppressedBy, Suppressions};
-use crate::ledger::{Prior, State};
+use crate::model::{Channel, State};
 
+/// What the ledger already knows of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prior {
+    pub state: State,
+    /// For `failed`: whether it was permanent (else a transient failure, retried by any run).
+    pub permanent: bool,
+    pub attempts: u32,
+}
+/// What the ledger knows of a campaign's messages, by channel and address.
+#[derive(Debug, Clone, Default)]
+pub struct Priors([HashMap<String, Prior>; 2]);
+
+impl Priors {
+    /// The message to `address` on `channel`, if the ledger has it.
+    pub fn get(&self, channel: Channel, address: &str) -> Option<&Prior> {
+        self.0[channel as usize].get(address)
+    }
+
+    /// Records what the ledger holds of the message to `address` on `channel`.
+    pub fn insert(&mut self, channel: Channel, address: String, prior: Prior) {
+        self.0[channel as usize].insert(address, prior);
+    }
+}
 /// Which settled messages a run takes up again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Redo {

@@ -16,10 +16,10 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 use sha2::{Digest, Sha256};
 
-use crate::channel::Channel;
 use crate::config::Campaign;
 use crate::contacts::Contact;
 use crate::fold::Reads;
+use crate::model::Channel;
 
 /// The template files a campaign directory holds.
 pub const SUBJECT: &str = "subject.hbs";

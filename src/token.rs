@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::channel::Channel;
+use crate::model::Channel;
 
 /// The file, inside `state_dir`, that holds the token key.
 pub const KEY_FILE: &str = "unsubscribe.key";

@@ -16,7 +16,9 @@ use chrono_tz::Tz;
 use lettre::message::Mailbox;
 use serde::Deserialize;
 
-use crate::channel::Channel;
+use crate::model::Channel;
+use crate::model::parse_timezone;
+use crate::paths::fold_parents;
 
 /// Default quiet hours for SMS, in each patient's own time zone.
 pub const DEFAULT_QUIET_HOURS: &str = "21:00-08:00";
@@ -792,26 +794,6 @@ impl Locator {
     }
 }
 
-/// `campaigns/../contacts/x.csv` → `contacts/x.csv`, lexically (reports read better; the file
-/// system is not consulted, so a symlinked directory keeps its `..`).
-pub fn fold_parents(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut parts: Vec<Component> = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::ParentDir if matches!(parts.last(), Some(Component::Normal(_))) => {
-                parts.pop();
-            }
-            Component::CurDir => {}
-            other => parts.push(other),
-        }
-    }
-    if parts.is_empty() {
-        return PathBuf::from(".");
-    }
-    parts.iter().collect()
-}
-
 fn line_of(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -1192,7 +1174,7 @@ fn validate(path: &Path, raw: RawConfig, loc: &Locator) -> Result<Campaign, Conf
         ));
     }
     let phone = non_empty(cl.phone, loc, "clinic.phone")?;
-    let phone_e164 = crate::contacts::normalise_phone(&phone, region)
+    let phone_e164 = crate::address::normalise_phone(&phone, region)
         .map_err(|m| loc.invalid("clinic.phone", m))?;
     let website = non_empty(cl.website, loc, "clinic.website")?;
     parse_url(&website, loc, "clinic.website")?;
@@ -1606,7 +1588,7 @@ fn validate_sms(
     let from = if from_raw.chars().any(|c| c.is_ascii_digit())
         && !from_raw.chars().any(|c| c.is_ascii_alphabetic())
     {
-        crate::contacts::normalise_phone(&from_raw, region)
+        crate::address::normalise_phone(&from_raw, region)
             .map_err(|m| loc.invalid("sms.from", m))?
     } else if from_raw.len() <= 11
         && from_raw
@@ -2167,13 +2149,6 @@ pub fn parse_window_edge(value: &str, tz: Tz, end_of_day: bool) -> Result<Window
     Ok(WindowEdge {
         written: v.to_string(),
         at,
-    })
-}
-
-/// Parses an IANA time zone name, with a hint for common mistakes.
-pub fn parse_timezone(name: &str) -> Result<Tz, String> {
-    name.trim().parse::<Tz>().map_err(|_| {
-        format!("{name:?} is not an IANA time zone (e.g. \"America/Chicago\", \"Europe/London\")")
     })
 }
 

@@ -12,14 +12,14 @@
 //! fastest transport without weakening the invariant (a claim is acknowledged only after its
 //! commit).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::channel::Channel;
+use crate::model::{Channel, State};
+use crate::plan::{Prior, Priors};
 
 /// The ledger's file inside `state_dir`.
 pub const FILE: &str = "ledger.sqlite";
@@ -39,46 +39,6 @@ pub enum LedgerError {
     },
     #[error("the ledger writer stopped")]
     WriterGone,
-}
-
-/// A row's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Sending,
-    Sent,
-    Failed,
-    Unknown,
-}
-
-impl State {
-    /// The word stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Sending => "sending",
-            State::Sent => "sent",
-            State::Failed => "failed",
-            State::Unknown => "unknown",
-        }
-    }
-
-    fn parse(s: &str) -> State {
-        match s {
-            "sending" => State::Sending,
-            "sent" => State::Sent,
-            "failed" => State::Failed,
-            _ => State::Unknown,
-        }
-    }
-}
-
-/// What the ledger already knows of one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prior {
-    pub state: State,
-    /// For `failed`: whether it was permanent (else a transient failure, retried by any run).
-    pub permanent: bool,
-    pub attempts: u32,
 }
 
 /// Where a granted claim's row is: the run's report reads it back by this (one lookup by
@@ -115,17 +75,6 @@ pub struct Granted {
     pub row: RowId,
     /// The state and `permanent` flag the row had.
     pub was: Option<(State, bool)>,
-}
-
-/// What the ledger knows of a campaign's messages, by channel and address.
-#[derive(Debug, Clone, Default)]
-pub struct Priors([HashMap<String, Prior>; 2]);
-
-impl Priors {
-    /// The message to `address` on `channel`, if the ledger has it.
-    pub fn get(&self, channel: Channel, address: &str) -> Option<&Prior> {
-        self.0[channel as usize].get(address)
-    }
 }
 
 /// One row, for reports.
@@ -189,8 +138,8 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 
 /// The ledger of one state directory.
 pub struct Ledger {
-    conn: Connection,
-    path: PathBuf,
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
     /// The connection's `PRAGMA synchronous`, set per commit only when it changes.
     synchronous: &'static str,
 }
@@ -264,7 +213,10 @@ impl Ledger {
         Ok(ledger)
     }
 
-    fn sql<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, LedgerError> {
+    pub(super) fn sql<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, LedgerError> {
         f(&self.conn).map_err(sqlite_error(&self.path))
     }
 
@@ -349,7 +301,7 @@ impl Ledger {
             for row in rows {
                 let (channel, address, prior) = row?;
                 if let Ok(ch) = channel.parse::<Channel>() {
-                    out.0[ch as usize].insert(address, prior);
+                    out.insert(ch, address, prior);
                 }
             }
             Ok(out)
@@ -615,116 +567,6 @@ impl CampaignRows {
 }
 
 impl Ledger {
-    /// Records an approval of `campaign`; earlier approvals' row hashes are dropped (their
-    /// who and when are kept as history).
-    pub fn approve(
-        &mut self,
-        campaign: &str,
-        by: &str,
-        at: DateTime<Utc>,
-        fingerprint: &crate::approval::Fingerprint,
-    ) -> Result<i64, LedgerError> {
-        let sqlite = sqlite_error(&self.path);
-        let summary = serde_json::to_string(&fingerprint.summary).expect("a summary serialises");
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        tx.execute(
-            "DELETE FROM approval_rows WHERE approval IN
-                 (SELECT id FROM approvals WHERE campaign = ?1)",
-            [campaign],
-        )
-        .map_err(sqlite)?;
-        tx.execute(
-            "INSERT INTO approvals (campaign, approved_by, approved_at, fingerprint)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![campaign, by, timestamp(at), summary],
-        )
-        .map_err(sqlite)?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut stmt = tx
-                .prepare(
-                    "INSERT OR REPLACE INTO approval_rows (approval, kind, file, key, hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(sqlite)?;
-            for (key, hash) in &fingerprint.contact_rows {
-                stmt.execute(params![
-                    id,
-                    "contact",
-                    fingerprint.summary.contacts_file,
-                    key,
-                    hash
-                ])
-                .map_err(sqlite)?;
-            }
-            for (file, entries) in &fingerprint.suppressions {
-                for key in entries {
-                    stmt.execute(params![id, "suppression", file, key, ""])
-                        .map_err(sqlite)?;
-                }
-            }
-        }
-        tx.commit().map_err(sqlite)?;
-        Ok(id)
-    }
-
-    /// The latest approval of `campaign`, with its fingerprint.
-    pub fn approval(
-        &self,
-        campaign: &str,
-    ) -> Result<Option<crate::approval::Approval>, LedgerError> {
-        use crate::approval::{Approval, Fingerprint};
-        self.sql(|c| {
-            let head: Option<(i64, String, String, String)> = c
-                .query_row(
-                    "SELECT id, approved_by, approved_at, fingerprint FROM approvals
-                     WHERE campaign = ?1 ORDER BY id DESC LIMIT 1",
-                    [campaign],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?;
-            let Some((id, by, at, summary)) = head else {
-                return Ok(None);
-            };
-            let summary = serde_json::from_str(&summary).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    3,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })?;
-            let mut fingerprint = Fingerprint {
-                summary,
-                ..Default::default()
-            };
-            let mut stmt =
-                c.prepare("SELECT kind, file, key, hash FROM approval_rows WHERE approval = ?1")?;
-            let mut rows = stmt.query([id])?;
-            while let Some(r) = rows.next()? {
-                let kind: String = r.get(0)?;
-                let file: String = r.get(1)?;
-                let key: String = r.get(2)?;
-                if kind == "contact" {
-                    fingerprint.contact_rows.insert(key, r.get(3)?);
-                } else {
-                    fingerprint
-                        .suppressions
-                        .entry(file)
-                        .or_default()
-                        .insert(key);
-                }
-            }
-            let at = DateTime::parse_from_rfc3339(&at)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_default();
-            Ok(Some(Approval {
-                by,
-                at,
-                fingerprint,
-            }))
-        })
-    }
-
     /// How many rows of `campaign` the ledger holds (what `purge --ledger` would delete).
     pub fn campaign_rows(&self, campaign: &str) -> Result<CampaignRows, LedgerError> {
         self.sql(|c| {
@@ -877,7 +719,7 @@ fn campaign_rows(c: &Connection) -> rusqlite::Result<&'static str> {
 }
 
 /// The error of a SQLite call on the ledger at `path`.
-fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
+pub(super) fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
     |source| LedgerError::Sqlite {
         path: path.to_path_buf(),
         source,

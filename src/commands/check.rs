@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::channel::Channel;
 use crate::load::{Loaded, Outcome};
+use crate::model::Channel;
+use crate::paths::show_path;
 use crate::plan::{Decision, Skip};
 
 /// One error or warning, located.
@@ -248,20 +249,6 @@ fn check_range(loaded: &Loaded, range: std::ops::Range<usize>) -> Chunk {
         }
     }
     chunk
-}
-
-fn relative(path: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf())
-        .display()
-        .to_string()
-}
-
-/// A path as reports show it: relative to the working directory where possible, `..` folded.
-pub fn show_path(path: &Path) -> String {
-    relative(&crate::config::fold_parents(path))
 }
 
 impl Finding {

@@ -9,10 +9,36 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::channel::Channel;
-use crate::ledger::{Ledger, LedgerError};
+use std::path::{Path, PathBuf};
+
 use crate::load::Loaded;
-use crate::send::mask;
+use crate::model::{Channel, mask};
+use crate::store::ledger::{Ledger, LedgerError};
+
+/// Why tokens could not be read or recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum UnsubscribeError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// Reads a `--from-file` file (`-`: standard input) whose text holds tokens.
+pub fn read_tokens_file(file: &Path) -> Result<String, UnsubscribeError> {
+    let read = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    };
+    read.map_err(|source| UnsubscribeError::Read {
+        path: file.to_path_buf(),
+        source,
+    })
+}
 
 /// The length of a token: 128 bits in lowercase base32 without padding.
 const TOKEN_LEN: usize = 26;

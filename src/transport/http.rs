@@ -398,7 +398,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// errors reach logs, so the number is masked in them like everywhere else.
 fn hide_number(d: Delivery, to: &str) -> Delivery {
     d.map_error(|e| {
-        let masked = crate::send::mask(crate::channel::Channel::Sms, to);
+        let masked = crate::model::mask(crate::model::Channel::Sms, to);
         e.replace(to, &masked).replace(&digits(to), &masked)
     })
 }

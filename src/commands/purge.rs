@@ -5,12 +5,11 @@
 //! campaign's run lock throughout, so it cannot race a `send`.
 
 use std::fmt;
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::cli::PurgeArgs;
 use crate::config::{Campaign, EmailTransport, SmsTransport};
-use crate::ledger::{self, CampaignRows, Ledger, LedgerError};
+use crate::store::ledger::{self, CampaignRows, Ledger, LedgerError};
 
 /// Why nothing (or not everything) was purged.
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +23,10 @@ pub enum PurgeError {
          to delete what is listed above"
     )]
     NeedsYes,
-    #[error("--preview {0}: not a preview folder of campaign {1} (no {marker} naming it); nothing deleted", marker = crate::preview::MARKER)]
+    #[error("--preview {0}: not a preview folder of campaign {1} (no {marker} naming it); nothing deleted", marker = crate::commands::preview::MARKER)]
     NotAPreview(PathBuf, String),
     #[error(transparent)]
-    Lock(#[from] crate::lock::LockError),
+    Lock(#[from] crate::store::lock::LockError),
     #[error(
         "{0}: a send of another campaign is writing to this SMS outbox; purge it when that run \
          is over (nothing deleted)"
@@ -51,7 +50,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> PurgeError + '_ {
 
 /// One thing to delete.
 #[derive(Debug)]
-enum Target {
+pub enum Target {
     /// Whole files.
     Files {
         label: &'static str,
@@ -83,7 +82,7 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let show = crate::check::show_path;
+        let show = crate::paths::show_path;
         match self {
             Target::Files {
                 label,
@@ -236,7 +235,8 @@ fn folder_size(dir: &Path) -> Result<(usize, u64), PurgeError> {
 }
 
 fn preview_folder(dir: &Path, campaign: &str) -> Result<Target, PurgeError> {
-    let marker = std::fs::read_to_string(dir.join(crate::preview::MARKER)).unwrap_or_default();
+    let marker =
+        std::fs::read_to_string(dir.join(crate::commands::preview::MARKER)).unwrap_or_default();
     if marker.trim() != campaign {
         return Err(PurgeError::NotAPreview(
             dir.to_path_buf(),
@@ -295,23 +295,65 @@ fn delete(target: &Target, campaign: &str) -> Result<(), PurgeError> {
     Ok(())
 }
 
-/// Runs `purge` for `campaign` as `args` ask.
-pub fn run(campaign: &Campaign, args: &PurgeArgs, quiet: bool) -> Result<(), PurgeError> {
-    let (outbox, reports, ledger) = (
-        args.outbox || args.all,
-        args.reports || args.all,
-        args.ledger || args.all,
-    );
-    if !(outbox || reports || ledger || args.preview.is_some()) {
+/// What to purge, each flag resolved (`--all` is all three).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub outbox: bool,
+    pub reports: bool,
+    pub ledger: bool,
+    /// A folder `preview --out` wrote for this campaign.
+    pub preview: Option<PathBuf>,
+}
+
+/// What a purge did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purged {
+    /// There was nothing of the campaign to delete.
+    Nothing,
+    /// The person asked said no: nothing deleted.
+    Declined,
+    Deleted,
+}
+
+/// Runs `purge` for `campaign` as `options` ask. `confirm` is shown what will be deleted and
+/// says whether to go on (the command line asks on a terminal, or needs `--yes`); it is called
+/// with the campaign's lock held, so nothing changes between the listing and the deletion.
+pub fn run(
+    campaign: &Campaign,
+    options: &Options,
+    confirm: impl FnOnce(&[Target]) -> Result<bool, PurgeError>,
+) -> Result<Purged, PurgeError> {
+    if !(options.outbox || options.reports || options.ledger || options.preview.is_some()) {
         return Err(PurgeError::NothingNamed);
     }
     let id = &campaign.id;
     let state_dir = &campaign.sending.state_dir;
     // Held until everything is deleted: no send of this campaign can start meanwhile.
-    let _lock = crate::lock::acquire(state_dir, id)?;
+    let _lock = crate::store::lock::acquire(state_dir, id)?;
+    let targets = targets(campaign, options)?;
+    if targets.is_empty() {
+        return Ok(Purged::Nothing);
+    }
+    if !confirm(&targets)? {
+        return Ok(Purged::Declined);
+    }
+    // The shared SMS outbox first: when another campaign's run is writing to it, the purge
+    // refuses before anything else is gone.
+    let (outbox, rest): (Vec<&Target>, Vec<&Target>) = targets
+        .iter()
+        .partition(|t| matches!(t, Target::Lines { .. }));
+    for t in outbox.into_iter().chain(rest) {
+        delete(t, id)?;
+    }
+    Ok(Purged::Deleted)
+}
 
+/// Everything of the campaign that `options` name and that is there to delete.
+fn targets(campaign: &Campaign, options: &Options) -> Result<Vec<Target>, PurgeError> {
+    let id = &campaign.id;
+    let state_dir = &campaign.sending.state_dir;
     let mut targets = Vec::new();
-    if outbox {
+    if options.outbox {
         if let Some(e) = &campaign.email {
             let dir = match &e.transport {
                 EmailTransport::File { outbox } => outbox,
@@ -327,13 +369,13 @@ pub fn run(campaign: &Campaign, args: &PurgeArgs, quiet: bool) -> Result<(), Pur
             targets.push(sms_lines(path, id)?);
         }
     }
-    if reports {
+    if options.reports {
         targets.push(report_files(&state_dir.join("reports"), id)?);
     }
-    if let Some(dir) = &args.preview {
+    if let Some(dir) = &options.preview {
         targets.push(preview_folder(dir, id)?);
     }
-    if ledger && state_dir.join(ledger::FILE).exists() {
+    if options.ledger && state_dir.join(ledger::FILE).exists() {
         let l = Ledger::open(state_dir)?;
         targets.push(Target::Ledger {
             path: l.path().to_path_buf(),
@@ -341,44 +383,5 @@ pub fn run(campaign: &Campaign, args: &PurgeArgs, quiet: bool) -> Result<(), Pur
         });
     }
     targets.retain(|t| !t.is_empty());
-
-    let mut out = std::io::stdout().lock();
-    let say = |out: &mut std::io::StdoutLock<'_>, text: String| {
-        let _ = writeln!(out, "{text}");
-    };
-    if targets.is_empty() {
-        if !quiet {
-            say(&mut out, format!("Campaign {id}: nothing to purge"));
-        }
-        return Ok(());
-    }
-    say(&mut out, format!("Campaign {id}: purge will delete"));
-    for t in &targets {
-        say(&mut out, format!("  {t}"));
-    }
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(PurgeError::NeedsYes);
-        }
-        let _ = write!(out, "Delete these? [y/N] ");
-        let _ = out.flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-            say(&mut out, "Nothing deleted".into());
-            return Ok(());
-        }
-    }
-    // The shared SMS outbox first: when another campaign's run is writing to it, the purge
-    // refuses before anything else is gone.
-    let (outbox, rest): (Vec<&Target>, Vec<&Target>) = targets
-        .iter()
-        .partition(|t| matches!(t, Target::Lines { .. }));
-    for t in outbox.into_iter().chain(rest) {
-        delete(t, id)?;
-    }
-    if !quiet {
-        say(&mut out, "Deleted".into());
-    }
-    Ok(())
+    Ok(targets)
 }

@@ -10,9 +10,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::channel::Channel;
 use crate::load::{Loaded, Outcome, Rendered};
 use crate::message::header_block;
+use crate::model::Channel;
 use crate::plan::Decision;
 use crate::sms;
 
@@ -340,7 +340,7 @@ pub fn campaign_line(loaded: &Loaded) -> String {
         "<p class=\"meta\">Campaign <code>{id}</code> · contacts <code>{csv}</code> · decisions as of {now} UTC. \
          Nothing has been sent. This page holds patient data: keep it private.</p>",
         id = escape(&loaded.campaign.id),
-        csv = escape(&crate::check::show_path(&loaded.contacts.path)),
+        csv = escape(&crate::paths::show_path(&loaded.contacts.path)),
         now = loaded.now.format("%Y-%m-%d %H:%M"),
     )
 }

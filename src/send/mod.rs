@@ -22,13 +22,14 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, TimeZone, Utc};
 use governor::{Quota, RateLimiter};
 
-use crate::channel::{Channel, Delivery, EmailOut, Outgoing, SmsOut, Transport};
 use crate::config::{EmailTransport, Rate, SmsTransport};
-use crate::ledger::{
-    self, Claim, Claimed, Ledger, LedgerError, RowId, State, Writer, WriterHandle,
-};
 use crate::load::{Loaded, Rendered};
+use crate::model::{Channel, Exit, Masked, State};
 use crate::plan::{self, Decision, Defer};
+use crate::store::ledger::{
+    self, Claim, Claimed, Ledger, LedgerError, RowId, Writer, WriterHandle,
+};
+use crate::transport::{Delivery, EmailOut, Outgoing, SmsOut, Transport};
 
 /// How a run was asked to behave.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +54,7 @@ pub enum SendError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
-    Lock(#[from] crate::lock::LockError),
+    Lock(#[from] crate::store::lock::LockError),
     #[error("{channel} transport: {message}")]
     Transport { channel: Channel, message: String },
     /// The server is out of reach before the first message: nothing sent, a later run may work.
@@ -171,14 +172,14 @@ pub fn window_notice(loaded: &Loaded, only: Option<Channel>) -> Option<WindowNot
 
 impl RunSummary {
     /// The exit code DESIGN.md fixes.
-    pub fn exit(&self) -> crate::Exit {
+    pub fn exit(&self) -> Exit {
         let retry_later: usize = self.channels.iter().map(|c| c.retry_later).sum();
         if self.stopped.is_some() || retry_later > 0 {
-            crate::Exit::Stopped
+            Exit::Stopped
         } else if self.channels.iter().any(|c| c.failed > 0 || c.unknown > 0) {
-            crate::Exit::Failed
+            Exit::Failed
         } else {
-            crate::Exit::Ok
+            Exit::Ok
         }
     }
 }
@@ -620,37 +621,6 @@ impl Run {
     }
 }
 
-/// An address shown masked ([`mask`]), formatted only if it is shown.
-struct Masked<'a>(Channel, &'a str);
-
-impl std::fmt::Display for Masked<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&mask(self.0, self.1))
-    }
-}
-
-/// Masks an address for logs: `a***@example.com`, `+1312***42`.
-pub fn mask(channel: Channel, address: &str) -> String {
-    match channel {
-        Channel::Email => match address.split_once('@') {
-            Some((local, domain)) => {
-                format!("{}***@{domain}", local.chars().next().unwrap_or('*'))
-            }
-            None => "***".into(),
-        },
-        Channel::Sms => {
-            let chars: Vec<char> = address.chars().collect();
-            if chars.len() > 7 {
-                let head: String = chars[..5].iter().collect();
-                let tail: String = chars[chars.len() - 2..].iter().collect();
-                format!("{head}***{tail}")
-            } else {
-                "***".into()
-            }
-        }
-    }
-}
-
 /// The longest `Retry-After` a run waits for; beyond it the run stops (exit 3).
 const LONGEST_WAIT: Duration = Duration::from_secs(300);
 
@@ -667,20 +637,20 @@ fn transport(loaded: &Loaded, channel: Channel) -> Result<Arc<dyn Transport>, Se
     match channel {
         Channel::Email => match &loaded.campaign.email.as_ref().expect("enabled").transport {
             EmailTransport::File { outbox } => Ok(Arc::new(
-                crate::channel::file::EmailFile::new(outbox)
+                crate::transport::file::EmailFile::new(outbox)
                     .map_err(|e| err(format!("outbox {}: {e}", outbox.display())))?,
             )),
             EmailTransport::Smtp(settings) => Ok(Arc::new(
-                crate::channel::smtp::Smtp::new(settings).map_err(err)?,
+                crate::transport::smtp::Smtp::new(settings).map_err(err)?,
             )),
         },
         Channel::Sms => match &loaded.campaign.sms.as_ref().expect("enabled").transport {
             SmsTransport::File { outbox } => Ok(Arc::new(
-                crate::channel::file::SmsFile::new(outbox)
+                crate::transport::file::SmsFile::new(outbox)
                     .map_err(|e| err(format!("outbox {}: {e}", outbox.display())))?,
             )),
             SmsTransport::Http(g) => Ok(Arc::new(
-                crate::channel::http::Gateway::new(g, loaded.campaign.sending.concurrency)
+                crate::transport::http::Gateway::new(g, loaded.campaign.sending.concurrency)
                     .map_err(err)?,
             )),
         },
@@ -688,10 +658,12 @@ fn transport(loaded: &Loaded, channel: Channel) -> Result<Arc<dyn Transport>, Se
 }
 
 /// The error of a transport that cannot start.
-fn check_failed(channel: Channel, e: crate::channel::CheckError) -> SendError {
+fn check_failed(channel: Channel, e: crate::transport::CheckError) -> SendError {
     match e {
-        crate::channel::CheckError::Unusable(message) => SendError::Transport { channel, message },
-        crate::channel::CheckError::Unavailable(message) => {
+        crate::transport::CheckError::Unusable(message) => {
+            SendError::Transport { channel, message }
+        }
+        crate::transport::CheckError::Unavailable(message) => {
             SendError::Unavailable { channel, message }
         }
     }
@@ -730,7 +702,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
     let _lock = if opts.dry_run {
         None
     } else {
-        Some(crate::lock::acquire(&state_dir, &campaign_id)?)
+        Some(crate::store::lock::acquire(&state_dir, &campaign_id)?)
     };
     let ledger_exists = state_dir.join(ledger::FILE).exists();
     let mut ledger = if opts.dry_run && !ledger_exists {
@@ -777,7 +749,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
                 }
                 Decision::Deferred(d) => {
                     *st.deferred.entry(d.label()).or_default() += 1;
-                    plan_deferred.push(crate::report::RunRow {
+                    plan_deferred.push(crate::recipients::RunRow {
                         index,
                         channel,
                         row: None,
@@ -956,14 +928,14 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
     })?;
     drop(bars);
 
-    let mut touched: Vec<crate::report::RunRow> = plan_deferred;
+    let mut touched: Vec<crate::recipients::RunRow> = plan_deferred;
     touched.reserve_exact(results.iter().map(|(_, items)| items.len()).sum());
     for (channel, items) in results {
         let Some(st) = stats.iter_mut().find(|s| s.channel == Some(channel)) else {
             continue;
         };
         for (index, r, row) in items {
-            touched.push(crate::report::RunRow {
+            touched.push(crate::recipients::RunRow {
                 index,
                 channel,
                 row,
@@ -999,8 +971,8 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
     if let Some(w) = writer {
         let mut l = w.finish();
         let outcome = match summary.exit() {
-            crate::Exit::Ok => "completed",
-            crate::Exit::Failed => "completed with failures",
+            Exit::Ok => "completed",
+            Exit::Failed => "completed with failures",
             _ => "stopped",
         };
         l.end_run(
@@ -1010,8 +982,9 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
             &summary.one_line(),
         )?;
         touched.sort_by_key(|r| (r.channel, r.index));
-        let path = crate::report::write_run_report(&loaded, &l, run_id.expect("a run"), &touched)
-            .map_err(|e| SendError::Runtime(e.to_string()))?;
+        let path =
+            crate::recipients::write_run_report(&loaded, &l, run_id.expect("a run"), &touched)
+                .map_err(|e| SendError::Runtime(e.to_string()))?;
         summary.report = Some(path);
     }
     // A send is the last thing its process does: the contact list and the report's rows are
@@ -1182,24 +1155,9 @@ impl std::fmt::Display for RunSummary {
             writeln!(f, "Stopped early: {reason}")?;
         }
         if let Some(report) = &self.report {
-            write!(f, "Report: {}", crate::check::show_path(report))?;
+            write!(f, "Report: {}", crate::paths::show_path(report))?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn masks_addresses() {
-        assert_eq!(
-            mask(Channel::Email, "maria.gonzalez@example.com"),
-            "m***@example.com"
-        );
-        assert_eq!(mask(Channel::Sms, "+13125550142"), "+1312***42");
-        assert_eq!(mask(Channel::Sms, "+1"), "***");
     }
 }
 
@@ -1233,10 +1191,10 @@ pub fn test_to(
 ) -> Result<TestSend, SendError> {
     let bad = |m: String| SendError::Runtime(m);
     let (channel, address) = if to.contains('@') {
-        let e = crate::contacts::parse_email(to).map_err(|e| bad(format!("--test-to: {e}")))?;
+        let e = crate::address::parse_email(to).map_err(|e| bad(format!("--test-to: {e}")))?;
         (Channel::Email, e.written)
     } else {
-        let p = crate::contacts::normalise_phone(to, loaded.campaign.clinic.region)
+        let p = crate::address::normalise_phone(to, loaded.campaign.clinic.region)
             .map_err(|e| bad(format!("--test-to: {e}")))?;
         (Channel::Sms, p)
     };

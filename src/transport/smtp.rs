@@ -772,7 +772,7 @@ fn masked(delivery: Delivery, address: &str) -> Delivery {
         if needle.is_empty() || !lower.contains(&needle) {
             return error;
         }
-        let mask = crate::send::mask(crate::channel::Channel::Email, address);
+        let mask = crate::model::mask(crate::model::Channel::Email, address);
         let mut out = String::with_capacity(error.len());
         let mut rest = 0;
         // Lowercasing ASCII keeps byte offsets; a non-ASCII reply is masked as a whole.

@@ -32,10 +32,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::watch;
 
-use crate::channel::Channel;
-use crate::check::{self, Finding};
+use crate::commands::check::{self, Finding};
+use crate::commands::preview::{self, Links};
 use crate::load::{Loaded, Rendered};
-use crate::preview::{self, Links};
+use crate::model::Channel;
 use crate::templates::escape_html as escape;
 
 /// Default address of `--serve`.
@@ -231,7 +231,7 @@ fn watched(opts: &Options, previous: &[PathBuf]) -> Vec<PathBuf> {
     let mut paths = vec![opts.campaign.clone(), c.contacts.path.clone()];
     paths.extend(c.contacts.suppress.iter().cloned());
     paths.push(c.templates_dir.clone());
-    let ledger = c.sending.state_dir.join(crate::ledger::FILE);
+    let ledger = c.sending.state_dir.join(crate::store::ledger::FILE);
     let mut wal = ledger.clone().into_os_string();
     wal.push("-wal");
     paths.push(ledger);
@@ -604,7 +604,7 @@ fn list(
 }
 
 fn finding_text(f: &Finding) -> String {
-    let mut s = check::show_path(&f.file);
+    let mut s = crate::paths::show_path(&f.file);
     if let Some(line) = f.line {
         let _ = write!(s, ":{line}");
     }

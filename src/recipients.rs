@@ -1,17 +1,19 @@
-//! `outreach status` (counts by state and channel, the last run) and `outreach report` (one CSV
-//! row per recipient: the ledger's state where it has one, else the plan's word and reason).
+//! The per-recipient CSV: one row per contact and channel, with the ledger's state where it has
+//! one, else the plan's word and reason. `outreach report` writes it for the whole campaign, and
+//! every `send` run for the messages it dispatched or deferred.
 //!
 //! Reports hold patient addresses: written owner-only (0600), and every cell that a spreadsheet
 //! would read as a formula (`=`, `+`, `-`, `@`, tab, CR) is prefixed with `'`.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::channel::Channel;
-use crate::ledger::{Cells, Ledger, LedgerError, State};
 use crate::load::Loaded;
+use crate::model::Channel;
+use crate::model::State;
 use crate::plan::Decision;
+use crate::store::ledger::{Cells, Ledger, LedgerError};
 
 /// The report's columns.
 pub const COLUMNS: &[&str] = &[
@@ -40,7 +42,7 @@ pub fn escape_cell(value: &str) -> Cow<'_, str> {
 }
 
 /// The ledger's word for a row (`failed` only when permanent, else `retry`).
-fn ledger_state(r: &crate::ledger::Row) -> &'static str {
+fn ledger_state(r: &crate::store::ledger::Row) -> &'static str {
     match (r.state, r.permanent) {
         (State::Failed, false) => "retry",
         (s, _) => s.as_str(),
@@ -240,7 +242,7 @@ pub struct RunRow {
     pub index: usize,
     pub channel: Channel,
     /// Its ledger row, when this run claimed it.
-    pub row: Option<crate::ledger::RowId>,
+    pub row: Option<crate::store::ledger::RowId>,
     /// What became of it in this run ("sent", "deferred: quiet hours", ...).
     pub outcome: Cow<'static, str>,
 }
@@ -281,98 +283,6 @@ pub fn write_run_report(
     }
     w.finish().map_err(io)?;
     Ok(path)
-}
-
-/// Counts for `status`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Status {
-    pub campaign: String,
-    pub ledger: PathBuf,
-    /// channel → state → count (`failed` is permanent; `retry` is a transient failure).
-    pub counts: BTreeMap<Channel, BTreeMap<&'static str, u64>>,
-    pub last_run: Option<crate::ledger::RunRecord>,
-    /// Addresses suppressed while sending (opt-out replies), shared by every campaign of the
-    /// state directory.
-    pub suppressed: usize,
-}
-
-/// Reads the campaign's state from the ledger (without loading contacts).
-pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError> {
-    let path = campaign.sending.state_dir.join(crate::ledger::FILE);
-    let mut counts: BTreeMap<Channel, BTreeMap<&'static str, u64>> = BTreeMap::new();
-    for c in &campaign.channels {
-        let m = counts.entry(*c).or_default();
-        for s in ["sent", "failed", "retry", "unknown", "sending"] {
-            m.insert(s, 0);
-        }
-    }
-    let mut last_run = None;
-    let mut suppressed = 0;
-    if path.exists() {
-        let ledger = Ledger::open(&campaign.sending.state_dir)?;
-        for (channel, state, permanent, n) in ledger.counts(&campaign.id)? {
-            let word = match (state, permanent) {
-                (State::Failed, false) => "retry",
-                (s, _) => s.as_str(),
-            };
-            *counts.entry(channel).or_default().entry(word).or_default() += n;
-        }
-        last_run = ledger.last_run(&campaign.id)?;
-        suppressed = ledger.suppressions()?.len();
-    }
-    Ok(Status {
-        campaign: campaign.id.clone(),
-        ledger: path,
-        counts,
-        last_run,
-        suppressed,
-    })
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "Campaign {} (ledger {})",
-            self.campaign,
-            crate::check::show_path(&self.ledger)
-        )?;
-        let states = ["sent", "failed", "retry", "unknown", "sending"];
-        write!(f, "{:<7}", "")?;
-        for s in states {
-            write!(f, "{s:>9}")?;
-        }
-        writeln!(f)?;
-        for (channel, m) in &self.counts {
-            write!(f, "{:<7}", channel.as_str())?;
-            for s in states {
-                write!(f, "{:>9}", m.get(s).copied().unwrap_or(0))?;
-            }
-            writeln!(f)?;
-        }
-        match &self.last_run {
-            Some(r) => write!(
-                f,
-                "Last run: {} started {}, {} ({})",
-                r.id,
-                r.started_at,
-                r.outcome
-                    .as_deref()
-                    .unwrap_or("not finished (still running, or it died)"),
-                r.summary.as_deref().unwrap_or("")
-            ),
-            None => write!(f, "No run yet."),
-        }?;
-        if self.suppressed > 0 {
-            write!(
-                f,
-                "\nSuppressed while sending (opt-out replies, all campaigns of this state \
-                 directory): {}",
-                self.suppressed
-            )?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

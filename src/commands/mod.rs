@@ -1,0 +1,12 @@
+//! The commands, one module each. A command takes the loaded campaign and its own options type
+//! (never clap's: the command line is the layer above) and returns what it did as a value that
+//! prints as text and serialises as JSON; [`crate::run`] prints it and picks the exit code.
+
+pub mod approve;
+pub mod check;
+pub mod preview;
+pub mod purge;
+pub mod report;
+pub mod serve;
+pub mod status;
+pub mod unsubscribe;

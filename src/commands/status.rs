@@ -1,0 +1,101 @@
+//! `outreach status`: counts by channel and state from the ledger, the suppressions learnt
+//! while sending and the last run. Reads the ledger only (no contacts), and shows no address:
+//! its output is what cron mails.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::model::{Channel, State};
+use crate::store::ledger::{Ledger, LedgerError};
+
+/// Counts for `status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub campaign: String,
+    pub ledger: PathBuf,
+    /// channel → state → count (`failed` is permanent; `retry` is a transient failure).
+    pub counts: BTreeMap<Channel, BTreeMap<&'static str, u64>>,
+    pub last_run: Option<crate::store::ledger::RunRecord>,
+    /// Addresses suppressed while sending (opt-out replies), shared by every campaign of the
+    /// state directory.
+    pub suppressed: usize,
+}
+
+/// Reads the campaign's state from the ledger (without loading contacts).
+pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError> {
+    let path = campaign.sending.state_dir.join(crate::store::ledger::FILE);
+    let mut counts: BTreeMap<Channel, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    for c in &campaign.channels {
+        let m = counts.entry(*c).or_default();
+        for s in ["sent", "failed", "retry", "unknown", "sending"] {
+            m.insert(s, 0);
+        }
+    }
+    let mut last_run = None;
+    let mut suppressed = 0;
+    if path.exists() {
+        let ledger = Ledger::open(&campaign.sending.state_dir)?;
+        for (channel, state, permanent, n) in ledger.counts(&campaign.id)? {
+            let word = match (state, permanent) {
+                (State::Failed, false) => "retry",
+                (s, _) => s.as_str(),
+            };
+            *counts.entry(channel).or_default().entry(word).or_default() += n;
+        }
+        last_run = ledger.last_run(&campaign.id)?;
+        suppressed = ledger.suppressions()?.len();
+    }
+    Ok(Status {
+        campaign: campaign.id.clone(),
+        ledger: path,
+        counts,
+        last_run,
+        suppressed,
+    })
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "Campaign {} (ledger {})",
+            self.campaign,
+            crate::paths::show_path(&self.ledger)
+        )?;
+        let states = ["sent", "failed", "retry", "unknown", "sending"];
+        write!(f, "{:<7}", "")?;
+        for s in states {
+            write!(f, "{s:>9}")?;
+        }
+        writeln!(f)?;
+        for (channel, m) in &self.counts {
+            write!(f, "{:<7}", channel.as_str())?;
+            for s in states {
+                write!(f, "{:>9}", m.get(s).copied().unwrap_or(0))?;
+            }
+            writeln!(f)?;
+        }
+        match &self.last_run {
+            Some(r) => write!(
+                f,
+                "Last run: {} started {}, {} ({})",
+                r.id,
+                r.started_at,
+                r.outcome
+                    .as_deref()
+                    .unwrap_or("not finished (still running, or it died)"),
+                r.summary.as_deref().unwrap_or("")
+            ),
+            None => write!(f, "No run yet."),
+        }?;
+        if self.suppressed > 0 {
+            write!(
+                f,
+                "\nSuppressed while sending (opt-out replies, all campaigns of this state \
+                 directory): {}",
+                self.suppressed
+            )?;
+        }
+        Ok(())
+    }
+}

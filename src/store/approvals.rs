@@ -1,0 +1,153 @@
+//! Approvals as the ledger keeps them: who approved a campaign, when, and the hashes of what
+//! they approved ([`Fingerprint`]). What goes into a fingerprint and how two are compared is
+//! the approval module's business; this one only stores and reads them back.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::ledger::{Ledger, LedgerError, sqlite_error, timestamp};
+
+/// The small part of a fingerprint, stored as one JSON value with the approval.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Setting key → hash of its effective value.
+    pub settings: BTreeMap<String, String>,
+    /// Template file (`subject.hbs`, `partials/footer_html.hbs`) → hash of its text.
+    pub templates: BTreeMap<String, String>,
+    /// The contacts file (canonical path).
+    pub contacts_file: String,
+    /// Hash of its header.
+    pub contacts_header: String,
+    /// How many rows it had.
+    pub contact_rows: usize,
+    /// Each suppression file (canonical path) → how many addresses it listed.
+    pub suppression_files: BTreeMap<String, usize>,
+}
+
+/// Everything an approval covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub summary: Summary,
+    /// Keyed hash of a row's identity → keyed hash of its cells.
+    pub contact_rows: HashMap<String, String>,
+    /// Suppression file → keyed hashes of the addresses it lists.
+    pub suppressions: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// An approval as recorded.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub fingerprint: Fingerprint,
+}
+impl Ledger {
+    /// Records an approval of `campaign`; earlier approvals' row hashes are dropped (their
+    /// who and when are kept as history).
+    pub fn approve(
+        &mut self,
+        campaign: &str,
+        by: &str,
+        at: DateTime<Utc>,
+        fingerprint: &Fingerprint,
+    ) -> Result<i64, LedgerError> {
+        let sqlite = sqlite_error(&self.path);
+        let summary = serde_json::to_string(&fingerprint.summary).expect("a summary serialises");
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        tx.execute(
+            "DELETE FROM approval_rows WHERE approval IN
+                 (SELECT id FROM approvals WHERE campaign = ?1)",
+            [campaign],
+        )
+        .map_err(sqlite)?;
+        tx.execute(
+            "INSERT INTO approvals (campaign, approved_by, approved_at, fingerprint)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![campaign, by, timestamp(at), summary],
+        )
+        .map_err(sqlite)?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO approval_rows (approval, kind, file, key, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(sqlite)?;
+            for (key, hash) in &fingerprint.contact_rows {
+                stmt.execute(params![
+                    id,
+                    "contact",
+                    fingerprint.summary.contacts_file,
+                    key,
+                    hash
+                ])
+                .map_err(sqlite)?;
+            }
+            for (file, entries) in &fingerprint.suppressions {
+                for key in entries {
+                    stmt.execute(params![id, "suppression", file, key, ""])
+                        .map_err(sqlite)?;
+                }
+            }
+        }
+        tx.commit().map_err(sqlite)?;
+        Ok(id)
+    }
+
+    /// The latest approval of `campaign`, with its fingerprint.
+    pub fn approval(&self, campaign: &str) -> Result<Option<Approval>, LedgerError> {
+        self.sql(|c| {
+            let head: Option<(i64, String, String, String)> = c
+                .query_row(
+                    "SELECT id, approved_by, approved_at, fingerprint FROM approvals
+                     WHERE campaign = ?1 ORDER BY id DESC LIMIT 1",
+                    [campaign],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let Some((id, by, at, summary)) = head else {
+                return Ok(None);
+            };
+            let summary = serde_json::from_str(&summary).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    3,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?;
+            let mut fingerprint = Fingerprint {
+                summary,
+                ..Default::default()
+            };
+            let mut stmt =
+                c.prepare("SELECT kind, file, key, hash FROM approval_rows WHERE approval = ?1")?;
+            let mut rows = stmt.query([id])?;
+            while let Some(r) = rows.next()? {
+                let kind: String = r.get(0)?;
+                let file: String = r.get(1)?;
+                let key: String = r.get(2)?;
+                if kind == "contact" {
+                    fingerprint.contact_rows.insert(key, r.get(3)?);
+                } else {
+                    fingerprint
+                        .suppressions
+                        .entry(file)
+                        .or_default()
+                        .insert(key);
+                }
+            }
+            let at = DateTime::parse_from_rfc3339(&at)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default();
+            Ok(Some(Approval {
+                by,
+                at,
+                fingerprint,
+            }))
+        })
+    }
+}
