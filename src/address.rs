@@ -1,46 +1,105 @@
-//! Patients' addresses, validated once at the edge: an email address (kept as written, matched
-//! lowercased) and a phone number normalised to E.164 with the clinic's default region.
-//! Bottom layer: it imports nothing of the crate but the NANP region table.
+//! Patients' addresses, validated once at the edge into types that cannot be wrong: an
+//! [`EmailAddress`] (kept as written, matched lowercased) and an [`E164Phone`] (normalised to
+//! E.164 with the clinic's default region). Past the contacts file, code holds these, never a
+//! string to check again. Bottom layer: it imports nothing of the crate but the NANP region table.
+
+use std::fmt;
+
+/// Why a written address is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("{0:?} is not a valid email address (it contains spaces or line breaks)")]
+    EmailSpaces(String),
+    #[error("{0:?} is not a valid email address")]
+    Email(String),
+    #[error("{value:?} is not a valid email address (domain {domain:?})")]
+    EmailDomain { value: String, domain: String },
+    #[error("{0:?} is not a phone number")]
+    NotAPhone(String),
+    #[error("{value:?} is not a valid phone number for region {region}")]
+    Phone { value: String, region: String },
+}
 
 /// A validated email address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Email {
+pub struct EmailAddress {
     /// As the clinic wrote it (shown to people and put in `To:`).
-    pub written: String,
+    written: lettre::Address,
     /// Lowercased: the key for matching, suppression and the ledger.
-    pub normalised: String,
+    normalised: String,
 }
 
-/// Validates an email address; the `Ok` value keeps it as written.
-pub fn parse_email(value: &str) -> Result<Email, String> {
-    let v = value.trim();
-    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "{v:?} is not a valid email address (it contains spaces or line breaks)"
-        ));
+impl EmailAddress {
+    /// Validates an email address (surrounding spaces trimmed); it keeps the address as written.
+    pub fn parse(value: &str) -> Result<Self, AddressError> {
+        let v = value.trim();
+        if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(AddressError::EmailSpaces(v.to_string()));
+        }
+        let address: lettre::Address = v.parse().map_err(|_| AddressError::Email(v.to_string()))?;
+        let domain = address.domain();
+        if !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || domain.contains("..")
+        {
+            return Err(AddressError::EmailDomain {
+                value: v.to_string(),
+                domain: domain.to_string(),
+            });
+        }
+        Ok(EmailAddress {
+            normalised: v.to_lowercase(),
+            written: address,
+        })
     }
-    let address: lettre::Address = v
-        .parse()
-        .map_err(|_| format!("{v:?} is not a valid email address"))?;
-    let domain = address.domain();
-    if !domain.contains('.')
-        || domain.starts_with('.')
-        || domain.ends_with('.')
-        || domain.contains("..")
-    {
-        return Err(format!(
-            "{v:?} is not a valid email address (domain {domain:?})"
-        ));
+
+    /// As written: what people see and what goes in `To:`.
+    pub fn written(&self) -> &str {
+        self.written.as_ref()
     }
-    Ok(Email {
-        written: v.to_string(),
-        normalised: v.to_lowercase(),
-    })
+
+    /// Lowercased: the key for matching, suppression and the ledger.
+    pub fn normalised(&self) -> &str {
+        &self.normalised
+    }
+
+    /// The address for lettre (as written).
+    pub fn lettre(&self) -> &lettre::Address {
+        &self.written
+    }
 }
 
-/// Normalises a phone number to E.164 with `region` as the default country.
-pub fn normalise_phone(value: &str, region: phonenumber::country::Id) -> Result<String, String> {
-    nanp_fast(value.trim(), region).map_or_else(|| normalise_phone_general(value, region), Ok)
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.written())
+    }
+}
+
+/// A phone number in E.164 form (`+13125550142`): the key for matching, suppression, the
+/// ledger, and what a gateway is given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct E164Phone(String);
+
+impl E164Phone {
+    /// Normalises a written phone number with `region` as the default country.
+    pub fn parse(value: &str, region: phonenumber::country::Id) -> Result<Self, AddressError> {
+        nanp_fast(value.trim(), region)
+            .map_or_else(|| normalise_phone_general(value, region), Ok)
+            .map(E164Phone)
+    }
+
+    /// The number, `+` and digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for E164Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// The common North American forms (`(312) 555-0142`, `312.555.0142`, `1 312 555 0142`,
@@ -75,19 +134,19 @@ fn nanp_fast(v: &str, region: phonenumber::country::Id) -> Option<String> {
     phone_valid::is_valid_national(1, national).then(|| format!("+1{national}"))
 }
 
-/// [`normalise_phone`] by phonenumber's parser, for any form of any country.
+/// [`E164Phone::parse`] by phonenumber's parser, for any form of any country.
 fn normalise_phone_general(
     value: &str,
     region: phonenumber::country::Id,
-) -> Result<String, String> {
+) -> Result<String, AddressError> {
     let v = value.trim();
     let number =
-        phonenumber::parse(Some(region), v).map_err(|_| format!("{v:?} is not a phone number"))?;
+        phonenumber::parse(Some(region), v).map_err(|_| AddressError::NotAPhone(v.to_string()))?;
     if !phone_valid::is_valid(&number) {
-        return Err(format!(
-            "{v:?} is not a valid phone number for region {}",
-            region.as_ref()
-        ));
+        return Err(AddressError::Phone {
+            value: v.to_string(),
+            region: region.as_ref().to_string(),
+        });
     }
     Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
@@ -96,6 +155,10 @@ fn normalise_phone_general(
 mod tests {
     use super::*;
     use phonenumber::country::Id;
+
+    fn normalise_phone(value: &str, region: Id) -> Result<String, AddressError> {
+        E164Phone::parse(value, region).map(|p| p.0)
+    }
 
     #[test]
     fn phones_in_every_written_form() {
@@ -189,9 +252,9 @@ mod tests {
 
     #[test]
     fn emails() {
-        let e = parse_email(" Jane.Doe@Example.COM ").unwrap();
-        assert_eq!(e.written, "Jane.Doe@Example.COM");
-        assert_eq!(e.normalised, "jane.doe@example.com");
+        let e = EmailAddress::parse(" Jane.Doe@Example.COM ").unwrap();
+        assert_eq!(e.written(), "Jane.Doe@Example.COM");
+        assert_eq!(e.normalised(), "jane.doe@example.com");
         for bad in [
             "frank@@example.com",
             "frank.example.com",
@@ -200,7 +263,7 @@ mod tests {
             "x@example..com",
             "x@",
         ] {
-            assert!(parse_email(bad).is_err(), "{bad}");
+            assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }
     }
 }

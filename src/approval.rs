@@ -142,7 +142,7 @@ pub fn fingerprint(loaded: &Loaded) -> Fingerprint {
             let identity = if contact.has_id() {
                 format!("id:{}", contact.id)
             } else if let Some(e) = &contact.email {
-                format!("email:{}", e.normalised)
+                format!("email:{}", e.normalised())
             } else if let Some(p) = &contact.phone {
                 format!("phone:{p}")
             } else {

@@ -4,7 +4,7 @@
 //! The layers, bottom up (ARCHITECTURE.md draws them): values ([`model`], [`address`],
 //! [`paths`], [`private`]); the campaign's inputs ([`config`], [`contacts`], [`templates`],
 //! [`sms`], …); the planner ([`plan`]); the [`store`] and the [`transport`]s; the loaded campaign
-//! ([`load`], [`approval`], [`recipients`]); the [`send`] run; the [`commands`]; and on top the
+//! ([`load`], [`render`], [`approval`], [`recipients`]); the [`send`] run; the [`commands`]; and on top the
 //! command line ([`cli`]) and [`run`], the whole program behind `main`: it turns each command's
 //! arguments into that command's options, runs it, prints its result and picks the exit code.
 
@@ -23,6 +23,7 @@ pub mod paths;
 pub mod plan;
 pub mod private;
 pub mod recipients;
+pub mod render;
 pub mod send;
 pub mod sms;
 pub mod store;

@@ -49,10 +49,7 @@ pub fn build_email(
         .email
         .as_ref()
         .ok_or_else(|| BuildError("the contact has no valid email address".into()))?;
-    let address: lettre::Address = email
-        .written
-        .parse()
-        .map_err(|e| BuildError(format!("{e}")))?;
+    let address = email.lettre().clone();
     let name = one_line(&contact.display_name());
     let to = match test_to {
         // A test goes to staff, under its own Message-ID, never the patient's.
@@ -67,8 +64,8 @@ pub fn build_email(
         lettre::address::Envelope::new(Some(settings.from.email.clone()), vec![to.email.clone()])
             .map_err(|e| BuildError(e.to_string()))?;
     let id_key = match test_to {
-        Some(staff) => format!("test\0{staff}\0{}", email.normalised),
-        None => email.normalised.clone(),
+        Some(staff) => format!("test\0{staff}\0{}", email.normalised()),
+        None => email.normalised().to_string(),
     };
 
     let mut builder = Message::builder()

@@ -1,11 +1,11 @@
 //! The values every layer shares: the [`Channel`] a message goes by, the ledger's send
-//! [`State`] of a message, how an address is [`mask`]ed for logs, time zone names, and the
-//! process [`Exit`] codes. This is
-//! the bottom layer: it imports nothing of the crate.
+//! [`State`] of a message, how an address is [`mask`]ed for logs, time zone names, the process
+//! [`Exit`] codes and the [`Clock`]. The bottom layer: it imports nothing of the crate.
 
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 /// A way to reach a patient.
@@ -133,6 +133,42 @@ pub enum Exit {
     Stopped = 3,
     /// Another run holds the lock.
     Locked = 4,
+}
+
+/// The clock of a process: the instant `OUTREACH_NOW` fixes (RFC 3339), so that runs can be
+/// reproduced and tested at a chosen instant; otherwise the system time. Read from the
+/// environment once, when a campaign loads; everything after asks this value.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    fixed: Option<DateTime<Utc>>,
+}
+
+/// `OUTREACH_NOW` that is not a time.
+#[derive(Debug, thiserror::Error)]
+#[error("OUTREACH_NOW={value:?} is not an RFC 3339 time: {source}")]
+pub struct ClockError {
+    value: String,
+    source: chrono::ParseError,
+}
+
+impl Clock {
+    /// The clock `OUTREACH_NOW` asks for, else the system's.
+    pub fn from_env() -> Result<Self, ClockError> {
+        let fixed = match std::env::var("OUTREACH_NOW") {
+            Ok(value) if !value.is_empty() => Some(
+                DateTime::parse_from_rfc3339(&value)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|source| ClockError { value, source })?,
+            ),
+            _ => None,
+        };
+        Ok(Clock { fixed })
+    }
+
+    /// Now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.fixed.unwrap_or_else(Utc::now)
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Campaign;
+use crate::config::{Campaign, DEFAULT_MAX_SEGMENTS};
 use crate::contacts::{Contact, SuppressedBy, Suppressions};
 use crate::model::{Channel, State};
 
@@ -212,32 +212,72 @@ impl fmt::Display for Decision {
     }
 }
 
-/// Decides what happens to `contact` on `channel` at `now`, given what the ledger recorded of
-/// its address (`prior`). The channel must be enabled.
+/// What the planner is told about one message besides the campaign and the contact: every
+/// fact that changes with time or with what was sent is an input, so [`decide`] reads no clock,
+/// no file and no ledger.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The suppression lists (files, and what the ledger learnt while sending).
+    pub suppressions: &'a Suppressions,
+    /// What the ledger recorded of this message, if anything.
+    pub prior: Option<&'a Prior>,
+    /// Which settled messages this run takes up again.
+    pub redo: Redo,
+    /// The instant the decision is for.
+    pub now: DateTime<Utc>,
+    /// Messages of this channel sent so far in the clinic's day, for `sending.daily_cap`; `None`
+    /// before dispatch (a plan counts the cap's deferrals only as messages go).
+    pub sent_today: Option<u32>,
+    /// The rendered SMS's segment count, for `sms.max_segments`; `None` when not rendered.
+    pub segments: Option<usize>,
+}
+
+/// Whether one more message fits under `daily_cap` after `sent_today` (0 = no cap). The send
+/// run reserves its place under the cap with this same rule.
+pub fn within_daily_cap(daily_cap: u32, sent_today: u32) -> bool {
+    daily_cap == 0 || sent_today < daily_cap
+}
+
+/// Decides what happens to `contact` on `channel`, given `inputs`: DESIGN.md's "Who gets what",
+/// rule by rule, in the order reports list them. The channel must be enabled.
 pub fn decide(
     campaign: &Campaign,
     contact: &Contact,
     channel: Channel,
-    suppressions: &Suppressions,
-    prior: (Option<&Prior>, Redo),
-    now: DateTime<Utc>,
+    inputs: &Inputs<'_>,
+) -> Decision {
+    let decision = decide_unrendered(campaign, contact, channel, inputs);
+    match inputs.segments {
+        Some(segments) => size_rule(campaign, decision, segments),
+        None => decision,
+    }
+}
+
+/// The last rule, once the message is rendered: an SMS over `sms.max_segments` does not go.
+pub fn size_rule(campaign: &Campaign, decision: Decision, segments: usize) -> Decision {
+    let limit = campaign
+        .sms
+        .as_ref()
+        .map_or(DEFAULT_MAX_SEGMENTS, |s| s.max_segments);
+    if segments > limit && decision.will_go() {
+        Decision::Skipped(Skip::Message(format!(
+            "SMS is {segments} segments, over sms.max_segments = {limit}"
+        )))
+    } else {
+        decision
+    }
+}
+
+/// Every rule but the message's own size.
+fn decide_unrendered(
+    campaign: &Campaign,
+    contact: &Contact,
+    channel: Channel,
+    inputs: &Inputs<'_>,
 ) -> Decision {
     use Decision::Skipped;
-    if !contact.choice.allows(channel) {
-        return Skipped(Skip::NotChosen);
-    }
-    let address_field = match channel {
-        Channel::Email => "email",
-        Channel::Sms => "phone",
-    };
-    if let Some(p) = contact
-        .problems_for(channel)
-        .find(|p| p.field == address_field)
-    {
-        return Skipped(Skip::InvalidAddress(p.reason.clone()));
-    }
-    if let Some(p) = contact.problems_for(channel).next() {
-        return Skipped(Skip::RowProblem(format!("{}: {}", p.field, p.reason)));
+    if let Some(skip) = row_skip(contact, channel) {
+        return Skipped(skip);
     }
     let Some(address) = contact.address(channel) else {
         return Skipped(Skip::NoAddress);
@@ -248,15 +288,16 @@ pub fn decide(
             id: id.clone(),
         });
     }
-    if let Some(state) = settled(prior.0, prior.1) {
+    if let Some(state) = settled(inputs.prior, inputs.redo) {
         return Decision::Done(state);
     }
     if campaign.require_consent && !contact.consent(channel).given() {
         return Skipped(Skip::NoConsent);
     }
-    if let Some(by) = suppressions.get(address) {
+    if let Some(by) = inputs.suppressions.get(address) {
         return Skipped(Skip::Suppressed(by.clone()));
     }
+    let now = inputs.now;
     if campaign.window.ended_before(now).is_some() {
         return Skipped(Skip::CampaignEnded);
     }
@@ -265,18 +306,51 @@ pub fn decide(
             opens: clinic_time(campaign, edge.at),
         });
     }
-    if channel == Channel::Sms
-        && let Some(quiet) = campaign.sms.as_ref().and_then(|s| s.quiet_hours)
+    if let Some(defer) = quiet_hours(campaign, contact, channel, now) {
+        return Decision::Deferred(defer);
+    }
+    if let Some(sent_today) = inputs.sent_today
+        && !within_daily_cap(campaign.sending.daily_cap, sent_today)
     {
-        let local = now.with_timezone(&contact.timezone);
-        if quiet.contains(local.time()) {
-            return Decision::Deferred(Defer::QuietHours {
-                until: quiet.end.format("%H:%M").to_string(),
-                zone: contact.timezone.name().to_string(),
-            });
-        }
+        return Decision::Deferred(Defer::DailyCap);
     }
     Decision::Due
+}
+
+/// The contact's own choice and its row's problems on `channel`.
+fn row_skip(contact: &Contact, channel: Channel) -> Option<Skip> {
+    if !contact.choice.allows(channel) {
+        return Some(Skip::NotChosen);
+    }
+    let address_field = match channel {
+        Channel::Email => "email",
+        Channel::Sms => "phone",
+    };
+    if let Some(p) = contact
+        .problems_for(channel)
+        .find(|p| p.field == address_field)
+    {
+        return Some(Skip::InvalidAddress(p.reason.clone()));
+    }
+    contact
+        .problems_for(channel)
+        .next()
+        .map(|p| Skip::RowProblem(format!("{}: {}", p.field, p.reason)))
+}
+
+/// An SMS inside quiet hours in the patient's own zone waits for their end.
+fn quiet_hours(
+    campaign: &Campaign,
+    contact: &Contact,
+    channel: Channel,
+    now: DateTime<Utc>,
+) -> Option<Defer> {
+    let quiet = campaign.sms.as_ref().and_then(|s| s.quiet_hours)?;
+    let local = now.with_timezone(&contact.timezone);
+    (channel == Channel::Sms && quiet.contains(local.time())).then(|| Defer::QuietHours {
+        until: quiet.end.format("%H:%M").to_string(),
+        zone: contact.timezone.name().to_string(),
+    })
 }
 
 /// An instant as the clinic reads it: `2026-12-01 09:00 CST`.
@@ -284,15 +358,4 @@ pub fn clinic_time(campaign: &Campaign, t: DateTime<Utc>) -> String {
     t.with_timezone(&campaign.clinic.timezone)
         .format("%Y-%m-%d %H:%M %Z")
         .to_string()
-}
-
-/// The clock: `OUTREACH_NOW` (RFC 3339) when set, so runs can be reproduced and tested at a
-/// chosen instant; otherwise the system time.
-pub fn now() -> Result<DateTime<Utc>, String> {
-    match std::env::var("OUTREACH_NOW") {
-        Ok(v) if !v.is_empty() => DateTime::parse_from_rfc3339(&v)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| format!("OUTREACH_NOW={v:?} is not an RFC 3339 time: {e}")),
-        _ => Ok(Utc::now()),
-    }
 }

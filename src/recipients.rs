@@ -164,7 +164,7 @@ pub fn each_row(
                     Some(r.into()),
                 ))?,
                 None => {
-                    let decision = loaded.decide(index, *channel, loaded.now);
+                    let decision = loaded.decide(index, *channel, loaded.now, None);
                     let reason = match &decision {
                         Decision::Due | Decision::Done(_) => String::new(),
                         Decision::Deferred(d) => d.to_string(),

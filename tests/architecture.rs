@@ -28,7 +28,7 @@ const LAYERS: &[(&str, u32)] = &[
     // Side effects: the store (ledger) and the ways out.
     ("store", 4), ("transport", 4),
     // A campaign loaded with everything it needs; its approval; its per-recipient CSV.
-    ("load", 5), ("approval", 5), ("recipients", 5),
+    ("load", 5), ("render", 5), ("approval", 5), ("recipients", 5),
     // The send run.
     ("send", 6),
     // The commands.

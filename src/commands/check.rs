@@ -8,10 +8,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::load::{Loaded, Outcome};
+use crate::load::Loaded;
 use crate::model::Channel;
 use crate::paths::show_path;
 use crate::plan::{Decision, Skip};
+use crate::render::Outcome;
 
 /// One error or warning, located.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

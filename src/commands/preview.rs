@@ -10,10 +10,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::load::{Loaded, Outcome, Rendered};
+use crate::load::Loaded;
 use crate::message::header_block;
 use crate::model::Channel;
 use crate::plan::Decision;
+use crate::render::{Outcome, Rendered};
 use crate::sms;
 
 /// A preview that could not be written or asked for something that is not there.

@@ -34,8 +34,9 @@ use tokio::sync::watch;
 
 use crate::commands::check::{self, Finding};
 use crate::commands::preview::{self, Links};
-use crate::load::{Loaded, Rendered};
+use crate::load::Loaded;
 use crate::model::Channel;
+use crate::render::Rendered;
 use crate::templates::escape_html as escape;
 
 /// Default address of `--serve`.
@@ -549,7 +550,7 @@ fn list(
     let q = filter.q.trim().to_lowercase();
     let channel: Option<Channel> = filter.channel.parse().ok();
     let state = Some(filter.state.as_str()).filter(|s| !s.is_empty());
-    let keep = |index: usize, outcomes: &[crate::load::Outcome]| {
+    let keep = |index: usize, outcomes: &[crate::render::Outcome]| {
         let c = &loaded.contacts.contacts[index];
         let text_ok = q.is_empty()
             || [

@@ -1174,8 +1174,9 @@ fn validate(path: &Path, raw: RawConfig, loc: &Locator) -> Result<Campaign, Conf
         ));
     }
     let phone = non_empty(cl.phone, loc, "clinic.phone")?;
-    let phone_e164 = crate::address::normalise_phone(&phone, region)
-        .map_err(|m| loc.invalid("clinic.phone", m))?;
+    let phone_e164 = crate::address::E164Phone::parse(&phone, region)
+        .map_err(|e| loc.invalid("clinic.phone", e.to_string()))?
+        .to_string();
     let website = non_empty(cl.website, loc, "clinic.website")?;
     parse_url(&website, loc, "clinic.website")?;
     let booking_url = non_empty(cl.booking_url, loc, "clinic.booking_url")?;
@@ -1588,8 +1589,9 @@ fn validate_sms(
     let from = if from_raw.chars().any(|c| c.is_ascii_digit())
         && !from_raw.chars().any(|c| c.is_ascii_alphabetic())
     {
-        crate::address::normalise_phone(&from_raw, region)
-            .map_err(|m| loc.invalid("sms.from", m))?
+        crate::address::E164Phone::parse(&from_raw, region)
+            .map_err(|e| loc.invalid("sms.from", e.to_string()))?
+            .to_string()
     } else if from_raw.len() <= 11
         && from_raw
             .chars()

@@ -15,7 +15,7 @@ use std::sync::{Arc, mpsc};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
-use crate::address::{Email, normalise_phone, parse_email};
+use crate::address::{E164Phone, EmailAddress};
 use crate::config::ContactsSource;
 use crate::model::Channel;
 
@@ -132,9 +132,8 @@ pub struct Contact {
     pub line: usize,
     /// The `id` column, or `line-N` when the file has none.
     pub id: String,
-    pub email: Option<Email>,
-    /// E.164.
-    pub phone: Option<String>,
+    pub email: Option<EmailAddress>,
+    pub phone: Option<E164Phone>,
     pub choice: ChannelChoice,
     pub email_consent: Consent,
     pub sms_consent: Consent,
@@ -207,7 +206,7 @@ impl Contact {
         {
             let standard = std_name(i);
             let value: &str = match standard {
-                Some("phone") => self.phone.as_deref().unwrap_or(value),
+                Some("phone") => self.phone.as_ref().map_or(value, E164Phone::as_str),
                 Some("id") | Some("timezone") => continue,
                 _ => value,
             };
@@ -244,16 +243,16 @@ impl Contact {
     /// The normalised address on `channel`, if valid.
     pub fn address(&self, channel: Channel) -> Option<&str> {
         match channel {
-            Channel::Email => self.email.as_ref().map(|e| e.normalised.as_str()),
-            Channel::Sms => self.phone.as_deref(),
+            Channel::Email => self.email.as_ref().map(EmailAddress::normalised),
+            Channel::Sms => self.phone.as_ref().map(E164Phone::as_str),
         }
     }
 
     /// The address as it is shown to people (email as written, phone in E.164).
     pub fn display_address(&self, channel: Channel) -> Option<&str> {
         match channel {
-            Channel::Email => self.email.as_ref().map(|e| e.written.as_str()),
-            Channel::Sms => self.phone.as_deref(),
+            Channel::Email => self.email.as_ref().map(EmailAddress::written),
+            Channel::Sms => self.phone.as_ref().map(E164Phone::as_str),
         }
     }
 
@@ -790,20 +789,20 @@ fn parse_row(
     };
     let email = match get("email") {
         "" => None,
-        v => match parse_email(v) {
+        v => match EmailAddress::parse(v) {
             Ok(e) => Some(e),
             Err(reason) => {
-                problem("email", v, reason, &[Channel::Email]);
+                problem("email", v, reason.to_string(), &[Channel::Email]);
                 None
             }
         },
     };
     let phone = match get("phone") {
         "" => None,
-        v => match normalise_phone(v, region) {
+        v => match E164Phone::parse(v, region) {
             Ok(p) => Some(p),
             Err(reason) => {
-                problem("phone", v, reason, &[Channel::Sms]);
+                problem("phone", v, reason.to_string(), &[Channel::Sms]);
                 None
             }
         },
@@ -941,9 +940,13 @@ impl Suppressions {
         by: SuppressedBy,
     ) -> bool {
         let key = if value.contains('@') {
-            parse_email(value).ok().map(|e| e.normalised)
+            EmailAddress::parse(value)
+                .ok()
+                .map(|e| e.normalised().to_string())
         } else {
-            normalise_phone(value, region).ok()
+            E164Phone::parse(value, region)
+                .ok()
+                .map(|p| p.as_str().to_string())
         };
         match key {
             Some(k) => {
@@ -1134,7 +1137,10 @@ mod tests {
             let c = &list.contacts[0];
             assert_eq!(c.id, "P1");
             assert_eq!(c.first_name(), "Ann");
-            assert_eq!(c.phone.as_deref(), Some("+13125550101"));
+            assert_eq!(
+                c.phone.as_ref().map(E164Phone::as_str),
+                Some("+13125550101")
+            );
             assert!(c.email_consent.given());
             assert!(c.problems.is_empty(), "{:?}", c.problems);
         }

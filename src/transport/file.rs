@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use futures::future::BoxFuture;
 
-use super::{Delivery, Outgoing, Transport};
+use super::{Delivery, EmailOut, SmsOut, Transport};
 
 /// The environment variable that injects faults into the file transports, for rehearsing
 /// failures without a server: `P0003=permanent,P0004=transient*2,P0005=unknown,P0006=fatal,
@@ -201,7 +201,7 @@ fn write_renamed(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// pipeline lets one ledger commit (one fsync) claim many messages.
 const FILE_IN_FLIGHT: usize = 128;
 
-impl Transport for EmailFile {
+impl Transport<EmailOut> for EmailFile {
     fn name(&self) -> &str {
         "file"
     }
@@ -214,13 +214,8 @@ impl Transport for EmailFile {
         self.in_flight(concurrency)
     }
 
-    fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {
+    fn send<'a>(&'a self, m: &'a EmailOut) -> BoxFuture<'a, Delivery> {
         Box::pin(async move {
-            let Outgoing::Email(m) = message else {
-                return Delivery::Fatal {
-                    error: "the email transport was given an SMS".into(),
-                };
-            };
             if let Some(fault) = self.faults.take(&m.contact_id) {
                 return fault;
             }
@@ -306,7 +301,7 @@ fn is_at(file: &std::fs::File, path: &Path) -> std::io::Result<bool> {
     }
 }
 
-impl Transport for SmsFile {
+impl Transport<SmsOut> for SmsFile {
     fn name(&self) -> &str {
         "file"
     }
@@ -319,13 +314,8 @@ impl Transport for SmsFile {
         self.in_flight(concurrency)
     }
 
-    fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {
+    fn send<'a>(&'a self, m: &'a SmsOut) -> BoxFuture<'a, Delivery> {
         Box::pin(async move {
-            let Outgoing::Sms(m) = message else {
-                return Delivery::Fatal {
-                    error: "the SMS transport was given an email".into(),
-                };
-            };
             if let Some(fault) = self.faults.take(&m.contact) {
                 return fault;
             }

@@ -26,7 +26,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, LOCATIO
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
-use super::{CheckError, Delivery, Outgoing, SmsOut, Transport};
+use super::{CheckError, Delivery, SmsOut, Transport};
 use crate::config::{
     BodyFormat, GatewayAuth, GatewayPreset, GatewaySettings, GenericGateway, HttpMethod,
 };
@@ -160,7 +160,7 @@ impl Gateway {
                 status_callback,
                 ..
             } => {
-                let mut form: Vec<(&str, &str)> = vec![("To", &m.to), ("Body", &m.body)];
+                let mut form: Vec<(&str, &str)> = vec![("To", m.to.as_str()), ("Body", &m.body)];
                 match messaging_service_sid {
                     Some(sid) => form.push(("MessagingServiceSid", sid)),
                     None => form.push(("From", &m.from)),
@@ -179,7 +179,7 @@ impl Gateway {
                 api_secret,
                 callback,
             } => {
-                let to = digits(&m.to);
+                let to = digits(m.to.as_str());
                 // A numeric sender is written like `to`; an alphanumeric one as it is.
                 let from = if m.from.starts_with('+') {
                     digits(&m.from)
@@ -228,7 +228,7 @@ impl Gateway {
                 }
             }
         };
-        hide_number(delivery, &m.to)
+        hide_number(delivery, m.to.as_str())
     }
 
     /// Whether `status` is a redirect to refuse: any 3xx, unless a generic gateway's
@@ -349,7 +349,7 @@ impl Gateway {
     }
 }
 
-impl Transport for Gateway {
+impl Transport<SmsOut> for Gateway {
     fn name(&self) -> &str {
         match self.dialect {
             Dialect::Twilio { .. } => "twilio",
@@ -362,15 +362,8 @@ impl Transport for Gateway {
         Box::pin(self.check_credentials())
     }
 
-    fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {
-        Box::pin(async move {
-            match message {
-                Outgoing::Sms(m) => self.send_sms(m).await,
-                Outgoing::Email(_) => Delivery::Fatal {
-                    error: "the SMS gateway was given an email".into(),
-                },
-            }
-        })
+    fn send<'a>(&'a self, message: &'a SmsOut) -> BoxFuture<'a, Delivery> {
+        Box::pin(self.send_sms(message))
     }
 }
 
@@ -746,8 +739,8 @@ fn generic_request(
     };
     let filled = crate::config::fill_template(&spec.body_template, |name| {
         let v = match name {
-            "to" => m.to.clone(),
-            "to_digits" => digits(&m.to),
+            "to" => m.to.to_string(),
+            "to_digits" => digits(m.to.as_str()),
             "from" => m.from.clone(),
             "body" => m.body.clone(),
             "encoding" => m.encoding.as_str().to_string(),

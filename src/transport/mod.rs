@@ -8,22 +8,16 @@ pub mod smtp;
 
 use futures::future::BoxFuture;
 
+use crate::address::{E164Phone, EmailAddress};
 use crate::sms::Encoding;
-
-/// A message ready for a transport: rendered, built, addressed.
-#[derive(Debug, Clone)]
-pub enum Outgoing {
-    Email(EmailOut),
-    Sms(SmsOut),
-}
 
 /// An email as it goes on the wire.
 #[derive(Debug, Clone)]
 pub struct EmailOut {
     /// Envelope sender (the `From` address).
-    pub from: String,
+    pub from: lettre::Address,
     /// Envelope recipient, as written.
-    pub to: String,
+    pub to: EmailAddress,
     /// The whole message: headers and body, CRLF line ends.
     pub bytes: Vec<u8>,
     pub campaign: String,
@@ -33,8 +27,7 @@ pub struct EmailOut {
 /// An SMS as handed to a gateway.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SmsOut {
-    /// E.164.
-    pub to: String,
+    pub to: E164Phone,
     pub from: String,
     pub body: String,
     pub encoding: Encoding,
@@ -109,8 +102,9 @@ impl Delivery {
     }
 }
 
-/// A way out for one channel's messages.
-pub trait Transport: Send + Sync {
+/// A way out for one channel's messages, of type `M` ([`EmailOut`] or [`SmsOut`]): a transport
+/// is never handed the other channel's message.
+pub trait Transport<M>: Send + Sync {
     /// A short name for logs and summaries ("file", "smtp", "twilio").
     fn name(&self) -> &str;
 
@@ -138,7 +132,7 @@ pub trait Transport: Send + Sync {
     }
 
     /// Hands one message over.
-    fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery>;
+    fn send<'a>(&'a self, message: &'a M) -> BoxFuture<'a, Delivery>;
 
     /// Ends open sessions politely once the run is over (SMTP's QUIT).
     fn close(&self) -> BoxFuture<'_, ()> {

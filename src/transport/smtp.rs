@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 
-use super::{CheckError, Delivery, EmailOut, Outgoing, Transport};
+use super::{CheckError, Delivery, EmailOut, Transport};
 use crate::config::{SmtpSettings, TlsMode};
 
 /// An SMTP relay and the sessions open to it.
@@ -300,7 +300,7 @@ impl Smtp {
         }
         // Servers quote the recipient in their replies; logs and the ledger's last error get it
         // masked (the report has the address in its own column).
-        let delivery = masked(self.deliver_on_a_session(email).await, &email.to);
+        let delivery = masked(self.deliver_on_a_session(email).await, email.to.written());
         if let Delivery::Fatal { error } = &delivery {
             self.fatal
                 .lock()
@@ -311,22 +311,8 @@ impl Smtp {
     }
 
     async fn deliver_on_a_session(&self, email: &EmailOut) -> Delivery {
-        let from: Address = match email.from.parse() {
-            Ok(a) => a,
-            Err(e) => {
-                return Delivery::Fatal {
-                    error: format!("email.from is not an address: {e}"),
-                };
-            }
-        };
-        let to: Address = match email.to.parse() {
-            Ok(a) => a,
-            Err(e) => {
-                return Delivery::Permanent {
-                    error: format!("not an address: {e}"),
-                };
-            }
-        };
+        let from: Address = email.from.clone();
+        let to: Address = email.to.lettre().clone();
         loop {
             let (mut session, reused) = match self.take_idle() {
                 Some(s) => (s, true),
@@ -693,7 +679,7 @@ enum Failure {
     Lost(String),
 }
 
-impl Transport for Smtp {
+impl Transport<EmailOut> for Smtp {
     fn name(&self) -> &str {
         "smtp"
     }
@@ -718,15 +704,8 @@ impl Transport for Smtp {
         })
     }
 
-    fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Delivery> {
-        Box::pin(async move {
-            match message {
-                Outgoing::Email(email) => self.deliver(email).await,
-                Outgoing::Sms(_) => Delivery::Fatal {
-                    error: "the smtp transport carries email only".into(),
-                },
-            }
-        })
+    fn send<'a>(&'a self, message: &'a EmailOut) -> BoxFuture<'a, Delivery> {
+        Box::pin(self.deliver(message))
     }
 
     /// Says QUIT on every idle session.
