@@ -244,6 +244,6 @@ pub struct PreviewArgs {
     pub allow_remote: bool,
 }
 
-fn parse_channel(s: &str) -> Result<Channel, String> {
+fn parse_channel(s: &str) -> Result<Channel, crate::model::UnknownChannel> {
     s.parse()
 }

@@ -11,6 +11,23 @@ use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha256};
 
+/// A DKIM key file that holds no usable key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("not a usable RSA key: {0}")]
+    Rsa(rsa::pkcs1::Error),
+    #[error("a PKCS#8 key, but neither a usable RSA nor Ed25519 key")]
+    Pkcs8,
+    #[error(
+        "an unsupported PEM block: use an RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8) private key"
+    )]
+    Pem,
+    #[error("neither PEM nor the base64 of an Ed25519 seed: {0}")]
+    Seed(data_encoding::DecodeError),
+    #[error("an Ed25519 seed is 32 bytes, this one is {0} bytes")]
+    SeedLength(usize),
+}
+
 /// A signing key.
 pub enum Key {
     Rsa(Box<rsa::RsaPrivateKey>),
@@ -21,12 +38,12 @@ impl Key {
     /// Reads a key: an RSA key as PKCS#1 (`openssl genrsa -traditional`) or PKCS#8 PEM, an
     /// Ed25519 key as PKCS#8 PEM (`openssl genpkey -algorithm ed25519`) or the base64 of its
     /// 32-byte seed. `algorithm` ("rsa", "ed25519") settles what a PEM file may hold.
-    pub fn parse(text: &str, algorithm: Option<&str>) -> Result<Key, String> {
+    pub fn parse(text: &str, algorithm: Option<&str>) -> Result<Key, KeyError> {
         let text = text.trim();
         if text.starts_with("-----BEGIN RSA PRIVATE KEY") {
             return rsa::RsaPrivateKey::from_pkcs1_pem(text)
                 .map(|k| Key::Rsa(Box::new(k)))
-                .map_err(|e| format!("not a usable RSA key: {e}"));
+                .map_err(KeyError::Rsa);
         }
         if text.starts_with("-----BEGIN PRIVATE KEY") {
             if algorithm != Some("ed25519")
@@ -39,21 +56,17 @@ impl Key {
             {
                 return Ok(Key::Ed25519(Box::new(k)));
             }
-            return Err("a PKCS#8 key, but neither a usable RSA nor Ed25519 key".into());
+            return Err(KeyError::Pkcs8);
         }
         if text.starts_with("-----BEGIN") {
-            return Err(
-                "an unsupported PEM block: use an RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8) \
-                 private key"
-                    .into(),
-            );
+            return Err(KeyError::Pem);
         }
         let seed = data_encoding::BASE64
             .decode(text.as_bytes())
-            .map_err(|e| format!("neither PEM nor the base64 of an Ed25519 seed: {e}"))?;
-        let seed: [u8; 32] = seed.try_into().map_err(|v: Vec<u8>| {
-            format!("an Ed25519 seed is 32 bytes, this one is {} bytes", v.len())
-        })?;
+            .map_err(KeyError::Seed)?;
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|v: Vec<u8>| KeyError::SeedLength(v.len()))?;
         Ok(Key::Ed25519(Box::new(
             ed25519_dalek::SigningKey::from_bytes(&seed),
         )))

@@ -35,16 +35,19 @@ impl fmt::Display for Channel {
     }
 }
 
+/// A channel name that is neither.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown channel {0:?}: use \"email\" or \"sms\"")]
+pub struct UnknownChannel(pub String);
+
 impl FromStr for Channel {
-    type Err = String;
+    type Err = UnknownChannel;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "email" | "e-mail" | "mail" => Ok(Channel::Email),
             "sms" | "text" => Ok(Channel::Sms),
-            other => Err(format!(
-                "unknown channel {other:?}: use \"email\" or \"sms\""
-            )),
+            other => Err(UnknownChannel(other.to_string())),
         }
     }
 }
@@ -112,11 +115,16 @@ pub fn mask(channel: Channel, address: &str) -> String {
     }
 }
 
+/// A time zone name that is not an IANA one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an IANA time zone (e.g. \"America/Chicago\", \"Europe/London\")")]
+pub struct UnknownTimezone(pub String);
+
 /// Parses an IANA time zone name, with a hint for common mistakes.
-pub fn parse_timezone(name: &str) -> Result<Tz, String> {
-    name.trim().parse::<Tz>().map_err(|_| {
-        format!("{name:?} is not an IANA time zone (e.g. \"America/Chicago\", \"Europe/London\")")
-    })
+pub fn parse_timezone(name: &str) -> Result<Tz, UnknownTimezone> {
+    name.trim()
+        .parse::<Tz>()
+        .map_err(|_| UnknownTimezone(name.to_string()))
 }
 
 /// The process exit codes (DESIGN.md "Sending").

@@ -359,3 +359,333 @@ pub fn clinic_time(campaign: &Campaign, t: DateTime<Utc>) -> String {
         .format("%Y-%m-%d %H:%M %Z")
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    //! One test per rule of "Who gets what", each against a campaign and contacts read from
+    //! text: the planner itself reads nothing.
+
+    use std::path::Path;
+
+    use super::*;
+    use crate::contacts::{self, ContactList};
+
+    const CAMPAIGN: &str = r#"
+[campaign]
+id = "plan-test"
+name = "Plan test"
+channels = ["email", "sms"]
+[clinic]
+name = "Riverside Physio"
+phone = "+1 312 555 0100"
+address = "12 Example St, Springfield, IL 62701"
+website = "https://riverside.example"
+booking_url = "https://riverside.example/book"
+timezone = "America/Chicago"
+region = "US"
+[contacts]
+path = "contacts.csv"
+[templates]
+dir = "templates"
+[email]
+from = "Riverside Physio <care@riverside.example>"
+unsubscribe_url = "https://riverside.example/unsubscribe?t={{token}}"
+[sms]
+from = "+13125550100"
+quiet_hours = "21:00-08:00"
+max_segments = 2
+[sending]
+daily_cap = 10
+"#;
+
+    const CONTACTS: &str = "\
+id,first_name,email,phone,channel,email_consent,sms_consent,timezone
+P1,Ann,ann@example.com,(312) 555-0101,,yes,yes,
+P2,Bo,bo@example.com,(312) 555-0102,sms,yes,yes,
+P3,Cy,cy@@example.com,(312) 555-0103,,yes,yes,
+P4,Di,di@example.com,(312) 555-0104,,yes,maybe,
+P5,Ed,,,,yes,yes,
+P6,Flo,ann@example.com,(312) 555-0106,,yes,yes,
+P7,Gus,gus@example.com,(312) 555-0107,,no,no,
+P8,Hal,hal@example.com,(312) 555-0108,,yes,yes,Asia/Tokyo
+";
+
+    fn fixture(overrides: &[&str]) -> (Campaign, ContactList) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("campaign.toml");
+        std::fs::write(&path, CAMPAIGN).unwrap();
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let campaign = crate::config::load(&path, &overrides).unwrap();
+        let list = contacts::parse(
+            Path::new("contacts.csv"),
+            CONTACTS.to_string(),
+            &campaign.contacts,
+            campaign.clinic.region,
+            campaign.clinic.timezone,
+        )
+        .unwrap();
+        (campaign, list)
+    }
+
+    /// Noon in Chicago on a weekday: no quiet hours there.
+    fn noon() -> DateTime<Utc> {
+        "2026-12-01T18:00:00Z".parse().unwrap()
+    }
+
+    fn inputs(suppressions: &Suppressions) -> Inputs<'_> {
+        Inputs {
+            suppressions,
+            prior: None,
+            redo: Redo::default(),
+            now: noon(),
+            sent_today: None,
+            segments: None,
+        }
+    }
+
+    /// What a test gives the planner besides the campaign and the contact.
+    #[derive(Default)]
+    struct Given {
+        prior: Option<Prior>,
+        redo: Redo,
+        sent_today: Option<u32>,
+        segments: Option<usize>,
+    }
+
+    /// The decision for contact `id` on `channel`, at noon, with `given`.
+    fn decision(id: &str, channel: Channel, overrides: &[&str], given: Given) -> Decision {
+        let (campaign, list) = fixture(overrides);
+        let suppressions = Suppressions::default();
+        let i = Inputs {
+            prior: given.prior.as_ref(),
+            redo: given.redo,
+            sent_today: given.sent_today,
+            segments: given.segments,
+            ..inputs(&suppressions)
+        };
+        let contact = list.contacts.iter().find(|c| c.id == id).unwrap();
+        decide(&campaign, contact, channel, &i)
+    }
+
+    fn prior(state: State) -> Given {
+        Given {
+            prior: Some(Prior {
+                state,
+                permanent: false,
+                attempts: 1,
+            }),
+            ..Given::default()
+        }
+    }
+
+    fn today(n: u32) -> Given {
+        Given {
+            sent_today: Some(n),
+            ..Given::default()
+        }
+    }
+
+    fn segments(n: usize) -> Given {
+        Given {
+            segments: Some(n),
+            ..Given::default()
+        }
+    }
+
+    fn label(d: &Decision) -> &'static str {
+        match d {
+            Decision::Due => "due",
+            Decision::Deferred(x) => x.label(),
+            Decision::Skipped(x) => x.label(),
+            Decision::Done(s) => s.as_str(),
+        }
+    }
+
+    #[test]
+    fn a_consenting_contact_with_an_address_is_due() {
+        assert_eq!(
+            decision("P1", Channel::Email, &[], Given::default()),
+            Decision::Due
+        );
+        assert_eq!(
+            decision("P1", Channel::Sms, &[], Given::default()),
+            Decision::Due
+        );
+    }
+
+    #[test]
+    fn the_other_channel_chosen() {
+        let d = decision("P2", Channel::Email, &[], Given::default());
+        assert_eq!(d, Decision::Skipped(Skip::NotChosen));
+        assert_eq!(
+            decision("P2", Channel::Sms, &[], Given::default()),
+            Decision::Due
+        );
+    }
+
+    #[test]
+    fn an_invalid_address_stops_only_its_channel() {
+        let d = decision("P3", Channel::Email, &[], Given::default());
+        assert_eq!(label(&d), "invalid_address", "{d}");
+        assert_eq!(
+            decision("P3", Channel::Sms, &[], Given::default()),
+            Decision::Due
+        );
+    }
+
+    #[test]
+    fn a_row_problem_stops_the_channel_it_concerns() {
+        let d = decision("P4", Channel::Sms, &[], Given::default());
+        assert_eq!(label(&d), "row_error", "{d}");
+        assert_eq!(
+            decision("P4", Channel::Email, &[], Given::default()),
+            Decision::Due
+        );
+    }
+
+    #[test]
+    fn no_address() {
+        let d = decision("P5", Channel::Email, &[], Given::default());
+        assert_eq!(d, Decision::Skipped(Skip::NoAddress));
+    }
+
+    #[test]
+    fn a_duplicate_address_goes_to_the_first_row_only() {
+        let d = decision("P6", Channel::Email, &[], Given::default());
+        assert_eq!(
+            d,
+            Decision::Skipped(Skip::Duplicate {
+                line: 2,
+                id: "P1".into()
+            })
+        );
+        assert_eq!(
+            decision("P6", Channel::Sms, &[], Given::default()),
+            Decision::Due
+        );
+    }
+
+    #[test]
+    fn what_the_ledger_settled_stays_settled_unless_redone() {
+        let d = decision("P1", Channel::Email, &[], prior(State::Sent));
+        assert_eq!(d, Decision::Done(State::Sent));
+        let d = decision("P1", Channel::Email, &[], prior(State::Unknown));
+        assert_eq!(d, Decision::Done(State::Unknown));
+        let redo = Given {
+            redo: Redo {
+                unknown: true,
+                failed: false,
+            },
+            ..prior(State::Unknown)
+        };
+        assert_eq!(decision("P1", Channel::Email, &[], redo), Decision::Due);
+        let d = decision("P1", Channel::Email, &[], prior(State::Failed));
+        assert_eq!(d, Decision::Due, "a transient failure is retried");
+    }
+
+    #[test]
+    fn no_consent_unless_the_campaign_needs_none() {
+        let d = decision("P7", Channel::Email, &[], Given::default());
+        assert_eq!(d, Decision::Skipped(Skip::NoConsent));
+        let d = decision(
+            "P7",
+            Channel::Email,
+            &["campaign.require_consent=false"],
+            Given::default(),
+        );
+        assert_eq!(d, Decision::Due);
+    }
+
+    #[test]
+    fn suppressed() {
+        let (campaign, list) = fixture(&[]);
+        let mut suppressions = Suppressions::default();
+        let by = SuppressedBy {
+            file: "opt-outs.csv".into(),
+            line: 2,
+        };
+        assert!(suppressions.insert("ANN@example.com", campaign.clinic.region, by));
+        let d = decide(
+            &campaign,
+            &list.contacts[0],
+            Channel::Email,
+            &inputs(&suppressions),
+        );
+        assert_eq!(label(&d), "suppressed", "{d}");
+    }
+
+    #[test]
+    fn the_window_closes_and_opens() {
+        let ended = ["campaign.not_after=2026-11-30"];
+        let d = decision("P1", Channel::Email, &ended, Given::default());
+        assert_eq!(d, Decision::Skipped(Skip::CampaignEnded));
+        let later = ["campaign.not_before=2026-12-02"];
+        let d = decision("P1", Channel::Email, &later, Given::default());
+        assert_eq!(label(&d), "window_not_open", "{d}");
+    }
+
+    #[test]
+    fn quiet_hours_in_the_patients_own_zone_defer_sms_only() {
+        // Noon in Chicago is 03:00 in Tokyo.
+        let d = decision("P8", Channel::Sms, &[], Given::default());
+        assert_eq!(
+            d,
+            Decision::Deferred(Defer::QuietHours {
+                until: "08:00".into(),
+                zone: "Asia/Tokyo".into()
+            })
+        );
+        assert_eq!(
+            decision("P8", Channel::Email, &[], Given::default()),
+            Decision::Due
+        );
+        let d = decision(
+            "P8",
+            Channel::Sms,
+            &["sms.quiet_hours=\"\""],
+            Given::default(),
+        );
+        assert_eq!(d, Decision::Due);
+    }
+
+    #[test]
+    fn the_daily_cap_defers_once_the_days_count_reaches_it() {
+        let d = decision("P1", Channel::Email, &[], today(9));
+        assert_eq!(d, Decision::Due);
+        let d = decision("P1", Channel::Email, &[], today(10));
+        assert_eq!(d, Decision::Deferred(Defer::DailyCap));
+        let d = decision("P1", Channel::Email, &["sending.daily_cap=0"], today(1000));
+        assert_eq!(d, Decision::Due, "0 is no cap");
+        assert!(within_daily_cap(0, u32::MAX) && !within_daily_cap(3, 3));
+    }
+
+    #[test]
+    fn an_sms_over_max_segments_does_not_go() {
+        let d = decision("P1", Channel::Sms, &[], segments(2));
+        assert_eq!(d, Decision::Due);
+        let d = decision("P1", Channel::Sms, &[], segments(3));
+        assert_eq!(label(&d), "message_error", "{d}");
+        // A message that would not go anyway keeps its own reason.
+        let d = decision("P7", Channel::Sms, &[], segments(3));
+        assert_eq!(d, Decision::Skipped(Skip::NoConsent));
+    }
+
+    #[test]
+    fn rules_apply_in_report_order() {
+        // No consent and quiet hours at once: the skip wins, a skip is for good.
+        let d = decision(
+            "P8",
+            Channel::Sms,
+            &["campaign.require_consent=true"],
+            today(99),
+        );
+        assert_eq!(
+            d.word(),
+            "deferred",
+            "P8 consented: quiet hours first, then the cap"
+        );
+        assert_eq!(label(&d), "quiet_hours");
+        let d = decision("P7", Channel::Sms, &[], today(99));
+        assert_eq!(d, Decision::Skipped(Skip::NoConsent));
+    }
+}

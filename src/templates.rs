@@ -52,6 +52,25 @@ pub enum TemplateError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// Why the HTML template could not be prepared: its partials expanded, its CSS inlined.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrepareError {
+    #[error("partials nest more than 8 deep (a partial includes itself?)")]
+    TooDeep,
+    #[error("unclosed {{{{> partial}}}} tag")]
+    UnclosedPartial,
+    #[error("`{{{{> {0}}}}}`: the HTML template takes partials without arguments")]
+    PartialArguments(String),
+    #[error("no partial named {0:?} in partials/")]
+    NoPartial(String),
+    #[error("unclosed Handlebars tag near {0:?}")]
+    UnclosedTag(String),
+    #[error("CSS inlining failed: {0}")]
+    Inline(String),
+    #[error("CSS inlining lost the Handlebars tag {0}")]
+    LostTag(String),
+}
+
 /// A failure to render one message for one contact.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{template}{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
@@ -257,16 +276,12 @@ impl Templates {
                 // Check the template as written first, so syntax errors point at its own lines.
                 html.register_template_string(file, &source)
                     .map_err(|e| syntax_error(&path, e))?;
-                let expanded = expand_partials(&source, &partials, 0).map_err(|message| {
-                    TemplateError::Invalid {
-                        path: path.clone(),
-                        message,
-                    }
-                })?;
-                let inlined = inline_css(&expanded).map_err(|message| TemplateError::Invalid {
+                let invalid = |e: PrepareError| TemplateError::Invalid {
                     path: path.clone(),
-                    message,
-                })?;
+                    message: e.to_string(),
+                };
+                let expanded = expand_partials(&source, &partials, 0).map_err(invalid)?;
+                let inlined = inline_css(&expanded).map_err(invalid)?;
                 html.register_template_string(file, &inlined).map_err(|e| {
                     TemplateError::Invalid {
                         path: path.clone(),
@@ -394,9 +409,9 @@ fn expand_partials(
     source: &str,
     partials: &BTreeMap<String, (PathBuf, String)>,
     depth: usize,
-) -> Result<String, String> {
+) -> Result<String, PrepareError> {
     if depth > 8 {
-        return Err("partials nest more than 8 deep (a partial includes itself?)".into());
+        return Err(PrepareError::TooDeep);
     }
     let mut out = String::with_capacity(source.len());
     let mut rest = source;
@@ -404,16 +419,14 @@ fn expand_partials(
         let end = rest[start..]
             .find("}}")
             .map(|e| start + e + 2)
-            .ok_or("unclosed {{> partial}} tag")?;
+            .ok_or(PrepareError::UnclosedPartial)?;
         let name = rest[start + 3..end - 2].trim().trim_matches('~').trim();
         if name.contains(char::is_whitespace) {
-            return Err(format!(
-                "`{{{{> {name}}}}}`: the HTML template takes partials without arguments"
-            ));
+            return Err(PrepareError::PartialArguments(name.to_string()));
         }
         let (_, body) = partials
             .get(name)
-            .ok_or_else(|| format!("no partial named {name:?} in partials/"))?;
+            .ok_or_else(|| PrepareError::NoPartial(name.to_string()))?;
         out.push_str(&rest[..start]);
         out.push_str(&expand_partials(body, partials, depth + 1)?);
         rest = &rest[end..];
@@ -427,7 +440,7 @@ fn expand_partials(
 /// An HTML parser mangles Handlebars tags (`{{> x}}` becomes `{{&gt; x}}`, a `{{#each}}` between
 /// table rows is moved out of the table), so every tag is swapped for an inert placeholder first
 /// and restored after: a comment between elements, a plain token inside a tag or `<title>`.
-pub fn inline_css(template: &str) -> Result<String, String> {
+pub fn inline_css(template: &str) -> Result<String, PrepareError> {
     let mut protected = String::with_capacity(template.len());
     let mut tags = Vec::new();
     let mut rest = template;
@@ -460,7 +473,7 @@ pub fn inline_css(template: &str) -> Result<String, String> {
         let close = rest[open..]
             .find(close_pat)
             .map(|c| open + c + close_pat.len())
-            .ok_or_else(|| format!("unclosed Handlebars tag near {:?}", &rest[open..]))?;
+            .ok_or_else(|| PrepareError::UnclosedTag(rest[open..].to_string()))?;
         protected.push_str(before);
         let n = tags.len();
         if in_tag || in_raw_text {
@@ -479,7 +492,7 @@ pub fn inline_css(template: &str) -> Result<String, String> {
         .build();
     let mut inlined = inliner
         .inline(&protected)
-        .map_err(|e| format!("CSS inlining failed: {e}"))?;
+        .map_err(|e| PrepareError::Inline(e.to_string()))?;
     // Restore from the highest index so `hbsph1x` never matches inside `hbsph12x`.
     for (n, tag) in tags.iter().enumerate().rev() {
         let comment = format!("<!--hbsph{n}x-->");
@@ -489,7 +502,7 @@ pub fn inline_css(template: &str) -> Result<String, String> {
         } else if inlined.contains(&token) {
             inlined = inlined.replacen(&token, tag, 1);
         } else {
-            return Err(format!("CSS inlining lost the Handlebars tag {tag}"));
+            return Err(PrepareError::LostTag(tag.to_string()));
         }
     }
     Ok(inlined)

@@ -83,11 +83,20 @@ pub enum ServeError {
     Runtime(std::io::Error),
 }
 
+/// Why the pages show no campaign.
+#[derive(Debug, thiserror::Error)]
+enum NotLoaded {
+    #[error(transparent)]
+    Load(crate::load::LoadError),
+    #[error("loading the campaign failed unexpectedly; save again to retry")]
+    Panicked,
+}
+
 /// The campaign as last loaded.
 struct Site {
     /// Bumped on every re-load; pages compare it with theirs.
     version: u64,
-    loaded: Result<Loaded, String>,
+    loaded: Result<Loaded, NotLoaded>,
     approval: Option<String>,
     /// `check`'s errors (true) and warnings (false).
     findings: Vec<(Finding, bool)>,
@@ -211,7 +220,7 @@ fn load(opts: &Options, version: u64) -> Site {
         }
         Err(e) => Site {
             version,
-            loaded: Err(e.to_string()),
+            loaded: Err(NotLoaded::Load(e)),
             approval: None,
             findings: Vec::new(),
         },
@@ -280,18 +289,17 @@ fn watch_files(opts: &Options, app: &App, mut paths: Vec<PathBuf>, mut last: Sta
         // and loaded again, never lost.
         last = stamp(&paths);
         let version = *app.version.borrow() + 1;
-        let site = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            load(opts, version)
-        })) {
-            Ok(site) => site,
-            // Whatever went wrong, the server keeps watching.
-            Err(_) => Site {
-                version,
-                loaded: Err("loading the campaign failed unexpectedly; save again to retry".into()),
-                approval: None,
-                findings: Vec::new(),
-            },
-        };
+        let site =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(opts, version))) {
+                Ok(site) => site,
+                // Whatever went wrong, the server keeps watching.
+                Err(_) => Site {
+                    version,
+                    loaded: Err(NotLoaded::Panicked),
+                    approval: None,
+                    findings: Vec::new(),
+                },
+            };
         let before = paths.clone();
         paths = watched(opts, &paths);
         if paths != before {
@@ -528,7 +536,7 @@ async fn index(State(app): State<Arc<App>>, Query(filter): Query<Filter>) -> Res
     }
     form.push_str("</select><noscript><button>filter</button></noscript></form>");
     let content = match &site.loaded {
-        Err(e) => load_error(e),
+        Err(e) => load_error(&e.to_string()),
         Ok(loaded) => match list(&site, loaded, &channels, &filter) {
             Ok(c) => c,
             Err(e) => load_error(&e.to_string()),
@@ -655,7 +663,7 @@ async fn message(
                 &site,
                 "Preview: the campaign does not load",
                 "",
-                &load_error(e),
+                &load_error(&e.to_string()),
             )
             .into_response();
         }

@@ -1124,7 +1124,8 @@ fn validate(path: &Path, raw: RawConfig, loc: &Locator) -> Result<Campaign, Conf
         .channels
         .unwrap_or_else(|| vec!["email".into(), "sms".into()])
     {
-        let ch = Channel::from_str(&c).map_err(|m| loc.invalid("campaign.channels", m))?;
+        let ch =
+            Channel::from_str(&c).map_err(|e| loc.invalid("campaign.channels", e.to_string()))?;
         if !channels.contains(&ch) {
             channels.push(ch);
         }
@@ -1145,7 +1146,8 @@ fn validate(path: &Path, raw: RawConfig, loc: &Locator) -> Result<Campaign, Conf
         )
     })?;
     let tz_name = non_empty(cl.timezone, loc, "clinic.timezone")?;
-    let timezone = parse_timezone(&tz_name).map_err(|m| loc.invalid("clinic.timezone", m))?;
+    let timezone =
+        parse_timezone(&tz_name).map_err(|e| loc.invalid("clinic.timezone", e.to_string()))?;
     let edge = |value: Option<toml::Value>, key: &str, end_of_day: bool| {
         value
             .map(|v| {

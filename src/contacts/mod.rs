@@ -840,7 +840,7 @@ fn parse_row(
             Ok(tz) => tz,
             Err(reason) => {
                 // Quiet hours are kept in the patient's own zone: without it, no SMS.
-                problem("timezone", v, reason, &[Channel::Sms]);
+                problem("timezone", v, reason.to_string(), &[Channel::Sms]);
                 default_tz
             }
         },
