@@ -13,7 +13,7 @@
 //! commit).
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -24,19 +24,21 @@ use crate::plan::{Prior, Priors};
 /// The ledger's file inside `state_dir`.
 pub const FILE: &str = "ledger.sqlite";
 
-/// A ledger that cannot be opened or written.
-#[derive(Debug, thiserror::Error)]
+/// A ledger that cannot be opened or written. It is `Clone` (its causes shared, not copied) so
+/// that the [`Writer`] can answer every request of a failed commit with that commit's error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LedgerError {
     #[error("ledger {path}: {source}")]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        source: Arc<rusqlite::Error>,
     },
     #[error("ledger {path}: {source}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
+    /// The writer thread is gone (it panicked, or the run finished it): nothing more is written.
     #[error("the ledger writer stopped")]
     WriterGone,
 }
@@ -150,7 +152,7 @@ impl Ledger {
         let path = state_dir.join(FILE);
         let io = |source| LedgerError::Io {
             path: path.clone(),
-            source,
+            source: Arc::new(source),
         };
         crate::private::create_dir(state_dir).map_err(io)?;
         // SQLite would create the file with the umask's mode: create it private first.
@@ -722,7 +724,7 @@ fn campaign_rows(c: &Connection) -> rusqlite::Result<&'static str> {
 pub(super) fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
     |source| LedgerError::Sqlite {
         path: path.to_path_buf(),
-        source,
+        source: Arc::new(source),
     }
 }
 
@@ -950,10 +952,10 @@ fn record_in(
 enum Request {
     Claim(
         Vec<Claim>,
-        tokio::sync::oneshot::Sender<Result<Vec<Claimed>, String>>,
+        tokio::sync::oneshot::Sender<Result<Vec<Claimed>, LedgerError>>,
     ),
     Record(Outcome),
-    Flush(tokio::sync::oneshot::Sender<Result<(), String>>),
+    Flush(tokio::sync::oneshot::Sender<Result<(), LedgerError>>),
 }
 
 /// The group-commit writer: one thread owns the ledger; claims and outcomes sent to it while a
@@ -981,10 +983,8 @@ const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 fn is_busy(e: &LedgerError) -> bool {
     matches!(
         e,
-        LedgerError::Sqlite {
-            source: rusqlite::Error::SqliteFailure(f, _),
-            ..
-        } if f.code == rusqlite::ErrorCode::DatabaseBusy
+        LedgerError::Sqlite { source, .. }
+            if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
     )
 }
 
@@ -1004,17 +1004,19 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("ledger".into())
             .spawn(move || {
-                let mut failed: Option<String> = None;
+                let mut failed: Option<LedgerError> = None;
                 // A run dirties the same index pages commit after commit: checkpointing every
                 // 10,000 WAL pages instead of 1,000 copies each of them back to the database
                 // once, not ten times (a fifth less ledger time). The WAL file keeps its size
                 // during the run, so a commit after a checkpoint overwrites blocks it already
                 // has instead of making the file system allocate them again; it is emptied when
                 // the run's last commit is done.
-                if let Err(e) = ledger.conn.execute_batch(
-                    "PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = -1;",
-                ) {
-                    failed = Some(e.to_string());
+                if let Err(e) = ledger.sql(|c| {
+                    c.execute_batch(
+                        "PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = -1;",
+                    )
+                }) {
+                    failed = Some(e);
                 }
                 let (mut commits, mut requests) = (0u64, 0u64);
                 while let Ok(first) = rx.recv() {
@@ -1058,15 +1060,13 @@ impl Writer {
                     // then on, messages that went included, and leave their rows `sending`.
                     let result = match &failed {
                         Some(e) => Err(e.clone()),
-                        None => ledger
-                            .commit_patiently(
-                                &campaign,
-                                (run, &fingerprint),
-                                &outcomes,
-                                &claims,
-                                &clock,
-                            )
-                            .map_err(|e| e.to_string()),
+                        None => ledger.commit_patiently(
+                            &campaign,
+                            (run, &fingerprint),
+                            &outcomes,
+                            &claims,
+                            &clock,
+                        ),
                     };
                     if let Err(e) = &result {
                         failed = Some(e.clone());
@@ -1128,14 +1128,12 @@ pub struct WriterHandle {
 impl WriterHandle {
     /// Claims one message: its row, or `None` when the ledger refused (already sent or in
     /// flight). Returns once the claim is on disk.
-    pub async fn claim(&self, claim: Claim) -> Result<Claimed, String> {
+    pub async fn claim(&self, claim: Claim) -> Result<Claimed, LedgerError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
             .send(Request::Claim(vec![claim], tx))
-            .map_err(|_| "the ledger writer stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the ledger writer stopped".to_string())?
-            .map(|g| g[0])
+            .map_err(|_| LedgerError::WriterGone)?;
+        rx.await.map_err(|_| LedgerError::WriterGone)?.map(|g| g[0])
     }
 
     /// Queues an outcome (committed with the next group).
@@ -1144,13 +1142,12 @@ impl WriterHandle {
     }
 
     /// Waits until everything queued so far is committed.
-    pub async fn flush(&self) -> Result<(), String> {
+    pub async fn flush(&self) -> Result<(), LedgerError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
             .send(Request::Flush(tx))
-            .map_err(|_| "the ledger writer stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the ledger writer stopped".to_string())?
+            .map_err(|_| LedgerError::WriterGone)?;
+        rx.await.map_err(|_| LedgerError::WriterGone)?
     }
 }
 
