@@ -3,5 +3,10 @@
 //! It takes and returns plain records and knows no command.
 
 pub mod approvals;
+mod claims;
 pub mod ledger;
 pub mod lock;
+mod purge;
+mod sqlite;
+mod suppressions;
+mod writer;
