@@ -5,27 +5,13 @@
 //! Workers hold a [`WriterHandle`]: a claim and a flush are awaited, an outcome is only queued.
 
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
 
 use super::claims::{Claim, Claimed, Outcome};
 use super::sqlite::{Ledger, LedgerError};
-
-enum Request {
-    Claim(
-        Vec<Claim>,
-        tokio::sync::oneshot::Sender<Result<Vec<Claimed>, LedgerError>>,
-    ),
-    Record(Outcome),
-    Flush(tokio::sync::oneshot::Sender<Result<(), LedgerError>>),
-}
-
-/// The group-commit writer: one thread owns the ledger; claims and outcomes sent to it while a
-/// commit is under way are committed together in the next one.
-pub struct Writer {
-    tx: mpsc::Sender<Request>,
-    thread: Option<std::thread::JoinHandle<Ledger>>,
-}
 
 /// The clock the writer stamps rows with.
 pub type ClockFn = std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -35,126 +21,51 @@ const MAX_BATCH: usize = 2048;
 
 /// A commit of fewer requests than this waits up to [`GATHER`] for more.
 const GATHER_MIN: usize = 64;
-const GATHER: std::time::Duration = std::time::Duration::from_micros(1500);
+const GATHER: Duration = Duration::from_micros(1500);
+/// How often a gathering writer looks for more requests.
+const GATHER_NAP: Duration = Duration::from_micros(250);
 /// How long the writer keeps trying a commit that another process's write lock holds up (a
 /// `purge` of another campaign rebuilding the file, say), on top of SQLite's own wait.
-const BUSY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+const BUSY_PATIENCE: Duration = Duration::from_secs(120);
 
-/// Whether `e` is another connection holding the write lock (`SQLITE_BUSY`; a table locked
-/// within this connection, `SQLITE_LOCKED`, would not pass by waiting).
-fn is_busy(e: &LedgerError) -> bool {
-    matches!(
-        e,
-        LedgerError::Sqlite { source, .. }
-            if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
-    )
+/// Where a claim's answer goes: the claim's rows once they are on disk, or why not.
+type ClaimReply = oneshot::Sender<Result<Vec<Claimed>, LedgerError>>;
+/// Where a flush's answer goes, once everything queued before it is committed.
+type FlushReply = oneshot::Sender<Result<(), LedgerError>>;
+
+enum Request {
+    Claim(Vec<Claim>, ClaimReply),
+    Record(Outcome),
+    Flush(FlushReply),
 }
 
-/// How often a gathering writer looks for more requests.
-const GATHER_NAP: std::time::Duration = std::time::Duration::from_micros(250);
+/// The group-commit writer: one thread owns the ledger; claims and outcomes sent to it while a
+/// commit is under way are committed together in the next one.
+pub struct Writer {
+    tx: mpsc::Sender<Request>,
+    thread: Option<std::thread::JoinHandle<Ledger>>,
+}
 
 impl Writer {
-    /// Starts the writer thread for `campaign`'s run `run`.
+    /// Starts the writer thread for `campaign`'s run `run`, whose claims carry `fingerprint`.
     pub fn start(
-        mut ledger: Ledger,
+        ledger: Ledger,
         campaign: String,
         run: i64,
         fingerprint: String,
         clock: ClockFn,
     ) -> Self {
         let (tx, rx) = mpsc::channel::<Request>();
+        let owner = Owner {
+            ledger,
+            campaign,
+            run,
+            fingerprint,
+            clock,
+        };
         let thread = std::thread::Builder::new()
             .name("ledger".into())
-            .spawn(move || {
-                let mut failed: Option<LedgerError> = None;
-                // A run dirties the same index pages commit after commit: checkpointing every
-                // 10,000 WAL pages instead of 1,000 copies each of them back to the database
-                // once, not ten times (a fifth less ledger time). The WAL file keeps its size
-                // during the run, so a commit after a checkpoint overwrites blocks it already
-                // has instead of making the file system allocate them again; it is emptied when
-                // the run's last commit is done.
-                if let Err(e) = ledger.sql(|c| {
-                    c.execute_batch(
-                        "PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = -1;",
-                    )
-                }) {
-                    failed = Some(e);
-                }
-                let (mut commits, mut requests) = (0u64, 0u64);
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    // Gather what is waiting; when that is only a few requests, give the others
-                    // a moment to join, so one fsync covers many claims. The thread naps rather
-                    // than waits on the channel, so a request that joins does not have to wake it.
-                    let deadline = std::time::Instant::now() + GATHER;
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(r) => batch.push(r),
-                            Err(mpsc::TryRecvError::Empty) if batch.len() < GATHER_MIN => {
-                                let now = std::time::Instant::now();
-                                if now >= deadline {
-                                    break;
-                                }
-                                std::thread::sleep(GATHER_NAP.min(deadline - now));
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    commits += 1;
-                    requests += batch.len() as u64;
-                    let mut claims = Vec::new();
-                    let mut claim_replies = Vec::new();
-                    let mut outcomes = Vec::new();
-                    let mut flushes = Vec::new();
-                    for r in batch {
-                        match r {
-                            Request::Claim(c, reply) => {
-                                claim_replies.push((claims.len(), c.len(), reply));
-                                claims.extend(c);
-                            }
-                            Request::Record(o) => outcomes.push(o),
-                            Request::Flush(reply) => flushes.push(reply),
-                        }
-                    }
-                    // Outcomes first: a retry's re-claim in the same batch must see `failed`.
-                    // A commit another process holds up (its write lock past SQLite's own wait)
-                    // is tried again for a while: given up, it would lose every outcome from
-                    // then on, messages that went included, and leave their rows `sending`.
-                    let result = match &failed {
-                        Some(e) => Err(e.clone()),
-                        None => ledger.commit_patiently(
-                            &campaign,
-                            (run, &fingerprint),
-                            &outcomes,
-                            &claims,
-                            &clock,
-                        ),
-                    };
-                    if let Err(e) = &result {
-                        failed = Some(e.clone());
-                    }
-                    for (start, len, reply) in claim_replies {
-                        let _ = reply.send(
-                            result
-                                .as_ref()
-                                .map(|g| g[start..start + len].to_vec())
-                                .map_err(Clone::clone),
-                        );
-                    }
-                    for reply in flushes {
-                        let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
-                    }
-                }
-                tracing::debug!(commits, requests, "ledger writer done");
-                // Another process reading the ledger (`status`, `preview --serve`) may keep part
-                // of the log for now; it is cut back when that reader is done.
-                if let Err(e) = ledger.conn.execute_batch(
-                    "PRAGMA journal_size_limit = 4194304; PRAGMA wal_checkpoint(TRUNCATE);",
-                ) {
-                    tracing::debug!("ledger: emptying the write-ahead log: {e}");
-                }
-                ledger
-            })
+            .spawn(move || owner.serve(&rx))
             .expect("start the ledger thread");
         Writer {
             tx,
@@ -188,10 +99,10 @@ pub struct WriterHandle {
 }
 
 impl WriterHandle {
-    /// Claims one message: its row, or `None` when the ledger refused (already sent or in
-    /// flight). Returns once the claim is on disk.
+    /// Claims one message: granted with its row, refused (already sent or in flight), or
+    /// suppressed since the plan was made. Returns once the claim is on disk.
     pub async fn claim(&self, claim: Claim) -> Result<Claimed, LedgerError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = oneshot::channel();
         self.tx
             .send(Request::Claim(vec![claim], tx))
             .map_err(|_| LedgerError::WriterGone)?;
@@ -205,7 +116,7 @@ impl WriterHandle {
 
     /// Waits until everything queued so far is committed.
     pub async fn flush(&self) -> Result<(), LedgerError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = oneshot::channel();
         self.tx
             .send(Request::Flush(tx))
             .map_err(|_| LedgerError::WriterGone)?;
@@ -213,26 +124,149 @@ impl WriterHandle {
     }
 }
 
-impl Ledger {
-    /// [`Ledger::commit`] stamped with `clock`, tried again for up to [`BUSY_PATIENCE`] while
-    /// another connection holds the write lock past SQLite's own wait.
-    fn commit_patiently(
-        &mut self,
-        campaign: &str,
-        claimed_by: (i64, &str),
-        outcomes: &[Outcome],
-        claims: &[Claim],
-        clock: &ClockFn,
-    ) -> Result<Vec<Claimed>, LedgerError> {
-        let patience = std::time::Instant::now() + BUSY_PATIENCE;
+/// What the writer thread owns: the ledger, and whose claims it writes.
+struct Owner {
+    ledger: Ledger,
+    campaign: String,
+    run: i64,
+    fingerprint: String,
+    clock: ClockFn,
+}
+
+impl Owner {
+    /// Commits what the handles send, a batch at a time, until every handle is gone; returns the
+    /// ledger. After a failed commit nothing more is written: every later request gets its error.
+    fn serve(mut self, rx: &mpsc::Receiver<Request>) -> Ledger {
+        // A run dirties the same index pages commit after commit: checkpointing every 10,000 WAL
+        // pages instead of 1,000 copies each of them back to the database once, not ten times (a
+        // fifth less ledger time). The WAL file keeps its size during the run, so a commit after
+        // a checkpoint overwrites blocks it already has instead of making the file system
+        // allocate them again; it is emptied when the run's last commit is done.
+        let mut failed = self
+            .ledger
+            .sql(|c| {
+                c.execute_batch(
+                    "PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = -1;",
+                )
+            })
+            .err();
+        let (mut commits, mut requests) = (0u64, 0u64);
+        while let Ok(first) = rx.recv() {
+            let batch = Batch::gather(rx, first);
+            commits += 1;
+            requests += batch.requests as u64;
+            let result = match &failed {
+                Some(e) => Err(e.clone()),
+                None => self.commit(&batch),
+            };
+            if let Err(e) = &result {
+                failed = Some(e.clone());
+            }
+            batch.answer(&result);
+        }
+        tracing::debug!(commits, requests, "ledger writer done");
+        // Another process reading the ledger (`status`, `preview --serve`) may keep part of the
+        // log for now; it is cut back when that reader is done.
+        if let Err(e) = self
+            .ledger
+            .conn
+            .execute_batch("PRAGMA journal_size_limit = 4194304; PRAGMA wal_checkpoint(TRUNCATE);")
+        {
+            tracing::debug!("ledger: emptying the write-ahead log: {e}");
+        }
+        self.ledger
+    }
+
+    /// Commits `batch`, outcomes first (a retry's re-claim in the same batch must see `failed`),
+    /// stamped with the clock. A commit another process holds up (its write lock past SQLite's
+    /// own wait) is tried again for up to [`BUSY_PATIENCE`]: given up, it would lose every
+    /// outcome from then on, messages that went included, and leave their rows `sending`.
+    fn commit(&mut self, batch: &Batch) -> Result<Vec<Claimed>, LedgerError> {
+        let patience = Instant::now() + BUSY_PATIENCE;
         loop {
-            match self.commit(campaign, claimed_by, outcomes, claims, clock()) {
-                Err(e) if is_busy(&e) && std::time::Instant::now() < patience => {
+            let result = self.ledger.commit(
+                &self.campaign,
+                (self.run, &self.fingerprint),
+                &batch.outcomes,
+                &batch.claims,
+                (self.clock)(),
+            );
+            match result {
+                Err(e) if is_busy(&e) && Instant::now() < patience => {
                     tracing::warn!("{e}: another process is writing it; trying again");
-                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    std::thread::sleep(Duration::from_millis(200));
                 }
                 r => return r,
             }
+        }
+    }
+}
+
+/// Whether `e` is another connection holding the write lock (`SQLITE_BUSY`; a table locked
+/// within this connection, `SQLITE_LOCKED`, would not pass by waiting).
+fn is_busy(e: &LedgerError) -> bool {
+    matches!(
+        e,
+        LedgerError::Sqlite { source, .. }
+            if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+    )
+}
+
+/// The requests one commit takes, sorted by kind.
+#[derive(Default)]
+struct Batch {
+    requests: usize,
+    claims: Vec<Claim>,
+    /// For each claim request: where its claims start in `claims`, how many, and its reply.
+    claim_replies: Vec<(usize, usize, ClaimReply)>,
+    outcomes: Vec<Outcome>,
+    flushes: Vec<FlushReply>,
+}
+
+impl Batch {
+    /// `first` and what is waiting behind it, up to [`MAX_BATCH`] requests. When that is only a
+    /// few, the others get a moment to join, so one fsync covers many claims. The thread naps
+    /// rather than waits on the channel, so a request that joins does not have to wake it.
+    fn gather(rx: &mpsc::Receiver<Request>, first: Request) -> Self {
+        let mut batch = Batch::default();
+        batch.add(first);
+        let deadline = Instant::now() + GATHER;
+        while batch.requests < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.add(r),
+                Err(mpsc::TryRecvError::Empty) if batch.requests < GATHER_MIN => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    std::thread::sleep(GATHER_NAP.min(deadline - now));
+                }
+                Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    fn add(&mut self, request: Request) {
+        self.requests += 1;
+        match request {
+            Request::Claim(c, reply) => {
+                self.claim_replies.push((self.claims.len(), c.len(), reply));
+                self.claims.extend(c);
+            }
+            Request::Record(o) => self.outcomes.push(o),
+            Request::Flush(reply) => self.flushes.push(reply),
+        }
+    }
+
+    /// Gives each claim its part of the commit's answer, and each flush the commit's result.
+    fn answer(self, result: &Result<Vec<Claimed>, LedgerError>) {
+        for (start, len, reply) in self.claim_replies {
+            let claimed = result.as_ref().map(|g| g[start..start + len].to_vec());
+            let _ = reply.send(claimed.map_err(Clone::clone));
+        }
+        for reply in self.flushes {
+            let _ = reply.send(result.as_ref().map(|_| ()).map_err(Clone::clone));
         }
     }
 }
