@@ -8,9 +8,9 @@
 //! (SIGKILL, power), its `sending` rows are found by the next run, which holds the campaign lock,
 //! and become `unknown` ([`Ledger::recover_interrupted`]): reported, and resent only on request.
 //!
-//! Both go through one call, [`Ledger::commit`]: outcomes and claims of many messages in one
-//! transaction, fsynced before any of its claims is acknowledged. During a run the
-//! [`Writer`](super::writer::Writer) makes it, in group commits.
+//! Both go through one call, [`Ledger::commit`], made only by the run's
+//! [`Writer`](super::writer::Writer): outcomes and claims of many messages in one transaction,
+//! fsynced before any of its claims is acknowledged.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
@@ -84,36 +84,11 @@ pub struct Outcome {
 }
 
 impl Ledger {
-    /// Claims `claims` in one transaction; returns, for each, its row if it was granted (a `sent`
-    /// or `sending` row is refused).
-    pub fn claim(
-        &mut self,
-        campaign: &str,
-        run: i64,
-        fingerprint: &str,
-        claims: &[Claim],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Option<RowId>>, LedgerError> {
-        let claimed = self.commit(campaign, (run, fingerprint), &[], claims, now)?;
-        Ok(claimed.iter().map(|c| c.granted().map(|g| g.row)).collect())
-    }
-
-    /// Records outcomes in one transaction.
-    pub fn record(
-        &mut self,
-        campaign: &str,
-        outcomes: &[Outcome],
-        now: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
-        self.commit(campaign, (0, ""), outcomes, &[], now)
-            .map(|_| ())
-    }
-
     /// Records `outcomes`, then claims `claims` (for run and fingerprint `claimed_by`), in one
     /// transaction. It is fsynced when it claims anything: a claim must be on disk before its
     /// message goes. Outcomes alone are not: one lost to a power cut leaves its row `sending`,
     /// which the next run reports as unknown, so they only need to survive the process.
-    pub fn commit(
+    pub(super) fn commit(
         &mut self,
         campaign: &str,
         claimed_by: (i64, &str),
@@ -136,6 +111,35 @@ impl Ledger {
             claim_in(&tx, campaign, claimed_by.0, claimed_by.1, claims, &now).map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
         Ok(granted)
+    }
+}
+
+/// The ledger's claims and outcomes one transaction at a time, for tests that need no writer.
+#[cfg(test)]
+impl Ledger {
+    /// Claims `claims` in one transaction; returns, for each, its row if it was granted (a `sent`
+    /// or `sending` row is refused).
+    pub(super) fn claim(
+        &mut self,
+        campaign: &str,
+        run: i64,
+        fingerprint: &str,
+        claims: &[Claim],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<RowId>>, LedgerError> {
+        let claimed = self.commit(campaign, (run, fingerprint), &[], claims, now)?;
+        Ok(claimed.iter().map(|c| c.granted().map(|g| g.row)).collect())
+    }
+
+    /// Records outcomes in one transaction.
+    pub(super) fn record(
+        &mut self,
+        campaign: &str,
+        outcomes: &[Outcome],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.commit(campaign, (0, ""), outcomes, &[], now)
+            .map(|_| ())
     }
 }
 
