@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::ledger::{Ledger, LedgerError, sqlite_error, timestamp};
+use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
 
 /// The small part of a fingerprint, stored as one JSON value with the approval.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,48 @@
 //! The store: what outlives a run, in SQLite in `state_dir`. The ledger of messages and runs (the
 //! never-twice invariant), the suppressions learnt while sending, the approvals, and the run lock.
-//! It takes and returns plain records and knows no command.
+//! It takes and returns plain records (strings, times, `model` values, the plan's `Priors`, the
+//! structs of `store::ledger`) and knows no command and no send policy.
+//!
+//! # The surface
+//!
+//! Callers reach everything through [`ledger`] (the records, [`ledger::Ledger`] and its error
+//! [`ledger::LedgerError`]), [`approvals`] and [`lock`]. The ledger's calls, by who makes them:
+//!
+//! - a run's start and end: `Ledger::open`, `recover_interrupted`, `fingerprint_change`,
+//!   `begin_run`, `end_run`;
+//! - the plan: `priors`, `sent_between`, `suppressions`;
+//! - the run's claims and outcomes, only through the batched writer: `Writer::start` (the
+//!   ledger, campaign, run, fingerprint, clock), then `WriterHandle::claim` ([`ledger::Claim`] in,
+//!   [`ledger::Claimed`] out, once on disk), `WriterHandle::record` ([`ledger::Outcome`] in,
+//!   queued) and `WriterHandle::flush`; `Writer::finish` gives the ledger back. The writer
+//!   groups them into one store-private call, `Ledger::commit` (outcomes, then claims, in one
+//!   transaction), which is where never-twice is enforced;
+//! - `status` and `report`: `counts`, `last_run`, `each_row`, `rows_of` ([`ledger::RowLookup`]);
+//! - the other commands: `suppress` (`unsubscribe`), `approve` and `approval`, `campaign_rows`
+//!   and `purge`.
+//!
+//! # A second backend
+//!
+//! A PostgreSQL store, where several runs share one campaign, would implement those same calls
+//! with the same records; the writer thread, its batching and its handle would stay, with
+//! `Ledger::commit` as the one write path: claims would take their rows with `SELECT … FOR UPDATE
+//! SKIP LOCKED`, so that concurrent runs split a campaign's messages instead of refusing each
+//! other. What stays SQLite's own: the file (`ledger::FILE`, `Ledger::path`), the schema's
+//! migrations, the table-or-index read (`ledger.rs`) and how `purge` scrubs the file.
+//!
+//! The run lock ([`lock`]) is, on SQLite, the run's lease: `lock::acquire` is taken before
+//! `Ledger::open` and held until the run ends; a second run of the campaign exits 4. Holding it
+//! is what lets `recover_interrupted` turn *every* `sending` row of the campaign into `unknown`:
+//! no live run can own one. With shared campaigns the lease becomes a row per run (`runs`,
+//! renewed by a heartbeat) taken in the lock's place, a second run is no longer refused, and
+//! recovery turns into `unknown` only the `sending` rows (they carry their `run_id`) of runs
+//! whose lease has expired.
 
 pub mod approvals;
+mod claims;
 pub mod ledger;
 pub mod lock;
+mod purge;
+mod sqlite;
+mod suppressions;
+mod writer;

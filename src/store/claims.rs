@@ -1,0 +1,460 @@
+//! Claims and outcomes: the never-twice invariant, in SQL. One row per campaign × channel ×
+//! normalised address.
+//!
+//! A message is *claimed* (`sending`, committed to disk) before it goes, and its outcome
+//! (`sent`, `failed`, `unknown`) recorded after. A claim only succeeds on a row that is new,
+//! `failed` or `unknown`: a `sent` or `sending` row is never claimed again, whatever the caller
+//! believes, and neither is an address suppressed since the plan was made. When a run dies
+//! (SIGKILL, power), its `sending` rows are found by the next run, which holds the campaign lock,
+//! and become `unknown` ([`Ledger::recover_interrupted`]): reported, and resent only on request.
+//!
+//! Both go through one call, [`Ledger::commit`], made only by the run's
+//! [`Writer`](super::writer::Writer): outcomes and claims of many messages in one transaction,
+//! fsynced before any of its claims is acknowledged.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
+use super::suppressions;
+use crate::model::{Channel, State};
+
+/// Where a granted claim's row is: the run's report reads it back by this (one lookup by
+/// integer key, in claim order) instead of by campaign, channel and address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowId(pub(super) i64);
+
+/// The ledger's answer to a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimed {
+    Granted(Granted),
+    /// Sent, or in flight: the ledger says no.
+    Refused,
+    /// The address joined the suppression table since the run's plan was made (an opt-out
+    /// another run learned, `outreach unsubscribe`): not sent.
+    Suppressed,
+}
+
+impl Claimed {
+    /// The granted claim, if it was.
+    pub fn granted(self) -> Option<Granted> {
+        match self {
+            Claimed::Granted(g) => Some(g),
+            _ => None,
+        }
+    }
+}
+
+/// A granted claim: the message's row and, when the claim took over an earlier attempt's row
+/// (`failed` or `unknown`), what that row was, so that a claim released unsent can put it back
+/// (a resumed `unknown` must not turn into a retryable failure that any run would send).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Granted {
+    pub row: RowId,
+    /// The state and `permanent` flag the row had.
+    pub was: Option<(State, bool)>,
+}
+
+/// A message about to go.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub channel: Channel,
+    pub address: String,
+    pub contact_id: String,
+}
+
+/// A message's outcome.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub channel: Channel,
+    pub address: String,
+    pub state: State,
+    pub permanent: bool,
+    pub provider_id: Option<String>,
+    pub error: Option<String>,
+    /// The recipient opted out at the provider: add the address to the suppression table, with
+    /// this reason, in the same transaction.
+    pub suppress: Option<String>,
+    /// Claimed but never handed over (the run stopped first): not counted as an attempt, and an
+    /// earlier attempt's error stays the row's error.
+    pub released: bool,
+    /// The row the message's claim returned: the outcome is written there without a search of
+    /// the address index (by the address when that row is no longer the message's).
+    pub row: Option<RowId>,
+}
+
+impl Ledger {
+    /// Records `outcomes`, then claims `claims` (for run and fingerprint `claimed_by`), in one
+    /// transaction. It is fsynced when it claims anything: a claim must be on disk before its
+    /// message goes. Outcomes alone are not: one lost to a power cut leaves its row `sending`,
+    /// which the next run reports as unknown, so they only need to survive the process.
+    pub(super) fn commit(
+        &mut self,
+        campaign: &str,
+        claimed_by: (i64, &str),
+        outcomes: &[Outcome],
+        claims: &[Claim],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Claimed>, LedgerError> {
+        let sqlite = sqlite_error(&self.path);
+        let sync = if claims.is_empty() { "NORMAL" } else { "FULL" };
+        if sync != self.synchronous {
+            self.conn
+                .execute_batch(&format!("PRAGMA synchronous = {sync}"))
+                .map_err(sqlite)?;
+            self.synchronous = sync;
+        }
+        let now = timestamp(now);
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        record_in(&tx, campaign, outcomes, &now).map_err(sqlite)?;
+        let granted =
+            claim_in(&tx, campaign, claimed_by.0, claimed_by.1, claims, &now).map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
+        Ok(granted)
+    }
+}
+
+/// The ledger's claims and outcomes one transaction at a time, for tests that need no writer.
+#[cfg(test)]
+impl Ledger {
+    /// Claims `claims` in one transaction; returns, for each, its row if it was granted (a `sent`
+    /// or `sending` row is refused).
+    pub(super) fn claim(
+        &mut self,
+        campaign: &str,
+        run: i64,
+        fingerprint: &str,
+        claims: &[Claim],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<RowId>>, LedgerError> {
+        let claimed = self.commit(campaign, (run, fingerprint), &[], claims, now)?;
+        Ok(claimed.iter().map(|c| c.granted().map(|g| g.row)).collect())
+    }
+
+    /// Records outcomes in one transaction.
+    pub(super) fn record(
+        &mut self,
+        campaign: &str,
+        outcomes: &[Outcome],
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        self.commit(campaign, (0, ""), outcomes, &[], now)
+            .map(|_| ())
+    }
+}
+
+/// Claims `claims` for `run` in `tx`: the never-twice rule, settled row by row in the database
+/// rather than by what the run believes (its plan may be stale: another run, `unsubscribe`).
+fn claim_in(
+    tx: &rusqlite::Transaction<'_>,
+    campaign: &str,
+    run: i64,
+    fingerprint: &str,
+    claims: &[Claim],
+    now: &str,
+) -> rusqlite::Result<Vec<Claimed>> {
+    // A new message is one insert whose row id the connection keeps; only a message the ledger
+    // already holds pays for more statements. (`RETURNING` would open a temporary table in
+    // every execution.)
+    // Not to a suppressed address: the suppression table may have grown since the plan (another
+    // run's opt-outs, `outreach unsubscribe`), and the claim is where that is settled.
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO messages (campaign, channel, address, contact_id, state, attempts,
+                               fingerprint, run_id, created_at, updated_at)
+         SELECT ?1, ?2, ?3, ?4, 'sending', 1, ?5, ?6, ?7, ?7
+         WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?3)
+         ON CONFLICT (campaign, channel, address) DO NOTHING",
+    )?;
+    let mut existing = tx.prepare_cached(
+        "SELECT rowid, state, permanent,
+                EXISTS (SELECT 1 FROM suppressions WHERE address = ?3)
+         FROM messages WHERE campaign = ?1 AND channel = ?2 AND address = ?3",
+    )?;
+    let mut take_over = tx.prepare_cached(
+        "UPDATE messages SET state = 'sending', attempts = attempts + 1, contact_id = ?2,
+                             fingerprint = ?3, run_id = ?4, updated_at = ?5
+         WHERE rowid = ?1",
+    )?;
+    let mut granted = Vec::with_capacity(claims.len());
+    for c in claims {
+        let values = params![
+            campaign,
+            c.channel.as_str(),
+            c.address,
+            c.contact_id,
+            fingerprint,
+            run,
+            now
+        ];
+        if insert.execute(values)? == 1 {
+            granted.push(Claimed::Granted(Granted {
+                row: RowId(tx.last_insert_rowid()),
+                was: None,
+            }));
+            continue;
+        }
+        // Taken over when a failed or unknown message; refused when sent, or in flight.
+        let row = existing
+            .query_row(params![campaign, c.channel.as_str(), c.address], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, bool>(3)?,
+                ))
+            })
+            .optional()?;
+        let Some((row, state, permanent, suppressed)) = row else {
+            // No row, so the insert met a suppression.
+            granted.push(Claimed::Suppressed);
+            continue;
+        };
+        let state = State::parse(&state);
+        if !matches!(state, State::Failed | State::Unknown) {
+            granted.push(Claimed::Refused);
+            continue;
+        }
+        if suppressed {
+            granted.push(Claimed::Suppressed);
+            continue;
+        }
+        take_over.execute(params![row, c.contact_id, fingerprint, run, now])?;
+        granted.push(Claimed::Granted(Granted {
+            row: RowId(row),
+            was: Some((state, permanent)),
+        }));
+    }
+    Ok(granted)
+}
+
+/// How [`record_in`] writes an outcome to the message's row (parameters 1-3: campaign, channel,
+/// address), found first by `$row` (parameter 10, the row id) if given.
+macro_rules! record_sql {
+    ($row:literal) => {
+        concat!(
+            "UPDATE messages SET state = ?4, permanent = ?5, provider_id = COALESCE(?6, provider_id),
+                 last_error = CASE WHEN ?9 THEN COALESCE(last_error, ?7) ELSE ?7 END,
+                 attempts = attempts - ?9, updated_at = ?8,
+                 sent_at = CASE WHEN ?4 = 'sent' THEN ?8 ELSE sent_at END
+             WHERE ",
+            $row,
+            "campaign = ?1 AND channel = ?2 AND address = ?3 AND state = 'sending'"
+        )
+    };
+}
+
+/// Writes `outcomes` in `tx`, each to its message's row if that row is still `sending`, and adds
+/// the addresses that opted out at the provider to the suppression table.
+fn record_in(
+    tx: &rusqlite::Transaction<'_>,
+    campaign: &str,
+    outcomes: &[Outcome],
+    now: &str,
+) -> rusqlite::Result<()> {
+    // By the claim's row: one step down the table, instead of a search of the address index
+    // and then one down the table.
+    let mut by_row = tx.prepare_cached(record_sql!("rowid = ?10 AND "))?;
+    let mut by_key = tx.prepare_cached(record_sql!(""))?;
+    for o in outcomes {
+        let row = o.row.map(|r| r.0);
+        let values: [&dyn rusqlite::ToSql; 10] = [
+            &campaign,
+            &o.channel.as_str(),
+            &o.address,
+            &o.state.as_str(),
+            &o.permanent,
+            &o.provider_id,
+            &o.error,
+            &now,
+            &o.released,
+            &row,
+        ];
+        // A row id that is no longer the message's (`purge` of another campaign rebuilt the
+        // file mid-run) changes nothing: the address finds the row then.
+        if row.is_none() || by_row.execute(&values[..])? == 0 {
+            by_key.execute(&values[..9])?;
+        }
+        if let Some(reason) = &o.suppress {
+            tx.prepare_cached(suppressions::INSERT)?.execute(params![
+                o.address,
+                reason,
+                format!("{} reply, campaign {campaign}", o.channel),
+                now
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{claim, outcome};
+    use super::*;
+    use crate::store::ledger::RowLookup;
+
+    #[test]
+    fn an_outcome_goes_to_its_claims_row_or_else_to_its_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let rows = l
+            .claim("c", 1, "fp", &[claim("a"), claim("b"), claim("c")], now)
+            .unwrap();
+        let a = rows[0].expect("granted");
+        // "b" comes with "a"'s row (as after the file was rebuilt mid-run), "c" with none.
+        let with_row = |addr, state, row| Outcome {
+            row,
+            ..outcome(addr, state)
+        };
+        l.record(
+            "c",
+            &[
+                with_row("a", State::Sent, Some(a)),
+                with_row("b", State::Unknown, Some(a)),
+                with_row("c", State::Failed, None),
+            ],
+            now,
+        )
+        .unwrap();
+        let mut lookup = l.rows_of("c").unwrap();
+        let mut state = |addr| lookup.get(Channel::Email, addr).unwrap().unwrap().state;
+        assert_eq!(
+            [state("a"), state("b"), state("c")],
+            [State::Sent, State::Unknown, State::Failed]
+        );
+    }
+
+    #[test]
+    fn a_sent_or_sending_row_is_never_claimed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let first = l
+            .claim("c", 1, "fp", &[claim("a"), claim("b")], now)
+            .unwrap();
+        assert!(first.iter().all(Option::is_some));
+        assert_ne!(first[0], first[1]);
+        // In flight: refused.
+        assert_eq!(l.claim("c", 1, "fp", &[claim("a")], now).unwrap(), [None]);
+        l.record(
+            "c",
+            &[outcome("a", State::Sent), outcome("b", State::Failed)],
+            now,
+        )
+        .unwrap();
+        // Sent: refused; failed: granted again (the same row), attempts counted.
+        assert_eq!(
+            l.claim("c", 2, "fp", &[claim("a"), claim("b")], now)
+                .unwrap(),
+            [None, first[1]]
+        );
+        let priors = l.priors("c").unwrap();
+        assert_eq!(priors.get(Channel::Email, "a").unwrap().state, State::Sent);
+        assert_eq!(priors.get(Channel::Email, "b").unwrap().attempts, 2);
+        // Another campaign is another row.
+        let other = l.claim("d", 3, "fp", &[claim("a")], now).unwrap();
+        assert!(other[0].is_some() && other[0] != first[0]);
+        // The report finds a claimed row by its id, and by its key when the id is not its own.
+        let mut lookup = l.rows_of("c").unwrap();
+        let b = first[1].unwrap();
+        let cells = |lookup: &mut RowLookup<'_>, address: &str, row: RowId| {
+            lookup
+                .with_claimed(Channel::Email, address, row, |c| {
+                    c.map(|c| (c.attempts, c.provider_id.to_string()))
+                })
+                .unwrap()
+        };
+        let expected = Some((2, "id-1".to_string()));
+        assert_eq!(cells(&mut lookup, "b", b), expected);
+        let wrong = other[0].unwrap();
+        assert_eq!(cells(&mut lookup, "b", wrong), expected);
+        assert_eq!(cells(&mut lookup, "zz", b), None);
+    }
+
+    #[test]
+    fn a_claim_to_an_address_suppressed_meanwhile_is_not_granted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let now = Utc::now();
+        l.commit("c", (1, "fp"), &[], &[claim("b")], now).unwrap();
+        l.record("c", &[outcome("b", State::Failed)], now).unwrap();
+        for address in ["a", "b"] {
+            l.suppress(address, "opted out", "test", now).unwrap();
+        }
+        // A new message and a failed one taken over: both suppressed, neither row touched.
+        let claimed = l
+            .commit(
+                "c",
+                (2, "fp"),
+                &[],
+                &[claim("a"), claim("b"), claim("c")],
+                now,
+            )
+            .unwrap();
+        assert_eq!(claimed[..2], [Claimed::Suppressed, Claimed::Suppressed]);
+        assert!(claimed[2].granted().is_some());
+        let priors = l.priors("c").unwrap();
+        assert!(priors.get(Channel::Email, "a").is_none());
+        assert_eq!(priors.get(Channel::Email, "b").unwrap().attempts, 1);
+    }
+
+    #[test]
+    fn a_claim_released_unsent_is_no_attempt_and_keeps_the_last_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let failed = |addr: &str, error: &str, released: bool| Outcome {
+            state: State::Failed,
+            provider_id: None,
+            error: Some(error.into()),
+            released,
+            ..outcome(addr, State::Failed)
+        };
+        // "a" was refused, then its retry was claimed and released; "b" released at once.
+        l.claim("c", 1, "fp", &[claim("a"), claim("b")], now)
+            .unwrap();
+        l.record("c", &[failed("a", "450 busy", false)], now)
+            .unwrap();
+        l.claim("c", 1, "fp", &[claim("a")], now).unwrap();
+        let stop = "not sent: the run stopped before its turn";
+        l.record(
+            "c",
+            &[failed("a", stop, true), failed("b", stop, true)],
+            now,
+        )
+        .unwrap();
+        let mut lookup = l.rows_of("c").unwrap();
+        let a = lookup.get(Channel::Email, "a").unwrap().unwrap();
+        assert_eq!((a.attempts, a.last_error.as_deref()), (1, Some("450 busy")));
+        let b = lookup.get(Channel::Email, "b").unwrap().unwrap();
+        assert_eq!((b.attempts, b.last_error.as_deref()), (0, Some(stop)));
+        assert_eq!((a.state, b.state), (State::Failed, State::Failed));
+    }
+}
+
+#[cfg(test)]
+pub(super) mod fixtures {
+    use super::*;
+
+    pub fn claim(addr: &str) -> Claim {
+        Claim {
+            channel: Channel::Email,
+            address: addr.into(),
+            contact_id: "P1".into(),
+        }
+    }
+
+    pub fn outcome(addr: &str, state: State) -> Outcome {
+        Outcome {
+            channel: Channel::Email,
+            address: addr.into(),
+            state,
+            permanent: false,
+            provider_id: Some("id-1".into()),
+            error: None,
+            suppress: None,
+            released: false,
+            row: None,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! `purge --ledger`: counting and deleting one campaign's rows so that no patient address
+//! lingers in the file (overwritten, the file rebuilt, the write-ahead log emptied). The
+//! suppressions, shared by all campaigns, and other campaigns' rows stay.
+
+use super::sqlite::{Ledger, LedgerError, sqlite_error};
+
+/// What `purge --ledger` deletes of one campaign.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CampaignRows {
+    pub messages: u64,
+    pub runs: u64,
+    pub approvals: u64,
+}
+
+impl CampaignRows {
+    /// All rows together.
+    pub fn total(&self) -> u64 {
+        self.messages + self.runs + self.approvals
+    }
+}
+
+impl Ledger {
+    /// How many rows of `campaign` the ledger holds (what `purge --ledger` would delete).
+    pub fn campaign_rows(&self, campaign: &str) -> Result<CampaignRows, LedgerError> {
+        self.sql(|c| {
+            let count = |sql: &str| c.query_row(sql, [campaign], |r| r.get::<_, i64>(0));
+            Ok(CampaignRows {
+                messages: count("SELECT COUNT(*) FROM messages WHERE campaign = ?1")? as u64,
+                runs: count("SELECT COUNT(*) FROM runs WHERE campaign = ?1")? as u64,
+                approvals: count("SELECT COUNT(*) FROM approvals WHERE campaign = ?1")? as u64,
+            })
+        })
+    }
+
+    /// Deletes every row of `campaign` (messages, runs, approvals, its first-send record); the
+    /// suppressions, shared by all campaigns, and other campaigns' rows stay. Deleted rows are
+    /// overwritten (`secure_delete`), the file rebuilt (`VACUUM`: b-tree dividers keep copies of
+    /// deleted keys) and the write-ahead log emptied, so no patient address lingers.
+    pub fn purge(&mut self, campaign: &str) -> Result<CampaignRows, LedgerError> {
+        let rows = self.campaign_rows(campaign)?;
+        let sqlite = sqlite_error(&self.path);
+        self.conn
+            .execute_batch("PRAGMA secure_delete = ON")
+            .map_err(sqlite)?;
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        for sql in [
+            "DELETE FROM approval_rows WHERE approval IN
+                 (SELECT id FROM approvals WHERE campaign = ?1)",
+            "DELETE FROM approvals WHERE campaign = ?1",
+            "DELETE FROM messages WHERE campaign = ?1",
+            "DELETE FROM runs WHERE campaign = ?1",
+            "DELETE FROM campaigns WHERE id = ?1",
+        ] {
+            tx.execute(sql, [campaign]).map_err(sqlite)?;
+        }
+        tx.commit().map_err(sqlite)?;
+        // Interior b-tree pages keep copies of deleted keys as dividers: rebuild the file.
+        self.conn.execute_batch("VACUUM").map_err(sqlite)?;
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .map_err(sqlite)?;
+        if busy != 0 {
+            tracing::warn!(
+                "{}: another process holds the ledger; its write-ahead log is emptied when it \
+                 closes",
+                self.path.display()
+            );
+        }
+        Ok(rows)
+    }
+}
