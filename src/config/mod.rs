@@ -2156,6 +2156,1005 @@ pub fn parse_window_edge(value: &str, tz: Tz, end_of_day: bool) -> Result<Window
 mod tests {
     use super::*;
 
+    /// A campaign that loads: both channels, file transports.
+    const BASE: &str = r#"[campaign]
+id = "t-1"
+channels = ["email", "sms"]
+
+[clinic]
+name = "Riverside Physio"
+phone = "+1 312 555 0100"
+address = "12 Example St"
+website = "https://riverside.example"
+booking_url = "https://riverside.example/book"
+timezone = "America/Chicago"
+region = "US"
+
+[contacts]
+path = "contacts.csv"
+
+[templates]
+dir = "templates"
+
+[email]
+from = "Riverside Physio <care@riverside.example>"
+unsubscribe_url = "https://riverside.example/unsubscribe?t={{token}}"
+
+[sms]
+from = "+13125550100"
+"#;
+
+    /// The error `load` gives for `text` with `sets`, the temporary directory left out.
+    fn load_error(text: &str, sets: &[&str]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("campaign.toml");
+        std::fs::write(&path, text).unwrap();
+        std::fs::write(
+            dir.path().join("ed25519.key"),
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("empty"), "").unwrap();
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let err = load(&path, &sets).expect_err("an error").to_string();
+        err.replace(&format!("{}/", dir.path().display()), "")
+    }
+
+    /// Asserts the exact error for each `--set` list on [`BASE`], and for each edit of its text.
+    fn assert_errors(sets: &[(&[&str], &str)], edits: &[(&str, &str, &str)]) {
+        for (sets, want) in sets {
+            assert_eq!(load_error(BASE, sets), *want, "--set {sets:?}");
+        }
+        for (from, to, want) in edits {
+            assert!(BASE.contains(from), "{from}");
+            assert_eq!(load_error(&BASE.replacen(from, to, 1), &[]), *want, "{to}");
+        }
+    }
+
+    #[test]
+    fn the_base_campaign_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("campaign.toml");
+        std::fs::write(&path, BASE).unwrap();
+        let c = load(&path, &[]).unwrap();
+        assert_eq!(c.id, "t-1");
+        assert_eq!(c.channels, [Channel::Email, Channel::Sms]);
+    }
+
+    /// The TOML text itself, inline secrets, and `--set` arguments. Exact messages.
+    #[test]
+    fn file_and_override_errors() {
+        let sets: &[(&[&str], &str)] = &[
+            (
+                &["nonsense"],
+                "--set nonsense: expected KEY=VALUE, e.g. --set email.smtp.port=2525",
+            ),
+            (
+                &["a..b=1"],
+                "--set a..b=1: KEY must be a dotted path of plain names, e.g. sending.concurrency",
+            ),
+            (
+                &["campaign.id=other"],
+                "--set campaign.id=other: the campaign id cannot be overridden: a new id is a new campaign and would message everyone again; edit the campaign file instead",
+            ),
+            (
+                &["clinic.name.first=x"],
+                "--set clinic.name.first=x: `name` is a value, not a table",
+            ),
+            (
+                &["sending.bogus=1"],
+                "--set sending.bogus=1: `sending.bogus`: unknown field `bogus`, expected one of `email_rate`, `sms_rate`, `concurrency`, `max_attempts`, `max_consecutive_failures`, `retry_delay`, `daily_cap`, `state_dir`",
+            ),
+            (
+                &["sending.concurrency=lots"],
+                "--set sending.concurrency=lots: `sending.concurrency`: invalid type: string \"lots\", expected usize",
+            ),
+            (
+                &["sms.gateway.token=x"],
+                "--set sms.gateway.token=…: secrets are never taken from the command line; use the *_env or *_file key",
+            ),
+        ];
+        let edits: &[(&str, &str, &str)] = &[
+            (
+                "[sms]",
+                "[sms]\npassword = \"x\"",
+                "campaign.toml:25: `sms.password`: secrets are never read from the campaign file; name an environment variable with `password_env` or a file with `password_file`",
+            ),
+            (
+                "[sms]",
+                "[sms]\nsurprise = 1",
+                "campaign.toml:25:1: `sms.surprise`: unknown field `surprise`, expected one of `from`, `transport`, `outbox`, `quiet_hours`, `max_segments`, `smart_encoding`, `gateway`",
+            ),
+            (
+                "[sms]",
+                "[sms]\nmax_segments = \"three\"",
+                "campaign.toml:25:16: `sms.max_segments`: invalid type: string \"three\", expected usize",
+            ),
+            (
+                "[sms]",
+                "[sms\n",
+                "campaign.toml:24:5: unclosed table, expected `]`",
+            ),
+            (
+                "region = \"US\"",
+                "region = \"US\"\nregion = \"GB\"",
+                "campaign.toml:13:1: duplicate key",
+            ),
+        ];
+        assert_errors(sets, edits);
+    }
+
+    /// `[campaign]`: id, channels and the sending window. Exact messages.
+    #[test]
+    fn campaign_errors() {
+        let sets: &[(&[&str], &str)] = &[
+            (
+                &["campaign.channels=[\"fax\"]"],
+                "--set campaign.channels=[\"fax\"]: `campaign.channels`: unknown channel \"fax\": use \"email\" or \"sms\"",
+            ),
+            (
+                &["campaign.channels=[]"],
+                "--set campaign.channels=[]: `campaign.channels`: enable at least one channel",
+            ),
+            (
+                &["campaign.not_before=next week"],
+                "--set campaign.not_before=next week: `campaign.not_before`: \"next week\" is not a date (2026-12-01) or a date and time (2026-12-01T09:00) in the clinic's time zone",
+            ),
+            (
+                &[
+                    "campaign.not_before=2026-12-02",
+                    "campaign.not_after=2026-12-01",
+                ],
+                "--set campaign.not_after=2026-12-01: `campaign.not_after`: 2026-12-01 is not after campaign.not_before = 2026-12-02: the window would be empty",
+            ),
+            (
+                &["campaign.not_after=\"+262142-12-31\""],
+                "--set campaign.not_after=\"+262142-12-31\": `campaign.not_after`: \"+262142-12-31\" is out of range",
+            ),
+            (
+                &["campaign.not_after=\"2026-13-01\""],
+                "--set campaign.not_after=\"2026-13-01\": `campaign.not_after`: \"2026-13-01\" is not a date (2026-12-01) or a date and time (2026-12-01T09:00) in the clinic's time zone",
+            ),
+            (
+                &["clinic.phone=\"12\"", "campaign.not_before=x"],
+                "--set campaign.not_before=x: `campaign.not_before`: \"x\" is not a date (2026-12-01) or a date and time (2026-12-01T09:00) in the clinic's time zone",
+            ),
+        ];
+        let edits: &[(&str, &str, &str)] = &[
+            (
+                "id = \"t-1\"",
+                "id = \"t 1\"",
+                "campaign.toml:2: `campaign.id`: use letters, digits, '-', '_' and '.' only (it names files and ledger rows)",
+            ),
+            (
+                "id = \"t-1\"",
+                "id = \"\"",
+                "campaign.toml:2: `campaign.id`: must not be empty",
+            ),
+            (
+                "id = \"t-1\"\n",
+                "",
+                "campaign.toml:1: `campaign.id`: required key is missing",
+            ),
+        ];
+        assert_errors(sets, edits);
+    }
+
+    /// `[clinic]`: region, time zone, phone, URLs, required text. Exact messages.
+    #[test]
+    fn clinic_errors() {
+        let sets: &[(&[&str], &str)] = &[
+            (
+                &["clinic.region=ZZZ"],
+                "--set clinic.region=ZZZ: `clinic.region`: \"ZZZ\" is not an ISO 3166 region code (e.g. \"US\", \"GB\")",
+            ),
+            (
+                &["clinic.region=\"\""],
+                "--set clinic.region=\"\": `clinic.region`: must not be empty",
+            ),
+            (
+                &["clinic.timezone=Mars/Base"],
+                "--set clinic.timezone=Mars/Base: `clinic.timezone`: \"Mars/Base\" is not an IANA time zone (e.g. \"America/Chicago\", \"Europe/London\")",
+            ),
+            (
+                &["clinic.timezone=Mars/Base", "campaign.not_before=x"],
+                "--set clinic.timezone=Mars/Base: `clinic.timezone`: \"Mars/Base\" is not an IANA time zone (e.g. \"America/Chicago\", \"Europe/London\")",
+            ),
+            (
+                &["clinic.phone=\"12\""],
+                "--set clinic.phone=\"12\": `clinic.phone`: \"12\" is not a phone number",
+            ),
+            (
+                &["clinic.website=riverside.example"],
+                "--set clinic.website=riverside.example: `clinic.website`: \"riverside.example\" is not an http(s) URL (e.g. https://riverside.example/book)",
+            ),
+            (
+                &["clinic.booking_url=\"https:// x\""],
+                "--set clinic.booking_url=\"https:// x\": `clinic.booking_url`: \"https:// x\" is not an http(s) URL (e.g. https://riverside.example/book)",
+            ),
+            (
+                &["clinic.name=\"  \""],
+                "--set clinic.name=\"  \": `clinic.name`: must not be empty",
+            ),
+            (
+                &["clinic.address=\"\""],
+                "--set clinic.address=\"\": `clinic.address`: must not be empty",
+            ),
+        ];
+        let edits: &[(&str, &str, &str)] = &[(
+            "address = \"12 Example St\"\n",
+            "",
+            "campaign.toml:5: `clinic.address`: required key is missing",
+        )];
+        assert_errors(sets, edits);
+    }
+
+    /// `[contacts]` and `[templates]`. Exact messages.
+    #[test]
+    fn contacts_and_templates_errors() {
+        let sets: &[(&[&str], &str)] = &[
+            (
+                &["contacts.encoding=klingon"],
+                "--set contacts.encoding=klingon: `contacts.encoding`: unknown encoding \"klingon\" (e.g. \"utf-8\", \"windows-1252\", \"auto\")",
+            ),
+            (
+                &["contacts.delimiter=\":\""],
+                "--set contacts.delimiter=\":\": `contacts.delimiter`: \":\": use \",\", \";\", \"tab\", \"|\" or \"auto\"",
+            ),
+            (
+                &["contacts.columns.mail=Email"],
+                "--set contacts.columns.mail=Email: `contacts.columns.mail`: unknown contact field `mail`; mappable fields: id, first_name, last_name, email, phone, channel, email_consent, sms_consent, timezone",
+            ),
+            (
+                &["contacts.columns.email=\" \""],
+                "--set contacts.columns.email=\" \": `contacts.columns.email`: header name must not be empty",
+            ),
+            (
+                &["templates.dir=\"\""],
+                "--set templates.dir=\"\": `templates.dir`: must not be empty",
+            ),
+        ];
+        let edits: &[(&str, &str, &str)] = &[(
+            "[templates]\ndir = \"templates\"\n",
+            "",
+            "campaign.toml: `templates`: required key is missing",
+        )];
+        assert_errors(sets, edits);
+    }
+
+    /// `[sending]`: limits, rates, the retry delay, and which is reported first. Exact messages.
+    #[test]
+    fn sending_errors() {
+        let sets: &[(&[&str], &str)] = &[
+            (
+                &["sending.concurrency=0"],
+                "--set sending.concurrency=0: `sending.concurrency`: must be between 1 and 1024",
+            ),
+            (
+                &["sending.concurrency=2000"],
+                "--set sending.concurrency=2000: `sending.concurrency`: must be between 1 and 1024",
+            ),
+            (
+                &["sending.max_attempts=0"],
+                "--set sending.max_attempts=0: `sending.max_attempts`: must be at least 1",
+            ),
+            (
+                &["sending.max_consecutive_failures=0"],
+                "--set sending.max_consecutive_failures=0: `sending.max_consecutive_failures`: must be at least 1",
+            ),
+            (
+                &["sending.email_rate=fast"],
+                "--set sending.email_rate=fast: `sending.email_rate`: \"fast\" is not a rate: write e.g. \"20/s\", \"60/min\", \"unlimited\"",
+            ),
+            (
+                &["sending.email_rate=\"x/s\""],
+                "--set sending.email_rate=\"x/s\": `sending.email_rate`: \"x\" is not a whole number of messages",
+            ),
+            (
+                &["sending.sms_rate=\"5/day\""],
+                "--set sending.sms_rate=\"5/day\": `sending.sms_rate`: unknown rate unit \"day\": use s, min or h",
+            ),
+            (
+                &["sending.retry_delay=5x"],
+                "--set sending.retry_delay=5x: `sending.retry_delay`: \"5x\" is not a duration: write e.g. \"30s\" or \"500ms\"",
+            ),
+            (
+                &["sending.retry_delay=\"abcs\""],
+                "--set sending.retry_delay=\"abcs\": `sending.retry_delay`: \"abcs\" is not a duration",
+            ),
+            (
+                &["sending.retry_delay=\"0s\""],
+                "--set sending.retry_delay=\"0s\": `sending.retry_delay`: \"0s\" must be positive",
+            ),
+            (
+                &["sending.retry_delay=\"-1ms\""],
+                "--set sending.retry_delay=\"-1ms\": `sending.retry_delay`: \"-1ms\" must be positive",
+            ),
+            (
+                &["sending.concurrency=0", "sending.email_rate=fast"],
+                "--set sending.concurrency=0: `sending.concurrency`: must be between 1 and 1024",
+            ),
+            (
+                &["sending.email_rate=fast", "sending.retry_delay=5x"],
+                "--set sending.email_rate=fast: `sending.email_rate`: \"fast\" is not a rate: write e.g. \"20/s\", \"60/min\", \"unlimited\"",
+            ),
+        ];
+        let edits: &[(&str, &str, &str)] = &[];
+        assert_errors(sets, edits);
+    }
+
+    /// `[sms]` outside its gateway; `[sms]` is checked before `[sending]`. Exact messages.
+    #[test]
+    fn sms_errors() {
+        let sets: &[(&[&str], &str)] = &[
+            (
+                &["sending.concurrency=0", "sms.max_segments=0"],
+                "--set sms.max_segments=0: `sms.max_segments`: must be at least 1",
+            ),
+            (
+                &["sms.quiet_hours=\"9pm-8am\""],
+                "--set sms.quiet_hours=\"9pm-8am\": `sms.quiet_hours`: \"9pm\" is not a time of day (HH:MM)",
+            ),
+            (
+                &["sms.quiet_hours=\"10:00-10:00\""],
+                "--set sms.quiet_hours=\"10:00-10:00\": `sms.quiet_hours`: start and end are equal; use \"\" to turn quiet hours off",
+            ),
+            (
+                &["sms.quiet_hours=nine"],
+                "--set sms.quiet_hours=nine: `sms.quiet_hours`: \"nine\" is not a window: write e.g. \"21:00-08:00\", or \"\" for none",
+            ),
+            (
+                &["sms.quiet_hours=\"10:00-25:00\""],
+                "--set sms.quiet_hours=\"10:00-25:00\": `sms.quiet_hours`: \"25:00\" is not a time of day (HH:MM)",
+            ),
+            (
+                &["sms.max_segments=0"],
+                "--set sms.max_segments=0: `sms.max_segments`: must be at least 1",
+            ),
+            (
+                &["sms.from=\"a very long sender\""],
+                "--set sms.from=\"a very long sender\": `sms.from`: must be a phone number or an alphanumeric sender id of at most 11 characters",
+            ),
+            (
+                &["sms.from=\"12\""],
+                "--set sms.from=\"12\": `sms.from`: \"12\" is not a phone number",
+            ),
+            (
+                &["sms.transport=pigeon"],
+                "--set sms.transport=pigeon: `sms.transport`: unknown transport \"pigeon\": use \"file\" or \"http\"",
+            ),
+        ];
+        let edits: &[(&str, &str, &str)] = &[];
+        assert_errors(sets, edits);
+    }
+
+    /// `[email]` outside SMTP and DKIM. Exact messages.
+    #[test]
+    fn email_errors() {
+        let sets: &[(&[&str], &str)] = &[
+            (
+                &["email.transport=pigeon"],
+                "--set email.transport=pigeon: `email.transport`: unknown transport \"pigeon\": use \"file\" or \"smtp\"",
+            ),
+            (
+                &["email.from=\"care@\""],
+                "--set email.from=\"care@\": `email.from`: \"care@\" is not an address like \"Clinic <care@clinic.example>\": Invalid input",
+            ),
+            (
+                &["email.from=\"a\nb <care@riverside.example>\""],
+                "--set email.from=\"a\nb <care@riverside.example>\": `email.from`: must not contain line breaks",
+            ),
+            (
+                &["email.reply_to=\"nope\""],
+                "--set email.reply_to=\"nope\": `email.reply_to`: \"nope\" is not an address like \"Clinic <care@clinic.example>\": Invalid input",
+            ),
+            (
+                &["email.unsubscribe_url=\"https://riverside.example/u\""],
+                "--set email.unsubscribe_url=\"https://riverside.example/u\": `email.unsubscribe_url`: must contain {{token}}, the opaque per-recipient token (e.g. https://clinic.example/unsubscribe?t={{token}})",
+            ),
+            (
+                &["email.unsubscribe_url=\"ftp://riverside.example/{{token}}\""],
+                "--set email.unsubscribe_url=\"ftp://riverside.example/{{token}}\": `email.unsubscribe_url`: \"ftp://riverside.example/{{token}}\" is not an http(s) URL (e.g. https://riverside.example/book)",
+            ),
+            (
+                &["email.unsubscribe_mailto=\"mailto:nobody\""],
+                "--set email.unsubscribe_mailto=\"mailto:nobody\": `email.unsubscribe_mailto`: \"nobody\" is not an email address: Missing domain or user",
+            ),
+        ];
+        let edits: &[(&str, &str, &str)] = &[];
+        assert_errors(sets, edits);
+    }
+
+    /// `[email.smtp]`, its password source included. Exact messages.
+    #[test]
+    fn smtp_errors() {
+        let sets: &[(&[&str], &str)] = &[
+            (
+                &["email.transport=smtp"],
+                "campaign.toml:20: `email.smtp`: required key is missing",
+            ),
+            (
+                &["email.transport=smtp", "email.smtp.port=25"],
+                "campaign.toml:20: `email.smtp.host`: required key is missing",
+            ),
+            (
+                &[
+                    "email.transport=smtp",
+                    "email.smtp.host=smtp.example",
+                    "email.smtp.tls=ssl",
+                ],
+                "--set email.smtp.tls=ssl: `email.smtp.tls`: unknown mode \"ssl\": use \"starttls\", \"tls\" or \"none\"",
+            ),
+            (
+                &[
+                    "email.transport=smtp",
+                    "email.smtp.host=smtp.example",
+                    "email.smtp.tls=none",
+                ],
+                "--set email.smtp.tls=none: `email.smtp.tls`: \"none\" sends patient data in clear text to smtp.example; it is allowed only to loopback, or with allow_insecure = true",
+            ),
+            (
+                &[
+                    "email.transport=smtp",
+                    "email.smtp.host=smtp.example",
+                    "email.smtp.password_env=P",
+                    "email.smtp.password_file=p",
+                ],
+                "--set email.smtp.password_file=p: `email.smtp.password_file`: give either email.smtp.password_env or email.smtp.password_file, not both",
+            ),
+            (
+                &[
+                    "email.transport=smtp",
+                    "email.smtp.host=smtp.example",
+                    "email.smtp.password_env=\" \"",
+                ],
+                "--set email.smtp.password_env=\" \": `email.smtp.password_env`: must name an environment variable",
+            ),
+            (
+                &[
+                    "email.transport=smtp",
+                    "email.smtp.host=smtp.example",
+                    "email.smtp.password_env=P",
+                ],
+                "campaign.toml:20: `email.smtp.username`: a password is set but no username",
+            ),
+            (
+                &[
+                    "email.transport=smtp",
+                    "email.smtp.host=smtp.example",
+                    "email.smtp.timeout=\"0s\"",
+                ],
+                "--set email.smtp.timeout=\"0s\": `email.smtp.timeout`: \"0s\" must be positive",
+            ),
+            (
+                &[
+                    "email.transport=smtp",
+                    "email.smtp.host=smtp.example",
+                    "email.smtp.final_timeout=soon",
+                ],
+                "--set email.smtp.final_timeout=soon: `email.smtp.final_timeout`: \"soon\" is not a duration: write e.g. \"30s\" or \"500ms\"",
+            ),
+            (
+                &[
+                    "email.transport=smtp",
+                    "email.smtp.host=smtp.example",
+                    "email.smtp.helo=\"\"",
+                ],
+                "--set email.smtp.helo=\"\": `email.smtp.helo`: must not be empty",
+            ),
+        ];
+        let edits: &[(&str, &str, &str)] = &[];
+        assert_errors(sets, edits);
+    }
+
+    /// `[email.dkim]`: the key file read and matched to its algorithm. Exact messages.
+    #[test]
+    fn dkim_errors() {
+        let sets: &[(&[&str], &str)] = &[];
+        let edits: &[(&str, &str, &str)] = &[
+            (
+                "[sms]",
+                "[email.dkim]\nselector = \"s1\"\n\n[sms]",
+                "campaign.toml:24: `email.dkim.key_file`: required key is missing",
+            ),
+            (
+                "[sms]",
+                "[email.dkim]\nkey_file = \"ed25519.key\"\n\n[sms]",
+                "campaign.toml:24: `email.dkim.selector`: required key is missing",
+            ),
+            (
+                "[sms]",
+                "[email.dkim]\nselector = \"s1\"\ndomain = \" \"\nkey_file = \"ed25519.key\"\n\n[sms]",
+                "campaign.toml:26: `email.dkim.domain`: must not be empty",
+            ),
+            (
+                "[sms]",
+                "[email.dkim]\nselector = \"s1\"\nkey_file = \"missing.key\"\n\n[sms]",
+                "campaign.toml:26: `email.dkim.key_file`: cannot read missing.key: No such file or directory (os error 2)",
+            ),
+            (
+                "[sms]",
+                "[email.dkim]\nselector = \"s1\"\nkey_file = \"empty\"\n\n[sms]",
+                "campaign.toml:26: `email.dkim.key_file`: empty: an Ed25519 seed is 32 bytes, this one is 0 bytes; an RSA key is a PEM file (`openssl genrsa -out dkim.pem 2048`), an Ed25519 key a PEM file (`openssl genpkey -algorithm ed25519`) or the base64 of its 32-byte seed",
+            ),
+            (
+                "[sms]",
+                "[email.dkim]\nselector = \"s1\"\nkey_file = \"ed25519.key\"\nalgorithm = \"dsa\"\n\n[sms]",
+                "campaign.toml:27: `email.dkim.algorithm`: unknown algorithm \"dsa\": use \"rsa\" or \"ed25519\"",
+            ),
+            (
+                "[sms]",
+                "[email.dkim]\nselector = \"s1\"\nkey_file = \"ed25519.key\"\nalgorithm = \"rsa\"\n\n[sms]",
+                "campaign.toml:27: `email.dkim.algorithm`: is \"rsa\" but ed25519.key holds an ed25519 key",
+            ),
+        ];
+        assert_errors(sets, edits);
+    }
+
+    /// `[sms.gateway]` for Twilio and Vonage, and what any preset refuses. Exact messages.
+    #[test]
+    fn gateway_errors() {
+        let sets: &[(&[&str], &str)] = &[
+            (
+                &["sms.transport=http"],
+                "campaign.toml:24: `sms.gateway`: required key is missing",
+            ),
+            (
+                &["sms.transport=http", "sms.gateway.preset=carrier-pigeon"],
+                "--set sms.gateway.preset=carrier-pigeon: `sms.gateway.preset`: unknown preset \"carrier-pigeon\": use \"twilio\", \"vonage\" or \"generic\"",
+            ),
+            (
+                &["sms.transport=http", "sms.gateway.preset=twilio"],
+                "campaign.toml:24: `sms.gateway.account`: required key is missing",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=twilio",
+                    "sms.gateway.account=AC123",
+                ],
+                "--set sms.gateway.account=AC123: `sms.gateway.account`: \"AC123\" is not a Twilio Account SID (AC followed by 32 hex digits)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=twilio",
+                    "sms.gateway.account=ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                ],
+                "campaign.toml:24: `sms.gateway.token_env`: the twilio preset needs the auth token: name it with token_env or token_file",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=twilio",
+                    "sms.gateway.account=ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                    "sms.gateway.messaging_service_sid=MG1",
+                    "sms.gateway.token_env=T",
+                ],
+                "--set sms.gateway.messaging_service_sid=MG1: `sms.gateway.messaging_service_sid`: \"MG1\" is not a Messaging Service SID (MG followed by 32 hex digits)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=twilio",
+                    "sms.gateway.method=GET",
+                ],
+                "--set sms.gateway.method=GET: `sms.gateway.method`: is not used by the twilio preset (only by generic)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=twilio",
+                    "sms.gateway.check_url=x",
+                ],
+                "--set sms.gateway.check_url=x: `sms.gateway.check_url`: is not used by the twilio preset (only by generic)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=twilio",
+                    "sms.gateway.api_key=abcd1234",
+                ],
+                "--set sms.gateway.api_key=abcd1234: `sms.gateway.api_key`: is not used by the twilio preset (only by vonage)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=vonage",
+                    "sms.gateway.messaging_service_sid=MG1",
+                ],
+                "--set sms.gateway.messaging_service_sid=MG1: `sms.gateway.messaging_service_sid`: is not used by the vonage preset (only by twilio)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=twilio",
+                    "sms.gateway.base_url=api.twilio.com",
+                ],
+                "--set sms.gateway.base_url=api.twilio.com: `sms.gateway.base_url`: \"api.twilio.com\" is not an http(s) URL (e.g. https://riverside.example/book)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=twilio",
+                    "sms.gateway.status_callback=nope",
+                ],
+                "--set sms.gateway.status_callback=nope: `sms.gateway.status_callback`: \"nope\" is not an http(s) URL (e.g. https://riverside.example/book)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=twilio",
+                    "sms.gateway.token_env=T",
+                    "sms.gateway.token_file=t",
+                ],
+                "--set sms.gateway.token_file=t: `sms.gateway.token_file`: give either sms.gateway.token_env or sms.gateway.token_file, not both",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=twilio",
+                    "sms.gateway.timeout=\"30\"",
+                ],
+                "--set sms.gateway.timeout=\"30\": `sms.gateway.timeout`: \"30\" is not a duration: write e.g. \"30s\" or \"500ms\"",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=twilio",
+                    "sms.gateway.account=ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                    "sms.gateway.token_env=T",
+                    "sms.gateway.base_url=\"http://api.twilio.example/\"",
+                ],
+                "--set sms.gateway.base_url=\"http://api.twilio.example/\": `sms.gateway.base_url`: \"http://api.twilio.example\" would carry the gateway's credentials and patients' numbers and messages in clear text: use https://, or set sms.gateway.allow_insecure = true (plain http is allowed to this machine)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=twilio",
+                    "sms.gateway.account=ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                    "sms.gateway.token_env=T",
+                    "sms.gateway.status_callback=\"http://x.example/cb\"",
+                ],
+                "--set sms.gateway.status_callback=\"http://x.example/cb\": `sms.gateway.status_callback`: \"http://x.example/cb\" would carry patients' numbers and delivery statuses in clear text: use https://, or set sms.gateway.allow_insecure = true (plain http is allowed to this machine)",
+            ),
+            (
+                &["sms.transport=http", "sms.gateway.preset=vonage"],
+                "campaign.toml:24: `sms.gateway.api_key`: required key is missing",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=vonage",
+                    "sms.gateway.api_key=abcd1234",
+                    "sms.gateway.account=abcd1234",
+                ],
+                "--set sms.gateway.api_key=abcd1234: `sms.gateway.api_key`: give either api_key or account (the same thing for Vonage), not both",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=vonage",
+                    "sms.gateway.account=abc",
+                ],
+                "--set sms.gateway.account=abc: `sms.gateway.account`: \"abc\" is not a Vonage API key (8 letters and digits)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=vonage",
+                    "sms.gateway.api_key=\"abcd-123\"",
+                ],
+                "--set sms.gateway.api_key=\"abcd-123\": `sms.gateway.api_key`: \"abcd-123\" is not a Vonage API key (8 letters and digits)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=vonage",
+                    "sms.gateway.api_key=abcd1234",
+                ],
+                "campaign.toml:24: `sms.gateway.token_env`: the vonage preset needs the API secret: name it with token_env or token_file",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=vonage",
+                    "sms.gateway.api_key=abcd1234",
+                    "sms.gateway.token_env=T",
+                    "sms.gateway.base_url=\"http://rest.example/sms\"",
+                ],
+                "--set sms.gateway.base_url=\"http://rest.example/sms\": `sms.gateway.base_url`: \"http://rest.example/sms\" would carry the gateway's credentials and patients' numbers and messages in clear text: use https://, or set sms.gateway.allow_insecure = true (plain http is allowed to this machine)",
+            ),
+        ];
+        let edits: &[(&str, &str, &str)] = &[];
+        assert_errors(sets, edits);
+    }
+
+    /// `[sms.gateway]` with the generic preset. Exact messages.
+    #[test]
+    fn generic_gateway_errors() {
+        let sets: &[(&[&str], &str)] = &[
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.api_key=abcd1234",
+                ],
+                "--set sms.gateway.api_key=abcd1234: `sms.gateway.api_key`: is not used by the generic preset (only by vonage)",
+            ),
+            (
+                &["sms.transport=http", "sms.gateway.preset=generic"],
+                "campaign.toml:24: `sms.gateway.url`: required key is missing",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.method=PATCH",
+                ],
+                "--set sms.gateway.method=PATCH: `sms.gateway.method`: unknown method \"PATCH\": use \"POST\", \"PUT\" or \"GET\"",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=/send",
+                ],
+                "--set sms.gateway.url=/send: `sms.gateway.url`: \"/send\" is a path: give a full URL, or base_url as well",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send#x\"",
+                ],
+                "--set sms.gateway.url=\"https://gw.example/send#x\": `sms.gateway.url`: \"https://gw.example/send#x\" has a #fragment, which is never sent to the server: remove it",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"gw.example/send\"",
+                ],
+                "--set sms.gateway.url=\"gw.example/send\": `sms.gateway.url`: \"gw.example/send\" is not an http(s) URL (e.g. https://riverside.example/book)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.check_url=/balance",
+                ],
+                "--set sms.gateway.check_url=/balance: `sms.gateway.check_url`: \"/balance\" is a path: give a full URL, or base_url as well",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.auth=magic",
+                ],
+                "--set sms.gateway.auth=magic: `sms.gateway.auth`: unknown auth \"magic\": use \"none\", \"basic\", \"bearer\" or \"header\"",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.auth=header",
+                ],
+                "campaign.toml:24: `sms.gateway.auth_header`: auth = \"header\" needs auth_header, a header name such as \"X-API-Key\"",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.auth=header",
+                    "sms.gateway.auth_header=\"X Key\"",
+                ],
+                "--set sms.gateway.auth_header=\"X Key\": `sms.gateway.auth_header`: auth = \"header\" needs auth_header, a header name such as \"X-API-Key\"",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.auth_header=X-Key",
+                ],
+                "--set sms.gateway.auth_header=X-Key: `sms.gateway.auth_header`: is used only with auth = \"header\"",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.body_format=xml",
+                ],
+                "--set sms.gateway.body_format=xml: `sms.gateway.body_format`: unknown format \"xml\": use \"form\" or \"json\"",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.method=get",
+                    "sms.gateway.body_format=json",
+                ],
+                "--set sms.gateway.body_format=json: `sms.gateway.body_format`: a GET has no body: its template is a query string, so use \"form\"",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                ],
+                "campaign.toml:24: `sms.gateway.body_template`: required key is missing",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.body_template=\"to={{to\"",
+                ],
+                "--set sms.gateway.body_template=\"to={{to\": `sms.gateway.body_template`: a `{{` is not closed by `}}`",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.body_template=\"to={{ phone }}\"",
+                ],
+                "--set sms.gateway.body_template=\"to={{ phone }}\": `sms.gateway.body_template`: unknown placeholder {{phone}}; known: to, to_digits, from, body, encoding, unicode, segments, campaign, contact, account, status_callback",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.body_format=json",
+                    "sms.gateway.body_template='{\"to\": {{to}}}'",
+                ],
+                "--set sms.gateway.body_template='{\"to\": {{to}}}': `sms.gateway.body_template`: is not JSON once filled in (expected value at line 1 column 8); placeholders go inside JSON strings, e.g. {\"to\": \"{{to}}\", \"text\": \"{{body}}\"}",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.body_template=\"to={{to}}\"",
+                    "sms.gateway.success_pointer=data",
+                ],
+                "--set sms.gateway.success_pointer=data: `sms.gateway.success_pointer`: \"data\" is not a JSON pointer (e.g. \"/data/id\", \"/messages/0/status\")",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.body_template=\"to={{to}}\"",
+                    "sms.gateway.success_value=ok",
+                ],
+                "--set sms.gateway.success_value=ok: `sms.gateway.success_value`: needs success_pointer (where in the reply to find it)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.body_template=\"to={{to}}\"",
+                    "sms.gateway.success_status=[200, 99]",
+                ],
+                "--set sms.gateway.success_status=[200, 99]: `sms.gateway.success_status`: 99 is not an HTTP status",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.body_template=\"to={{to}}\"",
+                    "sms.gateway.error_pointer=code",
+                ],
+                "--set sms.gateway.error_pointer=code: `sms.gateway.error_pointer`: \"code\" is not a JSON pointer (e.g. \"/data/id\", \"/messages/0/status\")",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.body_template=\"to={{to}}\"",
+                    "sms.gateway.permanent_codes=[1, \"2\"]",
+                ],
+                "campaign.toml:24: `sms.gateway.error_pointer`: error codes are listed but error_pointer (where the reply holds the code) is missing",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.body_template=\"to={{to}}\"",
+                    "sms.gateway.id_pointer=id",
+                ],
+                "--set sms.gateway.id_pointer=id: `sms.gateway.id_pointer`: \"id\" is not a JSON pointer (e.g. \"/data/id\", \"/messages/0/status\")",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.body_template=\"to={{to}}\"",
+                    "sms.gateway.auth=bearer",
+                ],
+                "campaign.toml:24: `sms.gateway.token_env`: the generic preset needs a secret for its auth: name it with token_env or token_file",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.body_template=\"to={{to}}\"",
+                    "sms.gateway.auth=basic",
+                    "sms.gateway.token_env=T",
+                ],
+                "campaign.toml:24: `sms.gateway.account`: auth = \"basic\" needs account (the user name)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"http://gw.example/send\"",
+                    "sms.gateway.body_template=\"to={{to}}\"",
+                ],
+                "--set sms.gateway.url=\"http://gw.example/send\": `sms.gateway.url`: \"http://gw.example/send\" would carry the gateway's credentials and patients' numbers and messages in clear text: use https://, or set sms.gateway.allow_insecure = true (plain http is allowed to this machine)",
+            ),
+            (
+                &[
+                    "sms.transport=http",
+                    "sms.gateway.preset=generic",
+                    "sms.gateway.url=\"https://gw.example/send\"",
+                    "sms.gateway.check_url=\"http://gw.example/balance\"",
+                    "sms.gateway.body_template=\"to={{to}}\"",
+                ],
+                "--set sms.gateway.check_url=\"http://gw.example/balance\": `sms.gateway.check_url`: \"http://gw.example/balance\" would carry the gateway's credentials in clear text: use https://, or set sms.gateway.allow_insecure = true (plain http is allowed to this machine)",
+            ),
+        ];
+        let edits: &[(&str, &str, &str)] = &[];
+        assert_errors(sets, edits);
+    }
+
+    #[test]
+    fn secret_errors_name_where_they_looked() {
+        let unset = SecretSource::Env("OUTREACH_CONFIG_TEST_NEVER_SET".into());
+        assert_eq!(
+            unset.read().unwrap_err().to_string(),
+            "the environment variable OUTREACH_CONFIG_TEST_NEVER_SET is not set"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        assert_eq!(
+            SecretSource::File(path.clone())
+                .read()
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "cannot read {}: No such file or directory (os error 2)",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "\r\n").unwrap();
+        assert_eq!(
+            SecretSource::File(path.clone())
+                .read()
+                .unwrap_err()
+                .to_string(),
+            format!("{} is empty", path.display())
+        );
+        std::fs::write(&path, "hunter2\r\n").unwrap();
+        assert_eq!(SecretSource::File(path).read().unwrap(), "hunter2");
+    }
+
     #[test]
     fn rates() {
         assert_eq!(
