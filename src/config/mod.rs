@@ -6,6 +6,8 @@
 //! itself, so an unknown or mistyped key is reported by the TOML parser at its own line; a spanned
 //! parse of the same text maps every dotted key to its line for the semantic checks that follow.
 
+mod raw;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,11 +16,11 @@ use std::str::FromStr;
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 use lettre::message::Mailbox;
-use serde::Deserialize;
 
 use crate::model::Channel;
 use crate::model::parse_timezone;
 use crate::paths::fold_parents;
+use raw::{RawCode, RawConfig, RawDkim, RawEmail, RawGateway, RawRate, RawSms, RawSmtp};
 
 /// Default quiet hours for SMS, in each patient's own time zone.
 pub const DEFAULT_QUIET_HOURS: &str = "21:00-08:00";
@@ -79,191 +81,6 @@ pub enum ConfigError {
     },
     #[error("--set {arg}: {message}")]
     Override { arg: String, message: String },
-}
-
-// ---------------------------------------------------------------------------------------------
-// Raw form: exactly the file's shape, every field optional, unknown keys refused.
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    campaign: Option<RawCampaign>,
-    clinic: Option<RawClinic>,
-    contacts: Option<RawContacts>,
-    templates: Option<RawTemplates>,
-    email: Option<RawEmail>,
-    sms: Option<RawSms>,
-    sending: Option<RawSending>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCampaign {
-    id: Option<String>,
-    name: Option<String>,
-    channels: Option<Vec<String>>,
-    require_consent: Option<bool>,
-    require_approval: Option<bool>,
-    /// A date or date-time, written as a TOML date (`2026-12-01`) or a string.
-    not_before: Option<toml::Value>,
-    not_after: Option<toml::Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawClinic {
-    name: Option<String>,
-    phone: Option<String>,
-    address: Option<String>,
-    website: Option<String>,
-    booking_url: Option<String>,
-    timezone: Option<String>,
-    region: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawContacts {
-    path: Option<String>,
-    suppress: Option<Vec<String>>,
-    encoding: Option<String>,
-    delimiter: Option<String>,
-    columns: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTemplates {
-    dir: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEmail {
-    from: Option<String>,
-    reply_to: Option<String>,
-    transport: Option<String>,
-    outbox: Option<String>,
-    unsubscribe_url: Option<String>,
-    unsubscribe_mailto: Option<String>,
-    smtp: Option<RawSmtp>,
-    dkim: Option<RawDkim>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDkim {
-    selector: Option<String>,
-    domain: Option<String>,
-    key_file: Option<String>,
-    algorithm: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSmtp {
-    host: Option<String>,
-    port: Option<u16>,
-    tls: Option<String>,
-    username: Option<String>,
-    password_env: Option<String>,
-    password_file: Option<String>,
-    allow_insecure: Option<bool>,
-    ca_file: Option<String>,
-    timeout: Option<String>,
-    final_timeout: Option<String>,
-    helo: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSms {
-    from: Option<String>,
-    transport: Option<String>,
-    outbox: Option<String>,
-    quiet_hours: Option<String>,
-    max_segments: Option<usize>,
-    smart_encoding: Option<bool>,
-    gateway: Option<RawGateway>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGateway {
-    preset: Option<String>,
-    base_url: Option<String>,
-    account: Option<String>,
-    api_key: Option<String>,
-    token_env: Option<String>,
-    token_file: Option<String>,
-    messaging_service_sid: Option<String>,
-    status_callback: Option<String>,
-    timeout: Option<String>,
-    allow_insecure: Option<bool>,
-    // The generic preset.
-    method: Option<String>,
-    url: Option<String>,
-    auth: Option<String>,
-    auth_header: Option<String>,
-    body_format: Option<String>,
-    body_template: Option<String>,
-    success_status: Option<Vec<u16>>,
-    success_pointer: Option<String>,
-    success_value: Option<String>,
-    id_pointer: Option<String>,
-    error_pointer: Option<String>,
-    opted_out_codes: Option<Vec<RawCode>>,
-    permanent_codes: Option<Vec<RawCode>>,
-    transient_codes: Option<Vec<RawCode>>,
-    check_url: Option<String>,
-}
-
-/// A provider's error code, written as a string or a number (`"40300"` or `40300`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawCode {
-    Text(String),
-    Number(i64),
-}
-
-impl RawCode {
-    fn text(self) -> String {
-        match self {
-            RawCode::Text(s) => s.trim().to_string(),
-            RawCode::Number(n) => n.to_string(),
-        }
-    }
-}
-
-/// A rate written as text (`"20/s"`) or, for "off", as the number `0`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawRate {
-    Text(String),
-    Number(i64),
-}
-
-impl RawRate {
-    fn text(self) -> String {
-        match self {
-            RawRate::Text(s) => s,
-            RawRate::Number(n) => n.to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSending {
-    email_rate: Option<RawRate>,
-    sms_rate: Option<RawRate>,
-    concurrency: Option<usize>,
-    max_attempts: Option<u32>,
-    max_consecutive_failures: Option<u32>,
-    retry_delay: Option<String>,
-    daily_cap: Option<u32>,
-    state_dir: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
