@@ -160,7 +160,7 @@ pub(super) enum RawCode {
 }
 
 impl RawCode {
-    pub(super) fn text(self) -> String {
+    pub(super) fn text(&self) -> String {
         match self {
             RawCode::Text(s) => s.trim().to_string(),
             RawCode::Number(n) => n.to_string(),

@@ -82,8 +82,8 @@ pub(super) fn inline_secret(key: &str) -> Option<&str> {
 
 /// The secret `{key}_env` or `{key}_file` names (at most one of them), if any.
 pub(super) fn secret_source(
-    env: Option<String>,
-    file: Option<String>,
+    env: Option<&str>,
+    file: Option<&str>,
     loc: &Locator,
     key: &str,
     dir: &Path,
@@ -101,7 +101,7 @@ pub(super) fn secret_source(
         }
         (None, Some(f)) => Ok(Some(SecretSource::File(loc.resolve(
             &format!("{key}_file"),
-            &f,
+            f,
             dir,
         )))),
         (None, None) => Ok(None),
