@@ -16,6 +16,7 @@ use crate::address::normalise_phone;
 pub const DEFAULT_QUIET_HOURS: &str = "21:00-08:00";
 /// Default ceiling on SMS segments per message (`check` flags anything longer).
 pub const DEFAULT_MAX_SEGMENTS: usize = 3;
+/// The SMS outbox (JSON lines), relative to the campaign file.
 pub const DEFAULT_SMS_OUTBOX: &str = "outbox/sms.jsonl";
 /// Default request timeout for an SMS gateway. A reply that does not come in time leaves the
 /// message `unknown` (it may have gone), so this is generous.
