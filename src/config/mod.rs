@@ -115,6 +115,14 @@ from = "+13125550100"
             assert_eq!(load_error(&BASE.replacen(from, to, 1), &[]), *want, "{to}");
         }
     }
+
+    /// [`assert_errors`] for `--set` lists that all begin with `prefix`.
+    pub(super) fn assert_errors_after(prefix: &[&str], sets: &[(&[&str], &str)]) {
+        for (sets, want) in sets {
+            let sets: Vec<&str> = prefix.iter().chain(sets.iter()).copied().collect();
+            assert_eq!(load_error(BASE, &sets), *want, "--set {sets:?}");
+        }
+    }
 }
 
 #[cfg(test)]
