@@ -20,10 +20,15 @@ use crate::model::{Channel, parse_timezone};
 /// Default per-channel rates.
 pub const DEFAULT_EMAIL_RATE: &str = "20/s";
 pub const DEFAULT_SMS_RATE: &str = "1/s";
+/// Default number of messages on their way at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Default tries per message, the first included.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+/// Default number of failures in a row that stops a run.
 pub const DEFAULT_MAX_CONSECUTIVE_FAILURES: u32 = 20;
+/// Default delay before the first retry.
 pub const DEFAULT_RETRY_DELAY: &str = "2s";
+/// Default directory of the ledger, relative to the campaign file.
 pub const DEFAULT_STATE_DIR: &str = ".outreach";
 
 /// A campaign ready to use: every value checked, every path absolute.

@@ -6,7 +6,8 @@
 //! `secrets` where a secret lives; `raw` is the file's shape; `parse` reads the text into it,
 //! overrides merged, with an `error::Locator` that remembers each key's line; `campaign`,
 //! `email`, `gateway` and `generic` check their tables into the types the rest of the program
-//! uses. Every public item is re-exported here, so callers name it `crate::config::X`.
+//! uses. Every public item is re-exported here, so callers name it `crate::config::X`; the files
+//! import one another but never this one, which keeps the module free of import cycles.
 
 mod campaign;
 mod email;
