@@ -16,7 +16,7 @@
 #   4. `send` again over the completed campaign: nothing new may go;
 #   each under /usr/bin/time (wall time, peak RSS); then a table.
 #
-# Knobs (environment): BENCH_CONTACTS=100000 BENCH_SEED=2026 BENCH_KEEP=0 (1 keeps the temp dir).
+# Knobs (environment): OUTREACH_BIN (a prebuilt binary), BENCH_CONTACTS=100000 BENCH_SEED=2026 BENCH_KEEP=0 (1 keeps the temp dir).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,9 +31,14 @@ command -v /usr/bin/time >/dev/null || { say "installing GNU time"; apt-get inst
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/outreach-send-bench.XXXXXX")
 if [[ ${BENCH_KEEP:-0} == 1 ]]; then trap 'say "kept $TMP"' EXIT; else trap 'rm -rf "$TMP"' EXIT; fi
 
-say "building (release)"
-cargo build --release --quiet
-BIN="$ROOT/target/release/outreach"
+# OUTREACH_BIN: a binary built elsewhere (an A/B comparison of two builds); else build this tree.
+if [[ -n ${OUTREACH_BIN:-} ]]; then
+    BIN=$OUTREACH_BIN
+else
+    say "building (release)"
+    cargo build --release --quiet
+    BIN="$ROOT/target/release/outreach"
+fi
 say "generating $N contacts"
 python3 bench/gen-contacts.py "$TMP/contacts.csv" -n "$N" --seed "$SEED" >/dev/null
 

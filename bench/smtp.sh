@@ -20,7 +20,7 @@
 #      BENCH_MAILMERGE (2000) messages of the same size to a fresh sink;
 #   4. a table: best wall time of each, messages/s, ratios.
 #
-# Knobs: BENCH_MESSAGES=100000 BENCH_SESSIONS=8 BENCH_RUNS=2 BENCH_MAILMERGE=2000 BENCH_KEEP=0.
+# Knobs: OUTREACH_BIN (a prebuilt binary), BENCH_MESSAGES=100000 BENCH_SESSIONS=8 BENCH_RUNS=2 BENCH_MAILMERGE=2000 BENCH_KEEP=0.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,9 +40,14 @@ SINK_PID=
 cleanup() { [[ -n $SINK_PID ]] && kill "$SINK_PID" 2>/dev/null; if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $TMP"; else rm -rf "$TMP"; fi; }
 trap cleanup EXIT
 
-say "building (release)"
-cargo build --release --quiet
-BIN="$ROOT/target/release/outreach"
+# OUTREACH_BIN: a binary built elsewhere (an A/B comparison of two builds); else build this tree.
+if [[ -n ${OUTREACH_BIN:-} ]]; then
+    BIN=$OUTREACH_BIN
+else
+    say "building (release)"
+    cargo build --release --quiet
+    BIN="$ROOT/target/release/outreach"
+fi
 
 # Contacts: about 85% of generated rows get an email; generate enough for M.
 N=$(( M * 100 / 80 + 1000 ))
