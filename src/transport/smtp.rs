@@ -11,6 +11,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use lettre::Address;
-use lettre::transport::smtp::Error as SmtpError;
+use lettre::transport::smtp::Error as LettreError;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
@@ -72,6 +73,43 @@ struct Session {
     pipelining: bool,
 }
 
+/// Why the SMTP transport cannot be set up from the campaign's `[email.smtp]` settings: found
+/// before anything is claimed, so nothing is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpError {
+    /// The password's environment variable or file cannot be read (the reason as the campaign
+    /// loader words it).
+    #[error("email.smtp.password: {0}")]
+    Password(String),
+    #[error("email.smtp.username is set but no password_env or password_file")]
+    NoPassword,
+    #[error("email.smtp.ca_file {}: {source}", path.display())]
+    CaFileUnreadable { path: PathBuf, source: io::Error },
+    /// The CA file, for STARTTLS (lettre reads it).
+    #[error("email.smtp.ca_file: not a PEM certificate: {0}")]
+    CaFileNotPem(#[source] LettreError),
+    /// The CA file, for implicit TLS (rustls reads it): a PEM section that does not parse.
+    #[error("email.smtp.ca_file: {0}")]
+    CaFilePem(#[source] rustls::pki_types::pem::Error),
+    /// The CA file, for implicit TLS: a certificate rustls does not take as a root.
+    #[error("email.smtp.ca_file: {0}")]
+    CaFileCertificate(#[source] rustls::Error),
+    #[error("email.smtp.ca_file: no PEM certificate in the file")]
+    CaFileEmpty,
+    /// lettre's STARTTLS parameters cannot be built.
+    #[error("TLS settings: {0}")]
+    StartTls(#[source] LettreError),
+    /// rustls's client configuration for implicit TLS cannot be built.
+    #[error("TLS settings: {0}")]
+    ImplicitTls(#[source] rustls::Error),
+    /// Implicit TLS checks the certificate against the host's name, which must be one.
+    #[error("email.smtp.host {host:?}: {source}")]
+    HostName {
+        host: String,
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+}
+
 /// Why a session could not be opened.
 enum OpenError {
     /// Nothing reached the server, or it is busy: worth another try later.
@@ -83,25 +121,23 @@ enum OpenError {
 impl Smtp {
     /// Prepares the transport; reads the password and the extra CA file now, so a missing secret
     /// stops the run before anything goes.
-    pub fn new(settings: &SmtpSettings) -> Result<Self, String> {
+    pub fn new(settings: &SmtpSettings) -> Result<Self, SmtpError> {
         let credentials = match (&settings.username, &settings.password) {
             (Some(user), Some(source)) => Some(Credentials::new(
                 user.clone(),
                 source
                     .read()
-                    .map_err(|e| format!("email.smtp.password: {e}"))?,
+                    .map_err(|e| SmtpError::Password(e.to_string()))?,
             )),
-            (Some(_), None) => {
-                return Err(
-                    "email.smtp.username is set but no password_env or password_file".into(),
-                );
-            }
+            (Some(_), None) => return Err(SmtpError::NoPassword),
             _ => None,
         };
         let extra = match &settings.ca_file {
             Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("email.smtp.ca_file {}: {e}", path.display()))?;
+                let pem = std::fs::read(path).map_err(|source| SmtpError::CaFileUnreadable {
+                    path: path.clone(),
+                    source,
+                })?;
                 Some(pem)
             }
             None => None,
@@ -111,19 +147,20 @@ impl Smtp {
             TlsMode::StartTls => {
                 let mut builder = TlsParameters::builder(settings.host.clone());
                 if let Some(pem) = &extra {
-                    let cert = Certificate::from_pem(pem)
-                        .map_err(|e| format!("email.smtp.ca_file: not a PEM certificate: {e}"))?;
+                    let cert = Certificate::from_pem(pem).map_err(SmtpError::CaFileNotPem)?;
                     builder = builder.add_root_certificate(cert);
                 }
-                let params = builder
-                    .build_rustls()
-                    .map_err(|e| format!("TLS settings: {e}"))?;
+                let params = builder.build_rustls().map_err(SmtpError::StartTls)?;
                 (Some(params), None)
             }
             TlsMode::Tls => {
                 let config = client_config(extra.as_deref())?;
-                let name = rustls::pki_types::ServerName::try_from(settings.host.clone())
-                    .map_err(|e| format!("email.smtp.host {:?}: {e}", settings.host))?;
+                let name = rustls::pki_types::ServerName::try_from(settings.host.clone()).map_err(
+                    |source| SmtpError::HostName {
+                        host: settings.host.clone(),
+                        source,
+                    },
+                )?;
                 (None, Some((TlsConnector::from(Arc::new(config)), name)))
             }
         };
@@ -485,7 +522,7 @@ impl Smtp {
     /// recipient unless the code is read.) Once a recipient went through, the same codes are
     /// one recipient's (`check_recipient_access`, a content filter): stopping there would stop
     /// every later run at that patient.
-    fn refusal(&self, e: &SmtpError) -> Delivery {
+    fn refusal(&self, e: &LettreError) -> Delivery {
         if is_auth_reply(e) {
             Delivery::Fatal {
                 error: format!("the server wants authentication: {}", reply_text(e)),
@@ -589,7 +626,7 @@ impl Smtp {
             ));
         };
         let lost_at =
-            |what: &str, e: &SmtpError| Some(Step::done(lost(format!("{what}: {e}")), false));
+            |what: &str, e: &LettreError| Some(Step::done(lost(format!("{what}: {e}")), false));
         // Whatever the first refusal, the server must not be left waiting for data.
         let data_open = matches!(&data, Some(Ok(_)));
         let outcome = match mail {
@@ -674,7 +711,7 @@ impl Step {
 
 enum Failure {
     /// The server answered with an error reply.
-    Reply(SmtpError),
+    Reply(LettreError),
     /// No usable reply: the connection failed or timed out.
     Lost(String),
 }
@@ -777,7 +814,7 @@ fn lost(error: String) -> Delivery {
     }
 }
 
-fn transient(e: &SmtpError) -> Delivery {
+fn transient(e: &LettreError) -> Delivery {
     Delivery::Transient {
         error: reply_text(e),
         retry_after: None,
@@ -804,22 +841,22 @@ fn not_the_recipients((_, subject, detail): (u16, u16, u16)) -> bool {
 /// 421: the server is closing the session, as Postfix does once a session sat idle past its
 /// timeout. To the first command on a reused session, it means the session was stale, not that
 /// the message was refused.
-fn is_closing(e: &SmtpError) -> bool {
+fn is_closing(e: &LettreError) -> bool {
     e.status().is_some_and(|c| c.to_string() == "421")
 }
 
-fn is_transient(e: &SmtpError) -> bool {
+fn is_transient(e: &LettreError) -> bool {
     e.is_transient()
 }
 
 /// 530 (authentication required), 534, 535 (credentials rejected), 538.
-fn is_auth_reply(e: &SmtpError) -> bool {
+fn is_auth_reply(e: &LettreError) -> bool {
     e.status()
         .is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535" | "538"))
 }
 
 /// `550 5.1.1 <…>: Recipient address rejected` from lettre's error text.
-fn reply_text(e: &SmtpError) -> String {
+fn reply_text(e: &LettreError) -> String {
     let text = e.to_string();
     // lettre writes "permanent error (550): …"; keep the server's words with the code first.
     match (e.status(), text.split_once("): ")) {
@@ -870,7 +907,7 @@ fn tls_error(server: &str, e: &dyn fmt::Display) -> OpenError {
 
 /// A rustls client configuration with the system's roots and the optional extra CA file, for
 /// implicit TLS. (STARTTLS gets the same trust through lettre's own builder.)
-fn client_config(extra_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, String> {
+fn client_config(extra_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, SmtpError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 
@@ -880,20 +917,18 @@ fn client_config(extra_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, Strin
     if let Some(pem) = extra_pem {
         let mut added = 0;
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| format!("email.smtp.ca_file: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("email.smtp.ca_file: {e}"))?;
+            let cert = cert.map_err(SmtpError::CaFilePem)?;
+            roots.add(cert).map_err(SmtpError::CaFileCertificate)?;
             added += 1;
         }
         if added == 0 {
-            return Err("email.smtp.ca_file: no PEM certificate in the file".into());
+            return Err(SmtpError::CaFileEmpty);
         }
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS settings: {e}"))?
+        .map_err(SmtpError::ImplicitTls)?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
