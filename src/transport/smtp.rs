@@ -187,140 +187,195 @@ impl Smtp {
 
     /// Opens a session: TCP with `TCP_NODELAY`, TLS as configured, EHLO, AUTH.
     async fn open(&self) -> Result<Session, OpenError> {
-        let server = self.server();
-        let transient = |what: &str, e: &dyn fmt::Display| {
-            OpenError::Transient(format!("{server}: {what}: {e}"))
-        };
-        let tcp = tokio::time::timeout(
-            self.timeout,
-            TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        .map_err(|_| transient("connecting", &"timed out"))?
-        .map_err(|e| transient("connecting", &e))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| transient("setting TCP_NODELAY", &e))?;
-        let peer = tcp.peer_addr().map_err(|e| transient("connecting", &e))?;
-        if self.loopback_only && !peer.ip().is_loopback() {
-            return Err(OpenError::Fatal(format!(
-                "{server}: tls = \"none\" is allowed only to this machine, and {} resolved to \
-                 {}; refusing to send patient data in clear text",
-                self.host,
-                peer.ip()
-            )));
-        }
+        let (tcp, peer) = self.connect().await?;
         let read = Arc::new(AtomicBool::new(false));
-        let stream: Box<dyn AsyncTokioStream> = match &self.implicit {
-            Some((connector, name)) => {
-                let tls = tokio::time::timeout(self.timeout, connector.connect(name.clone(), tcp))
-                    .await
-                    .map_err(|_| transient("TLS handshake", &"timed out"))?
-                    .map_err(|e| {
-                        if is_tls_refusal(&e) {
-                            tls_error(&server, &e)
-                        } else {
-                            transient("TLS handshake", &e)
-                        }
-                    })?;
-                Box::new(Wire {
-                    inner: tls,
-                    read: Arc::clone(&read),
-                    peer,
-                })
-            }
-            None => Box::new(Wire {
-                inner: tcp,
-                read: Arc::clone(&read),
-                peer,
-            }),
-        };
-        let mut conn = tokio::time::timeout(
-            self.timeout,
-            AsyncSmtpConnection::connect_with_transport(stream, &self.hello),
-        )
-        .await
-        .map_err(|_| transient("waiting for the greeting", &"timed out"))?
-        .map_err(|e| match e.status() {
-            Some(_) if is_transient(&e) => transient("greeting", &e),
-            Some(_) => OpenError::Fatal(format!("{server}: the server refused the session: {e}")),
-            None => transient("greeting", &e),
-        })?;
+        let stream = self.handshake(tcp, peer, &read).await?;
+        let mut conn = self.greet(stream).await?;
         if let Some(params) = &self.starttls {
-            if !conn.can_starttls() {
-                conn.abort().await;
-                return Err(OpenError::Fatal(format!(
-                    "{server} does not offer STARTTLS; refusing to send patient data in clear \
-                     text (use tls = \"tls\" for implicit TLS, usually port 465)"
-                )));
-            }
-            tokio::time::timeout(self.timeout, conn.starttls(params.clone(), &self.hello))
-                .await
-                .map_err(|_| transient("STARTTLS", &"timed out"))?
-                .map_err(|e| {
-                    // A 454 (TLS not available for now) may pass; a 5xx will not, and without
-                    // TLS nothing is sent. A handshake that fails on its own terms (a
-                    // certificate refused, an alert) is the configuration's; one the network
-                    // broke (a reset, a closed connection) may work next time.
-                    if e.status().is_some() && is_transient(&e) {
-                        transient("STARTTLS", &e)
-                    } else if e.status().is_some() {
-                        OpenError::Fatal(format!(
-                            "{server}: the server refused STARTTLS: {}; refusing to send patient \
-                             data in clear text",
-                            reply_text(&e)
-                        ))
-                    } else if is_tls_refusal(&e) {
-                        tls_error(&server, &e)
-                    } else {
-                        transient("STARTTLS", &e)
-                    }
-                })?;
+            self.upgrade(&mut conn, params).await?;
         }
-        // lettre keeps only the extensions it uses; ask again to learn about PIPELINING.
-        let pipelining =
-            match tokio::time::timeout(self.timeout, conn.command(Ehlo::new(self.hello.clone())))
-                .await
-            {
-                Ok(Ok(r)) => r
-                    .message()
-                    .any(|l| l.trim().eq_ignore_ascii_case("PIPELINING")),
-                Ok(Err(e)) => return Err(transient("EHLO", &e)),
-                Err(_) => return Err(transient("EHLO", &"timed out")),
-            };
+        let pipelining = self.offers_pipelining(&mut conn).await?;
         if let Some(credentials) = &self.credentials {
-            let auth = tokio::time::timeout(
-                self.timeout,
-                conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials),
-            )
-            .await
-            .map_err(|_| transient("AUTH", &"timed out"))?;
-            if let Err(e) = auth {
-                let error = match e.status() {
-                    Some(_) if is_transient(&e) => transient("AUTH", &e),
-                    Some(_) => OpenError::Fatal(format!(
-                        "{server}: authentication failed: {}",
-                        reply_text(&e)
-                    )),
-                    None if e.is_client() => OpenError::Fatal(format!(
-                        "{server}: cannot authenticate: {e} (the server offers no AUTH PLAIN \
-                         or LOGIN{})",
-                        if conn.is_encrypted() {
-                            ""
-                        } else {
-                            "; many servers offer AUTH only over TLS"
-                        }
-                    )),
-                    None => transient("AUTH", &e),
-                };
-                conn.abort().await;
-                return Err(error);
-            }
+            self.authenticate(&mut conn, credentials).await?;
         }
         Ok(Session {
             conn,
             read,
             pipelining,
         })
+    }
+
+    /// A failure to open that a later try may not meet: `{server}: {what}: {e}`.
+    fn transient(&self, what: &str, e: &dyn fmt::Display) -> OpenError {
+        OpenError::Transient(format!("{}: {what}: {e}", self.server()))
+    }
+
+    /// TCP with `TCP_NODELAY`, to a loopback address only when clear text was allowed for that.
+    async fn connect(&self) -> Result<(TcpStream, SocketAddr), OpenError> {
+        let tcp = tokio::time::timeout(
+            self.timeout,
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| self.transient("connecting", &"timed out"))?
+        .map_err(|e| self.transient("connecting", &e))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| self.transient("setting TCP_NODELAY", &e))?;
+        let peer = tcp
+            .peer_addr()
+            .map_err(|e| self.transient("connecting", &e))?;
+        if self.loopback_only && !peer.ip().is_loopback() {
+            return Err(OpenError::Fatal(format!(
+                "{}: tls = \"none\" is allowed only to this machine, and {} resolved to \
+                 {}; refusing to send patient data in clear text",
+                self.server(),
+                self.host,
+                peer.ip()
+            )));
+        }
+        Ok((tcp, peer))
+    }
+
+    /// The stream lettre talks over, noting each read in `read`: implicit TLS's handshake done
+    /// first, or the TCP connection as it is.
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        read: &Arc<AtomicBool>,
+    ) -> Result<Box<dyn AsyncTokioStream>, OpenError> {
+        let read = Arc::clone(read);
+        let Some((connector, name)) = &self.implicit else {
+            return Ok(Box::new(Wire {
+                inner: tcp,
+                read,
+                peer,
+            }));
+        };
+        let tls = tokio::time::timeout(self.timeout, connector.connect(name.clone(), tcp))
+            .await
+            .map_err(|_| self.transient("TLS handshake", &"timed out"))?
+            .map_err(|e| {
+                if is_tls_refusal(&e) {
+                    tls_error(&self.server(), &e)
+                } else {
+                    self.transient("TLS handshake", &e)
+                }
+            })?;
+        Ok(Box::new(Wire {
+            inner: tls,
+            read,
+            peer,
+        }))
+    }
+
+    /// The server's greeting, and lettre's EHLO.
+    async fn greet(
+        &self,
+        stream: Box<dyn AsyncTokioStream>,
+    ) -> Result<AsyncSmtpConnection, OpenError> {
+        tokio::time::timeout(
+            self.timeout,
+            AsyncSmtpConnection::connect_with_transport(stream, &self.hello),
+        )
+        .await
+        .map_err(|_| self.transient("waiting for the greeting", &"timed out"))?
+        .map_err(|e| match e.status() {
+            Some(_) if is_transient(&e) => self.transient("greeting", &e),
+            Some(_) => OpenError::Fatal(format!(
+                "{}: the server refused the session: {e}",
+                self.server()
+            )),
+            None => self.transient("greeting", &e),
+        })
+    }
+
+    /// STARTTLS, required: a server that does not offer it gets no message.
+    async fn upgrade(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        params: &TlsParameters,
+    ) -> Result<(), OpenError> {
+        let server = self.server();
+        if !conn.can_starttls() {
+            conn.abort().await;
+            return Err(OpenError::Fatal(format!(
+                "{server} does not offer STARTTLS; refusing to send patient data in clear \
+                 text (use tls = \"tls\" for implicit TLS, usually port 465)"
+            )));
+        }
+        tokio::time::timeout(self.timeout, conn.starttls(params.clone(), &self.hello))
+            .await
+            .map_err(|_| self.transient("STARTTLS", &"timed out"))?
+            .map_err(|e| {
+                // A 454 (TLS not available for now) may pass; a 5xx will not, and without
+                // TLS nothing is sent. A handshake that fails on its own terms (a
+                // certificate refused, an alert) is the configuration's; one the network
+                // broke (a reset, a closed connection) may work next time.
+                if e.status().is_some() && is_transient(&e) {
+                    self.transient("STARTTLS", &e)
+                } else if e.status().is_some() {
+                    OpenError::Fatal(format!(
+                        "{server}: the server refused STARTTLS: {}; refusing to send patient \
+                         data in clear text",
+                        reply_text(&e)
+                    ))
+                } else if is_tls_refusal(&e) {
+                    tls_error(&server, &e)
+                } else {
+                    self.transient("STARTTLS", &e)
+                }
+            })
+    }
+
+    /// Whether the server offers PIPELINING: lettre keeps only the extensions it uses, so the
+    /// EHLO is said again to learn it.
+    async fn offers_pipelining(&self, conn: &mut AsyncSmtpConnection) -> Result<bool, OpenError> {
+        match tokio::time::timeout(self.timeout, conn.command(Ehlo::new(self.hello.clone()))).await
+        {
+            Ok(Ok(r)) => Ok(r
+                .message()
+                .any(|l| l.trim().eq_ignore_ascii_case("PIPELINING"))),
+            Ok(Err(e)) => Err(self.transient("EHLO", &e)),
+            Err(_) => Err(self.transient("EHLO", &"timed out")),
+        }
+    }
+
+    /// AUTH PLAIN or LOGIN. Rejected credentials are fatal: every message would meet them.
+    async fn authenticate(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        credentials: &Credentials,
+    ) -> Result<(), OpenError> {
+        let auth = tokio::time::timeout(
+            self.timeout,
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials),
+        )
+        .await
+        .map_err(|_| self.transient("AUTH", &"timed out"))?;
+        let Err(e) = auth else {
+            return Ok(());
+        };
+        let error = match e.status() {
+            Some(_) if is_transient(&e) => self.transient("AUTH", &e),
+            Some(_) => OpenError::Fatal(format!(
+                "{}: authentication failed: {}",
+                self.server(),
+                reply_text(&e)
+            )),
+            None if e.is_client() => OpenError::Fatal(format!(
+                "{}: cannot authenticate: {e} (the server offers no AUTH PLAIN or LOGIN{})",
+                self.server(),
+                if conn.is_encrypted() {
+                    ""
+                } else {
+                    "; many servers offer AUTH only over TLS"
+                }
+            )),
+            None => self.transient("AUTH", &e),
+        };
+        conn.abort().await;
+        Err(error)
     }
 
     fn take_idle(&self) -> Option<Session> {
