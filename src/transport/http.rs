@@ -22,7 +22,10 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
+use reqwest::header::{
+    AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, InvalidHeaderName, InvalidHeaderValue,
+    LOCATION, RETRY_AFTER,
+};
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
 use serde_json::Value;
 
@@ -46,6 +49,37 @@ const TWILIO_INVALID_NUMBER: &[i64] = &[21211, 21614];
 const TWILIO_OPTED_OUT: i64 = 21610;
 /// 20429 too many requests; 21611 the sender's queue of messages is full (for now).
 const TWILIO_TRANSIENT: &[i64] = &[20429, 21611];
+
+/// `url`'s `ParseError`, which reqwest does not re-export.
+type UrlParseError = <Url as std::str::FromStr>::Err;
+
+/// Why an SMS gateway cannot be set up from the campaign's `[sms.gateway]` settings (found
+/// before anything is claimed), or a generic gateway's request cannot be made for a message.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The token's environment variable or file cannot be read (the reason as the campaign
+    /// loader words it).
+    #[error("sms.gateway.token: {0}")]
+    Token(String),
+    #[error(
+        "sms.gateway.token: the secret holds a character an HTTP header cannot carry \
+             (a control character or line end)"
+    )]
+    TokenNotInHeader(#[source] InvalidHeaderValue),
+    #[error("sms.gateway.base_url: {url:?} is not a URL: {source}")]
+    BaseUrl { url: String, source: UrlParseError },
+    #[error("sms.gateway.auth_header: {name:?} is not a header name: {source}")]
+    AuthHeader {
+        name: String,
+        source: InvalidHeaderName,
+    },
+    #[error("building the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// A generic gateway's body template cannot be filled for a message (its placeholders are
+    /// checked when the campaign is loaded, so this is not expected).
+    #[error("sms.gateway.body_template: {0:?}")]
+    BodyTemplate(crate::config::TemplateError),
+}
 
 /// A gateway as the send loop sees it.
 pub struct Gateway {
@@ -83,13 +117,13 @@ impl Gateway {
     /// Builds the client and reads the secret (an unset variable or unreadable file is an error
     /// here, before anything is claimed). `concurrency`: connections kept open; the send loop's
     /// permits (`Transport::sessions`) bound the requests at once.
-    pub fn new(settings: &GatewaySettings, concurrency: usize) -> Result<Self, String> {
+    pub fn new(settings: &GatewaySettings, concurrency: usize) -> Result<Self, GatewayError> {
         let secret = settings
             .token
             .as_ref()
             .map(|s| s.read())
             .transpose()
-            .map_err(|e| format!("sms.gateway.token: {e}"))?;
+            .map_err(|e| GatewayError::Token(e.to_string()))?;
         let dialect = match settings.preset {
             GatewayPreset::Twilio => {
                 let account = settings.account.as_deref().expect("validated");
@@ -143,7 +177,7 @@ impl Gateway {
             .pool_max_idle_per_host(concurrency)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
+            .map_err(GatewayError::Client)?;
         Ok(Gateway {
             client,
             dialect,
@@ -208,7 +242,11 @@ impl Gateway {
                 status_callback,
             } => match generic_request(&self.client, spec, account, auth, status_callback, m) {
                 Ok(r) => r,
-                Err(e) => return Delivery::Permanent { error: e },
+                Err(e) => {
+                    return Delivery::Permanent {
+                        error: e.to_string(),
+                    };
+                }
             },
         };
         let delivery = match request.send().await {
@@ -414,8 +452,11 @@ async fn read_reply(mut response: reqwest::Response) -> Option<Vec<u8>> {
 }
 
 /// A gateway URL from the campaign's `base_url`.
-fn parse_url(url: &str) -> Result<Url, String> {
-    Url::parse(url).map_err(|e| format!("sms.gateway.base_url: {url:?} is not a URL: {e}"))
+fn parse_url(url: &str) -> Result<Url, GatewayError> {
+    Url::parse(url).map_err(|source| GatewayError::BaseUrl {
+        url: url.to_string(),
+        source,
+    })
 }
 
 /// `Authorization: Basic …` for `user` and `password`, marked sensitive (kept out of debug
@@ -678,14 +719,10 @@ fn generic_auth(
     auth: &GatewayAuth,
     account: Option<&str>,
     secret: Option<String>,
-) -> Result<Option<(HeaderName, HeaderValue)>, String> {
+) -> Result<Option<(HeaderName, HeaderValue)>, GatewayError> {
     let secret = secret.unwrap_or_default();
-    let sensitive = |text: String| -> Result<HeaderValue, String> {
-        let mut value = HeaderValue::try_from(text).map_err(|_| {
-            "sms.gateway.token: the secret holds a character an HTTP header cannot carry \
-             (a control character or line end)"
-                .to_string()
-        })?;
+    let sensitive = |text: String| -> Result<HeaderValue, GatewayError> {
+        let mut value = HeaderValue::try_from(text).map_err(GatewayError::TokenNotInHeader)?;
         value.set_sensitive(true);
         Ok(value)
     };
@@ -697,8 +734,10 @@ fn generic_auth(
         ),
         GatewayAuth::Bearer => (AUTHORIZATION, sensitive(format!("Bearer {secret}"))?),
         GatewayAuth::Header(h) => (
-            HeaderName::try_from(h.as_str())
-                .map_err(|e| format!("sms.gateway.auth_header: {h:?} is not a header name: {e}"))?,
+            HeaderName::try_from(h.as_str()).map_err(|source| GatewayError::AuthHeader {
+                name: h.clone(),
+                source,
+            })?,
             sensitive(secret)?,
         ),
     }))
@@ -732,7 +771,7 @@ fn generic_request(
     auth: &Option<(HeaderName, HeaderValue)>,
     status_callback: &Option<String>,
     m: &SmsOut,
-) -> Result<RequestBuilder, String> {
+) -> Result<RequestBuilder, GatewayError> {
     let escape = |s: &str| match spec.body_format {
         BodyFormat::Form => form_encode(s),
         BodyFormat::Json => json_escape(s),
@@ -754,7 +793,7 @@ fn generic_request(
         };
         Some(escape(&v))
     })
-    .map_err(|e| format!("sms.gateway.body_template: {e:?}"))?;
+    .map_err(GatewayError::BodyTemplate)?;
     let r = match spec.method {
         HttpMethod::Get => {
             let sep = if spec.url.contains('?') { '&' } else { '?' };
@@ -852,6 +891,50 @@ fn generic_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Word for word what these settings were refused with when the errors were strings.
+    #[test]
+    fn settings_that_cannot_work_are_refused_before_any_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = |text: &str| {
+            let path = dir.path().join("token");
+            std::fs::write(&path, text).unwrap();
+            Some(crate::config::SecretSource::File(path))
+        };
+        let refused = |s: &GatewaySettings| Gateway::new(s, 1).err().expect("refused").to_string();
+        let mut s = GatewaySettings {
+            preset: GatewayPreset::Vonage,
+            base_url: "rest.nexmo.com/sms".into(),
+            account: Some("abcd1234".into()),
+            token: token("secret12"),
+            messaging_service_sid: None,
+            status_callback: None,
+            timeout: Duration::from_secs(5),
+            generic: None,
+            outbox: "outbox".into(),
+        };
+        assert_eq!(
+            refused(&s),
+            "sms.gateway.base_url: \"rest.nexmo.com/sms/json\" is not a URL: relative URL \
+             without a base"
+        );
+        let mut g = generic("/data");
+        g.auth = GatewayAuth::Header("X Key".into());
+        s.preset = GatewayPreset::Generic;
+        s.generic = Some(Box::new(g.clone()));
+        assert_eq!(
+            refused(&s),
+            "sms.gateway.auth_header: \"X Key\" is not a header name: invalid HTTP header name"
+        );
+        g.auth = GatewayAuth::Bearer;
+        s.generic = Some(Box::new(g));
+        s.token = token("abc\ndef");
+        assert_eq!(
+            refused(&s),
+            "sms.gateway.token: the secret holds a character an HTTP header cannot carry (a \
+             control character or line end)"
+        );
+    }
 
     #[test]
     fn form_and_json_escaping() {
