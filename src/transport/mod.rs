@@ -1,6 +1,8 @@
 //! The ways out: the [`Transport`] trait, the messages it carries ([`EmailOut`], [`SmsOut`]) and
 //! what it says of each ([`Delivery`]); implemented by `file` (the outboxes), `smtp` (email
-//! through a relay, lettre) and `http` (SMS gateways, reqwest).
+//! through a relay, lettre) and `http` (SMS gateways, reqwest). A transport that cannot be set
+//! up says why in its own error type (`smtp::SmtpError`, `http::GatewayError`); one that cannot
+//! start, in a [`CheckError`].
 
 pub mod file;
 pub mod http;
@@ -77,12 +79,6 @@ pub enum CheckError {
     Unusable(String),
     /// The server is out of reach or busy right now: a later run may work (exit 3).
     Unavailable(String),
-}
-
-impl From<String> for CheckError {
-    fn from(message: String) -> Self {
-        CheckError::Unusable(message)
-    }
 }
 
 impl Delivery {
