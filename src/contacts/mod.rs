@@ -73,9 +73,17 @@ impl Consent {
     }
 }
 
+/// A consent cell that holds no consent value; shown to people as the row's problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a consent value (yes/no/true/false/1/0/y/n/x or a date like 2025-03-14)")]
+pub struct ConsentError {
+    /// The cell, trimmed.
+    pub value: String,
+}
+
 /// Parses a consent cell: yes/no/true/false/1/0/y/n/x (any case) or an ISO 8601 date (or date
 /// and time); empty means no.
-pub fn parse_consent(value: &str) -> Result<Consent, String> {
+pub fn parse_consent(value: &str) -> Result<Consent, ConsentError> {
     let v = value.trim();
     match v.to_ascii_lowercase().as_str() {
         "" | "no" | "n" | "false" | "0" => return Ok(Consent::No),
@@ -89,9 +97,9 @@ pub fn parse_consent(value: &str) -> Result<Consent, String> {
             return Ok(Consent::Since(d));
         }
     }
-    Err(format!(
-        "{v:?} is not a consent value (yes/no/true/false/1/0/y/n/x or a date like 2025-03-14)"
-    ))
+    Err(ConsentError {
+        value: v.to_string(),
+    })
 }
 
 /// The channel(s) a contact asked for.
@@ -828,7 +836,7 @@ fn parse_row(
     let mut consent = |field: &str, channel: Channel| match parse_consent(get(field)) {
         Ok(c) => c,
         Err(reason) => {
-            problem(field, get(field), reason, &[channel]);
+            problem(field, get(field), reason.to_string(), &[channel]);
             Consent::Invalid
         }
     };
@@ -1107,6 +1115,12 @@ mod tests {
             Ok(Consent::Since(_))
         ));
         assert!(parse_consent("maybe").is_err());
+        // The problem people see, byte for byte as it was when this returned a String.
+        assert_eq!(
+            parse_consent(" maybe ").unwrap_err().to_string(),
+            "\"maybe\" is not a consent value (yes/no/true/false/1/0/y/n/x or a date like \
+             2025-03-14)"
+        );
         assert!(parse_consent("2025-13-01").is_err());
         assert!(parse_consent("14/03/2025").is_err());
     }
