@@ -10,9 +10,11 @@
 //!
 //! The files, from the bottom up (each uses only those before it): `error.rs` (what stops or
 //! warns about a file), `header.rs` (the columns and where the standard fields are),
-//! `contact.rs` (what a file reads into); this file reads a whole contacts file.
+//! `contact.rs` (what a file reads into), `decode.rs` (bytes to text, the delimiter, true line
+//! numbers); this file reads a whole contacts file.
 
 mod contact;
+mod decode;
 mod error;
 mod header;
 
@@ -26,147 +28,15 @@ use chrono_tz::Tz;
 pub use contact::{
     ChannelChoice, Consent, ConsentError, Contact, ContactList, Problem, parse_consent,
 };
+pub use decode::{decode, detect_delimiter};
 pub use error::{ContactsError, FileWarning};
 pub use header::{Columns, normalise_header};
 
 use crate::address::{E164Phone, EmailAddress};
 use crate::config::ContactsSource;
 use crate::model::Channel;
+use decode::LineIndex;
 use header::layout;
-
-/// Decodes a file's bytes to text. `forced`: the encoding the campaign names. Without it: a BOM
-/// decides; else UTF-8; else, if the bytes look like Windows-1252 (Excel's "CSV" on Windows),
-/// that, with a warning naming a line to check; else an error naming the first line that is not
-/// UTF-8. A name is never garbled silently.
-pub fn decode(
-    path: &Path,
-    bytes: &[u8],
-    forced: Option<&'static encoding_rs::Encoding>,
-) -> Result<(String, &'static str, Option<FileWarning>), ContactsError> {
-    let line_at = |offset: usize| bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
-    let strict = |enc: &'static encoding_rs::Encoding, body: &[u8]| {
-        let (text, had_errors) = enc.decode_without_bom_handling(body);
-        if had_errors {
-            let bad = text.find('\u{FFFD}').unwrap_or(0);
-            return Err(ContactsError::Encoding {
-                path: path.to_path_buf(),
-                line: text[..bad].matches('\n').count() + 1,
-                message: format!("bytes that are not valid {}", enc.name()),
-            });
-        }
-        Ok(text.into_owned())
-    };
-    if let Some(enc) = forced {
-        let body = match encoding_rs::Encoding::for_bom(bytes) {
-            Some((bom, skip)) if bom == enc => &bytes[skip..],
-            _ => bytes,
-        };
-        return Ok((strict(enc, body)?, enc.name(), None));
-    }
-    if let Some((enc, skip)) = encoding_rs::Encoding::for_bom(bytes) {
-        return Ok((strict(enc, &bytes[skip..])?, enc.name(), None));
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Ok((s.to_string(), "UTF-8", None)),
-        Err(e) => {
-            let bad_offset = e.valid_up_to();
-            let line = line_at(bad_offset);
-            let mut detector = chardetng::EncodingDetector::new();
-            detector.feed(bytes, true);
-            let guess = detector.guess(None, true);
-            if guess == encoding_rs::WINDOWS_1252 {
-                let (text, _, had_errors) = guess.decode(bytes);
-                if !had_errors {
-                    let sample = text
-                        .lines()
-                        .nth(line - 1)
-                        .unwrap_or_default()
-                        .chars()
-                        .take(80)
-                        .collect::<String>();
-                    let warning = FileWarning {
-                        file: path.to_path_buf(),
-                        line: Some(line),
-                        message: format!(
-                            "not UTF-8: read as Windows-1252 (Excel's \"CSV\" export); check that \
-                             line {line} reads right: {sample:?}. Save as \"CSV UTF-8\" or set \
-                             contacts.encoding = \"windows-1252\" to silence this"
-                        ),
-                    };
-                    return Ok((text.into_owned(), guess.name(), Some(warning)));
-                }
-            }
-            Err(ContactsError::Encoding {
-                path: path.to_path_buf(),
-                line,
-                message: format!(
-                    "not valid UTF-8 (it looks like {}); save it as \"CSV UTF-8\", or set \
-                     contacts.encoding to the file's encoding",
-                    guess.name()
-                ),
-            })
-        }
-    }
-}
-
-/// Picks the delimiter that splits the header line best (`,` `;` tab `|`), counting only
-/// outside quotes.
-pub fn detect_delimiter(text: &str) -> u8 {
-    let header = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_default();
-    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0), (b'|', 0)];
-    let mut quoted = false;
-    for b in header.bytes() {
-        if b == b'"' {
-            quoted = !quoted;
-        } else if !quoted && let Some(slot) = counts.iter_mut().find(|(d, _)| *d == b) {
-            slot.1 += 1;
-        }
-    }
-    counts
-        .iter()
-        .max_by_key(|(d, n)| (*n, *d == b','))
-        .filter(|(_, n)| *n > 0)
-        .map(|(d, _)| *d)
-        .unwrap_or(b',')
-}
-
-/// Maps a record's byte offset to its 1-based line. The csv crate's own line count goes wrong after
-/// blank lines (and a CRLF blank line counts as none), and its byte offset points at the blank
-/// lines before a record, so the offset is moved past line breaks first.
-struct LineIndex<'a> {
-    text: &'a [u8],
-    newlines: Vec<usize>,
-}
-
-impl<'a> LineIndex<'a> {
-    fn new(text: &'a str) -> Self {
-        let text = text.as_bytes();
-        let newlines = text
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .map(|(i, _)| i)
-            .collect();
-        LineIndex { text, newlines }
-    }
-
-    /// How many lines the text has (at least as many as its records).
-    fn count(&self) -> usize {
-        self.newlines.len() + 1
-    }
-
-    fn line(&self, position: Option<&csv::Position>) -> usize {
-        let Some(p) = position else { return 0 };
-        let mut offset = p.byte() as usize;
-        while offset < self.text.len() && matches!(self.text[offset], b'\r' | b'\n') {
-            offset += 1;
-        }
-        self.newlines.partition_point(|&n| n < offset) + 1
-    }
-}
 
 /// Rows validated together, over all cores, while the next batch is read.
 const PARSE_BATCH: usize = 8192;
@@ -743,14 +613,6 @@ mod tests {
     }
 
     #[test]
-    fn delimiters() {
-        assert_eq!(detect_delimiter("a;b;c\n1;2;3"), b';');
-        assert_eq!(detect_delimiter("a\tb\tc"), b'\t');
-        assert_eq!(detect_delimiter("\"x;y\",b,c"), b',');
-        assert_eq!(detect_delimiter("email"), b',');
-    }
-
-    #[test]
     fn dialects_read_alike() {
         let plain =
             "id,first_name,email,phone,email_consent\nP1,Ann,ann@example.com,(312) 555-0101,yes\n";
@@ -837,22 +699,6 @@ mod tests {
     fn short_rows_are_problems() {
         let list = parse_str("id,email,phone\nP1,ann@example.com\n");
         assert_eq!(list.contacts[0].problems[0].field, "row");
-    }
-
-    #[test]
-    fn windows_1252_is_decoded_with_a_warning() {
-        let bytes = b"id,first_name\nP1,Mar\xeda\n";
-        let (text, enc, warning) = decode(Path::new("x.csv"), bytes, None).unwrap();
-        assert_eq!(enc, "windows-1252");
-        assert!(text.contains("María"));
-        assert_eq!(warning.unwrap().line, Some(2));
-        let forced = decode(Path::new("x.csv"), bytes, Some(encoding_rs::WINDOWS_1252)).unwrap();
-        assert!(forced.2.is_none());
-        let err = decode(Path::new("x.csv"), bytes, Some(encoding_rs::UTF_8)).unwrap_err();
-        assert!(
-            matches!(err, ContactsError::Encoding { line: 2, .. }),
-            "{err}"
-        );
     }
 
     #[test]
