@@ -1,8 +1,8 @@
-//! Suppression lists: every address that must not be messaged (unsubscribes, STOP replies,
-//! bounces), read from the campaign's `suppress` files and normalised like contacts' addresses,
-//! each entry remembering the file and line it came from ([`SuppressedBy`]). A file is a CSV with
-//! an `address`, `email` or `phone` column, or one address per line; an entry that is no valid
-//! address is a warning, not an error.
+//! Suppression lists: every address that must not be messaged (opt-outs, STOP lists), read from
+//! the campaign's `contacts.suppress` files and normalised like contacts' addresses, each entry
+//! remembering the file and line it came from ([`SuppressedBy`]). A file is a CSV with an
+//! `address`, `email` or `phone` column, or one address per line (`#` comments); an entry that is
+//! no valid address is a warning, not an error.
 
 use std::collections::HashMap;
 use std::fmt;
