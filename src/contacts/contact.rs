@@ -111,7 +111,8 @@ pub struct Contact {
     pub(super) values: Box<[Box<str>]>,
     pub(super) columns: Arc<Columns>,
     pub problems: Vec<Problem>,
-    /// For each channel, the line of an earlier row with the same address.
+    /// For each channel, the line and id of the row with the same address that gets the message
+    /// instead (the first that can take it, else the first); when set, this row is skipped there.
     pub duplicate_of: [Option<(usize, String)>; 2],
 }
 
