@@ -7,6 +7,18 @@ use std::path::Path;
 
 use super::error::{ContactsError, FileWarning};
 
+/// Reads the file at `path` and decodes it (see [`decode`]); the bytes are dropped once decoded.
+pub(super) fn read_text(
+    path: &Path,
+    forced: Option<&'static encoding_rs::Encoding>,
+) -> Result<(String, &'static str, Option<FileWarning>), ContactsError> {
+    let bytes = std::fs::read(path).map_err(|e| ContactsError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    decode(path, &bytes, forced)
+}
+
 /// Decodes a file's bytes to text. `forced`: the encoding the campaign names. Without it: a BOM
 /// decides; else UTF-8; else, if the bytes look like Windows-1252 (Excel's "CSV" on Windows),
 /// that, with a warning naming a line to check; else an error naming the first line that is not
@@ -106,6 +118,35 @@ pub fn detect_delimiter(text: &str) -> u8 {
         .unwrap_or(b',')
 }
 
+/// The records of `text` (indexed by `lines`) that hold anything, each with the line it starts on:
+/// blank lines and Excel's trailing ",,,,," rows are passed over. No record is taken as a header
+/// (the caller decides which is), every cell is trimmed, and a record may have any number of
+/// cells (a short row is a problem of the row, not an error of the file).
+pub(super) fn records<'a>(
+    path: &'a Path,
+    text: &'a str,
+    lines: &'a LineIndex<'a>,
+    delimiter: u8,
+) -> impl Iterator<Item = Result<(usize, csv::StringRecord), ContactsError>> + 'a {
+    let reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    reader
+        .into_records()
+        .filter_map(move |record| match record {
+            Err(e) => Some(Err(ContactsError::Csv {
+                path: path.to_path_buf(),
+                line: lines.line(e.position()),
+                message: e.to_string(),
+            })),
+            Ok(r) if r.iter().all(str::is_empty) => None,
+            Ok(r) => Some(Ok((lines.line(r.position()), r))),
+        })
+}
+
 /// Maps a record's byte offset to its 1-based line. The csv crate's own line count goes wrong after
 /// blank lines (and a CRLF blank line counts as none), and its byte offset points at the blank
 /// lines before a record, so the offset is moved past line breaks first.
@@ -132,7 +173,7 @@ impl<'a> LineIndex<'a> {
     }
 
     /// The line a record (or an error) at `position` starts on; 0 when there is none.
-    pub(super) fn line(&self, position: Option<&csv::Position>) -> usize {
+    fn line(&self, position: Option<&csv::Position>) -> usize {
         let Some(p) = position else { return 0 };
         let mut offset = p.byte() as usize;
         while offset < self.text.len() && matches!(self.text[offset], b'\r' | b'\n') {

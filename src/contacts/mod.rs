@@ -45,12 +45,7 @@ pub fn load(
     default_tz: Tz,
 ) -> Result<ContactList, ContactsError> {
     let path = &source.path;
-    let bytes = std::fs::read(path).map_err(|e| ContactsError::Read {
-        path: path.clone(),
-        source: e,
-    })?;
-    let (text, encoding, warning) = decode(path, &bytes, source.encoding)?;
-    drop(bytes);
+    let (text, encoding, warning) = decode::read_text(path, source.encoding)?;
     let mut list = parse(path, text, source, region, default_tz)?;
     list.encoding = encoding;
     list.warnings.splice(0..0, warning);

@@ -9,7 +9,7 @@ use std::sync::{Arc, mpsc};
 use chrono_tz::Tz;
 
 use super::contact::{ChannelChoice, Consent, Contact, Problem, parse_consent};
-use super::decode::{LineIndex, detect_delimiter};
+use super::decode::{LineIndex, detect_delimiter, records};
 use super::error::ContactsError;
 use super::header::{Columns, layout};
 use crate::address::{E164Phone, EmailAddress};
@@ -28,40 +28,16 @@ pub(super) fn read_rows(
     default_tz: Tz,
 ) -> Result<(Vec<Contact>, Arc<Columns>, u8), ContactsError> {
     let delimiter = source.delimiter.unwrap_or_else(|| detect_delimiter(text));
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-
     let lines = LineIndex::new(text);
-    let csv_error = |e: csv::Error| {
-        let line = lines.line(e.position());
-        ContactsError::Csv {
-            path: path.to_path_buf(),
-            line,
-            message: e.to_string(),
-        }
-    };
-
-    let mut records = reader.records();
-    let (header_line, headers) = loop {
-        match records.next() {
-            None => {
-                return Err(ContactsError::Header {
-                    path: path.to_path_buf(),
-                    line: 1,
-                    message: "the file is empty: expected a header row".into(),
-                });
-            }
-            Some(r) => {
-                let r = r.map_err(csv_error)?;
-                if r.iter().all(str::is_empty) {
-                    continue;
-                }
-                break (lines.line(r.position()), r);
-            }
+    let mut records = records(path, text, &lines, delimiter);
+    let (header_line, headers) = match records.next() {
+        Some(record) => record?,
+        None => {
+            return Err(ContactsError::Header {
+                path: path.to_path_buf(),
+                line: 1,
+                message: "the file is empty: expected a header row".into(),
+            });
         }
     };
     let columns = Arc::new(layout(path, header_line, &headers, source)?);
@@ -77,11 +53,7 @@ pub(super) fn read_rows(
     let mut read_batch = || -> Result<Vec<(usize, csv::StringRecord)>, ContactsError> {
         let mut batch = Vec::with_capacity(PARSE_BATCH);
         for record in records.by_ref() {
-            let record = record.map_err(csv_error)?;
-            if record.iter().all(str::is_empty) {
-                continue; // blank lines and Excel's trailing ",,,,," rows
-            }
-            batch.push((lines.line(record.position()), record));
+            batch.push(record?);
             if batch.len() == PARSE_BATCH {
                 break;
             }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::decode::{LineIndex, decode, detect_delimiter};
+use super::decode::{LineIndex, detect_delimiter, read_text, records};
 use super::error::{ContactsError, FileWarning};
 use super::header::normalise_header;
 use crate::address::{E164Phone, EmailAddress};
@@ -94,11 +94,7 @@ impl Suppressions {
     ) -> Result<Self, ContactsError> {
         let mut s = Suppressions::default();
         for path in paths {
-            let bytes = std::fs::read(path).map_err(|e| ContactsError::Read {
-                path: path.clone(),
-                source: e,
-            })?;
-            let (text, _, warning) = decode(path, &bytes, None)?;
+            let (text, _, warning) = read_text(path, None)?;
             s.warnings.extend(warning);
             s.files.push((path.clone(), Vec::new()));
             s.load_text(path, &text, region)?;
@@ -124,24 +120,9 @@ impl Suppressions {
             })
             .collect();
         let lines = LineIndex::new(&text);
-        let delimiter = detect_delimiter(&text);
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .has_headers(false)
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
         let mut columns: Option<Vec<usize>> = None;
-        for record in reader.records() {
-            let record = record.map_err(|e| ContactsError::Csv {
-                path: path.to_path_buf(),
-                line: lines.line(e.position()),
-                message: e.to_string(),
-            })?;
-            if record.iter().all(str::is_empty) {
-                continue;
-            }
-            let line = lines.line(record.position());
+        for record in records(path, &text, &lines, detect_delimiter(&text)) {
+            let (line, record) = record?;
             if columns.is_none() {
                 let named: Vec<usize> = record
                     .iter()
