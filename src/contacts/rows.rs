@@ -1,7 +1,8 @@
 //! The rows of a contacts file: read in batches and validated over all cores
 //! ([`read_rows`]), each row becoming a [`Contact`] whose cells are checked one by one
 //! ([`parse_row`]: email, E.164 phone, channel, consent, time zone, field count). What is wrong
-//! with a row becomes a `Problem` on it; only a file the CSV reader cannot split stops here.
+//! with a row becomes a `Problem` on it; only a file with no usable header row, or one the CSV
+//! reader cannot split, stops here.
 
 use std::path::Path;
 use std::sync::{Arc, mpsc};
