@@ -1,4 +1,4 @@
-// Independent reference for src/sms.rs: prints what Twilio's npm package
+// Independent reference for src/sms/: prints what Twilio's npm package
 // `sms-segments-calculator` v1.3.0 computes for a fixed list of SMS bodies, so
 // the Rust segment counter is checked against someone else's implementation
 // rather than against our own reading of GSM 03.38.
@@ -17,7 +17,7 @@
 //
 // `--gcb-table` instead prints the grapheme-break property table of the
 // package's own dependency grapheme-splitter 1.0.4 (Unicode 10.0.0) as Rust
-// constants; src/sms.rs embeds that output, because the package never splits a
+// constants; src/sms/graphemes.rs embeds that output, because the package never splits a
 // grapheme cluster across segments and we must cluster exactly as it does.
 
 import { createRequire } from 'node:module';
