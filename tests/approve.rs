@@ -3,12 +3,12 @@
 //! before, inside and after with an injected clock; the modes of every file and directory a run
 //! creates; `purge`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Fixture, HEADER, MIDDAY, run};
+use crate::common::{Fixture, HEADER, MIDDAY, run};
 
 const FAST: &str = "[sending]\nemail_rate = \"0\"\nsms_rate = \"0\"\nretry_delay = \"10ms\"\n";
 

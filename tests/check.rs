@@ -2,9 +2,9 @@
 //! `--format json`, and every kind of bad input in the campaign file, contacts and templates,
 //! each named by file, line and field.
 
-mod common;
+use crate::common;
 
-use common::{Fixture, HEADER, MIDDAY, NIGHT, outreach, repo, run};
+use crate::common::{Fixture, HEADER, MIDDAY, NIGHT, outreach, repo, run};
 
 /// `check` on the shipped campaign, with a state directory of its own (a developer's own sends
 /// in the checkout must not change what the test sees).

@@ -2,9 +2,8 @@
 //! patients; each unusable file stops with file and line; encodings are decoded or refused, never
 //! garbled.
 
-mod common;
 
-use common::{Fixture, HEADER};
+use crate::common::{Fixture, HEADER};
 
 /// The same three patients in a plain file, as `check --format json` reports them.
 fn report(f: &Fixture, extra: &[&str]) -> (i32, serde_json::Value, String) {

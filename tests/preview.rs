@@ -2,12 +2,12 @@
 //! `.eml` parsed back by an independent parser (Python's `email` package), header and HTML
 //! injection from contact fields, and the browsable folder.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{Fixture, HEADER, repo};
+use crate::common::{Fixture, HEADER, repo};
 
 /// A fixture whose token key is fixed, so unsubscribe links are the same on every run.
 fn fixture(csv: &str) -> Fixture {

@@ -1,12 +1,12 @@
 //! `outreach send` with the file transports, end to end: the outbox and the SQLite ledger are
 //! read back after every run. Nobody is messaged twice, whatever happens to the process.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Fixture, HEADER, MIDDAY, NIGHT, run};
+use crate::common::{Fixture, HEADER, MIDDAY, NIGHT, run};
 
 const FAST: &str = "[sending]\nemail_rate = \"0\"\nsms_rate = \"0\"\nretry_delay = \"10ms\"\n";
 

@@ -5,7 +5,7 @@
 //! driven over WebDriver with the HTTP client the project already has): what a person sees, no
 //! console error, no request to any host but the server, and the open page following an edit.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

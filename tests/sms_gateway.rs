@@ -5,7 +5,7 @@
 //! sends must pass its validation, and the ids in Prism's answers must reach the ledger.
 //! Faults: `wiremock` answers what Prism cannot (the descriptions define no error replies).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Fixture, HEADER, run};
+use crate::common::{Fixture, HEADER, run};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 

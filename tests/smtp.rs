@@ -3,7 +3,7 @@
 //! message received is parsed back by Python's `email` package; DKIM signatures are verified by
 //! dkimpy. `scripts/test` installs all of it; a missing server fails these tests.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Fixture, HEADER, repo, run};
+use crate::common::{Fixture, HEADER, repo, run};
 
 /// Contacts with names that need encoding and escaping.
 fn contacts() -> String {

@@ -1,0 +1,15 @@
+//! The end-to-end tests, one binary: each module drives the real `outreach` binary against real
+//! servers on 127.0.0.1 (see README, "Run the tests"). One binary instead of one per file: the
+//! test dependencies are linked once, not nine times (figures in BENCHMARKS.md).
+
+mod common;
+
+mod approve;
+mod architecture;
+mod check;
+mod contacts;
+mod preview;
+mod send;
+mod serve;
+mod sms_gateway;
+mod smtp;
