@@ -31,14 +31,7 @@ command -v /usr/bin/time >/dev/null || { say "installing GNU time"; apt-get inst
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/outreach-send-bench.XXXXXX")
 if [[ ${BENCH_KEEP:-0} == 1 ]]; then trap 'say "kept $TMP"' EXIT; else trap 'rm -rf "$TMP"' EXIT; fi
 
-# OUTREACH_BIN: a binary built elsewhere (an A/B comparison of two builds); else build this tree.
-if [[ -n ${OUTREACH_BIN:-} ]]; then
-    BIN=$OUTREACH_BIN
-else
-    say "building (release)"
-    cargo build --release --quiet
-    BIN="$ROOT/target/release/outreach"
-fi
+source "$ROOT/bench/binary.sh"
 say "generating $N contacts"
 python3 bench/gen-contacts.py "$TMP/contacts.csv" -n "$N" --seed "$SEED" >/dev/null
 

@@ -40,14 +40,7 @@ SINK_PID=
 cleanup() { [[ -n $SINK_PID ]] && kill "$SINK_PID" 2>/dev/null; if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $TMP"; else rm -rf "$TMP"; fi; }
 trap cleanup EXIT
 
-# OUTREACH_BIN: a binary built elsewhere (an A/B comparison of two builds); else build this tree.
-if [[ -n ${OUTREACH_BIN:-} ]]; then
-    BIN=$OUTREACH_BIN
-else
-    say "building (release)"
-    cargo build --release --quiet
-    BIN="$ROOT/target/release/outreach"
-fi
+source "$ROOT/bench/binary.sh"
 
 # Contacts: about 85% of generated rows get an email; generate enough for M.
 N=$(( M * 100 / 80 + 1000 ))

@@ -370,33 +370,13 @@ mod tests {
     use super::*;
     use crate::contacts::{self, ContactList};
 
-    const CAMPAIGN: &str = r#"
-[campaign]
-id = "plan-test"
-name = "Plan test"
-channels = ["email", "sms"]
-[clinic]
-name = "Riverside Physio"
-phone = "+1 312 555 0100"
-address = "12 Example St, Springfield, IL 62701"
-website = "https://riverside.example"
-booking_url = "https://riverside.example/book"
-timezone = "America/Chicago"
-region = "US"
-[contacts]
-path = "contacts.csv"
-[templates]
-dir = "templates"
-[email]
-from = "Riverside Physio <care@riverside.example>"
-unsubscribe_url = "https://riverside.example/unsubscribe?t={{token}}"
-[sms]
-from = "+13125550100"
-quiet_hours = "21:00-08:00"
-max_segments = 2
-[sending]
-daily_cap = 10
-"#;
+    /// The config tests' campaign, with quiet hours, a segment limit and a daily cap.
+    fn campaign_text() -> String {
+        format!(
+            "{}quiet_hours = \"21:00-08:00\"\nmax_segments = 2\n\n[sending]\ndaily_cap = 10\n",
+            crate::config::testing::BASE
+        )
+    }
 
     const CONTACTS: &str = "\
 id,first_name,email,phone,channel,email_consent,sms_consent,timezone
@@ -413,7 +393,7 @@ P8,Hal,hal@example.com,(312) 555-0108,,yes,yes,Asia/Tokyo
     fn fixture(overrides: &[&str]) -> (Campaign, ContactList) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("campaign.toml");
-        std::fs::write(&path, CAMPAIGN).unwrap();
+        std::fs::write(&path, campaign_text()).unwrap();
         let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
         let campaign = crate::config::load(&path, &overrides).unwrap();
         let list = contacts::parse(

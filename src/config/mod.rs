@@ -59,11 +59,11 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Campaign, ConfigError> 
 /// What the tests of every file here share: a campaign that loads, and the exact error `load`
 /// gives for a variant of it.
 #[cfg(test)]
-mod testing {
+pub(crate) mod testing {
     use super::load;
 
     /// A campaign that loads: both channels, file transports.
-    pub(super) const BASE: &str = r#"[campaign]
+    pub(crate) const BASE: &str = r#"[campaign]
 id = "t-1"
 channels = ["email", "sms"]
 

@@ -1,0 +1,10 @@
+# Sourced by bench/send.sh and bench/smtp.sh (after `say` and ROOT are defined): sets BIN to
+# OUTREACH_BIN when given (a binary built elsewhere, for an A/B comparison of two builds), else
+# builds this tree in release and uses that.
+if [[ -n ${OUTREACH_BIN:-} ]]; then
+    BIN=$OUTREACH_BIN
+else
+    say "building (release)"
+    cargo build --release --quiet
+    BIN="$ROOT/target/release/outreach"
+fi
