@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -405,29 +405,45 @@ pub fn status(loaded: &Loaded) -> Result<Status, LedgerError> {
     })
 }
 
-/// Why `send` refuses: the text names every change.
-pub fn refusal(loaded: &Loaded, status: &Status) -> String {
-    let id = &loaded.campaign.id;
-    let file = loaded.campaign.file.display();
+/// Why `send` refuses a campaign that `campaign.require_approval` guards.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "campaign {id} changed since it was approved by {by} at {at}; nothing sent:\n{}review it \
+         (outreach check / preview), then approve again: outreach approve {}",
+        changes.iter().map(|c| format!("  {c}\n")).collect::<String>(),
+        file.display()
+    )]
+    Changed {
+        id: String,
+        by: String,
+        at: String,
+        changes: Vec<String>,
+        file: PathBuf,
+    },
+    #[error(
+        "campaign {id} is not approved and campaign.require_approval = true; nothing sent. \
+         Review it (outreach check / preview), then: outreach approve {}",
+        file.display()
+    )]
+    NotApproved { id: String, file: PathBuf },
+}
+
+/// Why `send` refuses the loaded campaign, given its approval `status` (which does not allow it).
+pub fn refusal(loaded: &Loaded, status: &Status) -> Refusal {
+    let id = loaded.campaign.id.clone();
+    let file = loaded.campaign.file.clone();
     match status {
         Status::Changed {
             by, at, changes, ..
-        } => {
-            let mut s = format!(
-                "campaign {id} changed since it was approved by {by} at {at}; nothing sent:\n"
-            );
-            for c in changes {
-                s.push_str(&format!("  {c}\n"));
-            }
-            s.push_str(&format!(
-                "review it (outreach check / preview), then approve again: outreach approve {file}"
-            ));
-            s
-        }
-        _ => format!(
-            "campaign {id} is not approved and campaign.require_approval = true; nothing sent. \
-             Review it (outreach check / preview), then: outreach approve {file}"
-        ),
+        } => Refusal::Changed {
+            id,
+            by: by.clone(),
+            at: at.clone(),
+            changes: changes.clone(),
+            file,
+        },
+        _ => Refusal::NotApproved { id, file },
     }
 }
 

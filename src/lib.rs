@@ -57,9 +57,12 @@ pub enum Error {
     Ledger(#[from] store::ledger::LedgerError),
     #[error(transparent)]
     Report(#[from] recipients::ReportError),
-    /// `send` or `approve` refuses: the campaign is not approved as it is, or not approvable.
-    #[error("{0}")]
-    Approval(String),
+    /// `send` refuses: the campaign is not approved as it is.
+    #[error(transparent)]
+    NotApproved(#[from] approval::Refusal),
+    /// `approve --strict` refuses: rows have problems.
+    #[error("not approved: {rows} rows have problems (--strict)")]
+    Unapprovable { rows: usize },
     #[error(transparent)]
     Purge(#[from] purge::PurgeError),
     #[error(transparent)]
@@ -77,7 +80,8 @@ impl Error {
             Error::Purge(purge::PurgeError::Lock(LockError::Held { .. })) => Exit::Locked,
             Error::Purge(purge::PurgeError::OutboxInUse(_)) => Exit::Locked,
             Error::Load(_)
-            | Error::Approval(_)
+            | Error::NotApproved(_)
+            | Error::Unapprovable { .. }
             | Error::Purge(_)
             | Error::Preview(_)
             | Error::Serve(_)
@@ -233,7 +237,7 @@ fn run_send(args: &cli::SendArgs, quiet: bool) -> Result<Exit, Error> {
     }
     let status = approval::status(&loaded)?;
     if !args.dry_run && !status.allows_send() {
-        return Err(Error::Approval(approval::refusal(&loaded, &status)));
+        return Err(approval::refusal(&loaded, &status).into());
     }
     let opts = send::SendOptions {
         dry_run: args.dry_run,
@@ -303,10 +307,9 @@ fn run_approve(args: &cli::ApproveArgs, quiet: bool) -> Result<Exit, Error> {
         }
         approve::Outcome::Refused(report) => {
             print(args.format, true, &report)?;
-            Err(Error::Approval(format!(
-                "not approved: {} rows have problems (--strict)",
-                report.rows_with_problems
-            )))
+            Err(Error::Unapprovable {
+                rows: report.rows_with_problems,
+            })
         }
     }
 }

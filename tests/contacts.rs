@@ -2,7 +2,6 @@
 //! patients; each unusable file stops with file and line; encodings are decoded or refused, never
 //! garbled.
 
-
 use crate::common::{Fixture, HEADER};
 
 /// The same three patients in a plain file, as `check --format json` reports them.
