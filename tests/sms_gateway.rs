@@ -574,6 +574,56 @@ fn server_error_is_retried_then_sent() {
 }
 
 #[test]
+fn a_proxys_bad_gateway_or_timeout_is_unknown_and_never_sent_again() {
+    // 502 and 504 come from a proxy in front of the gateway, possibly after the provider took
+    // the message: unknown, not retried, not resent by the next run; 503 stays transient.
+    for status in [502, 504] {
+        let rt = runtime();
+        let s = twilio_mock(&rt);
+        let seq = Sequence::new(vec![ResponseTemplate::new(status), twilio_sent("SM0001")]);
+        on_message(&rt, &s, "13125550101", seq.clone());
+        let f = fixture(&twilio(&s.uri(), ""), FAST);
+        f.write(
+            "contacts.csv",
+            &format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"),
+        );
+        let (code, out, err) = send(&f, &[]);
+        assert_eq!(code, 1, "{status}: {out}{err}");
+        assert_eq!(seq.times().len(), 1, "{status}: sent once, not retried");
+        let row = &ledger(&f)["+13125550101"];
+        assert_eq!(
+            (row.state.as_str(), row.attempts),
+            ("unknown", 1),
+            "{status}"
+        );
+        assert!(
+            row.error.as_deref().unwrap().contains(&status.to_string()),
+            "{row:?}"
+        );
+        let (code, out, err) = send(&f, &[]);
+        assert_eq!(code, 0, "{status}: {out}{err}");
+        assert_eq!(
+            seq.times().len(),
+            1,
+            "{status}: the next run does not resend it"
+        );
+    }
+    let rt = runtime();
+    let s = twilio_mock(&rt);
+    let seq = Sequence::new(vec![ResponseTemplate::new(503), twilio_sent("SM0001")]);
+    on_message(&rt, &s, "13125550101", seq.clone());
+    let f = fixture(&twilio(&s.uri(), ""), FAST);
+    f.write(
+        "contacts.csv",
+        &format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"),
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(seq.times().len(), 2, "503 is retried");
+    assert_eq!(ledger(&f)["+13125550101"].state, "sent");
+}
+
+#[test]
 fn refused_connection_is_retried_and_left_retryable() {
     // Nothing listens on this port: the request never went, so it is transient, never unknown.
     let port = TcpListener::bind("127.0.0.1:0")

@@ -82,7 +82,8 @@ pub(super) fn unreadable(status: StatusCode, wait: Option<Duration>) -> Delivery
 
 /// What every dialect agrees on, whatever the body says: credentials (401/403), an address or
 /// a request format the gateway does not take (404/405/415: every message would get the same,
-/// so it is nobody's failure), throttling (429) and server errors (5xx).
+/// so it is nobody's failure), a proxy's 502/504 (unknown), throttling (429) and the provider's
+/// own server errors (500, 503: transient).
 pub(super) fn by_status(
     status: StatusCode,
     wait: Option<Duration>,
@@ -99,6 +100,12 @@ pub(super) fn by_status(
                 "the gateway takes no messages there: {error} (check [sms.gateway]'s URL and \
                  account)"
             ),
+        })
+    } else if matches!(status.as_u16(), 502 | 504) {
+        // A proxy's "bad gateway" or "gateway timeout" can come after the provider took the
+        // request: nobody can tell whether it went, so it is never sent again on its own.
+        Some(Delivery::Unknown {
+            error: format!("{error} (a proxy's answer: the gateway may have taken the message)"),
         })
     } else if status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::REQUEST_TIMEOUT
