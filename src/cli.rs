@@ -216,11 +216,12 @@ pub struct CheckArgs {
 
 /// `outreach preview`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).multiple(true).args(["contact", "out", "serve"])))]
 pub struct PreviewArgs {
     #[command(flatten)]
     pub campaign: CampaignArgs,
     /// Print this contact's messages (KEY: its id, email or phone).
-    #[arg(long, value_name = "KEY", required_unless_present_any = ["out", "serve"])]
+    #[arg(long, value_name = "KEY")]
     pub contact: Option<String>,
     /// Write a browsable preview of every contact into DIR (open DIR/index.html).
     #[arg(long, value_name = "DIR")]

@@ -83,6 +83,40 @@ fn json_report_for_scripts() {
 }
 
 #[test]
+fn set_errors_name_numbers_in_words() {
+    // What a campaign's author types, said back the way they would say it: never `usize`/`u16`.
+    for (set, expected) in [
+        (
+            "sending.concurrency=lots",
+            "error: --set sending.concurrency=lots: `sending.concurrency`: invalid type: string \"lots\", expected a whole number\n",
+        ),
+        (
+            "email.smtp.port=99999",
+            "error: --set email.smtp.port=99999: `email.smtp.port`: invalid value: integer `99999`, expected a port number (1-65535)\n",
+        ),
+    ] {
+        let (code, out, err) = shipped(MIDDAY, &["--set", set]);
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (2, "", expected),
+            "{set}"
+        );
+    }
+}
+
+#[test]
+fn preview_without_a_mode_names_all_three() {
+    let mut c = outreach();
+    c.current_dir(repo())
+        .args(["preview", "campaigns/psoas.toml"]);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 2, "{err}");
+    for mode in ["--contact <KEY>", "--out <DIR>", "--serve [<ADDR>]"] {
+        assert!(err.contains(mode), "{mode} missing from: {err}");
+    }
+}
+
+#[test]
 fn set_overrides_one_run() {
     // Quiet hours off: the night's deferred SMS become due.
     let (_, out, _) = shipped(NIGHT, &["--set", "sms.quiet_hours=", "--format", "json"]);

@@ -47,16 +47,31 @@ pub(super) fn parse(
 /// A TOML error at its line and column, after the key it is about when known.
 fn parse_error(path: &Path, text: &str, e: &toml::de::Error, key: Option<&str>) -> ConfigError {
     let (line, column) = e.span().map(|s| line_of(text, s.start)).unwrap_or((1, 1));
-    let message = e.message().trim();
+    let message = in_words(e.message().trim(), key.unwrap_or_default());
     ConfigError::Parse {
         path: path.to_path_buf(),
         line,
         column,
         message: match key {
             Some(key) => format!("`{key}`: {message}"),
-            None => message.to_string(),
+            None => message,
         },
     }
+}
+
+/// serde's message with Rust's type names said the way a campaign's author says them:
+/// "expected usize" is "expected a whole number", a port's u16 "a port number (1-65535)".
+fn in_words(message: &str, key: &str) -> String {
+    let sixteen = if key.ends_with("port") {
+        "expected a port number (1-65535)"
+    } else {
+        "expected a whole number from 0 to 65535"
+    };
+    message
+        .replace("expected u16", sixteen)
+        .replace("expected usize", "expected a whole number")
+        .replace("expected u32", "expected a whole number")
+        .replace("expected u64", "expected a whole number")
 }
 
 /// The line and column (both from 1) of byte `offset` of `text`.
@@ -153,7 +168,7 @@ fn read_with_overrides(
             .map_or_else(|| overrides.join(" --set "), str::to_string);
         ConfigError::Override {
             arg,
-            message: format!("`{key}`: {}", e.inner().message().trim()),
+            message: format!("`{key}`: {}", in_words(e.inner().message().trim(), &key)),
         }
     })
 }
@@ -242,7 +257,19 @@ mod tests {
             ),
             (
                 &["sending.concurrency=lots"],
-                "--set sending.concurrency=lots: `sending.concurrency`: invalid type: string \"lots\", expected usize",
+                "--set sending.concurrency=lots: `sending.concurrency`: invalid type: string \"lots\", expected a whole number",
+            ),
+            (
+                &["sending.max_attempts=-1"],
+                "--set sending.max_attempts=-1: `sending.max_attempts`: invalid value: integer `-1`, expected a whole number",
+            ),
+            (
+                &["email.smtp.port=99999"],
+                "--set email.smtp.port=99999: `email.smtp.port`: invalid value: integer `99999`, expected a port number (1-65535)",
+            ),
+            (
+                &["sms.gateway.success_status=[70000]"],
+                "--set sms.gateway.success_status=[70000]: `sms.gateway.success_status[0]`: invalid value: integer `70000`, expected a whole number from 0 to 65535",
             ),
             (
                 &["sms.gateway.token=x"],
@@ -263,7 +290,7 @@ mod tests {
             (
                 "[sms]",
                 "[sms]\nmax_segments = \"three\"",
-                "campaign.toml:25:16: `sms.max_segments`: invalid type: string \"three\", expected usize",
+                "campaign.toml:25:16: `sms.max_segments`: invalid type: string \"three\", expected a whole number",
             ),
             (
                 "[sms]",
