@@ -372,3 +372,18 @@ fn preview_folder_links_every_message_and_is_private() {
         assert_eq!(mode(&root.join("messages/000002-P0001/message.eml")), 0o600);
     }
 }
+
+#[test]
+fn after_a_send_the_preview_does_not_say_nothing_was_sent() {
+    let f = fixture(&format!(
+        "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\nP2,Bo,Ng,bo@example.com,,email,yes,,\n"
+    ));
+    let (code, out, err) = f.run(&["send", "campaign.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = f.run(&["preview", "campaign.toml", "--out", "pv"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let index = f.read("pv/index.html");
+    assert!(index.contains("2 settled by earlier runs"), "{index}");
+    assert!(!index.contains("Nothing has been sent"), "{index}");
+    assert!(index.contains("A preview sends nothing."), "{index}");
+}

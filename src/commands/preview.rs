@@ -339,7 +339,7 @@ pub const LEGEND: &str = "<p class=\"meta\"><span class=\"due\">due</span>: goes
 pub fn campaign_line(loaded: &Loaded) -> String {
     format!(
         "<p class=\"meta\">Campaign <code>{id}</code> · contacts <code>{csv}</code> · decisions as of {now} UTC. \
-         Nothing has been sent. This page holds patient data: keep it private.</p>",
+         A preview sends nothing. This page holds patient data: keep it private.</p>",
         id = escape(&loaded.campaign.id),
         csv = escape(&crate::paths::show_path(&loaded.contacts.path)),
         now = loaded.now.format("%Y-%m-%d %H:%M"),
