@@ -574,6 +574,38 @@ fn server_error_is_retried_then_sent() {
 }
 
 #[test]
+fn a_run_that_stops_before_its_first_message_shows_as_stopped_with_its_reason() {
+    // A missing secret (exit 2), then a gateway out of reach (exit 3): `status` says the run
+    // stopped, and why, instead of "not finished (still running, or it died)".
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let f = fixture(&twilio(&format!("http://127.0.0.1:{port}"), ""), FAST);
+    let (code, out, err) = f.run(&["send", "campaign.toml", "--channel", "sms"]);
+    assert_eq!(code, 2, "{out}{err}");
+    let (code, out, err) = f.run(&["status", "campaign.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(", stopped (sms transport: ") && out.contains(TOKEN_ENV),
+        "{out}"
+    );
+    assert!(
+        !out.contains("not finished") && !out.contains("()"),
+        "{out}"
+    );
+    let (code, out, err) = send(&f, &[]);
+    assert_eq!(code, 3, "{out}{err}");
+    let (_, out, _) = f.run(&["status", "campaign.toml"]);
+    assert!(out.contains("Last run: 2 started "), "{out}");
+    assert!(
+        out.contains(", stopped (sms transport: ") && out.contains("nothing was sent"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_proxys_bad_gateway_or_timeout_is_unknown_and_never_sent_again() {
     // 502 and 504 come from a proxy in front of the gateway, possibly after the provider took
     // the message: unknown, not retried, not resent by the next run; 503 stays transient.

@@ -76,16 +76,17 @@ impl std::fmt::Display for Status {
             writeln!(f)?;
         }
         match &self.last_run {
-            Some(r) => write!(
-                f,
-                "Last run: {} started {}, {} ({})",
-                r.id,
-                r.started_at,
-                r.outcome
+            Some(r) => {
+                let outcome = r
+                    .outcome
                     .as_deref()
-                    .unwrap_or("not finished (still running, or it died)"),
-                r.summary.as_deref().unwrap_or("")
-            ),
+                    .unwrap_or("not finished (still running, or it died)");
+                write!(f, "Last run: {} started {}, {outcome}", r.id, r.started_at)?;
+                match r.summary.as_deref().filter(|s| !s.is_empty()) {
+                    Some(summary) => write!(f, " ({summary})"),
+                    None => Ok(()),
+                }
+            }
             None => write!(f, "No run yet."),
         }?;
         if self.suppressed > 0 {

@@ -74,16 +74,27 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         unknown: opts.resend_unknown,
         failed: opts.retry_failed,
     };
-    let begun = begin(&mut loaded, opts, now)?;
+    let mut begun = begin(&mut loaded, opts, now)?;
     let planned = plan(&loaded, &channels, now);
-    let (email, sms) = lanes(
+    let lanes = lanes(
         &loaded,
         opts,
         &channels,
         &planned,
         begun.ledger.as_ref(),
         now,
-    )?;
+    );
+    let (email, sms) = match lanes {
+        Ok(lanes) => lanes,
+        Err(e) => {
+            return Err(stopped_early(
+                begun.ledger.as_mut(),
+                begun.run_id,
+                &loaded,
+                e,
+            ));
+        }
+    };
 
     // Messages are rendered on every worker thread: they share the loaded campaign.
     let loaded = Arc::new(loaded);
@@ -109,7 +120,13 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         sms,
         SystemTime::from(now),
     );
-    let results = workers::work(Arc::new(run), planned.due, &channels, &planned.stats)?;
+    let results = match workers::work(Arc::new(run), planned.due, &channels, &planned.stats) {
+        Ok(results) => results,
+        Err(e) => {
+            let mut l = writer.map(Writer::finish);
+            return Err(stopped_early(l.as_mut(), begun.run_id, &loaded, e));
+        }
+    };
     let stopped = results.stopped.clone();
 
     let mut summary = RunSummary {
@@ -173,6 +190,22 @@ fn begin(loaded: &mut Loaded, opts: &SendOptions, now: DateTime<Utc>) -> Result<
     loaded.priors = l.priors(id)?;
     begun.ledger = Some(l);
     Ok(begun)
+}
+
+/// Records that the run stopped before its first message, with the reason `status` shows, and
+/// hands the error on.
+fn stopped_early(
+    ledger: Option<&mut Ledger>,
+    run_id: Option<i64>,
+    loaded: &Loaded,
+    e: SendError,
+) -> SendError {
+    if let (Some(l), Some(run)) = (ledger, run_id)
+        && let Err(ledger_error) = l.end_run(run, loaded.clock.now(), "stopped", &e.to_string())
+    {
+        tracing::warn!("recording the run's stop: {ledger_error}");
+    }
+    e
 }
 
 /// Who is due now, and why everyone else is not.
