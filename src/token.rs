@@ -2,7 +2,7 @@
 //! data. A token is an HMAC of the campaign and address under a key kept in `state_dir`
 //! (created 0600 on first use); `outreach unsubscribe` maps tokens back by recomputing them.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
@@ -29,36 +29,48 @@ impl TokenKey {
     /// Reads the key from `state_dir`, creating it (and the directory) on first use.
     pub fn load_or_create(state_dir: &Path) -> std::io::Result<Self> {
         let path: PathBuf = state_dir.join(KEY_FILE);
-        match std::fs::File::open(&path) {
-            Ok(mut f) => {
-                let mut key = [0u8; 32];
-                f.read_exact(&mut key).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        let named =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                    named(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "{} bytes, not a 32-byte key (an earlier version could leave it short \
+                             when killed while creating it, before any message used it): delete \
+                             it and run again",
+                            bytes.len()
+                        ),
+                    ))
                 })?;
                 return Ok(TokenKey::fixed(key));
             }
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(std::io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", path.display()),
-                ));
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(named(e)),
             Err(_) => {}
         }
         crate::private::create_dir(state_dir)?;
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
-        match crate::private::open(&path, crate::private::Open::CreateNew) {
-            Ok(mut f) => {
-                f.write_all(&key)?;
-                f.sync_all()?;
+        // Written whole and synced under a name of its own, then linked into place: a process
+        // killed at any instant leaves the key whole or absent, never short.
+        let tmp = state_dir.join(format!(".{KEY_FILE}.{}.tmp", std::process::id()));
+        let mut f = crate::private::open(&tmp, crate::private::Open::Truncate)?;
+        f.write_all(&key)?;
+        f.sync_all()?;
+        drop(f);
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                std::fs::File::open(state_dir)?.sync_all()?;
                 Ok(TokenKey::fixed(key))
             }
             // Another process created it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Self::load_or_create(state_dir)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(named(e)),
         }
     }
 

@@ -568,3 +568,34 @@ fn help_lists_exit_codes() {
         "{out}"
     );
 }
+
+#[test]
+fn a_short_token_key_is_named_with_what_to_do() {
+    // What a run killed while creating the key could leave before: refused, never used.
+    let f = Fixture::new(&format!(
+        "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"
+    ));
+    f.write_bytes(".outreach/unsubscribe.key", b"short");
+    let (code, out, err) = f.run(&["check", "campaign.toml"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("unsubscribe.key: 5 bytes, not a 32-byte key")
+            && err.contains("delete it and run again"),
+        "{err}"
+    );
+    // A first run leaves a whole key and nothing else beside it.
+    std::fs::remove_file(f.path(".outreach/unsubscribe.key")).unwrap();
+    let (code, out, err) = f.run(&["check", "campaign.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        std::fs::read(f.path(".outreach/unsubscribe.key"))
+            .unwrap()
+            .len(),
+        32
+    );
+    let names: Vec<String> = std::fs::read_dir(f.path(".outreach"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+}
