@@ -161,3 +161,36 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A test server's log (its stderr), kept in a file: printed when the test fails, silent when
+/// it passes, so a green run shows nothing but the tests' own lines.
+pub struct ServerLog {
+    name: String,
+    path: PathBuf,
+}
+
+impl ServerLog {
+    /// A log named `name` in `dir`, and the file a server's stderr goes to.
+    pub fn new(dir: &Path, name: &str) -> (ServerLog, std::process::Stdio) {
+        let path = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&path).expect("a server log");
+        let log = ServerLog {
+            name: name.to_string(),
+            path,
+        };
+        (log, file.into())
+    }
+}
+
+impl Drop for ServerLog {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+            eprintln!(
+                "--- {} log ({}) ---\n{text}",
+                self.name,
+                self.path.display()
+            );
+        }
+    }
+}

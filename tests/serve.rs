@@ -42,6 +42,7 @@ impl Shipped {
 
     /// `outreach preview campaigns/psoas.toml --serve ADDR EXTRA…`, at midday.
     fn serve(&self, addr: &str, extra: &[&str]) -> Server {
+        let (log, stderr) = common::ServerLog::new(self.dir.path(), "preview-serve");
         let mut child = Command::new(env!("CARGO_BIN_EXE_outreach"))
             .current_dir(self.dir.path())
             .env("OUTREACH_NOW", common::MIDDAY)
@@ -49,7 +50,7 @@ impl Shipped {
             .args(["preview", "campaigns/psoas.toml", "--serve", addr])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut first = String::new();
@@ -63,6 +64,7 @@ impl Shipped {
         let base = printed[..printed[7..].find('/').unwrap() + 7].to_string();
         Server {
             _child: common::Killed(child),
+            _log: log,
             base,
             printed,
         }
@@ -85,6 +87,8 @@ fn copy_dir(from: &Path, to: &Path) {
 /// A running `preview --serve`, stopped when dropped.
 struct Server {
     _child: common::Killed,
+    /// Its stderr (the re-load warnings), shown if the test fails.
+    _log: common::ServerLog,
     /// `http://127.0.0.1:PORT`
     base: String,
     /// The address it printed (with the token, when there is one).

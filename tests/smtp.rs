@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Fixture, HEADER, repo, run};
+use crate::common::{Fixture, HEADER, ServerLog, repo, run};
 
 /// Contacts with names that need encoding and escaping.
 fn contacts() -> String {
@@ -65,6 +65,8 @@ struct Server {
     port: u16,
     /// Where it stores what it receives.
     store: PathBuf,
+    /// Its stderr, shown if the test fails.
+    _log: ServerLog,
 }
 
 impl Drop for Server {
@@ -79,13 +81,14 @@ impl Server {
     fn smtpd(f: &Fixture, args: &[&str]) -> Server {
         let port = free_port();
         let store = f.path("maildir");
+        let (log, stderr) = ServerLog::new(&f.path(""), "aiosmtpd");
         let mut child = Command::new(python())
             .arg(repo().join("tests/servers/smtpd.py"))
             .args(["--port", &port.to_string(), "--maildir"])
             .arg(&store)
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("starting aiosmtpd");
         let mut line = String::new();
@@ -94,7 +97,12 @@ impl Server {
             .unwrap();
         assert_eq!(line.trim(), "ready", "aiosmtpd did not start");
         wait_for_port(port, &mut child);
-        Server { child, port, store }
+        Server {
+            child,
+            port,
+            store,
+            _log: log,
+        }
     }
 
     /// Postfix's smtp-sink with fault options (`-r rcpt`, `-f data`, `-q .`, …), counting what
@@ -113,17 +121,23 @@ impl Server {
         }
         // -c: running counters on stdout, "mesg=N" counting each final dot received.
         let counters = std::fs::File::create(store.join("counters")).unwrap();
+        let (log, stderr) = ServerLog::new(&store, "smtp-sink");
         let mut child = cmd
             .arg("-c")
             .args(faults)
             .arg(format!("127.0.0.1:{port}"))
             .arg("64")
             .stdout(counters)
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("starting smtp-sink");
         wait_for_port(port, &mut child);
-        Server { child, port, store }
+        Server {
+            child,
+            port,
+            store,
+            _log: log,
+        }
     }
 
     /// How many messages smtp-sink received up to the final dot.
