@@ -51,7 +51,7 @@ field() { python3 -c "import json,sys; v=json.load(open(sys.argv[1])); print(sum
 say "reference: send --dry-run (render everything, record nothing)"
 run dry send campaigns/psoas.toml "${sets[@]}" --dry-run
 say "send (ledger on, file transports)"
-run first send campaigns/psoas.toml "${sets[@]}"
+run first send campaigns/psoas.toml "${sets[@]}" --new-ledger
 say "send again over the completed campaign"
 run rerun send campaigns/psoas.toml "${sets[@]}"
 

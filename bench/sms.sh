@@ -118,7 +118,7 @@ for r in $(seq "$RUNS"); do
     oha "$r"
     say "round $r: outreach send (twilio preset, ledger on)"
     start=$(date +%s.%N)
-    "$BIN" send campaigns/psoas.toml --channel sms --format json \
+    "$BIN" send campaigns/psoas.toml --new-ledger --channel sms --format json \
         --set "contacts.path=$TMP/contacts.csv" --set "contacts.suppress=[]" --set "campaign.require_approval=false" \
         --set "sending.state_dir=$TMP/state-$r" --set "sms.transport=http" --set "sms.quiet_hours=" \
         --set "sms.gateway.base_url=$URL" --set "sms.gateway.token_env=OUTREACH_BENCH_TOKEN" \

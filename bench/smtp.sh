@@ -62,7 +62,7 @@ common=(--set "contacts.path=$TMP/contacts.csv" --set "contacts.suppress=[]"
         --set "sending.concurrency=$S" --channel email)
 
 say "measuring the size of one psoas email"
-"$BIN" send "$TMP/bench.toml" "${common[@]}" --limit 200 -q \
+"$BIN" send --new-ledger "$TMP/bench.toml" "${common[@]}" --limit 200 -q \
     --set "sending.state_dir=$TMP/size-state" --set "email.outbox=$TMP/size-outbox"
 SIZE=$(python3 -c "import os,sys; d=sys.argv[1]; f=[os.path.getsize(os.path.join(d,x)) for x in os.listdir(d)]; print(sum(f)//len(f))" "$TMP/size-outbox")
 say "one email: $SIZE bytes"
@@ -92,7 +92,7 @@ for r in $(seq "$RUNS"); do
 
     say "round $r: outreach send over SMTP, concurrency $S"
     start_sink "$TMP/sink-outreach-$r.log"
-    timed "outreach-$r" "$BIN" send "$TMP/bench.toml" "${common[@]}" --limit "$M" --format json \
+    timed "outreach-$r" "$BIN" send --new-ledger "$TMP/bench.toml" "${common[@]}" --limit "$M" --format json \
         --set email.transport=smtp --set email.smtp.host=127.0.0.1 --set "email.smtp.port=$PORT" \
         --set email.smtp.tls=none --set "sending.state_dir=$TMP/state-$r" >"$TMP/outreach-$r.json"
     sleep 0.3; stop_sink

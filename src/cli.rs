@@ -112,6 +112,11 @@ pub struct SendArgs {
     /// Also retry messages that failed permanently (after fixing the cause).
     #[arg(long)]
     pub retry_failed: bool,
+    /// Send with a ledger that has never seen this campaign although `--set sending.state_dir`
+    /// chose it: everyone is messaged again, and its new token key breaks the unsubscribe links
+    /// already sent. Without it, such a send is refused.
+    #[arg(long)]
+    pub new_ledger: bool,
     /// Summary format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

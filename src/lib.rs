@@ -69,6 +69,21 @@ pub enum Error {
     Serve(#[from] serve::ServeError),
     #[error(transparent)]
     Unsubscribe(#[from] unsubscribe::UnsubscribeError),
+    /// `send` into a state directory `--set` chose whose ledger has never seen the campaign.
+    #[error(
+        "--set {arg}: the ledger in {} has never seen campaign {id}; nothing sent. Sending there \
+         would message everyone again, and its new token key would break every unsubscribe link \
+         already sent (the campaign's own state directory is {}). Drop the --set, or add \
+         --new-ledger if a fresh ledger is really meant",
+        paths::show_path(new),
+        own.as_deref().map_or_else(|| "unknown".to_string(), paths::show_path)
+    )]
+    NewLedger {
+        arg: String,
+        id: String,
+        new: std::path::PathBuf,
+        own: Option<std::path::PathBuf>,
+    },
 }
 
 impl Error {
@@ -89,7 +104,8 @@ impl Error {
             | Error::Send(_)
             | Error::Ledger(_)
             | Error::Report(_)
-            | Error::Unsubscribe(_) => Exit::Unusable,
+            | Error::Unsubscribe(_)
+            | Error::NewLedger { .. } => Exit::Unusable,
         }
     }
 }
@@ -218,6 +234,12 @@ fn run_preview(args: &cli::PreviewArgs, quiet: bool) -> Result<Exit, Error> {
 }
 
 fn run_send(args: &cli::SendArgs, quiet: bool) -> Result<Exit, Error> {
+    // Before anything is loaded: a refused state directory is left as it was.
+    if !args.dry_run && !args.new_ledger && args.test_to.is_none() {
+        let campaign =
+            config::load(&args.campaign.campaign, &args.campaign.set).map_err(LoadError::from)?;
+        refuse_a_new_ledger(&campaign, &args.campaign)?;
+    }
     let loaded = load(&args.campaign)?;
     if let Some(to) = &args.test_to {
         let result = send::test_to(&loaded, to, args.contact.as_deref())?;
@@ -254,6 +276,41 @@ fn run_send(args: &cli::SendArgs, quiet: bool) -> Result<Exit, Error> {
     let exit = summary.exit();
     print(args.format, !quiet || exit != Exit::Ok, &summary)?;
     Ok(exit)
+}
+
+/// Refuses a `send` into a state directory that `--set` chose and whose ledger has never seen
+/// the campaign (no message, run or approval of it): most likely a typo, or the wrong machine.
+fn refuse_a_new_ledger(campaign: &config::Campaign, args: &cli::CampaignArgs) -> Result<(), Error> {
+    let sending = &campaign.sending;
+    let Some(arg) = &sending.state_dir_override else {
+        return Ok(());
+    };
+    let id = &campaign.id;
+    let file = sending.state_dir.join(store::ledger::FILE);
+    if file.exists()
+        && store::ledger::Ledger::open(&sending.state_dir)?
+            .campaign_rows(id)?
+            .total()
+            > 0
+    {
+        return Ok(());
+    }
+    // The campaign's own state directory: the same campaign without that override.
+    let others: Vec<String> = args
+        .set
+        .iter()
+        .filter(|s| !s.trim_start().starts_with("sending.state_dir"))
+        .cloned()
+        .collect();
+    let own = config::load(&args.campaign, &others)
+        .ok()
+        .map(|c| c.sending.state_dir);
+    Err(Error::NewLedger {
+        arg: arg.clone(),
+        id: id.clone(),
+        new: sending.state_dir.clone(),
+        own,
+    })
 }
 
 fn run_unsubscribe(args: &cli::UnsubscribeArgs, quiet: bool) -> Result<Exit, Error> {

@@ -123,6 +123,8 @@ fn shipped_campaign_cron_summary_is_exact_and_a_rerun_sends_nothing() {
                 dir.path().join("outbox/sms.jsonl").display()
             ))
             .args(["--set", "sending.email_rate=0"])
+            // A fresh state directory on purpose: the test's own.
+            .arg("--new-ledger")
             .args(extra);
         c
     };
@@ -1071,4 +1073,51 @@ fn a_campaign_that_cannot_run_sends_nothing() {
     let (code, _, err) = f.run(&["send", "campaign.toml", "--set", "campaign.id=x"]);
     assert_eq!(code, 2);
     assert!(err.contains("cannot be overridden"));
+}
+
+#[test]
+fn a_state_directory_set_on_the_command_line_must_know_the_campaign() {
+    let f = Fixture::new(&format!(
+        "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\nP2,Bo,Ng,bo@example.com,,email,yes,,\n"
+    ));
+    let fresh = ["send", "campaign.toml", "--set", "sending.state_dir=fresh"];
+    let (code, out, err) = f.run(&fresh);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(
+        err,
+        "error: --set sending.state_dir=fresh: the ledger in fresh has never seen campaign \
+         test-campaign; nothing sent. Sending there would message everyone again, and its new \
+         token key would break every unsubscribe link already sent (the campaign's own state \
+         directory is .outreach). Drop the --set, or add --new-ledger if a fresh ledger is \
+         really meant\n"
+    );
+    assert!(!f.path("fresh").exists() && !f.path("outbox").exists());
+    // On purpose: sent, and from then on that ledger knows the campaign.
+    let (code, out, err) = f.run(&[&fresh[..], &["--new-ledger"]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        std::fs::read_dir(f.path("outbox/email")).unwrap().count(),
+        2
+    );
+    let (code, out, err) = f.run(&fresh);
+    assert_eq!(code, 0, "{out}{err}");
+    // The campaign's own directory, named with --set after a run there, is no new ledger.
+    let (code, out, err) = f.run(&["send", "campaign.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = f.run(&[
+        "send",
+        "campaign.toml",
+        "--set",
+        "sending.state_dir=.outreach",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    // A dry run sends nothing, so it is not refused.
+    let (code, out, err) = f.run(&[
+        "send",
+        "campaign.toml",
+        "--dry-run",
+        "--set",
+        "sending.state_dir=other",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
 }

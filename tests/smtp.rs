@@ -447,6 +447,7 @@ fn the_file_transport_writes_exactly_the_bytes_smtp_carries() {
         "email",
         "--set",
         "sending.state_dir=state2",
+        "--new-ledger",
     ]);
     assert_eq!(code, 0, "{out}{err}");
     let mut received: Vec<Vec<u8>> = server

@@ -133,6 +133,9 @@ pub struct Sending {
     /// 0 = no cap.
     pub daily_cap: u32,
     pub state_dir: PathBuf,
+    /// The `--set` argument that gave `state_dir`, when one did (`send` then refuses a ledger
+    /// that has never seen the campaign, unless `--new-ledger`).
+    pub state_dir_override: Option<String>,
 }
 
 /// Checks the whole file: `[campaign]`, `[clinic]`, `[contacts]`, `[templates]`, the tables of
@@ -423,6 +426,7 @@ fn sending(rs: RawSending, loc: &Locator, dir: &Path) -> Result<Sending, ConfigE
             rs.state_dir.as_deref().unwrap_or(DEFAULT_STATE_DIR),
             dir,
         ),
+        state_dir_override: loc.override_around("sending.state_dir").map(str::to_string),
     })
 }
 
