@@ -722,7 +722,8 @@ fn purge_deletes_only_what_it_names_after_saying_how_much() {
             "test-campaign-report.csv",
             "test-campaign-run1.csv",
             "test-campaign.2-report.csv",
-            "test-campaign.2-run2.csv"
+            // Run numbers count per campaign: the second campaign's first run is run 1.
+            "test-campaign.2-run1.csv"
         ]
     );
     let bytes = size(&f, &reports[..2], ".outreach/reports");
@@ -736,7 +737,7 @@ fn purge_deletes_only_what_it_names_after_saying_how_much() {
     );
     assert_eq!(
         files_in(&f, ".outreach/reports"),
-        ["test-campaign.2-report.csv", "test-campaign.2-run2.csv"]
+        ["test-campaign.2-report.csv", "test-campaign.2-run1.csv"]
     );
 
     // A preview folder: only one this campaign wrote.

@@ -1121,3 +1121,33 @@ fn a_state_directory_set_on_the_command_line_must_know_the_campaign() {
     ]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[test]
+fn run_numbers_count_per_campaign() {
+    let f = Fixture::new(&format!(
+        "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"
+    ));
+    f.write(
+        "second.toml",
+        &f.read("campaign.toml")
+            .replace("id = \"test-campaign\"", "id = \"second-campaign\""),
+    );
+    for _ in 0..2 {
+        let (code, out, err) = f.run(&["send", "campaign.toml"]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let (code, out, err) = f.run(&["send", "second.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("Campaign second-campaign, run 1: "),
+        "{out}"
+    );
+    assert!(
+        f.path(".outreach/reports/second-campaign-run1.csv")
+            .exists()
+    );
+    let (_, out, _) = f.run(&["status", "second.toml"]);
+    assert!(out.contains("Last run: 1 started "), "{out}");
+    let (_, out, _) = f.run(&["status", "campaign.toml"]);
+    assert!(out.contains("Last run: 2 started "), "{out}");
+}

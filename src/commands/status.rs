@@ -81,7 +81,11 @@ impl std::fmt::Display for Status {
                     .outcome
                     .as_deref()
                     .unwrap_or("not finished (still running, or it died)");
-                write!(f, "Last run: {} started {}, {outcome}", r.id, r.started_at)?;
+                write!(
+                    f,
+                    "Last run: {} started {}, {outcome}",
+                    r.number, r.started_at
+                )?;
                 match r.summary.as_deref().filter(|s| !s.is_empty()) {
                     Some(summary) => write!(f, " ({summary})"),
                     None => Ok(()),

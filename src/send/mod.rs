@@ -38,6 +38,8 @@ use lane::{Lane, Run};
 struct Begun {
     ledger: Option<Ledger>,
     run_id: Option<i64>,
+    /// The run's number among the campaign's runs.
+    run_number: Option<i64>,
     recovered_unknown: usize,
     templates_changed_since: Option<String>,
 }
@@ -131,7 +133,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
 
     let mut summary = RunSummary {
         campaign: loaded.campaign.id.clone(),
-        run: begun.run_id,
+        run: begun.run_number,
         dry_run: opts.dry_run,
         seconds: started.elapsed().as_secs_f64(),
         channels: planned.stats,
@@ -154,7 +156,10 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         l.end_run(run_id, loaded.clock.now(), outcome, &summary.one_line())?;
         touched.sort_by_key(|r| (r.channel, r.index));
         summary.report = Some(crate::recipients::write_run_report(
-            &loaded, &l, run_id, &touched,
+            &loaded,
+            &l,
+            begun.run_number.expect("a run"),
+            &touched,
         )?);
     }
     // A send is the last thing its process does: the contact list and the report's rows are
@@ -174,6 +179,7 @@ fn begin(loaded: &mut Loaded, opts: &SendOptions, now: DateTime<Utc>) -> Result<
     let mut begun = Begun {
         ledger: None,
         run_id: None,
+        run_number: None,
         recovered_unknown: 0,
         templates_changed_since: None,
     };
@@ -185,7 +191,9 @@ fn begin(loaded: &mut Loaded, opts: &SendOptions, now: DateTime<Utc>) -> Result<
         begun.recovered_unknown = l.recover_interrupted(id, now)?;
         begun.templates_changed_since =
             l.fingerprint_change(id, &loaded.templates.fingerprint, now)?;
-        begun.run_id = Some(l.begin_run(id, now)?);
+        let (run_id, number) = l.begin_run(id, now)?;
+        begun.run_id = Some(run_id);
+        begun.run_number = Some(number);
     }
     loaded.priors = l.priors(id)?;
     begun.ledger = Some(l);

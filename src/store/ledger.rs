@@ -39,9 +39,15 @@ pub struct Row {
 }
 
 /// A run as recorded.
+/// A run's number among the runs of its campaign, by its row.
+const RUN_NUMBER: &str = "SELECT COUNT(*) FROM runs AS r, runs AS this
+     WHERE this.id = ?1 AND r.campaign = this.campaign AND r.id <= this.id";
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunRecord {
     pub id: i64,
+    /// Its number among the runs of its campaign (1 for the first).
+    pub number: i64,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub outcome: Option<String>,
@@ -156,13 +162,22 @@ impl Ledger {
     }
 
     /// Starts a run; returns its id.
-    pub fn begin_run(&mut self, campaign: &str, now: DateTime<Utc>) -> Result<i64, LedgerError> {
+    /// Records the start of a run of `campaign`; returns its row (what the ledger keys it by)
+    /// and its number among the campaign's runs (what people see: a campaign's first run is
+    /// run 1, whatever other campaigns share the state directory).
+    pub fn begin_run(
+        &mut self,
+        campaign: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, i64), LedgerError> {
         self.sql(|c| {
             c.execute(
                 "INSERT INTO runs (campaign, pid, started_at) VALUES (?1, ?2, ?3)",
                 params![campaign, std::process::id(), timestamp(now)],
             )?;
-            Ok(c.last_insert_rowid())
+            let id = c.last_insert_rowid();
+            let number = c.query_row(RUN_NUMBER, [id], |r| r.get(0))?;
+            Ok((id, number))
         })
     }
 
@@ -186,21 +201,29 @@ impl Ledger {
     /// The latest run of `campaign`.
     pub fn last_run(&self, campaign: &str) -> Result<Option<RunRecord>, LedgerError> {
         self.sql(|c| {
-            c.query_row(
-                "SELECT id, started_at, finished_at, outcome, summary FROM runs
-                 WHERE campaign = ?1 ORDER BY id DESC LIMIT 1",
-                [campaign],
-                |r| {
-                    Ok(RunRecord {
-                        id: r.get(0)?,
-                        started_at: r.get(1)?,
-                        finished_at: r.get(2)?,
-                        outcome: r.get(3)?,
-                        summary: r.get(4)?,
-                    })
-                },
-            )
-            .optional()
+            let found = c
+                .query_row(
+                    "SELECT id, started_at, finished_at, outcome, summary FROM runs
+                     WHERE campaign = ?1 ORDER BY id DESC LIMIT 1",
+                    [campaign],
+                    |r| {
+                        Ok(RunRecord {
+                            id: r.get(0)?,
+                            number: 0,
+                            started_at: r.get(1)?,
+                            finished_at: r.get(2)?,
+                            outcome: r.get(3)?,
+                            summary: r.get(4)?,
+                        })
+                    },
+                )
+                .optional()?;
+            found
+                .map(|mut run| {
+                    run.number = c.query_row(RUN_NUMBER, [run.id], |r| r.get(0))?;
+                    Ok(run)
+                })
+                .transpose()
         })
     }
 
