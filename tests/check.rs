@@ -599,3 +599,15 @@ fn a_short_token_key_is_named_with_what_to_do() {
         .collect();
     assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
 }
+
+#[test]
+fn the_readme_shows_what_check_prints() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let intro = "`check` prints, for the shipped campaign on a fresh checkout at midday";
+    let after = &readme[readme.find(intro).expect("the README's check sample")..];
+    let start = after.find("```\n").unwrap() + 4;
+    let sample = &after[start..start + after[start..].find("```\n").unwrap()];
+    let (code, out, err) = shipped(MIDDAY, &[]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(out, sample);
+}
