@@ -1151,3 +1151,34 @@ fn run_numbers_count_per_campaign() {
     let (_, out, _) = f.run(&["status", "campaign.toml"]);
     assert!(out.contains("Last run: 2 started "), "{out}");
 }
+
+#[test]
+fn smart_encoding_covers_twilios_table_but_never_a_name() {
+    let f = fast(&format!(
+        "{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\nP2,Mun\u{0303}oz,Lee,,(312) 555-0102,sms,,yes,\n"
+    ));
+    let campaign = f
+        .read("campaign.toml")
+        .replace("[sms]\n", "[sms]\nsmart_encoding = true\n");
+    f.write("campaign.toml", &campaign);
+    // Fullwidth capitals, guillemets, a fraction: Twilio's table has them all.
+    f.write(
+        "templates/sms.txt.hbs",
+        "{{contact.first_name}}: «ＦＲＥＥ» assessment, ½ an hour. Reply STOP",
+    );
+    let (code, _, err) = f.run(&["send", "campaign.toml", "-q", "--channel", "sms"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = f.read("outbox/sms.jsonl").lines().map(json).collect();
+    let by = |id: &str| lines.iter().find(|l| l["contact"] == id).unwrap();
+    assert_eq!(
+        by("P1")["body"],
+        "Ann: \"FREE\" assessment, 1/2 an hour. Reply STOP"
+    );
+    assert_eq!(by("P1")["encoding"], "GSM-7");
+    // A decomposed ñ keeps its combining tilde: the name is not rewritten, the SMS is UCS-2.
+    assert_eq!(
+        by("P2")["body"],
+        "Mun\u{0303}oz: \"FREE\" assessment, 1/2 an hour. Reply STOP"
+    );
+    assert_eq!(by("P2")["encoding"], "UCS-2");
+}

@@ -33,6 +33,7 @@ mod graphemes;
 mod gsm7;
 mod names;
 mod smart;
+mod twilio_smart;
 
 use std::fmt;
 
