@@ -24,13 +24,17 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::watch;
+
+mod guard;
+
+use guard::{Gate, guard};
 
 use crate::commands::check::{self, Finding};
 use crate::commands::preview::{self, Links};
@@ -49,9 +53,6 @@ const POLL: Duration = Duration::from_millis(150);
 /// Rows listed at most on one page (the totals count every contact); search and filters reach
 /// the others. Rendering is per request, so a list of 100,000 stays a page that loads.
 const LIST_LIMIT: usize = 500;
-
-/// The cookie that carries the token after the first request that gave it in the query.
-const COOKIE: &str = "outreach_token";
 
 /// What `--serve` needs.
 #[derive(Debug, Clone)]
@@ -105,9 +106,6 @@ struct Site {
 struct App {
     site: RwLock<Site>,
     version: watch::Sender<u64>,
-    token: Option<String>,
-    /// Host header values accepted (host part, lowercase); `None` off loopback.
-    hosts: Option<Vec<String>>,
     only: Option<Channel>,
 }
 
@@ -138,11 +136,10 @@ pub fn run(opts: &Options) -> Result<(), ServeError> {
     let stamped = stamp(&paths);
     let site = load(opts, 0);
     let (version, _) = watch::channel(0u64);
+    let gate = Arc::new(Gate { token, hosts });
     let app = Arc::new(App {
         site: RwLock::new(site),
         version,
-        token,
-        hosts,
         only: opts.only,
     });
 
@@ -159,8 +156,8 @@ pub fn run(opts: &Options) -> Result<(), ServeError> {
             .local_addr()
             .map_err(|source| ServeError::Listen { addr, source })?;
         // The token is printed even with -q: without it nobody can open the pages.
-        if !opts.quiet || app.token.is_some() {
-            let query = app
+        if !opts.quiet || gate.token.is_some() {
+            let query = gate
                 .token
                 .as_ref()
                 .map(|t| format!("?token={t}"))
@@ -190,7 +187,7 @@ pub fn run(opts: &Options) -> Result<(), ServeError> {
             .route("/events", get(events))
             .route("/version", get(current_version))
             .route("/m/{line}/{view}", get(message))
-            .layer(middleware::from_fn_with_state(Arc::clone(&app), guard))
+            .layer(middleware::from_fn_with_state(gate, guard))
             .with_state(app);
         tokio::select! {
             r = axum::serve(listener, router) => r.map_err(|source| ServeError::Listen { addr, source }),
@@ -312,109 +309,6 @@ fn watch_files(opts: &Options, app: &App, mut paths: Vec<PathBuf>, mut last: Sta
         *app.site.write().expect("site lock") = site;
         app.version.send_replace(version);
     }
-}
-
-/// Security headers on every response; the Host check on loopback; the token off it.
-async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if let Some(hosts) = &app.hosts {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        if !host_allowed(host, hosts) {
-            return secure(
-                (
-                    StatusCode::MISDIRECTED_REQUEST,
-                    "this preview answers on loopback only\n",
-                )
-                    .into_response(),
-            );
-        }
-    }
-    let mut set_cookie = None;
-    if let Some(token) = &app.token {
-        let given = req.uri().query().and_then(|q| {
-            q.split('&')
-                .find_map(|kv| kv.strip_prefix("token=").map(str::to_string))
-        });
-        let cookie = req
-            .headers()
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|kv| {
-                kv.trim()
-                    .strip_prefix(COOKIE)
-                    .and_then(|r| r.strip_prefix('='))
-                    .map(str::to_string)
-            });
-        if given.as_deref().is_some_and(|g| same(g, token)) {
-            set_cookie = Some(format!(
-                "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
-            ));
-        } else if !cookie.as_deref().is_some_and(|c| same(c, token)) {
-            return secure(
-                (
-                    StatusCode::UNAUTHORIZED,
-                    "this preview needs its token: open the address `outreach preview --serve` printed\n",
-                )
-                    .into_response(),
-            );
-        }
-    }
-    let mut response = next.run(req).await;
-    if let Some(c) = set_cookie
-        && let Ok(v) = HeaderValue::from_str(&c)
-    {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    secure(response)
-}
-
-/// Whether a Host header (`name` or `name:port`) names one of `hosts`.
-fn host_allowed(host: &str, hosts: &[String]) -> bool {
-    let host = host.to_ascii_lowercase();
-    let name = match host.rfind(':') {
-        Some(i) if !host.ends_with(']') => &host[..i],
-        _ => host.as_str(),
-    };
-    hosts.iter().any(|h| h == name)
-}
-
-/// Compares a given token with the real one in time independent of where they differ.
-fn same(given: &str, token: &str) -> bool {
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
-/// The policy of every response: nothing loads from anywhere but this server, the one script
-/// is `/app.js`, and nothing here can be framed by another site.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
-    img-src 'self' data:; connect-src 'self'; frame-src 'none'; form-action 'self'; \
-    base-uri 'none'; frame-ancestors 'none'";
-
-fn secure(mut response: Response) -> Response {
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// The page script: filters without a reload, and follows the server's re-loads.
@@ -772,43 +666,4 @@ async fn message(
         }
     }
     page(&site, &title, "", &c).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_names_loopback_or_not() {
-        let hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        for ok in [
-            "127.0.0.1:8025",
-            "localhost:8025",
-            "LOCALHOST",
-            "[::1]:8025",
-            "[::1]",
-        ] {
-            assert!(host_allowed(ok, &hosts), "{ok}");
-        }
-        for bad in [
-            "",
-            "evil.example:8025",
-            "127.0.0.1.evil.example",
-            "localhost.:80",
-            "[::2]",
-        ] {
-            assert!(!host_allowed(bad, &hosts), "{bad}");
-        }
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(same("abc123", "abc123"));
-        assert!(!same("abc124", "abc123"));
-        assert!(!same("abc12", "abc123"));
-        assert!(!same("", "abc123"));
-    }
 }
