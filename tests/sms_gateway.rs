@@ -526,6 +526,16 @@ fn opted_out_number_is_suppressed_and_alone_does_not_fail_the_run() {
     assert_eq!(v["channels"][1]["skipped"]["suppressed"], 1, "{out}");
 }
 
+/// A Twilio fixture at `base` whose one patient, Ann, takes SMS at +13125550101.
+fn ann_only(base: &str) -> Fixture {
+    let f = fixture(&twilio(base, ""), FAST);
+    f.write(
+        "contacts.csv",
+        &format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"),
+    );
+    f
+}
+
 #[test]
 fn too_many_requests_waits_for_retry_after() {
     let rt = runtime();
@@ -535,11 +545,7 @@ fn too_many_requests_waits_for_retry_after() {
         twilio_sent("SM0001"),
     ]);
     on_message(&rt, &s, "13125550101", seq.clone());
-    let f = fixture(&twilio(&s.uri(), ""), FAST);
-    f.write(
-        "contacts.csv",
-        &format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"),
-    );
+    let f = ann_only(&s.uri());
     let (code, out, err) = send(&f, &[]);
     assert_eq!(code, 0, "{out}{err}");
     let times = seq.times();
@@ -560,11 +566,7 @@ fn server_error_is_retried_then_sent() {
     let s = twilio_mock(&rt);
     let seq = Sequence::new(vec![ResponseTemplate::new(500), twilio_sent("SM0001")]);
     on_message(&rt, &s, "13125550101", seq.clone());
-    let f = fixture(&twilio(&s.uri(), ""), FAST);
-    f.write(
-        "contacts.csv",
-        &format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"),
-    );
+    let f = ann_only(&s.uri());
     let (code, out, err) = send(&f, &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(seq.times().len(), 2);
@@ -614,11 +616,7 @@ fn a_proxys_bad_gateway_or_timeout_is_unknown_and_never_sent_again() {
         let s = twilio_mock(&rt);
         let seq = Sequence::new(vec![ResponseTemplate::new(status), twilio_sent("SM0001")]);
         on_message(&rt, &s, "13125550101", seq.clone());
-        let f = fixture(&twilio(&s.uri(), ""), FAST);
-        f.write(
-            "contacts.csv",
-            &format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"),
-        );
+        let f = ann_only(&s.uri());
         let (code, out, err) = send(&f, &[]);
         assert_eq!(code, 1, "{status}: {out}{err}");
         assert_eq!(seq.times().len(), 1, "{status}: sent once, not retried");
@@ -644,11 +642,7 @@ fn a_proxys_bad_gateway_or_timeout_is_unknown_and_never_sent_again() {
     let s = twilio_mock(&rt);
     let seq = Sequence::new(vec![ResponseTemplate::new(503), twilio_sent("SM0001")]);
     on_message(&rt, &s, "13125550101", seq.clone());
-    let f = fixture(&twilio(&s.uri(), ""), FAST);
-    f.write(
-        "contacts.csv",
-        &format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"),
-    );
+    let f = ann_only(&s.uri());
     let (code, out, err) = send(&f, &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(seq.times().len(), 2, "503 is retried");
@@ -1775,11 +1769,7 @@ fn smart_encoding_is_shown_by_preview_and_sent_as_gsm7() {
             .respond_with(twilio_sent("SM1"))
             .mount(&s),
     );
-    let f = fixture(&twilio(&s.uri(), ""), FAST);
-    f.write(
-        "contacts.csv",
-        &format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"),
-    );
+    let f = ann_only(&s.uri());
     // The article's en dash, bullet, no-break space, curly quotes and ellipsis.
     f.write(
         "templates/sms.txt.hbs",
