@@ -70,8 +70,8 @@ pub(super) trait Outbound: Sized + Send + Sync + 'static {
     /// The lane of this kind of message.
     fn lane(run: &Run) -> &Lane<Self>;
 
-    /// Renders and builds contact `index`'s message to `address` (its ledger key).
-    fn build(run: &Run, index: usize, address: &str) -> Result<Self, Unsendable>;
+    /// Renders and builds contact `index`'s message.
+    fn build(run: &Run, index: usize) -> Result<Self, Unsendable>;
 }
 
 /// Renders contact `index` on `channel` as `send` would now, or says why it cannot go.
@@ -89,7 +89,7 @@ impl Outbound for EmailOut {
         &run.email
     }
 
-    fn build(run: &Run, index: usize, _address: &str) -> Result<Self, Unsendable> {
+    fn build(run: &Run, index: usize) -> Result<Self, Unsendable> {
         let loaded = &*run.loaded;
         let contact = &loaded.contacts.contacts[index];
         let rendered = rendered(run, index, Channel::Email)?;
@@ -116,7 +116,7 @@ impl Outbound for SmsOut {
         &run.sms
     }
 
-    fn build(run: &Run, index: usize, _address: &str) -> Result<Self, Unsendable> {
+    fn build(run: &Run, index: usize) -> Result<Self, Unsendable> {
         let loaded = &*run.loaded;
         let contact = &loaded.contacts.contacts[index];
         let Rendered::Sms { body, count, .. } = rendered(run, index, Channel::Sms)? else {
@@ -174,7 +174,7 @@ impl Run {
         let address = contact
             .address(channel)
             .expect("a due message has an address");
-        let message = match M::build(self, index, address) {
+        let message = match M::build(self, index) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(contact = %contact.id, %channel, "not sent: {e}");

@@ -15,6 +15,7 @@ use super::summary::ChannelRun;
 use crate::model::Channel;
 use crate::recipients::RunRow;
 use crate::store::ledger::RowId;
+use crate::transport::{EmailOut, SmsOut};
 
 /// What became of each message a channel worked: its contact, its attempt, its ledger row.
 type Done = Vec<(usize, Attempt, Option<RowId>)>;
@@ -85,9 +86,8 @@ pub(super) fn work(
         check_transport(&run.sms).await?;
         let work_done = async {
             let (e, s) = tokio::join!(
-                lane(&run, email_due, bars.get(&Channel::Email).cloned(), |r| &r
-                    .email),
-                lane(&run, sms_due, bars.get(&Channel::Sms).cloned(), |r| &r.sms)
+                lane::<EmailOut>(&run, email_due, bars.get(&Channel::Email).cloned()),
+                lane::<SmsOut>(&run, sms_due, bars.get(&Channel::Sms).cloned())
             );
             if let Some(w) = &run.writer
                 && let Err(e) = w.flush().await
@@ -144,10 +144,9 @@ async fn lane<M: Outbound>(
     run: &Arc<Run>,
     items: Vec<usize>,
     bar: Option<indicatif::ProgressBar>,
-    lane_of: fn(&Run) -> &Lane<M>,
 ) -> Done {
     let concurrency = run.loaded.campaign.sending.concurrency;
-    let in_flight = lane_of(run).in_flight(concurrency);
+    let in_flight = M::lane(run).in_flight(concurrency);
     let items: Arc<[usize]> = items.into();
     let next = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..in_flight.clamp(1, items.len().max(1)))
