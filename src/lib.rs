@@ -194,6 +194,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
 
 fn run_check(args: &cli::CheckArgs, quiet: bool) -> Result<Exit, Error> {
     let loaded = load(&args.campaign)?;
+    loaded.check_reach(None)?;
     let mut report = check::run(&loaded);
     report.approval = Some(approval::status(&loaded)?).filter(|s| s.worth_showing());
     let failed = args.strict && !report.errors.is_empty();
@@ -203,6 +204,7 @@ fn run_check(args: &cli::CheckArgs, quiet: bool) -> Result<Exit, Error> {
 
 fn run_preview(args: &cli::PreviewArgs, quiet: bool) -> Result<Exit, Error> {
     let loaded = load(&args.campaign)?;
+    loaded.check_reach(args.channel)?;
     let approval = Some(approval::status(&loaded)?)
         .filter(|s| s.worth_showing())
         .map(|s| s.to_string());
@@ -250,6 +252,7 @@ fn run_send(args: &cli::SendArgs, quiet: bool) -> Result<Exit, Error> {
             Exit::Failed
         });
     }
+    loaded.check_reach(args.channel)?;
     // Outside the window a forgotten crontab line costs nothing and says why.
     if !args.dry_run
         && let Some(notice) = send::window_notice(&loaded, args.channel)
@@ -353,6 +356,7 @@ fn run_approve(args: &cli::ApproveArgs, quiet: bool) -> Result<Exit, Error> {
         print(args.format, true, &shown)?;
         return Ok(exit);
     }
+    loaded.check_reach(None)?;
     let options = approve::Options {
         by: args.by.clone(),
         strict: args.strict,

@@ -98,7 +98,12 @@ impl Loaded {
         warnings.extend(suppressions.warnings.iter().cloned());
         let mut available: BTreeSet<String> = contacts.columns.iter().cloned().collect();
         available.extend(["id".to_string(), "timezone".to_string()]);
-        available.extend(campaign.contacts.columns.keys().cloned());
+        available.extend(
+            config::CONTACT_FIELDS
+                .iter()
+                .filter(|f| contacts.header.index_of(f).is_some())
+                .map(|f| f.to_string()),
+        );
         let mut errors = Vec::new();
         let mut warned = BTreeSet::new();
         for u in &templates.column_uses {
@@ -145,6 +150,22 @@ impl Loaded {
         };
         loaded.read_ledger()?;
         Ok(loaded)
+    }
+
+    /// Refuses a campaign that would silently drop a channel: one of its enabled channels (or
+    /// `only` that one, for a command limited to it) whose address column the contacts file
+    /// lacks, or has empty on every row. For the commands that decide who gets what (`check`,
+    /// `preview`, `approve`, `send`), not for those that only look up or clean up.
+    pub fn check_reach(&self, only: Option<Channel>) -> Result<(), LoadError> {
+        let channels: Vec<Channel> = self
+            .campaign
+            .channels
+            .iter()
+            .copied()
+            .filter(|c| only.is_none_or(|o| o == *c))
+            .collect();
+        contacts::check_reach(&self.contacts, &channels, self.campaign.clinic.region)?;
+        Ok(())
     }
 
     /// Reads what the ledger knows (if the campaign ever sent): the messages' states, and the

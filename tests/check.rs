@@ -145,7 +145,7 @@ fn set_overrides_one_run() {
 
 #[test]
 fn set_paths_are_relative_to_the_current_directory() {
-    let f = Fixture::new(&format!(
+    let f = Fixture::email_only(&format!(
         "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"
     ));
     f.write(
@@ -375,7 +375,7 @@ fn template_syntax_error_names_file_line_and_column() {
 
 #[test]
 fn a_column_the_csv_lacks_is_an_error_before_anything_runs() {
-    let f = Fixture::new(&format!(
+    let f = Fixture::email_only(&format!(
         "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"
     ));
     f.write(
@@ -400,7 +400,7 @@ fn a_column_the_csv_lacks_is_an_error_before_anything_runs() {
 
 #[test]
 fn an_empty_value_without_fallback_is_a_row_error() {
-    let f = Fixture::new(&format!(
+    let f = Fixture::email_only(&format!(
         "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\nP2,,Ng,bo@example.com,,email,yes,,\n"
     ));
     f.write("templates/subject.hbs", "Hi {{contact.first_name}}");
@@ -499,7 +499,7 @@ fn consent_and_channel_rules() {
 
 #[test]
 fn sms_in_ucs2_is_reported_with_the_characters_that_force_it() {
-    let f = Fixture::new(&format!(
+    let f = Fixture::sms_only(&format!(
         "{HEADER}\nP1,María,Lee,,(312) 555-0101,sms,,yes,\n"
     ));
     f.write("templates/sms.txt.hbs", "{{clinic.name}}: Hi {{default contact.first_name \"there\"}} – book now. Reply STOP to opt out");
@@ -513,7 +513,7 @@ fn sms_in_ucs2_is_reported_with_the_characters_that_force_it() {
 
 #[test]
 fn sms_over_max_segments_is_an_error_for_that_contact() {
-    let f = Fixture::new(&format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"));
+    let f = Fixture::sms_only(&format!("{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n"));
     f.write("templates/sms.txt.hbs", &"Psoas! ".repeat(70));
     let (code, out, _) = f.run(&["check", "campaign.toml"]);
     assert_eq!(code, 0);
@@ -532,14 +532,15 @@ fn quiet_hours_use_the_patients_own_zone() {
          P2,Bo,Ng,,(312) 555-0102,sms,,yes,Pacific/Honolulu\n\
          P3,Cy,Ox,,(312) 555-0103,sms,,yes,Europe/London\n"
     );
-    let f = Fixture::new(&csv);
+    let f = Fixture::sms_only(&csv);
     // 04:00 UTC: 22:00 Chicago (quiet), 18:00 Honolulu (not), 04:00 London (quiet).
     let mut c = f.cmd(&["check", "campaign.toml", "--format", "json"]);
     c.env("OUTREACH_NOW", "2026-11-25T04:00:00Z");
     let (_, out, _) = run(c);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["channels"][1]["due"], 1);
-    assert_eq!(v["channels"][1]["deferred"]["quiet_hours"], 2);
+    assert_eq!(v["channels"][0]["channel"], "sms");
+    assert_eq!(v["channels"][0]["due"], 1);
+    assert_eq!(v["channels"][0]["deferred"]["quiet_hours"], 2);
 }
 
 #[test]
@@ -572,7 +573,7 @@ fn help_lists_exit_codes() {
 #[test]
 fn a_short_token_key_is_named_with_what_to_do() {
     // What a run killed while creating the key could leave before: refused, never used.
-    let f = Fixture::new(&format!(
+    let f = Fixture::email_only(&format!(
         "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"
     ));
     f.write_bytes(".outreach/unsubscribe.key", b"short");

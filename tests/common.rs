@@ -20,11 +20,17 @@ pub fn repo() -> PathBuf {
 
 /// A campaign file for a fixture: the shipped psoas settings with paths inside the fixture.
 pub fn campaign_toml(extra: &str) -> String {
+    campaign_toml_on(&["email", "sms"], extra)
+}
+
+/// [`campaign_toml`] with only `channels` enabled (`check` refuses an enabled channel whose
+/// address column is empty, so a fixture with one channel's addresses enables that one).
+pub fn campaign_toml_on(channels: &[&str], extra: &str) -> String {
     format!(
         r#"[campaign]
 id = "test-campaign"
 name = "Test campaign"
-channels = ["email", "sms"]
+channels = {channels:?}
 
 [clinic]
 name = "Riverside Physio"
@@ -72,6 +78,20 @@ impl Fixture {
         f.write("campaign.toml", &campaign_toml(""));
         f.write("contacts.csv", contacts);
         f.write("opt-outs.csv", "address,reason\n");
+        f
+    }
+
+    /// [`Fixture::new`] with email only enabled: for contacts with no phone numbers.
+    pub fn email_only(contacts: &str) -> Self {
+        let f = Fixture::new(contacts);
+        f.write("campaign.toml", &campaign_toml_on(&["email"], ""));
+        f
+    }
+
+    /// [`Fixture::new`] with SMS only enabled: for contacts with no email addresses.
+    pub fn sms_only(contacts: &str) -> Self {
+        let f = Fixture::new(contacts);
+        f.write("campaign.toml", &campaign_toml_on(&["sms"], ""));
         f
     }
 

@@ -94,7 +94,7 @@ fn quoted_fields_with_newlines_keep_line_numbers() {
     let text = format!(
         "{HEADER},notes\nP1,Ann,Lee,ann@example.com,,email,yes,,,\"first line\nsecond, line\"\nP2,Bo,Ng,not-an-email,,email,yes,,,\n"
     );
-    let f = Fixture::new(&text);
+    let f = Fixture::email_only(&text);
     let (_, v, _) = report(&f, &[]);
     assert_eq!(v["errors"][0]["line"], 4, "{v}");
     assert_eq!(v["errors"][0]["contact"], "P2");
@@ -148,7 +148,7 @@ fn an_encoding_that_cannot_be_told_apart_is_refused_with_its_line() {
         "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\nP2,山田,花子,hanako@example.com,,email,yes,,\n"
     );
     let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode(&text);
-    let f = Fixture::new("");
+    let f = Fixture::email_only("");
     f.write_bytes("contacts.csv", &bytes);
     let (code, out, err) = f.run(&["check", "campaign.toml"]);
     assert_eq!((code, out.as_str()), (2, ""));
@@ -278,4 +278,148 @@ fn suppression_lists_in_either_form() {
         "sms",
     ]);
     assert!(out.contains("skipped: suppressed (stop.txt:2)"), "{out}");
+}
+
+#[test]
+fn usual_export_spellings_are_read_as_their_fields() {
+    // Without a [contacts.columns] table: before, `E-mail` passed `check --strict` with every
+    // email skipped as "no address".
+    let text = "Patient ID,Given name,Surname,E-mail,Cell,Email Opt In,Text Consent\n\
+                P1,Ann,Lee,ann@example.com,(312) 555-0101,yes,yes\n\
+                P2,Bo,Ng,bo@example.com,(312) 555-0102,yes,no\n";
+    let f = Fixture::new(text);
+    let (code, v, err) = report(&f, &["--strict"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["channels"][0]["due"], 2, "{v}");
+    assert_eq!(v["channels"][1]["due"], 1, "{v}");
+    assert_eq!(v["read_as"]["E-mail"], "email", "{v}");
+    assert_eq!(v["read_as"]["Cell"], "phone", "{v}");
+    assert_eq!(v["read_as"]["Given name"], "first_name", "{v}");
+    let (_, out, _) = f.run(&["check", "campaign.toml"]);
+    assert!(
+        out.contains(
+            "Columns read by their usual spelling: \"Cell\" as phone, \"E-mail\" as email, \
+             \"Email Opt In\" as email_consent, \"Given name\" as first_name, \"Patient ID\" as \
+             id, \"Surname\" as last_name, \"Text Consent\" as sms_consent\n"
+        ),
+        "{out}"
+    );
+    let (code, out, err) = f.run(&["preview", "campaign.toml", "--contact", "P1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("=== email to ann@example.com: due ==="),
+        "{out}"
+    );
+    assert!(out.contains("Hi Ann"), "{out}");
+    // Two spellings of one field: which one is the clinic's to say.
+    f.write(
+        "contacts.csv",
+        "id,email,Mobile,Phone Number\nP1,ann@example.com,(312) 555-0101,(312) 555-0199\n",
+    );
+    let (code, out, err) = f.run(&["check", "campaign.toml"]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert_eq!(
+        err,
+        "error: contacts.csv:1: columns \"Mobile\" and \"Phone Number\" could both be `phone`; \
+         say which in the campaign file: [contacts.columns] phone = \"Mobile\"\n"
+    );
+}
+
+#[test]
+fn an_enabled_channel_nobody_can_be_reached_on_stops_check_and_send() {
+    // `Correo` is no spelling of email: its cells show what it holds.
+    let text = "id,first_name,Correo,phone,sms_consent,email_consent\n\
+                P1,Ann,ann@example.com,(312) 555-0101,yes,yes\n\
+                P2,Bo,bo@example.com,(312) 555-0102,yes,yes\n";
+    let f = Fixture::new(text);
+    for args in [
+        &["check", "campaign.toml"][..],
+        &["check", "campaign.toml", "--strict"],
+        &["send", "campaign.toml"],
+        &["preview", "campaign.toml", "--out", "pv"],
+    ] {
+        let (code, out, err) = f.run(args);
+        assert_eq!((code, out.as_str()), (2, ""), "{args:?}: {err}");
+        assert_eq!(
+            err,
+            "error: contacts.csv:1: email is enabled but the file has no `email` column, so \
+             every email would be skipped (the header has: id, first_name, Correo, phone, \
+             sms_consent, email_consent); the closest is \"Correo\" (2 of its first 2 cells are \
+             email addresses): add to the campaign file\n  [contacts.columns]\n  email = \
+             \"Correo\"\nor, if this campaign sends no email, leave it out of `channels` in \
+             [campaign]\n",
+            "{args:?}"
+        );
+    }
+    assert!(!f.path("outbox").exists(), "nothing was sent");
+    // A run limited to the other channel is not stopped by it.
+    let (code, out, err) = f.run(&["send", "campaign.toml", "--channel", "sms"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The line it gives fixes it.
+    let campaign = f.read("campaign.toml").replace(
+        "suppress = [\"opt-outs.csv\"]\n",
+        "suppress = [\"opt-outs.csv\"]\n[contacts.columns]\nemail = \"Correo\"\n",
+    );
+    f.write("campaign.toml", &campaign);
+    let (code, v, err) = report(&f, &["--strict"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["channels"][0]["due"], 2, "{v}");
+}
+
+#[test]
+fn an_address_column_empty_on_every_row_is_named_with_the_likeliest_one() {
+    // The export has an empty `phone` column and the numbers under "Home Tel".
+    let text = "id,first_name,email,phone,Home Tel,sms_consent,email_consent\n\
+                P1,Ann,ann@example.com,,(312) 555-0101,yes,yes\n\
+                P2,Bo,bo@example.com,,(312) 555-0102,yes,yes\n";
+    let f = Fixture::new(text);
+    let (code, _, err) = f.run(&["check", "campaign.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.starts_with(
+            "error: contacts.csv:1: sms is enabled but its `phone` column (\"phone\") is empty \
+             on every row, so every SMS would be skipped (the header has: id, first_name, \
+             email, phone, Home Tel, sms_consent, email_consent); the closest is \"Home Tel\" \
+             (2 of its first 2 cells are phone numbers)"
+        ),
+        "{err}"
+    );
+    // No cell looks like an address: the name that is most alike is offered.
+    f.write(
+        "contacts.csv",
+        "id,first_name,Emial,phone,sms_consent\nP1,Ann,,(312) 555-0101,yes\n",
+    );
+    let (code, _, err) = f.run(&["check", "campaign.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "email is enabled but the file has no `email` column, so every email would be \
+             skipped (the header has: id, first_name, Emial, phone, sms_consent); the closest \
+             is \"Emial\" (its name is like `email`)"
+        ),
+        "{err}"
+    );
+    // Nothing like it: no guess, the ways out.
+    f.write(
+        "contacts.csv",
+        "id,first_name,phone,sms_consent\nP1,Ann,(312) 555-0101,yes\n",
+    );
+    let (code, _, err) = f.run(&["check", "campaign.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "no column looks like one: add it to the file, or name it in the campaign file \
+             with [contacts.columns] email = \"…\"\nor, if this campaign sends no email, leave \
+             it out of `channels` in [campaign]"
+        ),
+        "{err}"
+    );
+    // An SMS-only campaign over the same file is fine.
+    let (code, _, err) = f.run(&[
+        "check",
+        "campaign.toml",
+        "--set",
+        "campaign.channels=[\"sms\"]",
+    ]);
+    assert_eq!(code, 0, "{err}");
 }

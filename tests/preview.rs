@@ -16,6 +16,13 @@ fn fixture(csv: &str) -> Fixture {
     f
 }
 
+/// [`fixture`] with email only enabled: for contacts with no phone numbers.
+fn email_fixture(csv: &str) -> Fixture {
+    let f = fixture(csv);
+    f.write("campaign.toml", &common::campaign_toml_on(&["email"], ""));
+    f
+}
+
 /// Masks what differs between runs: the Date header and the MIME boundary.
 fn mask(s: &str) -> String {
     s.lines()
@@ -245,7 +252,7 @@ fn contact_fields_cannot_inject_headers_or_markup() {
     let csv = format!(
         "{HEADER}\nP1,\"Ann\r\nBcc: evil@example.com\",\"<script>alert(1)</script> & Co\",ann@example.com,,email,yes,,\n"
     );
-    let f = fixture(&csv);
+    let f = email_fixture(&csv);
     f.write(
         "templates/subject.hbs",
         "Hi {{contact.first_name}}, from {{contact.last_name}}",
@@ -375,7 +382,7 @@ fn preview_folder_links_every_message_and_is_private() {
 
 #[test]
 fn after_a_send_the_preview_does_not_say_nothing_was_sent() {
-    let f = fixture(&format!(
+    let f = email_fixture(&format!(
         "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\nP2,Bo,Ng,bo@example.com,,email,yes,,\n"
     ));
     let (code, out, err) = f.run(&["send", "campaign.toml"]);

@@ -45,9 +45,12 @@ fn fixture(gateway: &str, sending: &str) -> Fixture {
     );
     f.write(
         "campaign.toml",
-        &common::campaign_toml(&format!(
-            "transport = \"http\"\nquiet_hours = \"\"\n\n[sms.gateway]\n{gateway}\n\n{sending}"
-        )),
+        &common::campaign_toml_on(
+            &["sms"],
+            &format!(
+                "transport = \"http\"\nquiet_hours = \"\"\n\n[sms.gateway]\n{gateway}\n\n{sending}"
+            ),
+        ),
     );
     f
 }
@@ -523,7 +526,7 @@ fn opted_out_number_is_suppressed_and_alone_does_not_fail_the_run() {
     f.write("other.toml", &other);
     let (_, out, _) = f.run(&["check", "other.toml", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["channels"][1]["skipped"]["suppressed"], 1, "{out}");
+    assert_eq!(v["channels"][0]["skipped"]["suppressed"], 1, "{out}");
 }
 
 /// A Twilio fixture at `base` whose one patient, Ann, takes SMS at +13125550101.

@@ -200,10 +200,13 @@ fn smtp_fixture(smtp: &str, sending: &str) -> Fixture {
     let f = Fixture::new(&contacts());
     f.write(
         "campaign.toml",
-        &common::campaign_toml(&format!(
-            "[email.smtp]\nhost = \"127.0.0.1\"\n{smtp}\n\
+        &common::campaign_toml_on(
+            &["email"],
+            &format!(
+                "[email.smtp]\nhost = \"127.0.0.1\"\n{smtp}\n\
              [sending]\nemail_rate = \"0\"\nretry_delay = \"10ms\"\nmax_attempts = 2\n{sending}\n"
-        )),
+            ),
+        ),
     );
     f
 }
@@ -1157,7 +1160,7 @@ fn unsubscribe_tokens_map_back_to_suppressions() {
     let f = Fixture::new(&contacts());
     f.write(
         "campaign.toml",
-        &common::campaign_toml("[sending]\nemail_rate = \"0\"\n"),
+        &common::campaign_toml_on(&["email"], "[sending]\nemail_rate = \"0\"\n"),
     );
     let (code, out, err) = f.run(&["send", "campaign.toml", "--channel", "email"]);
     assert_eq!(code, 0, "{out}{err}");

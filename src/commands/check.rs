@@ -87,6 +87,9 @@ pub struct CheckReport {
     pub contacts_file: PathBuf,
     pub encoding: String,
     pub delimiter: String,
+    /// Columns read as a standard field because of their spelling: header as written -> field.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub read_as: BTreeMap<String, &'static str>,
     pub rows: usize,
     pub valid_rows: usize,
     pub rows_with_problems: usize,
@@ -173,6 +176,12 @@ pub fn run(loaded: &Loaded) -> CheckReport {
             '\t' => "tab".into(),
             d => d.to_string(),
         },
+        read_as: loaded
+            .contacts
+            .header
+            .read_as()
+            .map(|(header, field)| (header.to_string(), field))
+            .collect(),
         rows: contacts.len(),
         valid_rows: contacts.len() - rows_with_problems,
         rows_with_problems,
@@ -283,8 +292,9 @@ impl fmt::Display for Finding {
     }
 }
 
-impl fmt::Display for CheckReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl CheckReport {
+    /// The lines above the table: the campaign, its contacts file, suppressions, approval.
+    fn fmt_files(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
             "Campaign {} ({}): {}",
@@ -302,6 +312,18 @@ impl fmt::Display for CheckReport {
             self.valid_rows,
             self.rows_with_problems
         )?;
+        if !self.read_as.is_empty() {
+            let read: Vec<String> = self
+                .read_as
+                .iter()
+                .map(|(header, field)| format!("{header:?} as {field}"))
+                .collect();
+            writeln!(
+                f,
+                "Columns read by their usual spelling: {}",
+                read.join(", ")
+            )?;
+        }
         writeln!(
             f,
             "Suppression lists: {} addresses",
@@ -310,6 +332,13 @@ impl fmt::Display for CheckReport {
         if let Some(a) = &self.approval {
             writeln!(f, "Approval: {a}")?;
         }
+        Ok(())
+    }
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_files(f)?;
         writeln!(f)?;
 
         let mut labels: Vec<(&str, &'static str)> = Vec::new();

@@ -135,6 +135,11 @@ impl Contact {
         self.values.iter().map(|v| &**v)
     }
 
+    /// Cell `i` of the row as read (trimmed; empty past the row's end).
+    pub(super) fn cell(&self, i: usize) -> &str {
+        self.values.get(i).map_or("", |v| &**v)
+    }
+
     /// The first name as written (empty when the row has none).
     pub fn first_name(&self) -> &str {
         self.standard("first_name")
@@ -244,6 +249,8 @@ pub struct ContactList {
     pub path: PathBuf,
     /// Normalised column names, in file order (what templates may use as `contact.*`).
     pub columns: Vec<String>,
+    /// The header: where the standard fields are, the names as written.
+    pub header: Arc<Columns>,
     pub contacts: Vec<Contact>,
     pub warnings: Vec<FileWarning>,
     /// Which encoding the file was read as.

@@ -11,14 +11,16 @@
 //! own, each using only those listed before it: `error.rs` (what stops or warns about a file),
 //! `header.rs` (the columns and where the standard fields are), `contact.rs` (what a file reads
 //! into), `decode.rs` (bytes to text, the delimiter, true line numbers), `rows.rs` (each row
-//! read and validated), `duplicates.rs` (ids and addresses used twice), `suppressions.rs` (the
-//! lists of who must not be messaged). Everything public is re-exported here.
+//! read and validated), `duplicates.rs` (ids and addresses used twice), `reach.rs` (whether
+//! each enabled channel can reach anyone), `suppressions.rs` (the lists of who must not be
+//! messaged). Everything public is re-exported here.
 
 mod contact;
 mod decode;
 mod duplicates;
 mod error;
 mod header;
+mod reach;
 mod rows;
 mod suppressions;
 
@@ -31,7 +33,8 @@ pub use contact::{
 };
 pub use decode::{decode, detect_delimiter};
 pub use error::{ContactsError, FileWarning};
-pub use header::{Columns, normalise_header};
+pub use header::{ALIASES, Columns, normalise_header};
+pub use reach::check_reach;
 pub use suppressions::{SuppressedBy, Suppressions};
 
 use crate::config::ContactsSource;
@@ -71,6 +74,7 @@ pub fn parse(
             .filter(|n| !n.is_empty())
             .cloned()
             .collect(),
+        header: columns,
         contacts,
         warnings: Vec::new(),
         encoding: "UTF-8",

@@ -198,7 +198,9 @@ pub fn run(opts: &Options) -> Result<(), ServeError> {
 
 /// Loads the campaign and what the pages show beside it.
 fn load(opts: &Options, version: u64) -> Site {
-    match Loaded::load(&opts.campaign, &opts.overrides) {
+    let loaded = Loaded::load(&opts.campaign, &opts.overrides)
+        .and_then(|l| l.check_reach(opts.only).map(|()| l));
+    match loaded {
         Ok(loaded) => {
             let report = check::run(&loaded);
             let approval = crate::approval::status(&loaded)
