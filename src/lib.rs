@@ -31,6 +31,7 @@ pub mod send;
 pub mod sms;
 pub mod store;
 pub mod templates;
+pub mod terminal;
 pub mod token;
 pub mod transport;
 
@@ -124,7 +125,7 @@ fn print(
     text: bool,
     value: &(impl serde::Serialize + std::fmt::Display),
 ) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::terminal::stdout();
     match format {
         Format::Json => output(
             serde_json::to_writer_pretty(&mut out, value)
@@ -141,7 +142,7 @@ fn say(quiet: bool, text: std::fmt::Arguments<'_>) -> Result<(), Error> {
     if quiet {
         return Ok(());
     }
-    output(writeln!(std::io::stdout().lock(), "{text}"))
+    output(writeln!(crate::terminal::stdout(), "{text}"))
 }
 
 fn load(args: &cli::CampaignArgs) -> Result<Loaded, Error> {
@@ -209,7 +210,7 @@ fn run_preview(args: &cli::PreviewArgs, quiet: bool) -> Result<Exit, Error> {
         .filter(|s| s.worth_showing())
         .map(|s| s.to_string());
     if let Some(key) = &args.contact {
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::terminal::stdout();
         if let Some(a) = &approval {
             output(writeln!(out, "Approval: {a}\n"))?;
         }
@@ -388,7 +389,7 @@ fn run_purge(args: &cli::PurgeArgs, quiet: bool) -> Result<Exit, Error> {
     };
     let id = &campaign.id;
     let confirm = |targets: &[purge::Target]| -> Result<bool, purge::PurgeError> {
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::terminal::stdout();
         let _ = writeln!(out, "Campaign {id}: purge will delete");
         for t in targets {
             let _ = writeln!(out, "  {t}");

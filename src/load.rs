@@ -81,10 +81,21 @@ impl Loaded {
         let now = clock.now();
         let mut templates = Templates::load(&campaign.templates_dir, &campaign.channels)?;
         templates.fold_constants(&campaign);
+        // What each channel's messages show of a contact: its templates' reads, and the name
+        // in an email's `To:`.
+        let readers = |field: &str| -> Vec<Channel> {
+            let to_name = matches!(field, "first_name" | "last_name");
+            (campaign.channels.iter().copied())
+                .filter(|&c| {
+                    templates.reads(c).contact_field(field) || (c == Channel::Email && to_name)
+                })
+                .collect()
+        };
         let contacts = contacts::load(
             &campaign.contacts,
             campaign.clinic.region,
             campaign.clinic.timezone,
+            &readers,
         )?;
         let suppressions = Suppressions::load(&campaign.contacts.suppress, campaign.clinic.region)?;
         let key = TokenKey::load_or_create(&campaign.sending.state_dir).map_err(|source| {

@@ -1,5 +1,7 @@
 //! The `outreach` binary: parse the command line, run, print any error once, exit with its code.
 
+use std::io::Write;
+
 use clap::Parser;
 
 /// mimalloc instead of glibc's malloc: a run makes and frees a few small strings per message
@@ -24,12 +26,15 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
-        .with_writer(std::io::stderr)
+        // Escaped like everything printed: a logged value never reaches the terminal as a
+        // control sequence (so the subscriber's own colours are off).
+        .with_writer(outreach::terminal::stderr)
+        .with_ansi(false)
         .init();
     match outreach::run(cli) {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("error: {e}");
+            let _ = writeln!(outreach::terminal::stderr(), "error: {e}");
             std::process::ExitCode::from(e.exit() as u8)
         }
     }

@@ -402,6 +402,7 @@ P8,Hal,hal@example.com,(312) 555-0108,,yes,yes,Asia/Tokyo
             &campaign.contacts,
             campaign.clinic.region,
             campaign.clinic.timezone,
+            &|_| Vec::new(),
         )
         .unwrap();
         (campaign, list)

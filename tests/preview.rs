@@ -394,3 +394,86 @@ fn after_a_send_the_preview_does_not_say_nothing_was_sent() {
     assert!(!index.contains("Nothing has been sent"), "{index}");
     assert!(index.contains("A preview sends nothing."), "{index}");
 }
+
+#[test]
+fn control_characters_reach_neither_a_terminal_nor_a_patient() {
+    // A name that recolours and retitles a terminal (ESC [31m, an OSC title), a name over two
+    // lines, and a column no template reads.
+    let csv = format!(
+        "{HEADER},note\n\
+         P1,\"Ann\u{1b}[31m\u{1b}]0;pwned\u{7}\",Lee,ann@example.com,(312) 555-0101,,yes,yes,,\n\
+         P2,Bo,Ng,bo@example.com,(312) 555-0102,,yes,yes,,\"ok\u{1b}[2J\"\n\
+         P3,\"Cy\r\nBcc: evil@example.com\",Ox,cy@example.com,(312) 555-0103,,yes,yes,,\n"
+    );
+    let f = fixture(&csv);
+    let esc = |s: &str| s.contains('\u{1b}') || s.contains('\u{7}');
+    let (code, out, err) = f.run(&["check", "campaign.toml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!esc(&out) && !esc(&err), "{out:?}{err:?}");
+    assert!(
+        out.contains(
+            "contacts.csv:2 P1 first_name: holds the control character U+001B (escape: the start \
+             of a terminal control sequence), which would reach the patient's message and the \
+             terminal of anyone previewing it; fix the cell in the export (email and sms skipped)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "contacts.csv:4 P3 first_name: holds a line break, and this field is one line: the \
+             message would break where it shows it; fix the cell in the export (email and sms \
+             skipped)"
+        ),
+        "{out}"
+    );
+    assert!(
+        !out.contains("P2"),
+        "an unread column is nobody's problem: {out}"
+    );
+    assert!(
+        out.contains("due now                      1       1"),
+        "{out}"
+    );
+    let (code, _, _) = f.run(&["check", "campaign.toml", "--strict"]);
+    assert_eq!(code, 2);
+    // JSON keeps the cell as written, escaped as JSON escapes it.
+    let (_, out, _) = f.run(&["check", "campaign.toml", "--format", "json"]);
+    assert!(!esc(&out), "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["errors"][0]["value"], "Ann\u{1b}[31m\u{1b}]0;pwned\u{7}");
+    // The admin's terminal sees the sequence written out, not obeyed.
+    let (code, out, err) = f.run(&["preview", "campaign.toml", "--contact", "P1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!esc(&out), "{out:?}");
+    assert!(
+        out.contains("Ann\\u{1b}[31m\\u{1b}]0;pwned\\u{7} Lee"),
+        "{out}"
+    );
+    // Whatever the source: a template, an argument echoed in an error.
+    f.write(
+        "templates/sms.txt.hbs",
+        "Riverside\u{1b}[5m: hi {{contact.first_name}}. Reply STOP to opt out",
+    );
+    let (_, out, _) = f.run(&["preview", "campaign.toml", "--contact", "P2"]);
+    assert!(
+        out.contains("Riverside\\u{1b}[5m: hi Bo. Reply STOP to opt out"),
+        "{out}"
+    );
+    let (code, out, err) = f.run(&["preview", "campaign.toml", "--contact", "X\u{1b}]0;t\u{7}"]);
+    assert_eq!(code, 2);
+    assert!(!esc(&out) && !esc(&err), "{err:?}");
+    assert!(err.contains("X\\u{1b}]0;t\\u{7}"), "{err}");
+    // Nothing of P1 or P3 is sent; Bo's messages go.
+    f.write(
+        "templates/sms.txt.hbs",
+        "Riverside: hi {{contact.first_name}}. Reply STOP to opt out",
+    );
+    let (code, out, err) = f.run(&["send", "campaign.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!esc(&out) && !esc(&err), "{out:?}{err:?}");
+    let sms = f.read("outbox/sms.jsonl");
+    assert_eq!(sms.lines().count(), 1, "{sms}");
+    assert!(sms.contains("+13125550102"), "{sms}");
+    let emails: Vec<_> = std::fs::read_dir(f.path("outbox/email")).unwrap().collect();
+    assert_eq!(emails.len(), 1);
+}

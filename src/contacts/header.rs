@@ -74,6 +74,8 @@ pub struct Columns {
     standard: HashMap<&'static str, usize>,
     /// Standard fields found under an export spelling, not their own name: (column, field).
     read_as: Vec<(usize, &'static str)>,
+    /// For each column, the channels whose messages show it (see `controls.rs`).
+    pub(super) shown_on: Vec<Vec<crate::model::Channel>>,
 }
 
 impl Columns {

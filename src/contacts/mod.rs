@@ -9,13 +9,14 @@
 //!
 //! This file reads a whole contacts file ([`load`], [`parse`]); the steps are in files of their
 //! own, each using only those listed before it: `error.rs` (what stops or warns about a file),
-//! `header.rs` (the columns and where the standard fields are), `contact.rs` (what a file reads
-//! into), `decode.rs` (bytes to text, the delimiter, true line numbers), `rows.rs` (each row
-//! read and validated), `duplicates.rs` (ids and addresses used twice), `reach.rs` (whether
+//! `header.rs` (the columns and where the standard fields are), `controls.rs` (control
+//! characters in a cell a message shows), `contact.rs` (what a file reads into), `decode.rs`
+//! (bytes to text, the delimiter, true line numbers), `rows.rs` (each row read and validated), `duplicates.rs` (ids and addresses used twice), `reach.rs` (whether
 //! each enabled channel can reach anyone), `suppressions.rs` (the lists of who must not be
 //! messaged). Everything public is re-exported here.
 
 mod contact;
+mod controls;
 mod decode;
 mod duplicates;
 mod error;
@@ -31,6 +32,7 @@ use chrono_tz::Tz;
 pub use contact::{
     ChannelChoice, Consent, ConsentError, Contact, ContactList, Problem, parse_consent,
 };
+pub use controls::Readers;
 pub use decode::{decode, detect_delimiter};
 pub use error::{ContactsError, FileWarning};
 pub use header::{ALIASES, Columns, normalise_header};
@@ -46,10 +48,11 @@ pub fn load(
     source: &ContactsSource,
     region: phonenumber::country::Id,
     default_tz: Tz,
+    readers: Readers<'_>,
 ) -> Result<ContactList, ContactsError> {
     let path = &source.path;
     let (text, encoding, warning) = decode::read_text(path, source.encoding)?;
-    let mut list = parse(path, text, source, region, default_tz)?;
+    let mut list = parse(path, text, source, region, default_tz, readers)?;
     list.encoding = encoding;
     list.warnings.splice(0..0, warning);
     Ok(list)
@@ -63,8 +66,10 @@ pub fn parse(
     source: &ContactsSource,
     region: phonenumber::country::Id,
     default_tz: Tz,
+    readers: Readers<'_>,
 ) -> Result<ContactList, ContactsError> {
-    let (contacts, columns, delimiter) = read_rows(path, &text, source, region, default_tz)?;
+    let (contacts, columns, delimiter) =
+        read_rows(path, &text, source, region, default_tz, readers)?;
     drop(text);
     let mut list = ContactList {
         path: path.to_path_buf(),
@@ -108,6 +113,7 @@ mod tests {
             &source(),
             Id::US,
             chrono_tz::America::Chicago,
+            &|_| Vec::new(),
         )
         .unwrap()
     }

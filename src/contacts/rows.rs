@@ -10,6 +10,7 @@ use std::sync::{Arc, mpsc};
 use chrono_tz::Tz;
 
 use super::contact::{ChannelChoice, Consent, Contact, Problem, parse_consent};
+use super::controls::{Readers, control_problem, shown_on};
 use super::decode::{LineIndex, detect_delimiter, records};
 use super::error::ContactsError;
 use super::header::{Columns, layout};
@@ -27,6 +28,7 @@ pub(super) fn read_rows(
     source: &ContactsSource,
     region: phonenumber::country::Id,
     default_tz: Tz,
+    readers: Readers<'_>,
 ) -> Result<(Vec<Contact>, Arc<Columns>, u8), ContactsError> {
     let delimiter = source.delimiter.unwrap_or_else(|| detect_delimiter(text));
     let lines = LineIndex::new(text);
@@ -41,7 +43,9 @@ pub(super) fn read_rows(
             });
         }
     };
-    let columns = Arc::new(layout(path, header_line, &headers, source)?);
+    let mut columns = layout(path, header_line, &headers, source)?;
+    columns.shown_on = shown_on(&columns, readers);
+    let columns = Arc::new(columns);
 
     // Validating a row (phone numbers above all) is the costly part: it is spread over the
     // cores, a batch of rows at a time, while this thread reads the next batch. Only two
@@ -207,6 +211,16 @@ fn parse_row(
         );
     }
     let values: Box<[Box<str>]> = record.iter().map(|v| Box::from(unquote(v))).collect();
+    for (i, value) in values.iter().enumerate() {
+        let Some(on) = columns.shown_on.get(i).filter(|on| !on.is_empty()) else {
+            continue;
+        };
+        let standard = columns.standard_name(i);
+        if let Some(reason) = control_problem(value, standard.is_none()) {
+            let field = standard.unwrap_or(&columns.names[i]);
+            problem(field, value, reason, on);
+        }
+    }
 
     Contact {
         line,

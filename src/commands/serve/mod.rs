@@ -163,7 +163,7 @@ pub fn run(opts: &Options) -> Result<(), ServeError> {
                 .map(|t| format!("?token={t}"))
                 .unwrap_or_default();
             let url = format!("http://{bound}/{query}");
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::terminal::stdout();
             let _ = if opts.quiet {
                 writeln!(out, "{url}")
             } else {
