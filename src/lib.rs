@@ -33,6 +33,7 @@ pub mod store;
 pub mod templates;
 pub mod token;
 pub mod transport;
+pub mod webhook;
 
 use std::io::Write;
 
