@@ -5,11 +5,13 @@
 //! whose check fails gets 403 and nothing of it is recorded.
 //!
 //! The files: `twilio` (the `X-Twilio-Signature` check, status callbacks, inbound messages),
-//! `vonage` (signed webhooks of the SMS API, delivery receipts, inbound messages, parts), over
+//! `vonage` (signed webhooks of the SMS API, delivery receipts, inbound messages, parts),
+//! `generic` (a shared-secret header or an HMAC of the body; receipts read by JSON pointers), over
 //! `receipt` (the [`Receipt`] and [`Inbound`] every provider comes down to), `params` (a
 //! request's parameters as sent), `mac` (HMACs, digests, constant-time comparison) and `error`.
 
 mod error;
+mod generic;
 mod mac;
 mod params;
 mod receipt;
@@ -17,6 +19,9 @@ mod twilio;
 mod vonage;
 
 pub use error::{ParseError, VerifyError};
+pub use generic::{
+    ReceiptPointers, StateMap, body_hmac, generic_receipt, verify_body_hmac, verify_shared_secret,
+};
 pub use mac::Encoding;
 pub use params::Params;
 pub use receipt::{DeliveryState, Inbound, Part, Receipt, join_parts, whole_message};
