@@ -6,12 +6,14 @@
 //!
 //! The files: `twilio` (the `X-Twilio-Signature` check, status callbacks, inbound messages),
 //! `vonage` (signed webhooks of the SMS API, delivery receipts, inbound messages, parts),
-//! `generic` (a shared-secret header or an HMAC of the body; receipts read by JSON pointers), over
-//! `receipt` (the [`Receipt`] and [`Inbound`] every provider comes down to), `params` (a
-//! request's parameters as sent), `mac` (HMACs, digests, constant-time comparison) and `error`.
+//! `generic` (a shared-secret header or an HMAC of the body; receipts read by JSON pointers),
+//! `keywords` (what an inbound SMS asks for: opt out, opt in, help, or nothing), over `receipt`
+//! (the [`Receipt`] and [`Inbound`] every provider comes down to), `params` (a request's
+//! parameters as sent), `mac` (HMACs, digests, constant-time comparison) and `error`.
 
 mod error;
 mod generic;
+mod keywords;
 mod mac;
 mod params;
 mod receipt;
@@ -22,6 +24,7 @@ pub use error::{ParseError, VerifyError};
 pub use generic::{
     ReceiptPointers, StateMap, body_hmac, generic_receipt, verify_body_hmac, verify_shared_secret,
 };
+pub use keywords::{HELP_WORDS, Keyword, OPT_IN_WORDS, OPT_OUT_WORDS, classify};
 pub use mac::Encoding;
 pub use params::Params;
 pub use receipt::{DeliveryState, Inbound, Part, Receipt, join_parts, whole_message};
