@@ -34,6 +34,7 @@ pub mod templates;
 pub mod terminal;
 pub mod token;
 pub mod transport;
+pub mod webhook;
 
 use std::io::Write;
 
