@@ -87,13 +87,16 @@ impl EmailFile {
     /// Creates the outbox directory (0700) if needed, and starts the thread that writes files.
     pub fn new(dir: &Path) -> std::io::Result<Self> {
         crate::private::create_dir(dir)?;
+        let directory = std::fs::File::open(dir)?;
         let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
         std::thread::Builder::new()
             .name("outbox".into())
             .spawn(move || {
                 // Ends when the transport is dropped (its sender with it).
                 for job in rx {
-                    let _ = job.done.send(write_whole(&job.tmp, &job.path, &job.bytes));
+                    let written = write_whole(&job.tmp, &job.path, &job.bytes)
+                        .and_then(|()| directory.sync_all());
+                    let _ = job.done.send(written);
                 }
             })?;
         Ok(EmailFile {
@@ -178,6 +181,7 @@ fn write_unnamed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     };
     let mut f = std::fs::File::from(fd);
     f.write_all(bytes)?;
+    f.sync_all()?;
     let proc_path = {
         use std::os::fd::AsRawFd;
         format!("/proc/self/fd/{}", f.as_raw_fd())
@@ -194,10 +198,13 @@ fn write_unnamed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
 /// fails (a full disk) removes `tmp`: what is left in the outbox is only whole messages.
 fn write_renamed(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = crate::private::open(tmp, crate::private::Open::CreateNew)?;
-    let written = f.write_all(bytes).and_then(|()| {
-        drop(f);
-        std::fs::rename(tmp, path)
-    });
+    let written = f
+        .write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| {
+            drop(f);
+            std::fs::rename(tmp, path)
+        });
     if written.is_err() {
         let _ = std::fs::remove_file(tmp);
     }
@@ -330,8 +337,11 @@ impl Transport<SmsOut> for SmsFile {
             line.push(b'\n');
             let mut f = self.file.lock().expect("SMS outbox lock");
             match append_whole(&mut f, &line) {
-                Ok(offset) => Delivery::Sent {
+                Ok(offset) if f.sync_data().is_ok() => Delivery::Sent {
                     provider_id: format!("sms.jsonl@{offset}"),
+                },
+                Ok(_) => Delivery::Unknown {
+                    error: format!("syncing {}", self.path.display()),
                 },
                 Err(e) => Delivery::Transient {
                     error: format!("writing to {}: {e}", self.path.display()),
