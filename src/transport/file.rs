@@ -1,7 +1,9 @@
 //! The `file` transports, the shipped default: email as `.eml` files in the outbox (exactly the
 //! bytes SMTP would carry, named `CAMPAIGN+TIME-N-CONTACT.eml`, each there whole or not at all:
 //! see `write_whole`), SMS as JSON lines appended to one file (one `write` per line, cut back
-//! off when it fails part-way: see `append_whole`).
+//! off when it fails part-way: see `append_whole`). Both say `Sent` once the message is written;
+//! it is on disk once the run syncs their file system, before the ledger records it
+//! ([`Transport::unsynced`]).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -11,7 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use futures::future::BoxFuture;
 
-use super::{Delivery, EmailOut, SmsOut, Transport};
+use super::{Delivery, EmailOut, FileSystem, SmsOut, Transport};
 
 /// The environment variable that injects faults into the file transports, for rehearsing
 /// failures without a server: `P0003=permanent,P0004=transient*2,P0005=unknown,P0006=fatal,
@@ -67,6 +69,7 @@ impl Faults {
 pub struct EmailFile {
     faults: Faults,
     dir: PathBuf,
+    file_system: FileSystem,
     sequence: AtomicU64,
     stamp: String,
     /// The thread that creates the files, one at a time: concurrent creates in one directory
@@ -87,21 +90,20 @@ impl EmailFile {
     /// Creates the outbox directory (0700) if needed, and starts the thread that writes files.
     pub fn new(dir: &Path) -> std::io::Result<Self> {
         crate::private::create_dir(dir)?;
-        let directory = std::fs::File::open(dir)?;
+        let file_system = FileSystem::of(std::fs::File::open(dir)?, dir)?;
         let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
         std::thread::Builder::new()
             .name("outbox".into())
             .spawn(move || {
                 // Ends when the transport is dropped (its sender with it).
                 for job in rx {
-                    let written = write_whole(&job.tmp, &job.path, &job.bytes)
-                        .and_then(|()| directory.sync_all());
-                    let _ = job.done.send(written);
+                    let _ = job.done.send(write_whole(&job.tmp, &job.path, &job.bytes));
                 }
             })?;
         Ok(EmailFile {
             faults: Faults::from_env(),
             dir: dir.to_path_buf(),
+            file_system,
             sequence: AtomicU64::new(0),
             // Unique per process, so two runs never pick the same name.
             stamp: format!(
@@ -181,7 +183,6 @@ fn write_unnamed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     };
     let mut f = std::fs::File::from(fd);
     f.write_all(bytes)?;
-    f.sync_all()?;
     let proc_path = {
         use std::os::fd::AsRawFd;
         format!("/proc/self/fd/{}", f.as_raw_fd())
@@ -198,13 +199,10 @@ fn write_unnamed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
 /// fails (a full disk) removes `tmp`: what is left in the outbox is only whole messages.
 fn write_renamed(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = crate::private::open(tmp, crate::private::Open::CreateNew)?;
-    let written = f
-        .write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .and_then(|()| {
-            drop(f);
-            std::fs::rename(tmp, path)
-        });
+    let written = f.write_all(bytes).and_then(|()| {
+        drop(f);
+        std::fs::rename(tmp, path)
+    });
     if written.is_err() {
         let _ = std::fs::remove_file(tmp);
     }
@@ -226,6 +224,10 @@ impl Transport<EmailOut> for EmailFile {
 
     fn sessions(&self, concurrency: usize) -> usize {
         self.in_flight(concurrency)
+    }
+
+    fn unsynced(&self) -> Option<FileSystem> {
+        Some(self.file_system.clone())
     }
 
     fn send<'a>(&'a self, m: &'a EmailOut) -> BoxFuture<'a, Delivery> {
@@ -250,6 +252,7 @@ pub struct SmsFile {
     faults: Faults,
     path: PathBuf,
     file: Mutex<std::fs::File>,
+    file_system: FileSystem,
 }
 
 impl SmsFile {
@@ -291,6 +294,7 @@ impl SmsFile {
         Ok(SmsFile {
             faults: Faults::from_env(),
             path: path.to_path_buf(),
+            file_system: FileSystem::of(file.try_clone()?, path)?,
             file: Mutex::new(file),
         })
     }
@@ -328,6 +332,10 @@ impl Transport<SmsOut> for SmsFile {
         self.in_flight(concurrency)
     }
 
+    fn unsynced(&self) -> Option<FileSystem> {
+        Some(self.file_system.clone())
+    }
+
     fn send<'a>(&'a self, m: &'a SmsOut) -> BoxFuture<'a, Delivery> {
         Box::pin(async move {
             if let Some(fault) = self.faults.take(&m.contact) {
@@ -337,11 +345,8 @@ impl Transport<SmsOut> for SmsFile {
             line.push(b'\n');
             let mut f = self.file.lock().expect("SMS outbox lock");
             match append_whole(&mut f, &line) {
-                Ok(offset) if f.sync_data().is_ok() => Delivery::Sent {
+                Ok(offset) => Delivery::Sent {
                     provider_id: format!("sms.jsonl@{offset}"),
-                },
-                Ok(_) => Delivery::Unknown {
-                    error: format!("syncing {}", self.path.display()),
                 },
                 Err(e) => Delivery::Transient {
                     error: format!("writing to {}: {e}", self.path.display()),
