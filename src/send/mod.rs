@@ -110,6 +110,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
                 run,
                 loaded.templates.fingerprint.clone(),
                 Arc::new(move || clock.now()),
+                lane::sync_before_recording(&email, &sms),
             ))
         }
         _ => None,

@@ -20,7 +20,7 @@ pub use super::claims::{Claim, Claimed, Granted, Outcome, RowId};
 pub use super::purge::CampaignRows;
 use super::sqlite::sqlite_error;
 pub use super::sqlite::{FILE, Ledger, LedgerError, timestamp};
-pub use super::writer::{ClockFn, Writer, WriterHandle};
+pub use super::writer::{BeforeCommit, ClockFn, Writer, WriterHandle};
 
 /// One row, for reports.
 #[derive(Debug, Clone, serde::Serialize)]

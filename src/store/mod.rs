@@ -12,7 +12,8 @@
 //!   `begin_run`, `end_run`;
 //! - the plan: `priors`, `sent_between`, `suppressions`;
 //! - the run's claims and outcomes, only through the batched writer: `Writer::start` (the
-//!   ledger, campaign, run, fingerprint, clock), then `WriterHandle::claim` ([`ledger::Claim`] in,
+//!   ledger, campaign, run, fingerprint, clock, and the caller's `BeforeCommit`, run before a
+//!   commit of outcomes), then `WriterHandle::claim` ([`ledger::Claim`] in,
 //!   [`ledger::Claimed`] out, once on disk), `WriterHandle::record` ([`ledger::Outcome`] in,
 //!   queued) and `WriterHandle::flush`; `Writer::finish` gives the ledger back. The writer
 //!   groups them into one store-private call, `Ledger::commit` (outcomes, then claims, in one

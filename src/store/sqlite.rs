@@ -27,6 +27,11 @@ pub enum LedgerError {
         path: PathBuf,
         source: Arc<std::io::Error>,
     },
+    /// What a commit's outcomes speak of could not be made durable first (the run's
+    /// [`BeforeCommit`](super::writer::BeforeCommit)): the commit, and every later one, is not
+    /// made, so those messages stay `sending` and the next run reports them unknown.
+    #[error("not recorded: {0}")]
+    BeforeCommit(String),
     /// The writer thread is gone (it panicked, or the run finished it): nothing more is written.
     #[error("the ledger writer stopped")]
     WriterGone,

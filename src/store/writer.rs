@@ -3,6 +3,9 @@
 //! one, so one fsync covers many claims and the ledger keeps up with the fastest transport,
 //! without weakening never-twice: a claim is acknowledged only after the commit that holds it.
 //! Workers hold a [`WriterHandle`]: a claim and a flush are awaited, an outcome is only queued.
+//! Before a commit that records outcomes the writer calls the run's [`BeforeCommit`], which makes
+//! durable what those outcomes speak of (the file outboxes), so the ledger never records as
+//! `sent` a message that a power cut could still take away.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -15,6 +18,10 @@ use super::sqlite::{Ledger, LedgerError};
 
 /// The clock the writer stamps rows with.
 pub type ClockFn = std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Called with a batch's outcomes before the commit that records them; its error (why what
+/// they speak of could not be made durable) fails that commit like the ledger's own error would.
+pub type BeforeCommit = Box<dyn FnMut(&[Outcome]) -> Result<(), String> + Send>;
 
 /// Most requests one commit takes.
 const MAX_BATCH: usize = 2048;
@@ -47,13 +54,15 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread for `campaign`'s run `run`, whose claims carry `fingerprint`.
+    /// Starts the writer thread for `campaign`'s run `run`, whose claims carry `fingerprint`;
+    /// `before` runs before every commit that records outcomes.
     pub fn start(
         ledger: Ledger,
         campaign: String,
         run: i64,
         fingerprint: String,
         clock: ClockFn,
+        before: Option<BeforeCommit>,
     ) -> Self {
         let (tx, rx) = mpsc::channel::<Request>();
         let owner = Owner {
@@ -62,6 +71,7 @@ impl Writer {
             run,
             fingerprint,
             clock,
+            before,
         };
         let thread = std::thread::Builder::new()
             .name("ledger".into())
@@ -131,6 +141,7 @@ struct Owner {
     run: i64,
     fingerprint: String,
     clock: ClockFn,
+    before: Option<BeforeCommit>,
 }
 
 impl Owner {
@@ -182,6 +193,9 @@ impl Owner {
     /// own wait) is tried again for up to [`BUSY_PATIENCE`]: given up, it would lose every
     /// outcome from then on, messages that went included, and leave their rows `sending`.
     fn commit(&mut self, batch: &Batch) -> Result<Vec<Claimed>, LedgerError> {
+        if let Some(before) = self.before.as_mut().filter(|_| !batch.outcomes.is_empty()) {
+            before(&batch.outcomes).map_err(LedgerError::BeforeCommit)?;
+        }
         let patience = Instant::now() + BUSY_PATIENCE;
         loop {
             let result = self.ledger.commit(
@@ -281,7 +295,14 @@ mod tests {
     async fn writer_groups_concurrent_claims() {
         let dir = tempfile::tempdir().unwrap();
         let l = Ledger::open(dir.path()).unwrap();
-        let w = Writer::start(l, "c".into(), 1, "fp".into(), std::sync::Arc::new(Utc::now));
+        let w = Writer::start(
+            l,
+            "c".into(),
+            1,
+            "fp".into(),
+            std::sync::Arc::new(Utc::now),
+            None,
+        );
         let h = w.handle();
         let mut tasks = Vec::new();
         for i in 0..200 {

@@ -1,6 +1,9 @@
 //! The `file` transports, the shipped default: email as `.eml` files in the outbox (exactly the
 //! bytes SMTP would carry, named `CAMPAIGN+TIME-N-CONTACT.eml`, each there whole or not at all:
-//! see `write_whole`), SMS as JSON lines appended to one file (one `write` per line).
+//! see `write_whole`), SMS as JSON lines appended to one file (one `write` per line, cut back
+//! off when it fails part-way: see `append_whole`). Both say `Sent` once the message is written;
+//! it is on disk once the run syncs their file system, before the ledger records it
+//! ([`Transport::unsynced`]).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -10,7 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use futures::future::BoxFuture;
 
-use super::{Delivery, EmailOut, SmsOut, Transport};
+use super::{Delivery, EmailOut, FileSystem, SmsOut, Transport};
 
 /// The environment variable that injects faults into the file transports, for rehearsing
 /// failures without a server: `P0003=permanent,P0004=transient*2,P0005=unknown,P0006=fatal,
@@ -66,6 +69,7 @@ impl Faults {
 pub struct EmailFile {
     faults: Faults,
     dir: PathBuf,
+    file_system: FileSystem,
     sequence: AtomicU64,
     stamp: String,
     /// The thread that creates the files, one at a time: concurrent creates in one directory
@@ -86,6 +90,7 @@ impl EmailFile {
     /// Creates the outbox directory (0700) if needed, and starts the thread that writes files.
     pub fn new(dir: &Path) -> std::io::Result<Self> {
         crate::private::create_dir(dir)?;
+        let file_system = FileSystem::of(std::fs::File::open(dir)?, dir)?;
         let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
         std::thread::Builder::new()
             .name("outbox".into())
@@ -98,6 +103,7 @@ impl EmailFile {
         Ok(EmailFile {
             faults: Faults::from_env(),
             dir: dir.to_path_buf(),
+            file_system,
             sequence: AtomicU64::new(0),
             // Unique per process, so two runs never pick the same name.
             stamp: format!(
@@ -189,12 +195,18 @@ fn write_unnamed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     }
 }
 
-/// The portable way: written whole under `tmp`, then renamed to `path`.
+/// The portable way: written whole under `tmp`, then renamed to `path`. A write or rename that
+/// fails (a full disk) removes `tmp`: what is left in the outbox is only whole messages.
 fn write_renamed(tmp: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = crate::private::open(tmp, crate::private::Open::CreateNew)?;
-    f.write_all(bytes)?;
-    drop(f);
-    std::fs::rename(tmp, path)
+    let written = f.write_all(bytes).and_then(|()| {
+        drop(f);
+        std::fs::rename(tmp, path)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
 }
 
 /// Messages in flight for the file transports: they have no sessions to bound, and a deep
@@ -212,6 +224,10 @@ impl Transport<EmailOut> for EmailFile {
 
     fn sessions(&self, concurrency: usize) -> usize {
         self.in_flight(concurrency)
+    }
+
+    fn unsynced(&self) -> Option<FileSystem> {
+        Some(self.file_system.clone())
     }
 
     fn send<'a>(&'a self, m: &'a EmailOut) -> BoxFuture<'a, Delivery> {
@@ -236,6 +252,7 @@ pub struct SmsFile {
     faults: Faults,
     path: PathBuf,
     file: Mutex<std::fs::File>,
+    file_system: FileSystem,
 }
 
 impl SmsFile {
@@ -277,6 +294,7 @@ impl SmsFile {
         Ok(SmsFile {
             faults: Faults::from_env(),
             path: path.to_path_buf(),
+            file_system: FileSystem::of(file.try_clone()?, path)?,
             file: Mutex::new(file),
         })
     }
@@ -314,6 +332,10 @@ impl Transport<SmsOut> for SmsFile {
         self.in_flight(concurrency)
     }
 
+    fn unsynced(&self) -> Option<FileSystem> {
+        Some(self.file_system.clone())
+    }
+
     fn send<'a>(&'a self, m: &'a SmsOut) -> BoxFuture<'a, Delivery> {
         Box::pin(async move {
             if let Some(fault) = self.faults.take(&m.contact) {
@@ -322,10 +344,8 @@ impl Transport<SmsOut> for SmsFile {
             let mut line = serde_json::to_vec(m).expect("an SMS serialises");
             line.push(b'\n');
             let mut f = self.file.lock().expect("SMS outbox lock");
-            let offset = f.metadata().map(|m| m.len()).unwrap_or(0);
-            // One write per line: a line is in the file whole or not at all.
-            match f.write_all(&line) {
-                Ok(()) => Delivery::Sent {
+            match append_whole(&mut f, &line) {
+                Ok(offset) => Delivery::Sent {
                     provider_id: format!("sms.jsonl@{offset}"),
                 },
                 Err(e) => Delivery::Transient {
@@ -335,6 +355,42 @@ impl Transport<SmsOut> for SmsFile {
             }
         })
     }
+}
+
+/// Appends `line` to `f` (opened for appending) in one `write`, which the kernel takes whole
+/// unless the disk is full; returns the offset where the line starts. A write that fails
+/// part-way is cut back off, so the file never holds part of a line and the message is a
+/// transient failure, tried again whole.
+fn append_whole(f: &mut std::fs::File, line: &[u8]) -> std::io::Result<u64> {
+    use std::io::Seek;
+    let mut written = 0;
+    let failed = loop {
+        if written == line.len() {
+            break None;
+        }
+        match f.write(&line[written..]) {
+            Ok(0) => break Some(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Some(e),
+        }
+    };
+    // Appending leaves the file's position at the end of this process's last write, whatever
+    // another process (a run of another campaign sharing the file) appended before it.
+    let end = f.stream_position()?;
+    let start = end - written as u64;
+    let Some(error) = failed else {
+        return Ok(start);
+    };
+    if written > 0 {
+        // Cut back only when the part is still the file's end: a line that another process
+        // appended after it cannot be taken away from it.
+        match f.metadata()?.len() == end {
+            true => f.set_len(start)?,
+            false => tracing::warn!("a part of a line is left in the SMS outbox at byte {start}"),
+        }
+    }
+    Err(error)
 }
 
 #[cfg(all(test, unix))]
@@ -376,5 +432,17 @@ mod tests {
         let path = dir.path().join("b.eml");
         super::write_renamed(&dir.path().join(".b.eml.tmp"), &path, b"whole").unwrap();
         only(dir.path(), &path, b"whole");
+    }
+
+    #[test]
+    fn the_portable_way_leaves_no_temporary_file_when_it_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory in the way: the rename fails once the file is written.
+        let in_the_way = dir.path().join("c.eml");
+        std::fs::create_dir(&in_the_way).unwrap();
+        std::fs::write(in_the_way.join("x"), "x").unwrap();
+        let tmp = dir.path().join(".c.eml.tmp");
+        super::write_renamed(&tmp, &in_the_way, b"whole").unwrap_err();
+        assert!(!tmp.exists(), "the temporary file is removed");
     }
 }

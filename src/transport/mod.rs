@@ -98,6 +98,51 @@ impl Delivery {
     }
 }
 
+/// The file system of an outbox, where a transport's messages are written but not yet on disk
+/// when it reports them [`Delivery::Sent`]: one `syncfs` of it makes every one of them durable,
+/// and the run does that before the ledger records them sent (`send/lane.rs`), so a message the
+/// ledger calls `sent` survives a power cut like the ledger's own row.
+#[derive(Debug, Clone)]
+pub struct FileSystem {
+    /// A file or directory on it, open for the run.
+    on: std::sync::Arc<std::fs::File>,
+    /// The outbox, for errors.
+    path: std::path::PathBuf,
+    device: u64,
+}
+
+impl FileSystem {
+    /// The file system that `file`, opened at `path`, is on.
+    pub fn of(file: std::fs::File, path: &std::path::Path) -> std::io::Result<Self> {
+        #[cfg(unix)]
+        let device = std::os::unix::fs::MetadataExt::dev(&file.metadata()?);
+        #[cfg(not(unix))]
+        let device = 0;
+        Ok(FileSystem {
+            on: std::sync::Arc::new(file),
+            path: path.to_path_buf(),
+            device,
+        })
+    }
+
+    /// Its device number: two outboxes on one file system need one sync.
+    pub fn device(&self) -> u64 {
+        self.device
+    }
+
+    /// Writes everything written to it so far to disk: files, their sizes and directory entries
+    /// (Linux's `syncfs`; elsewhere `sync`, every file system, or an fsync of the one file).
+    pub fn sync(&self) -> Result<(), String> {
+        #[cfg(target_os = "linux")]
+        let synced = rustix::fs::syncfs(&*self.on).map_err(std::io::Error::from);
+        #[cfg(all(unix, not(target_os = "linux")))]
+        let synced = Ok::<(), std::io::Error>(rustix::fs::sync());
+        #[cfg(not(unix))]
+        let synced = self.on.sync_all();
+        synced.map_err(|e| format!("syncing the file system of {}: {e}", self.path.display()))
+    }
+}
+
 /// A way out for one channel's messages, of type `M` ([`EmailOut`] or [`SmsOut`]): a transport
 /// is never handed the other channel's message.
 pub trait Transport<M>: Send + Sync {
@@ -129,6 +174,13 @@ pub trait Transport<M>: Send + Sync {
 
     /// Hands one message over.
     fn send<'a>(&'a self, message: &'a M) -> BoxFuture<'a, Delivery>;
+
+    /// The file system to sync before this transport's `Sent` outcomes are recorded: a
+    /// transport that says `Sent` once the message is written (the file outboxes) names it; one
+    /// whose `Sent` is a server's answer (SMTP, HTTP) has none.
+    fn unsynced(&self) -> Option<FileSystem> {
+        None
+    }
 
     /// Ends open sessions politely once the run is over (SMTP's QUIT).
     fn close(&self) -> BoxFuture<'_, ()> {
