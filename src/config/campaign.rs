@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use super::email::{EmailSettings, validate_email};
 use super::error::{ConfigError, Locator};
 use super::gateway::{SmsSettings, validate_sms};
+use super::listen::{ListenSettings, validate_listen};
 use super::raw::{RawClinic, RawConfig, RawContacts, RawRate, RawSending};
 use super::values::{Rate, WindowEdge, check_url, parse_duration, parse_rate, parse_window_edge};
 use crate::address::E164Phone;
@@ -53,6 +54,8 @@ pub struct Campaign {
     /// Present when SMS is enabled.
     pub sms: Option<SmsSettings>,
     pub sending: Sending,
+    /// `[listen]`: where `outreach listen` is reached, if it is.
+    pub listen: Option<ListenSettings>,
 }
 
 /// The campaign's sending window, in the clinic's time zone.
@@ -159,18 +162,24 @@ pub(super) fn validate(
     let templates = loc.required(raw.templates, "templates")?;
     let templates_dir = loc.non_empty(templates.dir, "templates.dir")?;
     let templates_dir = loc.resolve("templates.dir", &templates_dir, &dir);
+    let listen = match raw.listen {
+        Some(rl) => Some(validate_listen(rl, loc, &dir)?),
+        None => None,
+    };
     let email = if channels.contains(&Channel::Email) {
         Some(validate_email(
             loc.required(raw.email, "email")?,
             loc,
             &dir,
+            listen.as_ref(),
         )?)
     } else {
         None
     };
     let sms = if channels.contains(&Channel::Sms) {
         let rs = loc.required(raw.sms, "sms")?;
-        Some(validate_sms(rs, loc, &dir, region)?)
+        let callback = listen.as_ref().map(|l| l.status_url(&id));
+        Some(validate_sms(rs, loc, &dir, region, callback)?)
     } else {
         None
     };
@@ -188,6 +197,7 @@ pub(super) fn validate(
         email,
         sms,
         sending: sending(raw.sending.unwrap_or_default(), loc, &dir)?,
+        listen,
     })
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use lettre::message::Mailbox;
 
 use super::error::{ConfigError, Locator};
+use super::listen::ListenSettings;
 use super::raw::{RawDkim, RawEmail, RawSmtp};
 use super::secrets::{SecretSource, secret_source};
 use super::values::{check_url, is_loopback, parse_duration};
@@ -134,6 +135,7 @@ pub(super) fn validate_email(
     re: RawEmail,
     loc: &Locator,
     dir: &Path,
+    listen: Option<&ListenSettings>,
 ) -> Result<EmailSettings, ConfigError> {
     let from = parse_mailbox(&loc.non_empty(re.from, "email.from")?, loc, "email.from")?;
     let reply_to = re
@@ -161,7 +163,11 @@ pub(super) fn validate_email(
             ));
         }
     };
-    let unsubscribe_url = loc.non_empty(re.unsubscribe_url, "email.unsubscribe_url")?;
+    // With `outreach listen` configured, its unsubscribe page is the default.
+    let unsubscribe_url = match (re.unsubscribe_url, listen) {
+        (None, Some(l)) => l.unsubscribe_url(),
+        (url, _) => loc.non_empty(url, "email.unsubscribe_url")?,
+    };
     loc.at("email.unsubscribe_url", check_url(&unsubscribe_url))?;
     if !unsubscribe_url.contains("{{token}}") {
         return Err(loc.invalid(

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, Locator};
 use super::generic::{GatewayAuth, GenericGateway, validate_generic};
+use super::listen::{WebhookCheck, WebhookSettings, validate_webhook};
 use super::raw::{RawGateway, RawSms};
 use super::secrets::{SecretSource, secret_source};
 use super::values::{QuietHours, check_url, is_loopback, parse_duration, parse_quiet_hours};
@@ -65,6 +66,8 @@ pub struct GatewaySettings {
     /// Present for the generic preset.
     pub generic: Option<Box<GenericGateway>>,
     pub outbox: PathBuf,
+    /// How `outreach listen` checks this gateway's webhooks (`None`: it does not take them).
+    pub webhook: Option<Box<WebhookSettings>>,
 }
 
 /// Known gateway dialects.
@@ -92,6 +95,7 @@ pub(super) fn validate_sms(
     loc: &Locator,
     dir: &Path,
     region: phonenumber::country::Id,
+    listen_callback: Option<String>,
 ) -> Result<SmsSettings, ConfigError> {
     let from = sender(loc.non_empty(rs.from, "sms.from")?, region, loc)?;
     let outbox = loc.resolve(
@@ -106,6 +110,7 @@ pub(super) fn validate_sms(
             loc,
             dir,
             outbox,
+            listen_callback,
         )?),
         other => {
             return Err(loc.invalid(
@@ -152,12 +157,24 @@ fn sender(
 
 /// Checks `[sms.gateway]` for its preset; the SMS outbox stays known for a switch back to `file`.
 fn validate_gateway(
-    g: RawGateway,
+    mut g: RawGateway,
     loc: &Locator,
     dir: &Path,
     outbox: PathBuf,
+    listen_callback: Option<String>,
 ) -> Result<GatewaySettings, ConfigError> {
     let preset = preset(g.preset.as_deref(), loc)?;
+    let webhook = match g.webhook.take() {
+        Some(w) => Some(Box::new(validate_webhook(w, preset.name(), loc, dir)?)),
+        // Twilio signs with the auth token: nothing more to say.
+        None if preset == GatewayPreset::Twilio => Some(Box::new(WebhookSettings {
+            check: WebhookCheck::Twilio(crate::webhook::TwilioAlgorithm::HmacSha1),
+            key: None,
+            accept_get: false,
+            receipts: None,
+        })),
+        None => None,
+    };
     refuse_keys_of_other_presets(&g, preset, loc)?;
     let base_url = base_url(g.base_url.as_deref(), preset, loc)?;
     if let Some(u) = &g.status_callback {
@@ -219,10 +236,15 @@ fn validate_gateway(
         account,
         token,
         messaging_service_sid: g.messaging_service_sid,
-        status_callback: g.status_callback,
+        // `outreach listen`'s receipts URL unless the campaign names another; the generic
+        // preset's request says where its receipts go, if anywhere.
+        status_callback: g
+            .status_callback
+            .or(listen_callback.filter(|_| preset != GatewayPreset::Generic)),
         timeout,
         generic,
         outbox,
+        webhook,
     })
 }
 

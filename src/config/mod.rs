@@ -5,8 +5,8 @@
 //! The steps, bottom up: `values` parses single values (rates, durations, dates, URLs) and
 //! `secrets` where a secret lives; `raw` is the file's shape; `parse` reads the text into it,
 //! overrides merged, with an `error::Locator` that remembers each key's line; `campaign`,
-//! `email`, `gateway` and `generic` check their tables into the types the rest of the program
-//! uses. Every public item is re-exported here, so callers name it `crate::config::X`; the files
+//! `email`, `gateway`, `generic` and `listen` check their tables into the types the rest of the
+//! program uses. Every public item is re-exported here, so callers name it `crate::config::X`; the files
 //! import one another but never this one, which keeps the module free of import cycles.
 
 mod campaign;
@@ -14,6 +14,7 @@ mod email;
 mod error;
 mod gateway;
 mod generic;
+mod listen;
 mod parse;
 mod raw;
 mod secrets;
@@ -39,6 +40,7 @@ pub use generic::{
     BodyFormat, GATEWAY_PLACEHOLDERS, GatewayAuth, GenericGateway, HttpMethod, TemplateError,
     fill_template,
 };
+pub use listen::{DEFAULT_LISTEN_ADDR, ListenSettings, TlsFiles, WebhookCheck, WebhookSettings};
 pub use secrets::{SecretError, SecretSource};
 pub use values::{
     InvalidValue, QuietHours, Rate, WindowEdge, parse_quiet_hours, parse_rate, parse_window_edge,

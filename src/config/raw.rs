@@ -18,6 +18,39 @@ pub(super) struct RawConfig {
     pub email: Option<RawEmail>,
     pub sms: Option<RawSms>,
     pub sending: Option<RawSending>,
+    pub listen: Option<RawListen>,
+}
+
+/// `[listen]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawListen {
+    pub base_url: Option<String>,
+    pub addr: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+    pub help_reply: Option<bool>,
+    pub allow_insecure: Option<bool>,
+}
+
+/// `[sms.gateway.webhook]`: the keys of every preset; `validate` refuses those the chosen one
+/// does not use.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhook {
+    pub key_env: Option<String>,
+    pub key_file: Option<String>,
+    pub algorithm: Option<String>,
+    pub allow_md5: Option<bool>,
+    pub accept_get: Option<bool>,
+    pub header: Option<String>,
+    pub encoding: Option<String>,
+    pub prefix: Option<String>,
+    pub id_pointer: Option<String>,
+    pub status_pointer: Option<String>,
+    pub error_pointer: Option<String>,
+    pub delivered: Option<Vec<String>>,
+    pub undelivered: Option<Vec<String>>,
 }
 
 /// `[campaign]`.
@@ -149,6 +182,7 @@ pub(super) struct RawGateway {
     pub permanent_codes: Option<Vec<RawCode>>,
     pub transient_codes: Option<Vec<RawCode>>,
     pub check_url: Option<String>,
+    pub webhook: Option<RawWebhook>,
 }
 
 /// A provider's error code, written as a string or a number (`"40300"` or `40300`).

@@ -310,6 +310,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             generic: None,
             outbox: "outbox".into(),
+            webhook: None,
         };
         assert_eq!(
             refused(&s),
