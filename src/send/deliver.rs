@@ -226,6 +226,12 @@ impl Run {
             channel,
             address: address.to_string(),
             contact_id: contact.id.clone(),
+            // Indexed with the claim, so that `listen` finds the row of a click.
+            token: (channel == Channel::Email).then(|| {
+                self.loaded
+                    .key
+                    .token(&self.loaded.campaign.id, channel, address)
+            }),
         };
         let was = match writer.claim(claim).await {
             Ok(Claimed::Granted(claimed)) => {

@@ -61,6 +61,8 @@ pub struct Claim {
     pub channel: Channel,
     pub address: String,
     pub contact_id: String,
+    /// An email's unsubscribe token, indexed with the claim so that a click finds its row.
+    pub token: Option<String>,
 }
 
 /// A message's outcome.
@@ -175,6 +177,8 @@ fn claim_in(
                              fingerprint = ?3, run_id = ?4, updated_at = ?5
          WHERE rowid = ?1",
     )?;
+    let mut index_token =
+        tx.prepare_cached("INSERT OR IGNORE INTO tokens (token, message) VALUES (?1, ?2)")?;
     let mut granted = Vec::with_capacity(claims.len());
     for c in claims {
         let values = params![
@@ -187,8 +191,12 @@ fn claim_in(
             now
         ];
         if insert.execute(values)? == 1 {
+            let row = tx.last_insert_rowid();
+            if let Some(token) = &c.token {
+                index_token.execute(params![token, row])?;
+            }
             granted.push(Claimed::Granted(Granted {
-                row: RowId(tx.last_insert_rowid()),
+                row: RowId(row),
                 was: None,
             }));
             continue;
@@ -219,6 +227,9 @@ fn claim_in(
             continue;
         }
         take_over.execute(params![row, c.contact_id, fingerprint, run, now])?;
+        if let Some(token) = &c.token {
+            index_token.execute(params![token, row])?;
+        }
         granted.push(Claimed::Granted(Granted {
             row: RowId(row),
             was: Some((state, permanent)),
@@ -273,6 +284,25 @@ fn record_in(
         // file mid-run) changes nothing: the address finds the row then.
         if row.is_none() || by_row.execute(&values[..])? == 0 {
             by_key.execute(&values[..9])?;
+        }
+        // A sent SMS's ids, one per part, for its delivery receipts.
+        if let (Channel::Sms, State::Sent, Some(ids)) = (o.channel, o.state, &o.provider_id) {
+            let ids: Vec<&str> = ids.split(',').filter(|id| !id.is_empty()).collect();
+            let mut part = tx.prepare_cached(
+                "INSERT INTO sms_parts (provider_id, message, part, parts)
+                 SELECT ?1, rowid, ?2, ?3 FROM messages
+                 WHERE campaign = ?4 AND channel = 'sms' AND address = ?5
+                 ON CONFLICT (provider_id) DO NOTHING",
+            )?;
+            for (i, id) in ids.iter().enumerate() {
+                part.execute(params![
+                    id,
+                    i as i64 + 1,
+                    ids.len() as i64,
+                    campaign,
+                    o.address
+                ])?;
+            }
         }
         if let Some(reason) = &o.suppress {
             tx.prepare_cached(suppressions::INSERT)?.execute(params![
@@ -438,6 +468,7 @@ pub(super) mod fixtures {
 
     pub fn claim(addr: &str) -> Claim {
         Claim {
+            token: None,
             channel: Channel::Email,
             address: addr.into(),
             contact_id: "P1".into(),

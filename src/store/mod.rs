@@ -41,6 +41,8 @@
 
 pub mod approvals;
 mod claims;
+pub mod feedback;
+pub mod feedback_writer;
 pub mod ledger;
 pub mod lock;
 mod purge;

@@ -112,7 +112,8 @@ impl Ledger {
                      key TEXT NOT NULL,
                      hash TEXT NOT NULL,
                      PRIMARY KEY (approval, kind, file, key)
-                 ) WITHOUT ROWID;",
+                 ) WITHOUT ROWID;
+                 {FEEDBACK}",
             ))?;
             rebuild_messages_check(c)
         })?;
@@ -140,6 +141,52 @@ pub(super) fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerErr
         source: Arc::new(source),
     }
 }
+
+/// What `outreach listen` records (see `feedback.rs`): the unsubscribe tokens of claimed
+/// emails, the provider ids of sent SMS (one per part), delivery receipts by provider id,
+/// patients' replies, and unsubscribes by link. Rows point at `messages` by row id.
+const FEEDBACK: &str = "
+    CREATE TABLE IF NOT EXISTS tokens (
+        token TEXT PRIMARY KEY,
+        message INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS sms_parts (
+        provider_id TEXT PRIMARY KEY,
+        message INTEGER NOT NULL,
+        part INTEGER NOT NULL,
+        parts INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS sms_parts_message ON sms_parts (message);
+    CREATE TABLE IF NOT EXISTS receipts (
+        provider_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL
+            CHECK (state = 'delivered' OR state = 'undelivered' OR state = 'pending'),
+        status TEXT NOT NULL,
+        code TEXT,
+        carrier_time TEXT,
+        received_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS replies (
+        id INTEGER PRIMARY KEY,
+        provider_id TEXT NOT NULL UNIQUE,
+        campaign TEXT NOT NULL,
+        from_number TEXT NOT NULL,
+        to_number TEXT NOT NULL,
+        body TEXT NOT NULL,
+        keyword TEXT NOT NULL,
+        action TEXT,
+        part_of TEXT,
+        part INTEGER,
+        parts INTEGER,
+        received_at TEXT NOT NULL,
+        read_at TEXT
+    );
+    CREATE TABLE IF NOT EXISTS unsubscribes (
+        message INTEGER PRIMARY KEY,
+        how TEXT NOT NULL,
+        at TEXT NOT NULL
+    );";
 
 /// The messages table's columns. The state is checked with `=` and `OR`: SQLite evaluates an
 /// `IN` list of more than two values through a temporary table opened for every row written,

@@ -1,0 +1,462 @@
+//! What comes back after a message went, as `outreach listen` records it and `status`, `report`
+//! and `inbox` read it: unsubscribes by link, SMS delivery receipts, and patients' replies.
+//!
+//! - **Tokens.** A claimed email's unsubscribe token is written beside its claim (`tokens`), so
+//!   a click is one lookup, not a search through every address's HMAC.
+//! - **Receipts** are kept by the provider's id (`receipts`), whether or not the message is
+//!   known yet: a receipt can overtake the outcome that records the id. A sent SMS's ids, one
+//!   per part, are written with its outcome (`sms_parts`); a message's delivery state is read by
+//!   joining the two, and is `delivered` only when every part is. A final state (`delivered`,
+//!   `undelivered`) never changes again: callbacks arrive out of order.
+//! - **Replies** are kept whole (`replies`), each once by the provider's id: an opt-out word
+//!   suppresses the number in every campaign of the state directory; `START` lifts only an
+//!   opt-out that a STOP to the same sender made; the rest wait for staff (`read_at`).
+//!
+//! Every write here is one statement group inside a transaction the caller commits (the
+//! [`FeedbackWriter`](super::feedback_writer::FeedbackWriter)), so a provider's retry of the
+//! same request changes nothing.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::sqlite::{Ledger, LedgerError, timestamp};
+use super::suppressions;
+use crate::model::Channel;
+
+/// The message a token stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub campaign: String,
+    pub channel: Channel,
+    /// The normalised address.
+    pub address: String,
+    /// Whether the address is suppressed already (by any source).
+    pub suppressed: bool,
+}
+
+/// A delivery receipt to record (see `webhook::Receipt`, which it comes from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptRecord {
+    pub provider_id: String,
+    /// `delivered`, `undelivered` or `pending`.
+    pub state: &'static str,
+    pub status: String,
+    pub code: Option<String>,
+    pub carrier_time: Option<String>,
+}
+
+/// What a reply asks for (see `webhook::Keyword`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    OptOut,
+    OptIn,
+    Help,
+    Other,
+}
+
+impl ReplyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyKind::OptOut => "opt_out",
+            ReplyKind::OptIn => "opt_in",
+            ReplyKind::Help => "help",
+            ReplyKind::Other => "other",
+        }
+    }
+}
+
+/// A patient's reply to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyRecord {
+    pub provider_id: String,
+    /// The campaign whose URL it came to.
+    pub campaign: String,
+    /// The patient's number, E.164.
+    pub from: String,
+    /// The clinic's number it was sent to, as the provider wrote it.
+    pub to: String,
+    pub body: String,
+    pub kind: ReplyKind,
+    /// For one part of a longer message: its reference, number and count.
+    pub part: Option<(String, u32, u32)>,
+}
+
+/// What recording a reply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyAction {
+    /// The provider sent it before: nothing changed.
+    Repeated,
+    /// The number is now suppressed for SMS.
+    OptedOut,
+    /// It was already suppressed.
+    AlreadySuppressed,
+    /// The opt-out a STOP to this sender made is lifted.
+    OptOutLifted,
+    /// A START with no STOP-made opt-out to lift (none, or one from a list or staff).
+    NothingToLift,
+    /// Kept for staff.
+    Kept,
+}
+
+impl ReplyAction {
+    /// How `inbox` names it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReplyAction::Repeated => "repeated",
+            ReplyAction::OptedOut => "opted out",
+            ReplyAction::AlreadySuppressed => "already suppressed",
+            ReplyAction::OptOutLifted => "opt-out lifted",
+            ReplyAction::NothingToLift => "nothing to lift",
+            ReplyAction::Kept => "kept for staff",
+        }
+    }
+}
+
+/// The suppression source a STOP to `sender` writes, and the only one a START to it lifts.
+fn stop_source(sender: &str) -> String {
+    format!("STOP reply to {sender}")
+}
+
+/// The message `token` stands for, if any.
+pub(super) fn token_in(tx: &Transaction<'_>, token: &str) -> rusqlite::Result<Option<TokenRow>> {
+    tx.prepare_cached(
+        "SELECT m.campaign, m.channel, m.address,
+                EXISTS (SELECT 1 FROM suppressions s WHERE s.address = m.address)
+         FROM tokens t JOIN messages m ON m.rowid = t.message WHERE t.token = ?1",
+    )?
+    .query_row([token], |r| {
+        Ok(TokenRow {
+            campaign: r.get(0)?,
+            channel: r.get::<_, String>(1)?.parse().unwrap_or(Channel::Email),
+            address: r.get(2)?,
+            suppressed: r.get(3)?,
+        })
+    })
+    .optional()
+}
+
+/// Records the unsubscribe of `token` (`how`: `one-click` or `page`): the address suppressed,
+/// the click kept once. `None` for a token that stands for no message.
+pub(super) fn unsubscribe_in(
+    tx: &Transaction<'_>,
+    token: &str,
+    how: &str,
+    now: &str,
+) -> rusqlite::Result<Option<TokenRow>> {
+    let Some(row) = token_in(tx, token)? else {
+        return Ok(None);
+    };
+    tx.prepare_cached(suppressions::INSERT)?.execute(params![
+        row.address,
+        format!("unsubscribed by its link (campaign {})", row.campaign),
+        "unsubscribe link",
+        now
+    ])?;
+    tx.prepare_cached(
+        "INSERT INTO unsubscribes (message, how, at)
+         SELECT message, ?2, ?3 FROM tokens WHERE token = ?1
+         ON CONFLICT (message) DO NOTHING",
+    )?
+    .execute(params![token, how, now])?;
+    Ok(Some(row))
+}
+
+/// Records a receipt; a final state is never replaced. Returns whether its id is a sent
+/// message's (a receipt for an id the ledger does not hold is kept and counted, not matched).
+pub(super) fn receipt_in(
+    tx: &Transaction<'_>,
+    r: &ReceiptRecord,
+    now: &str,
+) -> rusqlite::Result<bool> {
+    tx.prepare_cached(
+        "INSERT INTO receipts (provider_id, state, status, code, carrier_time, received_at,
+                               updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+         ON CONFLICT (provider_id) DO UPDATE SET state = excluded.state,
+             status = excluded.status, code = excluded.code,
+             carrier_time = excluded.carrier_time, updated_at = excluded.updated_at
+         WHERE receipts.state = 'pending'",
+    )?
+    .execute(params![
+        r.provider_id,
+        r.state,
+        r.status,
+        r.code,
+        r.carrier_time,
+        now
+    ])?;
+    tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM sms_parts WHERE provider_id = ?1)")?
+        .query_row([&r.provider_id], |row| row.get(0))
+}
+
+/// Records a reply once, and what it asks: an opt-out suppresses the number for SMS in every
+/// campaign; `START` lifts only an opt-out a STOP to the same sender made.
+pub(super) fn reply_in(
+    tx: &Transaction<'_>,
+    r: &ReplyRecord,
+    now: &str,
+) -> rusqlite::Result<ReplyAction> {
+    let (part_of, part, parts) = match &r.part {
+        Some((reference, n, total)) => (Some(reference.as_str()), Some(*n), Some(*total)),
+        None => (None, None, None),
+    };
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO replies (provider_id, campaign, from_number, to_number, body, keyword,
+                                  part_of, part, parts, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (provider_id) DO NOTHING",
+        )?
+        .execute(params![
+            r.provider_id,
+            r.campaign,
+            r.from,
+            r.to,
+            r.body,
+            r.kind.as_str(),
+            part_of,
+            part,
+            parts,
+            now
+        ])?;
+    if inserted == 0 {
+        return Ok(ReplyAction::Repeated);
+    }
+    let action = match r.kind {
+        ReplyKind::OptOut => {
+            let added = tx.prepare_cached(suppressions::INSERT)?.execute(params![
+                r.from,
+                format!("replied {:?}", r.body.trim()),
+                stop_source(&r.to),
+                now
+            ])?;
+            if added == 1 {
+                ReplyAction::OptedOut
+            } else {
+                ReplyAction::AlreadySuppressed
+            }
+        }
+        ReplyKind::OptIn => {
+            let lifted = tx
+                .prepare_cached("DELETE FROM suppressions WHERE address = ?1 AND source = ?2")?
+                .execute(params![r.from, stop_source(&r.to)])?;
+            if lifted == 1 {
+                ReplyAction::OptOutLifted
+            } else {
+                ReplyAction::NothingToLift
+            }
+        }
+        ReplyKind::Help | ReplyKind::Other => ReplyAction::Kept,
+    };
+    tx.prepare_cached("UPDATE replies SET action = ?2 WHERE provider_id = ?1")?
+        .execute(params![r.provider_id, action.as_str()])?;
+    Ok(action)
+}
+
+/// A reply, as `inbox` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reply {
+    pub id: i64,
+    pub campaign: String,
+    /// The patient's number, E.164 (shown masked).
+    pub from: String,
+    pub body: String,
+    pub keyword: String,
+    pub action: Option<String>,
+    pub received_at: String,
+    pub read_at: Option<String>,
+}
+
+/// What `status` shows of what came back, for one campaign and its state directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FeedbackCounts {
+    /// SMS of the campaign whose every part the carrier delivered.
+    pub delivered: u64,
+    /// SMS of the campaign the carrier failed after the provider took them.
+    pub undelivered: u64,
+    /// Emails of the campaign unsubscribed by their link.
+    pub unsubscribed: u64,
+    /// Receipts for ids no message of the state directory has (yet).
+    pub unmatched_receipts: u64,
+    /// Replies to the state directory's numbers: all, unread (kept for staff), opt-outs.
+    pub replies: u64,
+    pub unread_replies: u64,
+    pub opt_out_replies: u64,
+}
+
+impl Ledger {
+    /// The message `token` stands for, if any.
+    pub fn token(&mut self, token: &str) -> Result<Option<TokenRow>, LedgerError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(super::sqlite::sqlite_error(&path))?;
+        token_in(&tx, token).map_err(super::sqlite::sqlite_error(&path))
+    }
+
+    /// Writes the token of every email message that has none yet (those claimed by earlier
+    /// versions), computed by `token_of(campaign, address)`. Returns how many were written.
+    pub fn index_tokens(
+        &mut self,
+        token_of: impl Fn(&str, &str) -> String,
+    ) -> Result<usize, LedgerError> {
+        let sqlite = super::sqlite::sqlite_error(&self.path);
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let missing: Vec<(i64, String, String)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT rowid, campaign, address FROM messages m WHERE channel = 'email'
+                     AND NOT EXISTS (SELECT 1 FROM tokens t WHERE t.message = m.rowid)",
+                )
+                .map_err(sqlite)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(sqlite)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(sqlite)?
+        };
+        {
+            let mut insert = tx
+                .prepare("INSERT OR IGNORE INTO tokens (token, message) VALUES (?1, ?2)")
+                .map_err(sqlite)?;
+            for (row, campaign, address) in &missing {
+                insert
+                    .execute(params![token_of(campaign, address), row])
+                    .map_err(sqlite)?;
+            }
+        }
+        tx.commit().map_err(sqlite)?;
+        Ok(missing.len())
+    }
+
+    /// What came back for `campaign` (delivery, unsubscribes) and for the state directory
+    /// (receipts nobody's, replies).
+    pub fn feedback_counts(&self, campaign: &str) -> Result<FeedbackCounts, LedgerError> {
+        self.sql(|c| {
+            let (delivered, undelivered): (i64, i64) = c.query_row(
+                "SELECT COALESCE(SUM(state = 'delivered'), 0),
+                        COALESCE(SUM(state = 'undelivered'), 0) FROM (
+                     SELECT CASE
+                         WHEN SUM(r.state = 'undelivered') > 0 THEN 'undelivered'
+                         WHEN SUM(r.state = 'delivered') = MAX(p.parts) THEN 'delivered'
+                     END AS state
+                     FROM messages m JOIN sms_parts p ON p.message = m.rowid
+                     LEFT JOIN receipts r ON r.provider_id = p.provider_id
+                     WHERE m.campaign = ?1 GROUP BY m.rowid)",
+                [campaign],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
+                c.query_row(sql, p, |r| r.get::<_, i64>(0)).map(|n| n as u64)
+            };
+            Ok(FeedbackCounts {
+                delivered: delivered as u64,
+                undelivered: undelivered as u64,
+                unsubscribed: count(
+                    "SELECT COUNT(*) FROM unsubscribes u JOIN messages m ON m.rowid = u.message
+                     WHERE m.campaign = ?1",
+                    &[&campaign],
+                )?,
+                unmatched_receipts: count(
+                    "SELECT COUNT(*) FROM receipts r
+                     WHERE NOT EXISTS (SELECT 1 FROM sms_parts p WHERE p.provider_id = r.provider_id)",
+                    &[],
+                )?,
+                replies: count("SELECT COUNT(*) FROM replies", &[])?,
+                unread_replies: count(
+                    "SELECT COUNT(*) FROM replies WHERE read_at IS NULL AND keyword != 'opt_out'
+                     AND keyword != 'opt_in'",
+                    &[],
+                )?,
+                opt_out_replies: count(
+                    "SELECT COUNT(*) FROM replies WHERE keyword = 'opt_out'",
+                    &[],
+                )?,
+            })
+        })
+    }
+
+    /// The replies kept, newest first: unread ones only unless `all`.
+    pub fn replies(&self, all: bool) -> Result<Vec<Reply>, LedgerError> {
+        self.sql(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, campaign, from_number, body, keyword, action, received_at, read_at
+                 FROM replies WHERE ?1 OR (read_at IS NULL AND keyword != 'opt_out'
+                                           AND keyword != 'opt_in')
+                 ORDER BY received_at DESC, id DESC",
+            )?;
+            let rows = stmt.query_map([all], |r| {
+                Ok(Reply {
+                    id: r.get(0)?,
+                    campaign: r.get(1)?,
+                    from: r.get(2)?,
+                    body: r.get(3)?,
+                    keyword: r.get(4)?,
+                    action: r.get(5)?,
+                    received_at: r.get(6)?,
+                    read_at: r.get(7)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Marks replies read (`ids`); with `opt_out`, also suppresses each sender for SMS, as a
+    /// staff decision that no `START` lifts. Returns the replies it found.
+    pub fn settle_replies(
+        &mut self,
+        ids: &[i64],
+        opt_out: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Reply>, LedgerError> {
+        let sqlite = super::sqlite::sqlite_error(&self.path);
+        let now = timestamp(now);
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let mut found = Vec::new();
+        for id in ids {
+            let reply = tx
+                .query_row(
+                    "SELECT id, campaign, from_number, body, keyword, action, received_at, read_at
+                     FROM replies WHERE id = ?1",
+                    [id],
+                    |r| {
+                        Ok(Reply {
+                            id: r.get(0)?,
+                            campaign: r.get(1)?,
+                            from: r.get(2)?,
+                            body: r.get(3)?,
+                            keyword: r.get(4)?,
+                            action: r.get(5)?,
+                            received_at: r.get(6)?,
+                            read_at: r.get(7)?,
+                        })
+                    },
+                )
+                .optional()
+                .map_err(sqlite)?;
+            let Some(reply) = reply else { continue };
+            tx.execute(
+                "UPDATE replies SET read_at = COALESCE(read_at, ?2),
+                     action = CASE WHEN ?3 THEN 'opted out by staff' ELSE action END
+                 WHERE id = ?1",
+                params![id, now, opt_out],
+            )
+            .map_err(sqlite)?;
+            if opt_out {
+                tx.execute(
+                    suppressions::INSERT,
+                    params![
+                        reply.from,
+                        format!("reply {:?} read as an opt-out by staff", reply.body.trim()),
+                        "staff, from a reply",
+                        now
+                    ],
+                )
+                .map_err(sqlite)?;
+            }
+            found.push(reply);
+        }
+        tx.commit().map_err(sqlite)?;
+        Ok(found)
+    }
+}
