@@ -64,6 +64,49 @@ pub enum Command {
     /// every campaign of this state directory. Exit 1 when a token maps to no recipient.
     #[command(after_help = EXIT_CODES)]
     Unsubscribe(UnsubscribeArgs),
+    /// Serve one-click unsubscribes and the unsubscribe page, SMS delivery receipts and
+    /// patients' replies (STOP, START, HELP; the rest kept for `inbox`) for the campaigns of one
+    /// state directory, until SIGTERM. Configured by each campaign's [listen] table.
+    #[command(after_help = EXIT_CODES)]
+    Listen(ListenArgs),
+    /// Patients' SMS replies kept for staff (masked numbers): list the unread ones, mark them
+    /// read, or record one as an opt-out.
+    #[command(after_help = EXIT_CODES)]
+    Inbox(InboxArgs),
+}
+
+/// `outreach listen`.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The campaign TOML files, all of one state directory.
+    #[arg(value_name = "CAMPAIGN", required = true)]
+    pub campaigns: Vec<PathBuf>,
+    /// Listen on ADDR instead of [listen] addr (default 127.0.0.1:8026).
+    #[arg(long, value_name = "ADDR")]
+    pub addr: Option<String>,
+    /// Override a campaign key of every campaign given (see `check --help`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// `outreach inbox`.
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// Every reply kept, read or not, and the opt-outs and opt-ins too.
+    #[arg(long)]
+    pub all: bool,
+    /// Mark these replies (by the number `inbox` shows) read.
+    #[arg(long, value_name = "N", num_args = 1.., conflicts_with = "opt_out")]
+    pub read: Vec<i64>,
+    /// Record these replies as opt-outs: the sender is suppressed for SMS in every campaign of
+    /// the state directory (a staff decision no START lifts), and the reply marked read.
+    #[arg(long, value_name = "N", num_args = 1..)]
+    pub opt_out: Vec<i64>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `outreach unsubscribe`.

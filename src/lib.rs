@@ -39,7 +39,7 @@ pub mod webhook;
 use std::io::Write;
 
 use cli::{Cli, Command, Format};
-use commands::{approve, check, preview, purge, report, serve, status, unsubscribe};
+use commands::{approve, check, inbox, listen, preview, purge, report, serve, status, unsubscribe};
 use load::{LoadError, Loaded};
 pub use model::Exit;
 use store::lock::LockError;
@@ -71,6 +71,8 @@ pub enum Error {
     Serve(#[from] serve::ServeError),
     #[error(transparent)]
     Unsubscribe(#[from] unsubscribe::UnsubscribeError),
+    #[error(transparent)]
+    Listen(#[from] listen::ListenError),
     /// `send` into a state directory `--set` chose whose ledger has never seen the campaign.
     #[error(
         "--set {arg}: the ledger in {} has never seen campaign {id}; nothing sent. Sending there \
@@ -107,6 +109,7 @@ impl Error {
             | Error::Ledger(_)
             | Error::Report(_)
             | Error::Unsubscribe(_)
+            | Error::Listen(_)
             | Error::NewLedger { .. } => Exit::Unusable,
         }
     }
@@ -169,6 +172,26 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Preview(args) => run_preview(&args, quiet),
         Command::Send(args) => run_send(&args, quiet),
         Command::Unsubscribe(args) => run_unsubscribe(&args, quiet),
+        Command::Listen(args) => {
+            listen::run(&listen::Options {
+                campaigns: args.campaigns,
+                overrides: args.set,
+                addr: args.addr,
+                quiet,
+            })?;
+            Ok(Exit::Ok)
+        }
+        Command::Inbox(args) => {
+            let campaign = config::load(&args.campaign.campaign, &args.campaign.set)
+                .map_err(LoadError::from)?;
+            let request = inbox::Request {
+                all: args.all,
+                read: args.read,
+                opt_out: args.opt_out,
+            };
+            print(args.format, !quiet, &inbox::run(&campaign, &request)?)?;
+            Ok(Exit::Ok)
+        }
         Command::Approve(args) => run_approve(&args, quiet),
         Command::Purge(args) => run_purge(&args, quiet),
         Command::Status(args) => {

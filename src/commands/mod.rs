@@ -4,6 +4,8 @@
 
 pub mod approve;
 pub mod check;
+pub mod inbox;
+pub mod listen;
 pub mod preview;
 pub mod purge;
 pub mod report;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::model::{Channel, State};
+use crate::store::feedback::FeedbackCounts;
 use crate::store::ledger::{Ledger, LedgerError};
 
 /// Counts for `status`.
@@ -19,6 +20,8 @@ pub struct Status {
     /// Addresses suppressed while sending (opt-out replies), shared by every campaign of the
     /// state directory.
     pub suppressed: usize,
+    /// What came back (`outreach listen`): delivery receipts, unsubscribes by link, replies.
+    pub feedback: FeedbackCounts,
 }
 
 /// Reads the campaign's state from the ledger (without loading contacts).
@@ -33,6 +36,7 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
     }
     let mut last_run = None;
     let mut suppressed = 0;
+    let mut feedback = FeedbackCounts::default();
     if path.exists() {
         let ledger = Ledger::open(&campaign.sending.state_dir)?;
         for (channel, state, permanent, n) in ledger.counts(&campaign.id)? {
@@ -44,6 +48,7 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
         }
         last_run = ledger.last_run(&campaign.id)?;
         suppressed = ledger.suppressions()?.len();
+        feedback = ledger.feedback_counts(&campaign.id)?;
     }
     Ok(Status {
         campaign: campaign.id.clone(),
@@ -51,6 +56,7 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
         counts,
         last_run,
         suppressed,
+        feedback,
     })
 }
 
@@ -99,6 +105,39 @@ impl std::fmt::Display for Status {
                 "\nSuppressed while sending (opt-out replies, all campaigns of this state \
                  directory): {}",
                 self.suppressed
+            )?;
+        }
+        self.fmt_feedback(f)
+    }
+}
+
+impl Status {
+    /// The lines of what came back, each only when there is something to say.
+    fn fmt_feedback(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = &self.feedback;
+        if b.delivered + b.undelivered > 0 {
+            write!(
+                f,
+                "\nSMS delivery (receipts): {} delivered, {} undelivered",
+                b.delivered, b.undelivered
+            )?;
+        }
+        if b.unsubscribed > 0 {
+            write!(f, "\nUnsubscribed by their link: {}", b.unsubscribed)?;
+        }
+        if b.replies > 0 {
+            write!(
+                f,
+                "\nSMS replies (all campaigns of this state directory): {}, {} opt-outs, {} \
+                 unread (outreach inbox)",
+                b.replies, b.opt_out_replies, b.unread_replies
+            )?;
+        }
+        if b.unmatched_receipts > 0 {
+            write!(
+                f,
+                "\nReceipts for no message this ledger holds: {}",
+                b.unmatched_receipts
             )?;
         }
         Ok(())
