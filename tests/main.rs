@@ -8,6 +8,7 @@ mod approve;
 mod architecture;
 mod check;
 mod contacts;
+mod listen;
 mod outbox;
 mod preview;
 mod send;

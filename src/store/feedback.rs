@@ -278,7 +278,8 @@ pub struct FeedbackCounts {
     pub unsubscribed: u64,
     /// Receipts for ids no message of the state directory has (yet).
     pub unmatched_receipts: u64,
-    /// Replies to the state directory's numbers: all, unread (kept for staff), opt-outs.
+    /// Replies to the state directory's numbers: all, unread (neither a keyword nor read by
+    /// staff yet), opt-outs.
     pub replies: u64,
     pub unread_replies: u64,
     pub opt_out_replies: u64,
@@ -364,8 +365,7 @@ impl Ledger {
                 )?,
                 replies: count("SELECT COUNT(*) FROM replies", &[])?,
                 unread_replies: count(
-                    "SELECT COUNT(*) FROM replies WHERE read_at IS NULL AND keyword != 'opt_out'
-                     AND keyword != 'opt_in'",
+                    "SELECT COUNT(*) FROM replies WHERE read_at IS NULL AND keyword = 'other'",
                     &[],
                 )?,
                 opt_out_replies: count(
@@ -381,8 +381,7 @@ impl Ledger {
         self.sql(|c| {
             let mut stmt = c.prepare(
                 "SELECT id, campaign, from_number, body, keyword, action, received_at, read_at
-                 FROM replies WHERE ?1 OR (read_at IS NULL AND keyword != 'opt_out'
-                                           AND keyword != 'opt_in')
+                 FROM replies WHERE ?1 OR (read_at IS NULL AND keyword = 'other')
                  ORDER BY received_at DESC, id DESC",
             )?;
             let rows = stmt.query_map([all], |r| {

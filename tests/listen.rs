@@ -1,0 +1,654 @@
+//! `outreach listen` end to end: the real binary serving on 127.0.0.1, driven by an HTTP client
+//! as a mail provider, a patient's browser and an SMS provider would drive it. Requests are
+//! signed here exactly as Twilio and Vonage sign them (by this file's own code, not the
+//! program's), and what they recorded is read back with `status`, `check`, `inbox` and the
+//! ledger itself.
+
+use crate::common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::common::{Fixture, HEADER, run};
+use hmac::{Hmac, Mac};
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const BASE: &str = "https://outreach.riverside.example";
+const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const TOKEN_ENV: &str = "OUTREACH_TEST_SMS_TOKEN";
+const TOKEN: &str = "test-token-0123";
+
+/// A running `outreach listen`, stopped with SIGTERM when dropped.
+struct Listening {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    url: String,
+    /// What it printed at start.
+    banner: String,
+}
+
+impl Listening {
+    /// Starts `outreach listen ARGS` in `f` on a free port and waits for its first line.
+    fn start(f: &Fixture, args: &[&str]) -> Listening {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("outreach"))
+            .current_dir(f.dir.path())
+            .env("OUTREACH_NOW", common::MIDDAY)
+            .env(TOKEN_ENV, TOKEN)
+            .env("OUTREACH_TEST_VONAGE_SIG", "vonage-signature-secret")
+            .env_remove("RUST_LOG")
+            .arg("listen")
+            .args(args)
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut banner = String::new();
+        out.read_line(&mut banner).unwrap();
+        let bound = banner
+            .strip_prefix("Listening on ")
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or_else(|| panic!("no banner: {banner:?}"))
+            .to_string();
+        // The rest of the banner, for the tests that read it.
+        std::thread::sleep(Duration::from_millis(50));
+        let mut more = String::new();
+        while out.fill_buf().map(|b| !b.is_empty()).unwrap_or(false) {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap_or(0) == 0 || !line.starts_with("  ") {
+                break;
+            }
+            more.push_str(&line);
+            if !out.buffer().contains(&b'\n') {
+                break;
+            }
+        }
+        Listening {
+            child,
+            url: format!("http://{bound}"),
+            banner: banner + &more,
+        }
+    }
+
+    /// Sends SIGTERM and waits; the exit code.
+    fn stop(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let code = self.child.wait().unwrap().code();
+        std::mem::forget(self);
+        code
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An answer: status, headers (lowercase names), body.
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+/// One HTTP request, as a provider or a browser makes it.
+fn http(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Answer {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut req = client.request(method.parse().unwrap(), url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.body(body.into()).send().await.unwrap();
+        Answer {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            body: r.text().await.unwrap(),
+        }
+    })
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `X-Twilio-Signature` as Twilio computes it: HMAC-SHA1 with the auth token over the full
+/// URL followed by each POST parameter's name and value, sorted by name; base64.
+fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
+    let mut sorted = params.to_vec();
+    sorted.sort();
+    let mut data = url.to_string();
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(TOKEN.as_bytes()).unwrap();
+    mac.update(data.as_bytes());
+    data_encoding::BASE64.encode(&mac.finalize().into_bytes())
+}
+
+/// A Twilio webhook POST to `route` (`status` or `inbound`) of test-campaign, signed (or with
+/// `signature` instead when given).
+fn twilio_post(
+    l: &Listening,
+    route: &str,
+    params: &[(&str, &str)],
+    signature: Option<&str>,
+) -> Answer {
+    let public = format!("{BASE}/sms/test-campaign/{route}");
+    let sig = signature.map_or_else(|| twilio_signature(&public, params), str::to_string);
+    let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+    if !sig.is_empty() {
+        headers.push(("x-twilio-signature", sig.as_str()));
+    }
+    http(
+        "POST",
+        &format!("{}/sms/test-campaign/{route}", l.url),
+        &headers,
+        form(params),
+    )
+}
+
+fn status(f: &Fixture, file: &str) -> String {
+    let (code, out, err) = f.run(&["status", file]);
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
+/// The security headers every answer carries.
+fn assert_secure(a: &Answer) {
+    let h = |n: &str| a.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert!(
+        h("content-security-policy").contains("default-src 'none'"),
+        "{:?}",
+        a.headers
+    );
+    assert!(!h("content-security-policy").contains("script-src"));
+    assert_eq!(h("x-content-type-options"), "nosniff");
+    assert_eq!(h("referrer-policy"), "no-referrer");
+    assert_eq!(h("cache-control"), "no-store");
+}
+
+/// An email campaign whose unsubscribe links are `listen`'s (no unsubscribe_url of its own).
+fn email_fixture() -> Fixture {
+    let f = Fixture::email_only(&format!(
+        "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n\
+         P2,Bo,Ng,bo@example.com,,email,yes,,\nP3,Cy,Ox,cy@example.com,,email,yes,,\n"
+    ));
+    let campaign = common::campaign_toml_on(
+        &["email"],
+        &format!("[sending]\nemail_rate = \"0\"\n\n[listen]\nbase_url = \"{BASE}\"\n"),
+    );
+    let campaign: String = campaign
+        .lines()
+        .filter(|l| !l.starts_with("unsubscribe_url"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    f.write("campaign.toml", &campaign);
+    f
+}
+
+/// The unsubscribe link of each email in the outbox, by recipient.
+fn links(f: &Fixture) -> std::collections::BTreeMap<String, String> {
+    let mut links = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(f.path("outbox/email")).unwrap() {
+        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        let field = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap()
+                .to_string()
+        };
+        let to = field("To: ");
+        let to = to[to.find('<').unwrap() + 1..to.find('>').unwrap()].to_string();
+        let header = field("List-Unsubscribe: ");
+        let url = header
+            .split(['<', '>'])
+            .find(|p| p.starts_with("https://"))
+            .unwrap()
+            .to_string();
+        links.insert(to, url);
+    }
+    links
+}
+
+#[test]
+fn an_unsubscribe_link_shows_a_page_and_a_one_click_post_unsubscribes_once() {
+    let f = email_fixture();
+    let (code, out, err) = f.run(&["send", "campaign.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let links = links(&f);
+    let ann = &links["ann@example.com"];
+    assert!(ann.starts_with(&format!("{BASE}/unsubscribe/")), "{ann}");
+    let local = |link: &str| link.replace(BASE, "");
+
+    let l = Listening::start(&f, &["campaign.toml"]);
+    assert!(
+        l.banner.contains(&format!(
+            "unsubscribe links: {BASE}/unsubscribe/{{{{token}}}}"
+        )),
+        "{}",
+        l.banner
+    );
+    // A mail scanner's GET unsubscribes nobody: it shows the page.
+    let page = http("GET", &format!("{}{}", l.url, local(ann)), &[], "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_secure(&page);
+    assert!(
+        page.body.contains("Unsubscribe from Riverside Physio"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("a***@example.com"), "{}", page.body);
+    assert!(
+        !page.body.contains("ann@example.com"),
+        "the page masks the address"
+    );
+    assert!(
+        page.body.contains("<form method=\"post\">"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("<script") && !page.body.contains("src="),
+        "{}",
+        page.body
+    );
+    assert!(!status(&f, "campaign.toml").contains("Unsubscribed"));
+
+    // RFC 8058 one-click, urlencoded; twice is once.
+    for _ in 0..2 {
+        let a = http(
+            "POST",
+            &format!("{}{}", l.url, local(ann)),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "List-Unsubscribe=One-Click",
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert!(a.body.contains("You are unsubscribed"), "{}", a.body);
+    }
+    assert!(status(&f, "campaign.toml").contains("Unsubscribed by their link: 1"));
+    // Multipart form data, as the RFC recommends.
+    let boundary = "----outreachtest";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n\
+         One-Click\r\n--{boundary}--\r\n"
+    );
+    let a = http(
+        "POST",
+        &format!("{}{}", l.url, local(&links["bo@example.com"])),
+        &[(
+            "content-type",
+            &format!("multipart/form-data; boundary={boundary}"),
+        )],
+        body,
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    // A visit after unsubscribing says so, with no button.
+    let again = http("GET", &format!("{}{}", l.url, local(ann)), &[], "");
+    assert!(again.body.contains("You are unsubscribed") && !again.body.contains("<form"));
+
+    // Malformed and unknown tokens: a 404 that says nothing about anyone.
+    for path in [
+        "/unsubscribe/abc",
+        "/unsubscribe/aaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "/unsubscribe?t=zz",
+        "/ledger.sqlite",
+    ] {
+        let a = http("GET", &format!("{}{path}", l.url), &[], "");
+        assert_eq!(a.status, 404, "{path}");
+        assert_secure(&a);
+        assert!(
+            !a.body.contains('@') && !a.body.contains("Riverside"),
+            "{}",
+            a.body
+        );
+        let a = http(
+            "POST",
+            &format!("{}{path}", l.url),
+            &[],
+            "List-Unsubscribe=One-Click",
+        );
+        assert_eq!(a.status, 404, "{path}");
+    }
+    // Over 64 KiB: refused before it is read.
+    let a = http(
+        "POST",
+        &format!("{}{}", l.url, local(&links["cy@example.com"])),
+        &[],
+        vec![b'x'; 70_000],
+    );
+    assert_eq!(a.status, 413);
+    assert_eq!(l.stop(), Some(0), "SIGTERM ends it cleanly");
+    let out = status(&f, "campaign.toml");
+    assert!(out.contains("Unsubscribed by their link: 2"), "{out}");
+
+    // The very next run of any campaign of the state directory skips them.
+    f.write(
+        "second.toml",
+        &f.read("campaign.toml")
+            .replace("id = \"test-campaign\"", "id = \"second\""),
+    );
+    let (_, out, _) = f.run(&["check", "second.toml", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["channels"][0]["skipped"]["suppressed"], 2, "{out}");
+    assert_eq!(v["channels"][0]["due"], 1, "{out}");
+}
+
+/// SMS to three patients through a Twilio mock that gives SM…1, SM…2, SM…3; P3's number is on
+/// the clinic's own opt-out list after the send.
+fn twilio_fixture(rt: &tokio::runtime::Runtime, listen: &str) -> (Fixture, MockServer) {
+    let s = rt.block_on(async {
+        let s = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/2010-04-01/Accounts/{ACCOUNT}.json")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "sid": ACCOUNT, "status": "active"
+            })))
+            .mount(&s)
+            .await;
+        for n in 1..=3 {
+            Mock::given(method("POST"))
+                .and(path(format!(
+                    "/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
+                )))
+                .and(body_string_contains(format!("To=%2B131255501{n:02}")))
+                .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+                    "sid": format!("SM{n:032}"), "status": "queued"
+                })))
+                .mount(&s)
+                .await;
+        }
+        s
+    });
+    let f = Fixture::sms_only(&format!(
+        "{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\n\
+         P2,Bo,Ng,,(312) 555-0102,sms,,yes,\nP3,Cy,Ox,,(312) 555-0103,sms,,yes,\n"
+    ));
+    f.write(
+        "campaign.toml",
+        &common::campaign_toml_on(
+            &["sms"],
+            &format!(
+                "transport = \"http\"\nquiet_hours = \"\"\n\n[sms.gateway]\npreset = \"twilio\"\n\
+                 base_url = \"{}\"\naccount = \"{ACCOUNT}\"\ntoken_env = \"{TOKEN_ENV}\"\n\n\
+                 [sending]\nsms_rate = \"0\"\n\n[listen]\nbase_url = \"{BASE}\"\n{listen}",
+                s.uri()
+            ),
+        ),
+    );
+    let mut c = f.cmd(&["send", "campaign.toml"]);
+    c.env(TOKEN_ENV, TOKEN);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+    (f, s)
+}
+
+#[test]
+fn twilio_receipts_are_checked_recorded_once_and_never_go_back() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (f, s) = twilio_fixture(&rt, "");
+    // The messages asked Twilio to call `listen` back.
+    let requests = rt.block_on(s.received_requests()).unwrap();
+    let post = requests
+        .iter()
+        .find(|r| r.method.as_str() == "POST")
+        .unwrap();
+    let sent = String::from_utf8_lossy(&post.body);
+    assert!(
+        sent.contains(&format!(
+            "StatusCallback={}",
+            encode(&format!("{BASE}/sms/test-campaign/status"))
+        )),
+        "{sent}"
+    );
+    let l = Listening::start(&f, &["campaign.toml"]);
+    assert!(
+        l.banner
+            .contains(&format!("{BASE}/sms/test-campaign/status")),
+        "{}",
+        l.banner
+    );
+    let sid = |n: u32| format!("SM{n:032}");
+    let receipt = |n: u32, status: &str, code: &str| {
+        let sid = sid(n);
+        let mut p = vec![
+            ("MessageSid", sid.as_str()),
+            ("MessageStatus", status),
+            ("AccountSid", ACCOUNT),
+        ];
+        if !code.is_empty() {
+            p.push(("ErrorCode", code));
+        }
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let send = |p: &[(String, String)], sig: Option<&str>| {
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        twilio_post(&l, "status", &p, sig)
+    };
+    // Forged, tampered or unsigned: 403, and nothing recorded.
+    let r1 = receipt(1, "delivered", "");
+    assert_eq!(send(&r1, Some("")).status, 403);
+    assert_eq!(send(&r1, Some("AAAAAAAAAAAAAAAAAAAAAAAAAAA=")).status, 403);
+    let signed = twilio_signature(
+        &format!("{BASE}/sms/test-campaign/status"),
+        &[
+            ("MessageSid", sid(1).as_str()),
+            ("MessageStatus", "undelivered"),
+            ("AccountSid", ACCOUNT),
+        ],
+    );
+    assert_eq!(
+        send(&r1, Some(&signed)).status,
+        403,
+        "the signature of another status"
+    );
+    assert!(!status(&f, "campaign.toml").contains("SMS delivery"));
+    // Out of order: SM1 delivered then a late "sent"; SM2 undelivered then "delivered"; SM3
+    // sent then delivered, twice.
+    for (n, st, code) in [
+        (1, "delivered", ""),
+        (1, "sent", ""),
+        (2, "undelivered", "30003"),
+        (2, "delivered", ""),
+        (3, "sent", ""),
+        (3, "delivered", ""),
+        (3, "delivered", ""),
+        (9, "delivered", ""),
+    ] {
+        let a = send(&receipt(n, st, code), None);
+        assert_eq!(a.status, 204, "{n} {st}: {}", a.body);
+    }
+    // A malformed one, signed: 400.
+    let a = twilio_post(&l, "status", &[("MessageStatus", "delivered")], None);
+    assert_eq!(a.status, 400, "{}", a.body);
+    let out = status(&f, "campaign.toml");
+    assert!(
+        out.contains("SMS delivery (receipts): 2 delivered, 1 undelivered"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Receipts for no message this ledger holds: 1"),
+        "{out}"
+    );
+    let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    let (state, code): (String, Option<String>) = db
+        .query_row(
+            "SELECT state, code FROM receipts WHERE provider_id = ?1",
+            [sid(2)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (state.as_str(), code.as_deref()),
+        ("undelivered", Some("30003"))
+    );
+    let rows: i64 = db
+        .query_row("SELECT COUNT(*) FROM receipts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 4);
+    // Replies are not status callbacks: a GET is refused.
+    assert_eq!(
+        http(
+            "GET",
+            &format!("{}/sms/test-campaign/status", l.url),
+            &[],
+            ""
+        )
+        .status,
+        405
+    );
+    // A campaign this listen does not serve: 404.
+    let a = http("POST", &format!("{}/sms/other/status", l.url), &[], "");
+    assert_eq!(a.status, 404);
+}
+
+#[test]
+fn stop_and_parar_suppress_start_lifts_only_a_stop_and_other_replies_wait_for_staff() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (f, _s) = twilio_fixture(&rt, "help_reply = true\n");
+    // P3 is on the clinic's own opt-out list: no START lifts that.
+    f.write(
+        "opt-outs.csv",
+        "address,reason\n(312) 555-0103,asked at the desk\n",
+    );
+    let l = Listening::start(&f, &["campaign.toml"]);
+    let reply = |n: u32, from: &str, body: &str| {
+        let sid = format!("SM{n:032}");
+        twilio_post(
+            &l,
+            "inbound",
+            &[
+                ("MessageSid", &sid),
+                ("From", from),
+                ("To", "+13125550100"),
+                ("Body", body),
+                ("AccountSid", ACCOUNT),
+            ],
+            None,
+        )
+    };
+    let a = reply(101, "+13125550101", " Stop. ");
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.body,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
+    );
+    assert_eq!(reply(101, "+13125550101", " Stop. ").status, 200, "a retry");
+    assert_eq!(reply(102, "+13125550102", "PARAR").status, 200);
+    assert_eq!(reply(103, "+13125550103", "START").status, 200);
+    let help = reply(104, "+13125550104", "help");
+    assert!(
+        help.body.contains(
+            "<Message>Riverside Physio: call +1 312 555 0100. Reply STOP to opt out.</Message>"
+        ),
+        "{}",
+        help.body
+    );
+    assert_eq!(
+        reply(105, "+13125550105", "please stop texting me").status,
+        200
+    );
+    assert_eq!(reply(106, "+13125550106", "YES").status, 200);
+    // A reply signed for another number is forged.
+    let forged = twilio_signature(
+        &format!("{BASE}/sms/test-campaign/inbound"),
+        &[("From", "+13125550199")],
+    );
+    let a = twilio_post(
+        &l,
+        "inbound",
+        &[
+            ("MessageSid", "SMx"),
+            ("From", "+13125550101"),
+            ("To", "+13125550100"),
+            ("Body", "START"),
+        ],
+        Some(&forged),
+    );
+    assert_eq!(a.status, 403);
+
+    // Another campaign of the state directory: STOP and PARAR suppress at once; the list's
+    // opt-out stays.
+    f.write(
+        "second.toml",
+        &f.read("campaign.toml")
+            .replace("id = \"test-campaign\"", "id = \"second\""),
+    );
+    let check = |f: &Fixture| {
+        let (_, out, _) = f.run(&["check", "second.toml", "--format", "json"]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let v = check(&f);
+    assert_eq!(v["channels"][0]["skipped"]["suppressed"], 3, "{v}");
+    // START from P1, who sent STOP to this number: lifted.
+    assert_eq!(reply(107, "+13125550101", "start").status, 200);
+    let v = check(&f);
+    assert_eq!(v["channels"][0]["skipped"]["suppressed"], 2, "{v}");
+    assert_eq!(v["channels"][0]["due"], 1, "{v}");
+
+    // The rest waits for staff, masked.
+    let (code, out, err) = f.run(&["inbox", "campaign.toml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("2 unread replies"), "{out}");
+    assert!(
+        out.contains("from +1312***05 (test-campaign): \"please stop texting me\""),
+        "{out}"
+    );
+    assert!(!out.contains("+13125550105"), "{out}");
+    let id = out
+        .lines()
+        .find(|l| l.contains("please stop"))
+        .unwrap()
+        .trim()
+        .split(' ')
+        .next()
+        .unwrap()
+        .trim_start_matches('#')
+        .to_string();
+    let (code, out, _) = f.run(&["inbox", "campaign.toml", "--opt-out", &id]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("#{id} recorded as an opt-out")),
+        "{out}"
+    );
+    let out = status(&f, "campaign.toml");
+    assert!(
+        out.contains(
+            "SMS replies (all campaigns of this state directory): 7, 2 opt-outs, 1 unread"
+        ),
+        "{out}"
+    );
+    assert_eq!(l.stop(), Some(0));
+}
