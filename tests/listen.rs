@@ -53,18 +53,10 @@ impl Listening {
             .and_then(|r| r.split(' ').next())
             .unwrap_or_else(|| panic!("no banner: {banner:?}"))
             .to_string();
-        // The rest of the banner, for the tests that read it.
-        std::thread::sleep(Duration::from_millis(50));
+        // The rest of the banner came in the same write.
         let mut more = String::new();
-        while out.fill_buf().map(|b| !b.is_empty()).unwrap_or(false) {
-            let mut line = String::new();
-            if out.read_line(&mut line).unwrap_or(0) == 0 || !line.starts_with("  ") {
-                break;
-            }
-            more.push_str(&line);
-            if !out.buffer().contains(&b'\n') {
-                break;
-            }
+        while out.buffer().contains(&b'\n') {
+            out.read_line(&mut more).unwrap();
         }
         Listening {
             child,
@@ -650,5 +642,179 @@ fn stop_and_parar_suppress_start_lifts_only_a_stop_and_other_replies_wait_for_st
         ),
         "{out}"
     );
+    assert_eq!(l.stop(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_chromium_the_pages_own_button_unsubscribes_and_the_next_send_skips_the_patient() {
+    let f = email_fixture();
+    let (code, out, err) = f.run(&["send", "campaign.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let link = links(&f)["ann@example.com"].replace(BASE, "");
+    let l = Listening::start(&f, &["campaign.toml"]);
+    let b = crate::browser::Browser::start(800, 600).await;
+    b.goto(&format!("{}{link}", l.url)).await;
+    b.wait_text("h1", |t| t == "Unsubscribe from Riverside Physio")
+        .await;
+    assert!(b.text("body").await.contains("a***@example.com"));
+    let button = b.element("form button").await;
+    b.cmd(
+        reqwest::Method::POST,
+        &format!("/element/{button}/click"),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    b.wait_text("h1", |t| t == "You are unsubscribed").await;
+    // Nothing from the network but the page itself (Chromium's own `chrome:`, `data:` aside),
+    // and no script.
+    let requested = b.requested().await;
+    assert!(
+        requested.iter().any(|u| u.starts_with(&l.url)),
+        "{requested:?}"
+    );
+    for url in requested.iter().filter(|u| u.starts_with("http")) {
+        assert!(url.starts_with(&l.url), "{url}");
+    }
+    assert_eq!(b.js("return document.scripts.length").await, 0);
+    drop(b);
+    assert_eq!(l.stop(), Some(0));
+    let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    let how: String = db
+        .query_row("SELECT how FROM unsubscribes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(how, "page");
+    drop(db);
+    // The next campaign of this state directory does not message her.
+    f.write(
+        "second.toml",
+        &f.read("campaign.toml")
+            .replace("id = \"test-campaign\"", "id = \"second\""),
+    );
+    let (code, out, err) = f.run(&["send", "second.toml", "--format", "json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["channels"][0]["sent"], 2, "{out}");
+    assert_eq!(v["channels"][0]["skipped"]["suppressed"], 1, "{out}");
+}
+
+/// Vonage's signature of `params` (every one but `sig`, sorted, `&name=value`, with `&` and `=`
+/// in values as `_`): HMAC-SHA256 with the signature secret, hex.
+fn vonage_sig(params: &[(&str, String)]) -> String {
+    let mut sorted: Vec<&(&str, String)> = params.iter().collect();
+    sorted.sort_by_key(|(k, _)| *k);
+    let mut data = String::new();
+    for (k, v) in sorted {
+        data.push('&');
+        data.push_str(k);
+        data.push('=');
+        data.push_str(&v.replace(['&', '='], "_"));
+    }
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"vonage-signature-secret").unwrap();
+    mac.update(data.as_bytes());
+    data_encoding::HEXUPPER.encode(&mac.finalize().into_bytes())
+}
+
+#[test]
+fn vonage_receipts_are_signed_json_and_a_message_in_parts_is_delivered_when_every_part_is() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s = rt.block_on(async {
+        let s = MockServer::start().await;
+        // P1's text goes in two parts, P2's in one.
+        for (to, ids) in [
+            ("13125550101", vec!["P1-A", "P1-B"]),
+            ("13125550102", vec!["P2-A"]),
+        ] {
+            let parts: Vec<serde_json::Value> = ids
+                .iter()
+                .map(|id| serde_json::json!({"to": to, "status": "0", "message-id": id}))
+                .collect();
+            Mock::given(method("POST"))
+                .and(path("/json"))
+                .and(body_string_contains(format!("&to={to}&")))
+                .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "message-count": parts.len().to_string(), "messages": parts
+                })))
+                .mount(&s)
+                .await;
+        }
+        s
+    });
+    let f = Fixture::sms_only(&format!(
+        "{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\nP2,Bo,Ng,,(312) 555-0102,sms,,yes,\n"
+    ));
+    f.write(
+        "campaign.toml",
+        &common::campaign_toml_on(
+            &["sms"],
+            &format!(
+                "transport = \"http\"\nquiet_hours = \"\"\n\n[sms.gateway]\npreset = \"vonage\"\n\
+                 base_url = \"{}\"\napi_key = \"abcd1234\"\ntoken_env = \"{TOKEN_ENV}\"\n\n\
+                 [sms.gateway.webhook]\nkey_env = \"OUTREACH_TEST_VONAGE_SIG\"\n\
+                 algorithm = \"sha256\"\n\n[sending]\nsms_rate = \"0\"\n\n\
+                 [listen]\nbase_url = \"{BASE}\"\n",
+                s.uri()
+            ),
+        ),
+    );
+    let mut c = f.cmd(&["send", "campaign.toml"]);
+    c.env(TOKEN_ENV, TOKEN);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+    let l = Listening::start(&f, &["campaign.toml"]);
+    let now = chrono::DateTime::parse_from_rfc3339(common::MIDDAY)
+        .unwrap()
+        .timestamp();
+    let dlr = |id: &str, status: &str, timestamp: i64| {
+        let mut p = vec![
+            ("msisdn", "13125550101".to_string()),
+            ("to", "13125550100".to_string()),
+            ("messageId", id.to_string()),
+            ("status", status.to_string()),
+            ("err-code", "0".to_string()),
+            ("scts", "2611251800".to_string()),
+            ("api-key", "abcd1234".to_string()),
+            ("message-timestamp", "2026-11-25 18:00:00".to_string()),
+            ("timestamp", timestamp.to_string()),
+            ("nonce", format!("n-{id}-{status}")),
+        ];
+        let sig = vonage_sig(&p);
+        p.push(("sig", sig));
+        let body: serde_json::Map<String, serde_json::Value> = p
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+        serde_json::Value::Object(body).to_string()
+    };
+    let post = |body: String| {
+        http(
+            "POST",
+            &format!("{}/sms/test-campaign/status", l.url),
+            &[("content-type", "application/json")],
+            body,
+        )
+    };
+    let delivered = || status(&f, "campaign.toml");
+    // One part of two: not delivered yet.
+    assert_eq!(post(dlr("P1-A", "delivered", now)).status, 204);
+    assert_eq!(post(dlr("P2-A", "delivered", now)).status, 204);
+    assert!(delivered().contains("SMS delivery (receipts): 1 delivered, 0 undelivered"));
+    // Tampered, stale (a replay from an hour ago) or by GET: refused, nothing recorded.
+    let tampered = dlr("P1-B", "delivered", now).replace("\"delivered\"", "\"expired\"");
+    assert_eq!(post(tampered).status, 403);
+    assert_eq!(post(dlr("P1-B", "delivered", now - 3600)).status, 403);
+    let get = http(
+        "GET",
+        &format!(
+            "{}/sms/test-campaign/status?messageId=P1-B&status=delivered",
+            l.url
+        ),
+        &[],
+        "",
+    );
+    assert_eq!(get.status, 405);
+    assert!(delivered().contains("1 delivered"));
+    // The second part: the whole message is delivered.
+    assert_eq!(post(dlr("P1-B", "delivered", now)).status, 204);
+    assert!(delivered().contains("SMS delivery (receipts): 2 delivered, 0 undelivered"));
     assert_eq!(l.stop(), Some(0));
 }

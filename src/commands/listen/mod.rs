@@ -165,22 +165,18 @@ async fn shutdown() {
     }
 }
 
-/// Says where the server listens and which URL each provider gets.
+/// Says where the server listens and which URL each provider gets, in one write (a reader of
+/// the first line has the rest).
 fn announce(site: &Site, listener: &tokio::net::TcpListener) {
-    use std::io::Write;
+    use std::fmt::Write as _;
+    use std::io::Write as _;
     let bound = listener
         .local_addr()
         .map_or_else(|_| site.listen.addr.clone(), |a| a.to_string());
-    let mut out = crate::terminal::stdout();
-    let _ = writeln!(
-        out,
-        "Listening on {bound} for {} (state directory {})",
+    let mut text = format!(
+        "Listening on {bound} for {} (state directory {})\n  unsubscribe links: {}\n",
         site.listen.base_url,
-        crate::paths::show_path(&site.state_dir)
-    );
-    let _ = writeln!(
-        out,
-        "  unsubscribe links: {}",
+        crate::paths::show_path(&site.state_dir),
         site.listen.unsubscribe_url()
     );
     for (id, served) in &site.campaigns {
@@ -191,7 +187,7 @@ fn announce(site: &Site, listener: &tokio::net::TcpListener) {
                 GatewayPreset::Generic => "the gateway",
             };
             let _ = writeln!(
-                out,
+                text,
                 "  campaign {id}: give {name} {} for delivery receipts and {} for replies",
                 site.listen.status_url(id),
                 site.listen.inbound_url(id)
@@ -199,8 +195,10 @@ fn announce(site: &Site, listener: &tokio::net::TcpListener) {
         }
     }
     for line in &site.deaf {
-        let _ = writeln!(out, "  {line}");
+        let _ = writeln!(text, "  {line}");
     }
+    let mut out = crate::terminal::stdout();
+    let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
 }
 
