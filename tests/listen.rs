@@ -8,7 +8,6 @@ use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use crate::common::{Fixture, HEADER, run};
 use hmac::{Hmac, Mac};
@@ -524,6 +523,23 @@ fn twilio_receipts_are_checked_recorded_once_and_never_go_back() {
     // A campaign this listen does not serve: 404.
     let a = http("POST", &format!("{}/sms/other/status", l.url), &[], "");
     assert_eq!(a.status, 404);
+    assert_eq!(l.stop(), Some(0));
+    drop(db);
+    // `purge --ledger` takes what came back with the campaign's rows; the unmatched receipt
+    // (no campaign's) stays.
+    let (code, out, err) = f.run(&["purge", "campaign.toml", "--ledger", "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("6 rows of unsubscribe tokens, SMS ids, receipts, unsubscribes and replies"),
+        "{out}"
+    );
+    let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    for (table, left) in [("receipts", 1), ("sms_parts", 0), ("messages", 0)] {
+        let n: i64 = db
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, left, "{table}");
+    }
 }
 
 #[test]

@@ -112,12 +112,20 @@ impl fmt::Display for Target {
             ),
             Target::Ledger { path, rows } => write!(
                 f,
-                "ledger {}: {}, {}, {} of this campaign (shared suppressions and other \
+                "ledger {}: {}, {}, {}{} of this campaign (shared suppressions and other \
                  campaigns stay; a later send would message everyone again)",
                 show(path),
                 plural(rows.messages, "message row", "message rows"),
                 plural(rows.runs, "run", "runs"),
-                plural(rows.approvals, "approval", "approvals")
+                plural(rows.approvals, "approval", "approvals"),
+                if rows.feedback > 0 {
+                    format!(
+                        ", {} of unsubscribe tokens, SMS ids, receipts, unsubscribes and replies",
+                        plural(rows.feedback, "row", "rows")
+                    )
+                } else {
+                    String::new()
+                }
             ),
         }
     }

@@ -236,11 +236,8 @@ fn validate_gateway(
         account,
         token,
         messaging_service_sid: g.messaging_service_sid,
-        // `outreach listen`'s receipts URL unless the campaign names another; the generic
-        // preset's request says where its receipts go, if anywhere.
-        status_callback: g
-            .status_callback
-            .or(listen_callback.filter(|_| preset != GatewayPreset::Generic)),
+        // `outreach listen`'s receipts URL unless the campaign names another.
+        status_callback: g.status_callback.or(listen_callback),
         timeout,
         generic,
         outbox,

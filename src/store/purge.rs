@@ -1,6 +1,8 @@
-//! `purge --ledger`: counting and deleting one campaign's rows so that no patient address
-//! lingers in the file (overwritten, the file rebuilt, the write-ahead log emptied). The
-//! suppressions, shared by all campaigns, and other campaigns' rows stay.
+//! `purge --ledger`: counting and deleting one campaign's rows (its messages, runs and
+//! approvals, and what `listen` recorded of them: tokens, SMS ids, receipts, unsubscribes, the
+//! replies to its URL) so that no patient address lingers in the file (overwritten, the file
+//! rebuilt, the write-ahead log emptied). The suppressions, shared by all campaigns, and other
+//! campaigns' rows stay.
 
 use super::sqlite::{Ledger, LedgerError, sqlite_error};
 
@@ -10,14 +12,40 @@ pub struct CampaignRows {
     pub messages: u64,
     pub runs: u64,
     pub approvals: u64,
+    /// What `listen` recorded of its messages: unsubscribe tokens, SMS ids and their delivery
+    /// receipts, unsubscribes by link, and the replies that came to its URL.
+    pub feedback: u64,
 }
 
 impl CampaignRows {
     /// All rows together.
     pub fn total(&self) -> u64 {
-        self.messages + self.runs + self.approvals
+        self.messages + self.runs + self.approvals + self.feedback
     }
 }
+
+/// The rows `listen` recorded for one campaign (parameter 1), by table: counted with `COUNT(*)`
+/// and deleted with `DELETE`, in this order (receipts before the SMS ids that find them).
+const FEEDBACK_ROWS: [(&str, &str); 5] = [
+    (
+        "receipts",
+        "receipts WHERE provider_id IN (SELECT p.provider_id FROM sms_parts p
+             JOIN messages m ON m.rowid = p.message WHERE m.campaign = ?1)",
+    ),
+    (
+        "sms_parts",
+        "sms_parts WHERE message IN (SELECT rowid FROM messages WHERE campaign = ?1)",
+    ),
+    (
+        "tokens",
+        "tokens WHERE message IN (SELECT rowid FROM messages WHERE campaign = ?1)",
+    ),
+    (
+        "unsubscribes",
+        "unsubscribes WHERE message IN (SELECT rowid FROM messages WHERE campaign = ?1)",
+    ),
+    ("replies", "replies WHERE campaign = ?1"),
+];
 
 impl Ledger {
     /// How many rows of `campaign` the ledger holds (what `purge --ledger` would delete).
@@ -28,6 +56,10 @@ impl Ledger {
                 messages: count("SELECT COUNT(*) FROM messages WHERE campaign = ?1")? as u64,
                 runs: count("SELECT COUNT(*) FROM runs WHERE campaign = ?1")? as u64,
                 approvals: count("SELECT COUNT(*) FROM approvals WHERE campaign = ?1")? as u64,
+                feedback: FEEDBACK_ROWS
+                    .iter()
+                    .map(|(_, rows)| count(&format!("SELECT COUNT(*) FROM {rows}")))
+                    .sum::<rusqlite::Result<i64>>()? as u64,
             })
         })
     }
@@ -43,6 +75,10 @@ impl Ledger {
             .execute_batch("PRAGMA secure_delete = ON")
             .map_err(sqlite)?;
         let tx = self.conn.transaction().map_err(sqlite)?;
+        for (_, rows) in FEEDBACK_ROWS {
+            tx.execute(&format!("DELETE FROM {rows}"), [campaign])
+                .map_err(sqlite)?;
+        }
         for sql in [
             "DELETE FROM approval_rows WHERE approval IN
                  (SELECT id FROM approvals WHERE campaign = ?1)",
