@@ -30,6 +30,8 @@ pub const COLUMNS: &[&str] = &[
     "last_error",
     "sent_at",
     "updated_at",
+    "delivery",
+    "delivery_code",
 ];
 
 /// Makes a cell safe to open in a spreadsheet (OWASP's CSV injection advice).
@@ -110,6 +112,8 @@ impl<W: std::io::Write> ReportWriter<W> {
             last_error,
             sent_at,
             updated_at,
+            delivery,
+            delivery_code,
         } = r.ledger.unwrap_or_default();
         for cell in [campaign, r.channel, r.contact_id] {
             w.write_field(escape_cell(cell).as_bytes())?;
@@ -119,7 +123,14 @@ impl<W: std::io::Write> ReportWriter<W> {
             w.write_field(escape_cell(cell).as_bytes())?;
         }
         w.write_field(number.format(attempts))?;
-        for cell in [provider_id, last_error, sent_at, updated_at] {
+        for cell in [
+            provider_id,
+            last_error,
+            sent_at,
+            updated_at,
+            delivery,
+            delivery_code,
+        ] {
             w.write_field(escape_cell(cell).as_bytes())?;
         }
         w.write_record(None::<&[u8]>)

@@ -509,6 +509,20 @@ fn twilio_receipts_are_checked_recorded_once_and_never_go_back() {
         .query_row("SELECT COUNT(*) FROM receipts", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 4);
+    // The report has each patient's delivery state and the carrier's code.
+    let (code, out, err) = f.run(&["report", "campaign.toml", "--out", "r.csv"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report = f.read("r.csv");
+    let row = |id: &str| {
+        report
+            .lines()
+            .find(|l| l.contains(&format!(",{id},")))
+            .unwrap()
+            .to_string()
+    };
+    assert!(row("P1").ends_with(",delivered,"), "{report}");
+    assert!(row("P2").ends_with(",undelivered,30003"), "{report}");
+    assert!(row("P3").ends_with(",delivered,"), "{report}");
     // Replies are not status callbacks: a GET is refused.
     assert_eq!(
         http(

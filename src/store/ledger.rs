@@ -36,6 +36,11 @@ pub struct Row {
     pub created_at: String,
     pub updated_at: String,
     pub sent_at: Option<String>,
+    /// `delivered` or `undelivered`, once the carrier said (`listen`); for a message in parts,
+    /// `delivered` only when every part is.
+    pub delivery: Option<String>,
+    /// The carrier's code of an undelivered message.
+    pub delivery_code: Option<String>,
 }
 
 /// A run as recorded.
@@ -300,6 +305,8 @@ pub struct Cells<'r> {
     pub last_error: &'r str,
     pub sent_at: &'r str,
     pub updated_at: &'r str,
+    pub delivery: &'r str,
+    pub delivery_code: &'r str,
 }
 
 impl<'r> From<&'r Row> for Cells<'r> {
@@ -310,12 +317,33 @@ impl<'r> From<&'r Row> for Cells<'r> {
             last_error: r.last_error.as_deref().unwrap_or_default(),
             sent_at: r.sent_at.as_deref().unwrap_or_default(),
             updated_at: &r.updated_at,
+            delivery: r.delivery.as_deref().unwrap_or_default(),
+            delivery_code: r.delivery_code.as_deref().unwrap_or_default(),
         }
     }
 }
 
+/// A message's delivery state and the carrier's code of a failure, from its parts' receipts
+/// (`listen`): the last two columns of [`CELLS`] and [`SELECT_ROWS`]. An email has none and costs
+/// nothing; an SMS costs a look-up in the index of its parts.
+macro_rules! delivery_columns {
+    () => {
+        "CASE WHEN channel = 'sms' THEN
+             (SELECT CASE WHEN SUM(r.state = 'undelivered') > 0 THEN 'undelivered'
+                          WHEN SUM(r.state = 'delivered') = MAX(p.parts) THEN 'delivered' END
+              FROM sms_parts p LEFT JOIN receipts r ON r.provider_id = p.provider_id
+              WHERE p.message = messages.rowid) END,
+         CASE WHEN channel = 'sms' THEN
+             (SELECT r.code FROM sms_parts p JOIN receipts r ON r.provider_id = p.provider_id
+              WHERE p.message = messages.rowid AND r.state = 'undelivered' LIMIT 1) END"
+    };
+}
+
 /// The columns of [`Cells`], in its order.
-const CELLS: &str = "attempts, provider_id, last_error, sent_at, updated_at";
+const CELLS: &str = concat!(
+    "attempts, provider_id, last_error, sent_at, updated_at, ",
+    delivery_columns!()
+);
 
 /// Rows of one campaign, looked up one by one ([`Ledger::rows_of`]).
 pub struct RowLookup<'a> {
@@ -363,6 +391,8 @@ impl RowLookup<'_> {
                     last_error: text(2)??,
                     sent_at: text(3)??,
                     updated_at: text(4)??,
+                    delivery: text(5)??,
+                    delivery_code: text(6)??,
                 })
             })()
             .map_err(sqlite)?;
@@ -393,9 +423,12 @@ fn campaign_rows(c: &Connection) -> rusqlite::Result<&'static str> {
 }
 
 /// Every row of one campaign, with the columns [`row_from`] reads, in its order.
-const SELECT_ROWS: &str = "SELECT channel, address, contact_id, state, permanent, attempts,
-        provider_id, last_error, created_at, updated_at, sent_at
-    FROM messages WHERE campaign = ?1";
+const SELECT_ROWS: &str = concat!(
+    "SELECT channel, address, contact_id, state, permanent, attempts,
+        provider_id, last_error, created_at, updated_at, sent_at, ",
+    delivery_columns!(),
+    " FROM messages WHERE campaign = ?1"
+);
 
 fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
@@ -410,6 +443,8 @@ fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
         sent_at: r.get(10)?,
+        delivery: r.get(11)?,
+        delivery_code: r.get(12)?,
     })
 }
 
