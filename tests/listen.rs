@@ -509,6 +509,15 @@ fn twilio_receipts_are_checked_recorded_once_and_never_go_back() {
         .query_row("SELECT COUNT(*) FROM receipts", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 4);
+    // The next run's summary says how its SMS fared so far.
+    let mut c = f.cmd(&["send", "campaign.toml"]);
+    c.env(TOKEN_ENV, TOKEN);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("SMS delivery so far (receipts): 2 delivered, 1 undelivered"),
+        "{out}"
+    );
     // The report has each patient's delivery state and the carrier's code.
     let (code, out, err) = f.run(&["report", "campaign.toml", "--out", "r.csv"]);
     assert_eq!(code, 0, "{out}{err}");

@@ -24,7 +24,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 pub use error::{SendError, TestToError};
 pub use options::SendOptions;
-pub use summary::{ChannelRun, RunSummary, WindowNotice, window_notice};
+pub use summary::{ChannelRun, Delivered, RunSummary, WindowNotice, window_notice};
 pub use test_send::{TestSend, test_to};
 
 use crate::load::Loaded;
@@ -142,6 +142,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         recovered_unknown: begun.recovered_unknown,
         templates_changed_since: begun.templates_changed_since,
         report: None,
+        delivery: None,
         approval: None,
     };
     let mut touched = planned.deferred;
@@ -155,6 +156,14 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
             _ => "stopped",
         };
         l.end_run(run_id, loaded.clock.now(), outcome, &summary.one_line())?;
+        // Only where `listen` recorded receipts: the count reads every SMS of the campaign.
+        if l.has_receipts()? {
+            let back = l.feedback_counts(&loaded.campaign.id)?;
+            summary.delivery = (back.delivered + back.undelivered > 0).then_some(Delivered {
+                delivered: back.delivered,
+                undelivered: back.undelivered,
+            });
+        }
         touched.sort_by_key(|r| (r.channel, r.index));
         summary.report = Some(crate::recipients::write_run_report(
             &loaded,

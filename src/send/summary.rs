@@ -44,9 +44,20 @@ pub struct RunSummary {
     /// When the campaign first sent with other templates.
     pub templates_changed_since: Option<String>,
     pub report: Option<std::path::PathBuf>,
+    /// The campaign's SMS the carrier delivered and failed so far, by the receipts `listen`
+    /// recorded (earlier runs' messages: this run's receipts come after it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivered>,
     /// The approval state (dry runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<crate::approval::Status>,
+}
+
+/// SMS delivered and undelivered, by their receipts.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Delivered {
+    pub delivered: u64,
+    pub undelivered: u64,
 }
 
 /// What `send` says instead of sending, outside the campaign's window.
@@ -249,6 +260,13 @@ impl std::fmt::Display for RunSummary {
         }
         if let Some(reason) = &self.stopped {
             writeln!(f, "Stopped early: {reason}")?;
+        }
+        if let Some(d) = &self.delivery {
+            writeln!(
+                f,
+                "SMS delivery so far (receipts): {} delivered, {} undelivered",
+                d.delivered, d.undelivered
+            )?;
         }
         if let Some(report) = &self.report {
             write!(f, "Report: {}", crate::paths::show_path(report))?;

@@ -330,6 +330,11 @@ impl Ledger {
         Ok(missing.len())
     }
 
+    /// Whether any delivery receipt was ever recorded in this state directory.
+    pub fn has_receipts(&self) -> Result<bool, LedgerError> {
+        self.sql(|c| c.query_row("SELECT EXISTS (SELECT 1 FROM receipts)", [], |r| r.get(0)))
+    }
+
     /// What came back for `campaign` (delivery, unsubscribes) and for the state directory
     /// (receipts nobody's, replies).
     pub fn feedback_counts(&self, campaign: &str) -> Result<FeedbackCounts, LedgerError> {
