@@ -31,6 +31,13 @@ struct Listening {
 impl Listening {
     /// Starts `outreach listen ARGS` in `f` on a free port and waits for its first line.
     fn start(f: &Fixture, args: &[&str]) -> Listening {
+        let mut args = args.to_vec();
+        args.extend(["--addr", "127.0.0.1:0"]);
+        Self::start_as(f, &args)
+    }
+
+    /// Starts `outreach listen ARGS` (its address theirs to say) and waits for its first line.
+    fn start_as(f: &Fixture, args: &[&str]) -> Listening {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("outreach"))
             .current_dir(f.dir.path())
             .env("OUTREACH_NOW", common::MIDDAY)
@@ -39,7 +46,6 @@ impl Listening {
             .env_remove("RUST_LOG")
             .arg("listen")
             .args(args)
-            .args(["--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -856,4 +862,50 @@ fn vonage_receipts_are_signed_json_and_a_message_in_parts_is_delivered_when_ever
     assert_eq!(post(dlr("P1-B", "delivered", now)).status, 204);
     assert!(delivered().contains("SMS delivery (receipts): 2 delivered, 0 undelivered"));
     assert_eq!(l.stop(), Some(0));
+}
+
+#[test]
+fn it_listens_on_loopback_unless_told_otherwise_and_refuses_what_it_cannot_serve() {
+    let f = email_fixture();
+    let l = Listening::start_as(&f, &["campaign.toml"]);
+    assert!(
+        l.banner
+            .starts_with("Listening on 127.0.0.1:8026 for https://outreach.riverside.example"),
+        "{}",
+        l.banner
+    );
+    assert_eq!(
+        http("GET", "http://127.0.0.1:8026/unsubscribe/x", &[], "").status,
+        404
+    );
+    assert_eq!(l.stop(), Some(0));
+    // No [listen]: nothing to serve, and it says what to add.
+    let plain = Fixture::email_only(&format!(
+        "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\n"
+    ));
+    let (code, _, err) = plain.run(&["listen", "campaign.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("campaign.toml has no [listen] table"), "{err}");
+    // Campaigns of two state directories: one listen each.
+    f.write(
+        "other.toml",
+        &f.read("campaign.toml")
+            .replace("id = \"test-campaign\"", "id = \"other\"")
+            .replace("[sending]", "[sending]\nstate_dir = \"elsewhere\""),
+    );
+    let (code, _, err) = f.run(&["listen", "campaign.toml", "other.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("different state directories"), "{err}");
+    // A base URL in clear text off this machine: refused, naming the key.
+    let (code, _, err) = f.run(&[
+        "listen",
+        "campaign.toml",
+        "--set",
+        "listen.base_url=http://outreach.riverside.example",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("`listen.base_url`: is http:// off this machine"),
+        "{err}"
+    );
 }

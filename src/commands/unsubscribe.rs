@@ -3,9 +3,10 @@
 //! ever collects tokens and never holds patient data.
 //!
 //! A token is recognised anywhere in its argument or line (a bare token, the whole link, a
-//! `mailto:` subject, a web server's log line). It maps back by recomputing the token of every
-//! address the campaign knows: the contacts file and the ledger (so a patient removed from the
-//! CSV since still maps).
+//! `mailto:` subject, a web server's log line). It is looked up in the ledger's index of tokens
+//! (written with each email's claim); one the index lacks maps back by recomputing the token of
+//! every address the campaign knows: the contacts file and the ledger (so a patient removed
+//! from the CSV since still maps).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -110,12 +111,14 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// Suppresses the addresses behind `tokens`.
-pub fn run(loaded: &Loaded, tokens: &[String]) -> Result<Outcome, LedgerError> {
+/// Every token this campaign's addresses produce (the contacts file's and the ledger's, on every
+/// channel it uses), for tokens the ledger's index does not hold: emails claimed by earlier
+/// versions, and links never claimed (an SMS template's).
+fn search_table(
+    loaded: &Loaded,
+    ledger: &Ledger,
+) -> Result<HashMap<String, (Channel, String)>, LedgerError> {
     let campaign = &loaded.campaign;
-    let mut ledger = Ledger::open(&campaign.sending.state_dir)?;
-
-    // Every address this campaign knows, on every channel it uses.
     let mut known: BTreeMap<(Channel, String), ()> = BTreeMap::new();
     for contact in &loaded.contacts.contacts {
         for &channel in &campaign.channels {
@@ -129,7 +132,7 @@ pub fn run(loaded: &Loaded, tokens: &[String]) -> Result<Outcome, LedgerError> {
             known.insert((channel, row.address), ());
         }
     })?;
-    let by_token: HashMap<String, (Channel, String)> = known
+    Ok(known
         .into_keys()
         .map(|(channel, address)| {
             (
@@ -137,7 +140,29 @@ pub fn run(loaded: &Loaded, tokens: &[String]) -> Result<Outcome, LedgerError> {
                 (channel, address),
             )
         })
-        .collect();
+        .collect())
+}
+
+/// Suppresses the addresses behind `tokens`: each looked up in the ledger's index of tokens
+/// first, and only when it is not there, searched for among the campaign's addresses.
+pub fn run(loaded: &Loaded, tokens: &[String]) -> Result<Outcome, LedgerError> {
+    let campaign = &loaded.campaign;
+    let mut ledger = Ledger::open(&campaign.sending.state_dir)?;
+    let mut found: HashMap<String, (Channel, String)> = HashMap::new();
+    let mut missing = false;
+    for token in tokens {
+        match ledger.token(token)? {
+            Some(row) if row.campaign == campaign.id => {
+                found.insert(token.clone(), (row.channel, row.address));
+            }
+            _ => missing = true,
+        }
+    }
+    let by_token = if missing {
+        search_table(loaded, &ledger)?
+    } else {
+        HashMap::new()
+    };
 
     let suppressed_before: std::collections::HashSet<String> = ledger
         .suppressions()?
@@ -154,7 +179,7 @@ pub fn run(loaded: &Loaded, tokens: &[String]) -> Result<Outcome, LedgerError> {
         if !seen.insert(token.clone()) {
             continue;
         }
-        let Some((channel, address)) = by_token.get(token) else {
+        let Some((channel, address)) = found.get(token).or_else(|| by_token.get(token)) else {
             outcome.unknown.push(token.clone());
             continue;
         };
