@@ -861,6 +861,43 @@ fn vonage_receipts_are_signed_json_and_a_message_in_parts_is_delivered_when_ever
     // The second part: the whole message is delivered.
     assert_eq!(post(dlr("P1-B", "delivered", now)).status, 204);
     assert!(delivered().contains("SMS delivery (receipts): 2 delivered, 0 undelivered"));
+    // A signed inbound STOP (Vonage writes numbers without the +): the number is suppressed.
+    let mut p = vec![
+        ("msisdn", "13125550102".to_string()),
+        ("to", "13125550100".to_string()),
+        ("messageId", "IN-1".to_string()),
+        ("text", "Stop!".to_string()),
+        ("type", "text".to_string()),
+        ("keyword", "STOP".to_string()),
+        ("message-timestamp", "2026-11-25 18:00:00".to_string()),
+        ("timestamp", now.to_string()),
+        ("nonce", "n-in-1".to_string()),
+    ];
+    let sig = vonage_sig(&p);
+    p.push(("sig", sig));
+    let body: serde_json::Map<String, serde_json::Value> = p
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect();
+    let a = http(
+        "POST",
+        &format!("{}/sms/test-campaign/inbound", l.url),
+        &[("content-type", "application/json")],
+        serde_json::Value::Object(body).to_string(),
+    );
+    assert_eq!(a.status, 204, "{}", a.body);
+    assert!(
+        delivered().contains("SMS replies (all campaigns of this state directory): 1, 1 opt-outs")
+    );
+    let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    let source: String = db
+        .query_row(
+            "SELECT source FROM suppressions WHERE address = '+13125550102'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(source, "STOP reply to +13125550100");
     assert_eq!(l.stop(), Some(0));
 }
 
@@ -908,4 +945,76 @@ fn it_listens_on_loopback_unless_told_otherwise_and_refuses_what_it_cannot_serve
         err.contains("`listen.base_url`: is http:// off this machine"),
         "{err}"
     );
+}
+
+#[test]
+fn a_generic_gateways_receipts_are_read_by_pointers_after_their_hmac_checks_out() {
+    // Sent through the file transport (ids `sms.jsonl@OFFSET`); `listen` takes the receipts of
+    // the campaign's generic gateway for those ids.
+    let f = Fixture::sms_only(&format!(
+        "{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\nP2,Bo,Ng,,(312) 555-0102,sms,,yes,\n"
+    ));
+    f.write(
+        "campaign.toml",
+        &common::campaign_toml_on(
+            &["sms"],
+            &format!(
+                "transport = \"http\"\nquiet_hours = \"\"\n\n[sms.gateway]\npreset = \"generic\"\n\
+                 url = \"https://api.telnyx.example/v2/messages\"\nauth = \"bearer\"\n\
+                 token_env = \"{TOKEN_ENV}\"\nbody_format = \"json\"\n\
+                 body_template = '{{\"to\": \"{{{{to}}}}\", \"text\": \"{{{{body}}}}\"}}'\n\
+                 success_status = [200]\nid_pointer = \"/data/id\"\n\n\
+                 [sms.gateway.webhook]\nkey_env = \"OUTREACH_TEST_VONAGE_SIG\"\n\
+                 header = \"X-Signature\"\nalgorithm = \"hmac-sha256\"\nprefix = \"sha256=\"\n\
+                 id_pointer = \"/data/payload/id\"\nstatus_pointer = \"/data/payload/status\"\n\
+                 error_pointer = \"/data/payload/errors/0/code\"\n\
+                 delivered = [\"delivered\"]\nundelivered = [\"delivery_failed\"]\n\n\
+                 [listen]\nbase_url = \"{BASE}\"\n"
+            ),
+        ),
+    );
+    let (code, out, err) = f.run(&["send", "campaign.toml", "--set", "sms.transport=file"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let ids: Vec<String> = f
+        .read("outbox/sms.jsonl")
+        .lines()
+        .scan(0usize, |offset, line| {
+            let id = format!("sms.jsonl@{offset}");
+            *offset += line.len() + 1;
+            Some(id)
+        })
+        .collect();
+    let l = Listening::start(&f, &["campaign.toml"]);
+    let post = |id: &str, status: &str, sign: bool| {
+        let body = serde_json::json!({"data": {"payload": {
+            "id": id, "status": status, "errors": [{"code": "40001"}]
+        }}})
+        .to_string();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"vonage-signature-secret").unwrap();
+        mac.update(body.as_bytes());
+        let sig = format!(
+            "sha256={}",
+            data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())
+        );
+        let mut headers = vec![("content-type", "application/json")];
+        if sign {
+            headers.push(("x-signature", sig.as_str()));
+        }
+        http(
+            "POST",
+            &format!("{}/sms/test-campaign/status", l.url),
+            &headers,
+            body,
+        )
+    };
+    assert_eq!(post(&ids[0], "delivered", false).status, 403);
+    assert!(!status(&f, "campaign.toml").contains("SMS delivery"));
+    assert_eq!(post(&ids[0], "delivered", true).status, 204);
+    assert_eq!(post(&ids[1], "delivery_failed", true).status, 204);
+    let out = status(&f, "campaign.toml");
+    assert!(
+        out.contains("SMS delivery (receipts): 1 delivered, 1 undelivered"),
+        "{out}"
+    );
+    assert_eq!(l.stop(), Some(0));
 }

@@ -397,15 +397,10 @@ async fn sms_inbound(
     };
     let served = &app.site.campaigns[&campaign];
     let region = served.campaign.clinic.region;
-    // Vonage writes numbers without the `+`.
-    let written =
-        if inbound.from.starts_with('+') || !inbound.from.bytes().all(|b| b.is_ascii_digit()) {
-            inbound.from.clone()
-        } else {
-            format!("+{}", inbound.from)
-        };
-    let from = crate::address::E164Phone::parse(&written, region)
-        .map_or(written, |p| p.as_str().to_string());
+    // Vonage writes numbers without the `+`; both ends are kept in E.164 where they are
+    // numbers (a START must find the STOP whichever provider carried it).
+    let from = e164(&inbound.from, region);
+    let to = e164(&inbound.to, region);
     // One part of a longer message is kept for staff: an opt-out word is never split.
     let kind = match (&inbound.part, crate::webhook::classify(&inbound.body)) {
         (Some(_), _) => ReplyKind::Other,
@@ -418,7 +413,7 @@ async fn sms_inbound(
         provider_id: inbound.provider_id.clone(),
         campaign: campaign.clone(),
         from: from.clone(),
-        to: inbound.to.clone(),
+        to,
         body: inbound.body.clone(),
         kind,
         part: inbound
@@ -446,6 +441,20 @@ async fn sms_inbound(
         GatewayPreset::Twilio => twiml(help.as_deref()),
         _ => StatusCode::NO_CONTENT.into_response(),
     }
+}
+
+/// A number as a provider wrote it (`+13125550101`, Vonage's `13125550101`) in E.164; a short
+/// code or a sender name as written.
+fn e164(written: &str, region: phonenumber::country::Id) -> String {
+    let plus = if !written.starts_with('+')
+        && written.len() > 7
+        && written.bytes().all(|b| b.is_ascii_digit())
+    {
+        format!("+{written}")
+    } else {
+        written.to_string()
+    };
+    crate::address::E164Phone::parse(&plus, region).map_or(plus, |p| p.as_str().to_string())
 }
 
 /// A TwiML answer: one message back, or none.

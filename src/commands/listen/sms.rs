@@ -96,9 +96,15 @@ pub fn verified(gateway: &Gateway, req: &Request<'_>, now: i64) -> Result<Params
                 .map_err(Refused::Forged)?;
             Ok(params)
         }
+        // A generic gateway's receipt is read from the body by JSON pointers, not as
+        // parameters (its JSON may nest).
         WebhookCheck::SharedSecret { header: name } => {
             webhook::verify_shared_secret(key, header(name)).map_err(Refused::Forged)?;
-            params()
+            if json {
+                Ok(Params::default())
+            } else {
+                params()
+            }
         }
         WebhookCheck::BodyHmac {
             header: name,
@@ -107,7 +113,11 @@ pub fn verified(gateway: &Gateway, req: &Request<'_>, now: i64) -> Result<Params
         } => {
             webhook::verify_body_hmac(key, req.body, header(name), *encoding, prefix)
                 .map_err(Refused::Forged)?;
-            params()
+            if json {
+                Ok(Params::default())
+            } else {
+                params()
+            }
         }
     }
 }
