@@ -4,6 +4,7 @@
 
 pub mod approve;
 pub mod check;
+pub mod headers;
 pub mod inbox;
 pub mod listen;
 pub mod preview;

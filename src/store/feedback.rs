@@ -267,6 +267,22 @@ pub struct Reply {
     pub read_at: Option<String>,
 }
 
+/// The columns [`reply_from`] reads, in its order.
+const REPLY: &str = "id, campaign, from_number, body, keyword, action, received_at, read_at";
+
+fn reply_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Reply> {
+    Ok(Reply {
+        id: r.get(0)?,
+        campaign: r.get(1)?,
+        from: r.get(2)?,
+        body: r.get(3)?,
+        keyword: r.get(4)?,
+        action: r.get(5)?,
+        received_at: r.get(6)?,
+        read_at: r.get(7)?,
+    })
+}
+
 /// What `status` shows of what came back, for one campaign and its state directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FeedbackCounts {
@@ -384,23 +400,11 @@ impl Ledger {
     /// The replies kept, newest first: unread ones only unless `all`.
     pub fn replies(&self, all: bool) -> Result<Vec<Reply>, LedgerError> {
         self.sql(|c| {
-            let mut stmt = c.prepare(
-                "SELECT id, campaign, from_number, body, keyword, action, received_at, read_at
-                 FROM replies WHERE ?1 OR (read_at IS NULL AND keyword = 'other')
-                 ORDER BY received_at DESC, id DESC",
-            )?;
-            let rows = stmt.query_map([all], |r| {
-                Ok(Reply {
-                    id: r.get(0)?,
-                    campaign: r.get(1)?,
-                    from: r.get(2)?,
-                    body: r.get(3)?,
-                    keyword: r.get(4)?,
-                    action: r.get(5)?,
-                    received_at: r.get(6)?,
-                    read_at: r.get(7)?,
-                })
-            })?;
+            let mut stmt = c.prepare(&format!(
+                "SELECT {REPLY} FROM replies WHERE ?1 OR (read_at IS NULL AND keyword = 'other')
+                 ORDER BY received_at DESC, id DESC"
+            ))?;
+            let rows = stmt.query_map([all], reply_from)?;
             rows.collect()
         })
     }
@@ -420,21 +424,9 @@ impl Ledger {
         for id in ids {
             let reply = tx
                 .query_row(
-                    "SELECT id, campaign, from_number, body, keyword, action, received_at, read_at
-                     FROM replies WHERE id = ?1",
+                    &format!("SELECT {REPLY} FROM replies WHERE id = ?1"),
                     [id],
-                    |r| {
-                        Ok(Reply {
-                            id: r.get(0)?,
-                            campaign: r.get(1)?,
-                            from: r.get(2)?,
-                            body: r.get(3)?,
-                            keyword: r.get(4)?,
-                            action: r.get(5)?,
-                            received_at: r.get(6)?,
-                            read_at: r.get(7)?,
-                        })
-                    },
+                    reply_from,
                 )
                 .optional()
                 .map_err(sqlite)?;

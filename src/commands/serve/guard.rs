@@ -105,22 +105,8 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-
     img-src 'self' data:; connect-src 'self'; frame-src 'none'; form-action 'self'; \
     base-uri 'none'; frame-ancestors 'none'";
 
-pub(super) fn secure(mut response: Response) -> Response {
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+pub(super) fn secure(response: Response) -> Response {
+    crate::commands::headers::secure(response, CSP)
 }
 
 #[cfg(test)]
