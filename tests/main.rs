@@ -8,6 +8,7 @@ mod approve;
 mod architecture;
 mod check;
 mod contacts;
+mod listen_tls;
 mod outbox;
 mod preview;
 mod send;
