@@ -73,7 +73,7 @@ impl Listen {
         let mut child = Command::new(env!("CARGO_BIN_EXE_outreach"))
             .current_dir(f.dir.path())
             .env("OUTREACH_NOW", common::MIDDAY)
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "outreach=debug")
             .args(["listen", "campaign.toml", "--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -179,11 +179,11 @@ async fn serves_https_with_its_own_certificate_and_stops_on_sigterm() {
 #[test]
 fn a_certificate_or_key_it_cannot_use_is_exit_2_naming_the_file() {
     type Break = fn(&Fixture);
-    let cases: [(&str, Break, &str); 5] = [
+    let cases: [(&str, Break, &str); 7] = [
         (
             "missing key",
             |f| std::fs::remove_file(f.path("key.pem")).unwrap(),
-            "key.pem: cannot read it: No such file or directory (os error 2)",
+            "key.pem: cannot read the private key: No such file or directory (os error 2)",
         ),
         (
             "a certificate as the key",
@@ -201,6 +201,16 @@ fn a_certificate_or_key_it_cannot_use_is_exit_2_naming_the_file() {
             "key.pem: is not a readable PEM private key",
         ),
         (
+            "a key that is not one",
+            |f| {
+                f.write(
+                    "key.pem",
+                    "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                )
+            },
+            "key.pem: is not a private key that can sign (RSA, ECDSA or Ed25519)",
+        ),
+        (
             "another certificate's key",
             |f| self_signed(f.dir.path(), "other.pem", "key.pem"),
             "key.pem: this key does not belong to the certificate in cert.pem",
@@ -209,6 +219,16 @@ fn a_certificate_or_key_it_cannot_use_is_exit_2_naming_the_file() {
             "an empty certificate file",
             |f| f.write("cert.pem", ""),
             "cert.pem: holds no certificate (PEM, -----BEGIN CERTIFICATE-----)",
+        ),
+        (
+            "a certificate that is not one",
+            |f| {
+                f.write(
+                    "cert.pem",
+                    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                )
+            },
+            "cert.pem: its first certificate cannot be used (BadEncoding)",
         ),
     ];
     // Taken: the error must be the file's, found before binding.

@@ -47,8 +47,15 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ListenError> {
                     show_path(&files.cert)
                 ),
             ),
-            // rustls's own words about a key it cannot use, which quote nothing of it.
-            other => refused(&files.key, format!("unusable private key: {other}")),
+            // rustls words it for a peer's certificate: name the reason only.
+            rustls::Error::InvalidCertificate(why) => refused(
+                &files.cert,
+                format!("its first certificate cannot be used ({why:?})"),
+            ),
+            _ => refused(
+                &files.key,
+                "is not a private key that can sign (RSA, ECDSA or Ed25519)".to_string(),
+            ),
         })?;
     // The router speaks HTTP/1.1 only: say so, rather than let a client guess.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -61,7 +68,8 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ListenError
         path: path.to_path_buf(),
         message,
     };
-    let pem = std::fs::read(path).map_err(|e| refused(format!("cannot read it: {e}")))?;
+    let pem =
+        std::fs::read(path).map_err(|e| refused(format!("cannot read the certificate: {e}")))?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, pem::Error>>()
         .map_err(|e| refused(format!("not a PEM certificate file: {e}")))?;
@@ -81,7 +89,7 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, ListenError> {
     };
     let pem = std::fs::read(path).map_err(|e| ListenError::Tls {
         path: path.to_path_buf(),
-        message: format!("cannot read it: {e}"),
+        message: format!("cannot read the private key: {e}"),
     })?;
     match PrivateKeyDer::from_pem_slice(&pem) {
         Ok(key) => Ok(key),
