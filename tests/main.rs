@@ -10,6 +10,7 @@ mod browser;
 mod check;
 mod contacts;
 mod listen;
+mod listen_tls;
 mod outbox;
 mod preview;
 mod send;

@@ -10,11 +10,13 @@
 //! before the answer (see `store::feedback_writer`), and everything is idempotent: a provider
 //! retries. The files: `setup.rs` (what is served, checked before binding), `pages.rs` (the
 //! patient's pages and the security headers), `sms.rs` (a gateway's webhooks, checked and
-//! read), and this one (routes, handlers, the server's life).
+//! read), `tls.rs` (HTTPS with the clinic's own certificate), and this one (routes, handlers,
+//! the server's life).
 
 mod pages;
 mod setup;
 mod sms;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -110,6 +112,14 @@ fn origin(base_url: &str) -> String {
 
 async fn serve(app: App, quiet: bool) -> Result<(), ListenError> {
     let addr = app.site.listen.addr.clone();
+    // Before binding: a certificate or key that cannot be used stops the start.
+    let tls = app
+        .site
+        .listen
+        .tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|source| ListenError::Bind {
@@ -143,8 +153,7 @@ async fn serve(app: App, quiet: bool) -> Result<(), ListenError> {
             pages::secure(r)
         }))
         .with_state(Arc::new(app));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
+    tls::serve(listener, tls, router, shutdown())
         .await
         .map_err(|source| ListenError::Bind { addr, source })
 }
