@@ -16,3 +16,4 @@ mod send;
 mod serve;
 mod sms_gateway;
 mod smtp;
+mod suppressions;
