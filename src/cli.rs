@@ -73,6 +73,63 @@ pub enum Command {
     /// read, or record one as an opt-out.
     #[command(after_help = EXIT_CODES)]
     Inbox(InboxArgs),
+    /// Why addresses are suppressed (the ledger's suppressions, shared by every campaign of the
+    /// state directory, and the clinic's suppression files), and lifting a ledger suppression.
+    Suppressions(SuppressionsArgs),
+}
+
+/// `outreach suppressions`.
+#[derive(Debug, Args)]
+pub struct SuppressionsArgs {
+    #[command(subcommand)]
+    pub command: SuppressionsCommand,
+}
+
+/// `outreach suppressions list|remove`.
+#[derive(Debug, Subcommand)]
+pub enum SuppressionsCommand {
+    /// Every suppression of the state directory (masked address, source, reason, date), the
+    /// ones lifted, and the entries of the clinic's suppression files (file:line).
+    #[command(after_help = EXIT_CODES)]
+    List(SuppressionsListArgs),
+    /// Lift a ledger suppression (a bounce from a mailbox full last year, a mistaken
+    /// complaint): the lift is kept with its reason, who and when. The clinic's suppression
+    /// files are not edited: an address only they hold is refused, naming the file and line.
+    #[command(after_help = EXIT_CODES)]
+    Remove(SuppressionsRemoveArgs),
+}
+
+/// `outreach suppressions list`.
+#[derive(Debug, Args)]
+pub struct SuppressionsListArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// Only this address's entries, in full: an email (any case) or a phone number (any
+    /// written form).
+    #[arg(long, value_name = "ADDR")]
+    pub address: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `outreach suppressions remove`.
+#[derive(Debug, Args)]
+pub struct SuppressionsRemoveArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// The address to lift: an email (any case) or a phone number (any written form).
+    #[arg(value_name = "ADDRESS")]
+    pub address: String,
+    /// Why it is lifted; kept with the lift.
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub reason: String,
+    /// Who lifts it (default: the OS user).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `outreach listen`.
@@ -195,8 +252,8 @@ pub struct PurgeArgs {
     /// The campaign's reports in STATE_DIR/reports (run reports and `outreach report`'s CSV).
     #[arg(long)]
     pub reports: bool,
-    /// The campaign's ledger rows: messages, runs, approvals. Shared suppressions and other
-    /// campaigns stay. Every later send would message everyone again.
+    /// The campaign's ledger rows: messages, runs, approvals. Shared suppressions (and their
+    /// lifts) and other campaigns stay. Every later send would message everyone again.
     #[arg(long)]
     pub ledger: bool,
     /// A preview folder written by `preview --out DIR` for this campaign.

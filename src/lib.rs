@@ -39,7 +39,9 @@ pub mod webhook;
 use std::io::Write;
 
 use cli::{Cli, Command, Format};
-use commands::{approve, check, inbox, listen, preview, purge, report, serve, status, unsubscribe};
+use commands::{
+    approve, check, inbox, listen, preview, purge, report, serve, status, suppressions, unsubscribe,
+};
 use load::{LoadError, Loaded};
 pub use model::Exit;
 use store::lock::LockError;
@@ -73,6 +75,8 @@ pub enum Error {
     Unsubscribe(#[from] unsubscribe::UnsubscribeError),
     #[error(transparent)]
     Listen(#[from] listen::ListenError),
+    #[error(transparent)]
+    Suppressions(#[from] suppressions::SuppressionsError),
     /// `send` into a state directory `--set` chose whose ledger has never seen the campaign.
     #[error(
         "--set {arg}: the ledger in {} has never seen campaign {id}; nothing sent. Sending there \
@@ -110,6 +114,7 @@ impl Error {
             | Error::Report(_)
             | Error::Unsubscribe(_)
             | Error::Listen(_)
+            | Error::Suppressions(_)
             | Error::NewLedger { .. } => Exit::Unusable,
         }
     }
@@ -192,6 +197,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             print(args.format, !quiet, &inbox::run(&campaign, &request)?)?;
             Ok(Exit::Ok)
         }
+        Command::Suppressions(args) => run_suppressions(args.command, quiet),
         Command::Approve(args) => run_approve(&args, quiet),
         Command::Purge(args) => run_purge(&args, quiet),
         Command::Status(args) => {
@@ -366,6 +372,34 @@ fn run_unsubscribe(args: &cli::UnsubscribeArgs, quiet: bool) -> Result<Exit, Err
         );
     }
     Ok(if bad { Exit::Failed } else { Exit::Ok })
+}
+
+/// `outreach suppressions list|remove`: reads the campaign file only (its state directory, region
+/// and suppression files), not its contacts or templates.
+fn run_suppressions(command: cli::SuppressionsCommand, quiet: bool) -> Result<Exit, Error> {
+    let campaign_of =
+        |args: &cli::CampaignArgs| config::load(&args.campaign, &args.set).map_err(LoadError::from);
+    match command {
+        cli::SuppressionsCommand::List(args) => {
+            let campaign = campaign_of(&args.campaign)?;
+            let listing = suppressions::list(&campaign, args.address.as_deref())?;
+            print(args.format, !quiet, &listing)?;
+        }
+        cli::SuppressionsCommand::Remove(args) => {
+            let campaign = campaign_of(&args.campaign)?;
+            let by = args
+                .by
+                .filter(|b| !b.trim().is_empty())
+                .unwrap_or_else(approve::os_user);
+            let now = model::Clock::from_env()
+                .map(|c| c.now())
+                .unwrap_or_else(|_| chrono::Utc::now());
+            let removed =
+                suppressions::remove(&campaign, &args.address, &args.reason, by.trim(), now)?;
+            print(args.format, !quiet, &removed)?;
+        }
+    }
+    Ok(Exit::Ok)
 }
 
 /// `outreach approve`: check, then record the approval (or, with `--show`, print the latest).

@@ -17,3 +17,4 @@ mod send;
 mod serve;
 mod sms_gateway;
 mod smtp;
+mod suppressions;

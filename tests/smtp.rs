@@ -429,6 +429,84 @@ fn every_consenting_patient_gets_exactly_one_correct_message() {
     assert_eq!(server.messages().len(), 4);
 }
 
+/// The unsubscribe token of a message (its `List-Unsubscribe` link comes first).
+fn token_in(message: &str) -> String {
+    let at = message.find("unsubscribe?t=").expect("an unsubscribe link") + "unsubscribe?t=".len();
+    message[at..at + 26].to_string()
+}
+
+#[test]
+fn the_bounce_address_is_each_messages_envelope_sender_with_its_own_token() {
+    let (f, server) = with_smtpd("tls = \"none\"\nport = PORT", "", &[]);
+    let bounce = [
+        "--set",
+        "email.bounce_address=bounces+{{token}}@riverside.example",
+    ];
+    let (code, out, err) = send(&f, &bounce);
+    assert_eq!(code, 0, "{out}{err}");
+    let envelopes = server.envelopes();
+    assert_eq!(envelopes.len(), 4);
+    let mut tokens = std::collections::BTreeSet::new();
+    let mut carried = Vec::new();
+    for e in &envelopes {
+        let message =
+            std::fs::read_to_string(server.store.join("new").join(e["file"].as_str().unwrap()))
+                .unwrap();
+        let token = token_in(&message);
+        assert_eq!(
+            e["mail_from"],
+            format!("bounces+{token}@riverside.example"),
+            "{message}"
+        );
+        // Return-Path is the final mailbox's to add, from the envelope; a sender sets none.
+        assert!(!message.contains("Return-Path"), "{message}");
+        // The From address stays the clinic's.
+        assert!(
+            message
+                .lines()
+                .any(|l| l == "From: \"Riverside Physio\" <care@riverside.example>"),
+            "{message}"
+        );
+        tokens.insert(token);
+        carried.push(format!(
+            "Return-Path: <{}>\r\n{message}",
+            e["mail_from"].as_str().unwrap()
+        ));
+    }
+    assert_eq!(tokens.len(), 4, "one token per message: {tokens:?}");
+
+    // The file transport, with the same unsubscribe key: each `.eml` is what SMTP carried,
+    // after the `Return-Path:` line a mailbox would add from that envelope.
+    std::fs::create_dir_all(f.path("state2")).unwrap();
+    std::fs::copy(
+        f.path(".outreach/unsubscribe.key"),
+        f.path("state2/unsubscribe.key"),
+    )
+    .unwrap();
+    let (code, out, err) = f.run(
+        &[
+            &[
+                "send",
+                "campaign.toml",
+                "--channel",
+                "email",
+                "--new-ledger",
+            ][..],
+            &["--set", "sending.state_dir=state2"],
+            &bounce,
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let mut written: Vec<String> = std::fs::read_dir(f.path("outbox/email"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    written.sort();
+    carried.sort();
+    assert_eq!(written, carried);
+}
+
 #[test]
 fn the_file_transport_writes_exactly_the_bytes_smtp_carries() {
     let (f, server) = with_smtpd("tls = \"none\"\nport = PORT", "", &[]);

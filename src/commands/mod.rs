@@ -12,4 +12,5 @@ pub mod purge;
 pub mod report;
 pub mod serve;
 pub mod status;
+pub mod suppressions;
 pub mod unsubscribe;

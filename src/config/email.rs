@@ -1,6 +1,7 @@
-//! `[email]`: the sender, the unsubscribe link every message carries, how email leaves (the
-//! `.eml` outbox or an SMTP relay, clear text refused off loopback) and the DKIM key that signs
-//! every message. The key is read and checked here, once, so a bad key stops `check`.
+//! `[email]`: the sender, the unsubscribe link every message carries, the envelope sender
+//! bounces go to, how email leaves (the `.eml` outbox or an SMTP relay, clear text refused off
+//! loopback) and the DKIM key that signs every message. The key is read and checked here, once,
+//! so a bad key stops `check`.
 
 use std::path::{Path, PathBuf};
 
@@ -24,8 +25,97 @@ pub struct EmailSettings {
     /// An `https://` or `http://` URL containing `{{token}}`.
     pub unsubscribe_url: String,
     pub unsubscribe_mailto: Option<lettre::Address>,
+    /// The envelope sender (`MAIL FROM`), where bounces go: `email.bounce_address`, else the
+    /// `From` address.
+    pub bounce_address: Option<BounceAddress>,
     /// Signs every message (`[email.dkim]`), whatever the transport.
     pub dkim: Option<DkimSigner>,
+}
+
+impl EmailSettings {
+    /// The envelope sender of the message whose unsubscribe token is `token`: the bounce
+    /// address filled with it, else the `From` address.
+    pub fn envelope_from(&self, token: &str) -> lettre::Address {
+        match &self.bounce_address {
+            Some(b) => b.fill(token),
+            None => self.from.email.clone(),
+        }
+    }
+}
+
+/// `email.bounce_address`: an address whose local part may hold `{{token}}`, filled with each
+/// message's unsubscribe token (VERP), so that a bounce names the message it answers in the
+/// address it is sent to, whatever its text says. Checked when the campaign loads: a dot-atom
+/// local part (no quotes) that stays a valid address of at most 64 octets when filled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceAddress {
+    pattern: String,
+}
+
+/// The placeholder of [`BounceAddress`].
+const TOKEN: &str = "{{token}}";
+
+impl BounceAddress {
+    /// The pattern as written (`bounces+{{token}}@riverside.example`).
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The address for the message whose token is `token` (a token is letters, digits and
+    /// `-`: see `token.rs` and `render::INERT_TOKEN`, each valid in a dot-atom).
+    pub fn fill(&self, token: &str) -> lettre::Address {
+        self.pattern
+            .replace(TOKEN, token)
+            .parse()
+            .expect("a bounce address filled with a token is valid: checked at load")
+    }
+
+    /// Checks a pattern: see the type.
+    fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value.contains(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '"') {
+            return Err(format!(
+                "{value:?} is not a bare address like \"bounces+{TOKEN}@clinic.example\" (no \
+                 name, angle brackets, quotes or spaces)"
+            ));
+        }
+        let Some((local, domain)) = value.rsplit_once('@') else {
+            return Err(format!("{value:?} is not an address: it has no @"));
+        };
+        if domain.contains(['{', '}']) {
+            return Err(format!("{TOKEN} may only be in the part before the @"));
+        }
+        if local.matches(TOKEN).count() > 1 {
+            return Err(format!("{TOKEN} may appear once"));
+        }
+        if local.replacen(TOKEN, "", 1).contains(['{', '}']) {
+            return Err(format!(
+                "{value:?}: the only placeholder is {TOKEN}, the message's unsubscribe token"
+            ));
+        }
+        // A token as `token.rs` makes them: 26 characters of a-z and 2-7.
+        let sample = "abcdefghijklmnopqrstuvwxyz";
+        let filled = local.replace(TOKEN, sample);
+        if filled.starts_with('.') || filled.ends_with('.') || filled.contains("..") {
+            return Err(format!(
+                "{value:?}: the part before the @ may not start or end with a dot, or hold two \
+                 in a row"
+            ));
+        }
+        if filled.len() > 64 {
+            return Err(format!(
+                "{value:?}: the part before the @ would be {} characters with the 26 of a \
+                 token; an address allows 64",
+                filled.len()
+            ));
+        }
+        format!("{filled}@{domain}")
+            .parse::<lettre::Address>()
+            .map_err(|e| format!("{value:?} is not a valid address once filled: {e}"))?;
+        Ok(BounceAddress {
+            pattern: value.to_string(),
+        })
+    }
 }
 
 /// A DKIM signing configuration, loaded once: relaxed/relaxed canonicalisation (the default
@@ -188,6 +278,11 @@ pub(super) fn validate_email(
             })
         })
         .transpose()?;
+    let bounce_address = re
+        .bounce_address
+        .filter(|s| !s.trim().is_empty())
+        .map(|b| loc.at("email.bounce_address", BounceAddress::parse(&b)))
+        .transpose()?;
     let dkim = re
         .dkim
         .map(|d| validate_dkim(d, loc, dir, &from))
@@ -198,6 +293,7 @@ pub(super) fn validate_email(
         transport,
         unsubscribe_url,
         unsubscribe_mailto,
+        bounce_address,
         dkim,
     })
 }
@@ -392,8 +488,76 @@ mod tests {
                 &["email.unsubscribe_mailto=\"mailto:nobody\""],
                 "--set email.unsubscribe_mailto=\"mailto:nobody\": `email.unsubscribe_mailto`: \"nobody\" is not an email address: Missing domain or user",
             ),
+            (
+                &["email.bounce_address=\"Bounces <b+{{token}}@riverside.example>\""],
+                "--set email.bounce_address=\"Bounces <b+{{token}}@riverside.example>\": `email.bounce_address`: \"Bounces <b+{{token}}@riverside.example>\" is not a bare address like \"bounces+{{token}}@clinic.example\" (no name, angle brackets, quotes or spaces)",
+            ),
+            (
+                &["email.bounce_address=bounces"],
+                "--set email.bounce_address=bounces: `email.bounce_address`: \"bounces\" is not an address: it has no @",
+            ),
+            (
+                &["email.bounce_address=\"b@{{token}}.riverside.example\""],
+                "--set email.bounce_address=\"b@{{token}}.riverside.example\": `email.bounce_address`: {{token}} may only be in the part before the @",
+            ),
+            (
+                &["email.bounce_address=\"b+{{token}}.{{token}}@riverside.example\""],
+                "--set email.bounce_address=\"b+{{token}}.{{token}}@riverside.example\": `email.bounce_address`: {{token}} may appear once",
+            ),
+            (
+                &["email.bounce_address=\"b+{{contact}}@riverside.example\""],
+                "--set email.bounce_address=\"b+{{contact}}@riverside.example\": `email.bounce_address`: \"b+{{contact}}@riverside.example\": the only placeholder is {{token}}, the message's unsubscribe token",
+            ),
+            (
+                &["email.bounce_address=\"{{token}}.@riverside.example\""],
+                "--set email.bounce_address=\"{{token}}.@riverside.example\": `email.bounce_address`: \"{{token}}.@riverside.example\": the part before the @ may not start or end with a dot, or hold two in a row",
+            ),
+            (
+                &[
+                    "email.bounce_address=\"bounces-from-the-riverside-clinic-2026+{{token}}@riverside.example\"",
+                ],
+                "--set email.bounce_address=\"bounces-from-the-riverside-clinic-2026+{{token}}@riverside.example\": `email.bounce_address`: \"bounces-from-the-riverside-clinic-2026+{{token}}@riverside.example\": the part before the @ would be 65 characters with the 26 of a token; an address allows 64",
+            ),
+            (
+                &["email.bounce_address=\"bounces+{{token}}@\""],
+                "--set email.bounce_address=\"bounces+{{token}}@\": `email.bounce_address`: \"bounces+{{token}}@\" is not a valid address once filled: Invalid email domain",
+            ),
         ];
         assert_errors(sets, &[]);
+    }
+
+    /// `email.bounce_address`: filled with each message's token, or fixed; the From address
+    /// without it.
+    #[test]
+    fn bounce_address_fills_the_envelope_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("campaign.toml");
+        std::fs::write(&path, crate::config::testing::BASE).unwrap();
+        let campaign = |sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            crate::config::load(&path, &sets).unwrap()
+        };
+        let token = "2kgoys52vqzfb7tbmhfkyhg4za";
+        let c = campaign(&["email.bounce_address=\"bounces+{{token}}@riverside.example\""]);
+        let email = c.email.unwrap();
+        assert_eq!(
+            email.envelope_from(token).to_string(),
+            format!("bounces+{token}@riverside.example")
+        );
+        assert_eq!(
+            email.envelope_from(crate::render::INERT_TOKEN).to_string(),
+            "bounces+test-message-not-a-patient@riverside.example"
+        );
+        let c = campaign(&["email.bounce_address=\" bounces@riverside.example \""]);
+        assert_eq!(
+            c.email.unwrap().envelope_from(token).to_string(),
+            "bounces@riverside.example"
+        );
+        let c = campaign(&[]);
+        assert_eq!(
+            c.email.unwrap().envelope_from(token).to_string(),
+            "care@riverside.example"
+        );
     }
 
     /// `[email.smtp]`, its password source included. Exact messages.

@@ -108,6 +108,7 @@ pub(super) struct RawEmail {
     pub outbox: Option<String>,
     pub unsubscribe_url: Option<String>,
     pub unsubscribe_mailto: Option<String>,
+    pub bounce_address: Option<String>,
     pub smtp: Option<RawSmtp>,
     pub dkim: Option<RawDkim>,
 }

@@ -38,6 +38,22 @@ pub struct Suppressions {
     pub warnings: Vec<FileWarning>,
     /// Each suppression file and the addresses (normalised) it lists, for approvals.
     pub files: Vec<(PathBuf, Vec<String>)>,
+    /// Each valid entry of the files with its line (see [`Suppressions::listed`]).
+    listed: Vec<(String, SuppressedBy)>,
+}
+
+/// The normalised form of a suppression entry: a lowercased email, or an E.164 number read
+/// with the clinic's region; `None` for neither.
+fn key(value: &str, region: phonenumber::country::Id) -> Option<String> {
+    if value.contains('@') {
+        EmailAddress::parse(value)
+            .ok()
+            .map(|e| e.normalised().to_string())
+    } else {
+        E164Phone::parse(value, region)
+            .ok()
+            .map(|p| p.as_str().to_string())
+    }
 }
 
 impl Suppressions {
@@ -63,27 +79,29 @@ impl Suppressions {
         region: phonenumber::country::Id,
         by: SuppressedBy,
     ) -> bool {
-        let key = if value.contains('@') {
-            EmailAddress::parse(value)
-                .ok()
-                .map(|e| e.normalised().to_string())
-        } else {
-            E164Phone::parse(value, region)
-                .ok()
-                .map(|p| p.as_str().to_string())
-        };
-        match key {
+        match key(value, region) {
             Some(k) => {
-                if let Some((file, list)) = self.files.last_mut()
-                    && *file == by.file
-                {
-                    list.push(k.clone());
-                }
-                self.entries.entry(k).or_insert(by);
+                self.add(k, by);
                 true
             }
             None => false,
         }
+    }
+
+    /// Adds a normalised address.
+    fn add(&mut self, key: String, by: SuppressedBy) {
+        if let Some((file, list)) = self.files.last_mut()
+            && *file == by.file
+        {
+            list.push(key.clone());
+        }
+        self.entries.entry(key).or_insert(by);
+    }
+
+    /// Every entry of the files, in file and line order: an address listed twice is here twice
+    /// (`get` gives only its first), so that every line to edit can be named.
+    pub fn listed(&self) -> &[(String, SuppressedBy)] {
+        &self.listed
     }
 
     /// Reads suppression files: a CSV whose header has an `address`, `email` or `phone` column
@@ -151,7 +169,10 @@ impl Suppressions {
                     file: path.to_path_buf(),
                     line,
                 };
-                if !self.insert(value, region, by) {
+                if let Some(k) = key(value, region) {
+                    self.listed.push((k.clone(), by.clone()));
+                    self.add(k, by);
+                } else {
                     self.warnings.push(FileWarning {
                         file: path.to_path_buf(),
                         line: Some(line),
@@ -193,5 +214,24 @@ mod tests {
         assert!(s.get("+13125550178").is_some());
         assert_eq!(s.warnings.len(), 1);
         assert_eq!(s.warnings[0].line, Some(4));
+        // Every entry with its line, an address listed twice included.
+        s.load_text(Path::new("p.txt"), "ANN@example.com\n", Id::US)
+            .unwrap();
+        let listed: Vec<(&str, usize)> = s
+            .listed()
+            .iter()
+            .map(|(a, by)| (a.as_str(), by.line))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("ann@example.com", 2),
+                ("+13125550177", 3),
+                ("bo@example.com", 2),
+                ("+13125550178", 3),
+                ("ann@example.com", 1)
+            ]
+        );
+        assert_eq!(s.get("ann@example.com").unwrap().file, Path::new("o.csv"));
     }
 }

@@ -97,9 +97,12 @@ impl Outbound for EmailOut {
             .email_message(index, &rendered, run.date)
             .expect("a rendered email")
             .map_err(Unsendable::Build)?;
+        let Rendered::Email { token, .. } = &rendered else {
+            unreachable!("an email renders as one")
+        };
         let settings = loaded.campaign.email.as_ref().expect("email is enabled");
         Ok(EmailOut {
-            from: settings.from.email.clone(),
+            from: settings.envelope_from(token),
             to: contact
                 .email
                 .clone()

@@ -223,13 +223,17 @@ pub(super) fn email_transport(loaded: &Loaded) -> Result<Arc<dyn Transport<Email
     let settings = loaded.campaign.email.as_ref().expect("email is enabled");
     Ok(match &settings.transport {
         EmailTransport::File { outbox } => {
-            Arc::new(transport::file::EmailFile::new(outbox).map_err(|source| {
-                SendError::Outbox {
-                    channel,
-                    path: outbox.clone(),
-                    source,
-                }
-            })?)
+            // The envelope sender is shown only when it is not the From address.
+            let return_path = settings.bounce_address.is_some();
+            Arc::new(
+                transport::file::EmailFile::new(outbox, return_path).map_err(|source| {
+                    SendError::Outbox {
+                        channel,
+                        path: outbox.clone(),
+                        source,
+                    }
+                })?,
+            )
         }
         EmailTransport::Smtp(settings) => Arc::new(transport::smtp::Smtp::new(settings).map_err(
             |e| SendError::Transport {

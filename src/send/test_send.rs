@@ -95,7 +95,8 @@ pub fn test_to(
             )
             .map_err(TestToError::Build)?;
             let message = EmailOut {
-                from: settings.from.email.clone(),
+                // Its token is inert: a bounce of it maps to no patient either.
+                from: settings.envelope_from(&token),
                 to: staff.clone(),
                 bytes: crate::message::wire(settings, &m, now),
                 campaign: loaded.campaign.id.clone(),

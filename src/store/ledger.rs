@@ -6,7 +6,8 @@
 //!
 //! `store::ledger` is also the one path where callers find every record the ledger takes and
 //! gives: the claims and outcomes (`store/claims.rs`), the writer that commits them
-//! (`store/writer.rs`) and the purge counts (`store/purge.rs`) are re-exported here.
+//! (`store/writer.rs`), the purge counts (`store/purge.rs`) and the suppressions and their lifts
+//! (`store/suppressions.rs`) are re-exported here.
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ pub use super::claims::{Claim, Claimed, Granted, Outcome, RowId};
 pub use super::purge::CampaignRows;
 use super::sqlite::sqlite_error;
 pub use super::sqlite::{FILE, Ledger, LedgerError, timestamp};
+pub use super::suppressions::{Lift, Suppression};
 pub use super::writer::{BeforeCommit, ClockFn, Writer, WriterHandle};
 
 /// One row, for reports.

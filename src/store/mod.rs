@@ -19,8 +19,8 @@
 //!   groups them into one store-private call, `Ledger::commit` (outcomes, then claims, in one
 //!   transaction), which is where never-twice is enforced;
 //! - `status` and `report`: `counts`, `last_run`, `each_row`, `rows_of` ([`ledger::RowLookup`]);
-//! - the other commands: `suppress` (`unsubscribe`), `approve` and `approval`, `campaign_rows`
-//!   and `purge`.
+//! - the other commands: `suppress` (`unsubscribe`), `suppression_rows`, `lifts` and `lift`
+//!   (`suppressions`), `approve` and `approval`, `campaign_rows` and `purge`.
 //!
 //! # A second backend
 //!

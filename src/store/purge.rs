@@ -65,7 +65,7 @@ impl Ledger {
     }
 
     /// Deletes every row of `campaign` (messages, runs, approvals, its first-send record); the
-    /// suppressions, shared by all campaigns, and other campaigns' rows stay. Deleted rows are
+    /// suppressions and their lifts, shared by all campaigns, and other campaigns' rows stay. Deleted rows are
     /// overwritten (`secure_delete`), the file rebuilt (`VACUUM`: b-tree dividers keep copies of
     /// deleted keys) and the write-ahead log emptied, so no patient address lingers.
     pub fn purge(&mut self, campaign: &str) -> Result<CampaignRows, LedgerError> {

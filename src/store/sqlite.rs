@@ -97,6 +97,20 @@ impl Ledger {
                      source TEXT,
                      added_at TEXT NOT NULL
                  );
+                 -- Suppressions an admin lifted (`outreach suppressions remove`), with what
+                 -- each was: shared by the campaigns like the suppressions, never purged.
+                 CREATE TABLE IF NOT EXISTS suppression_lifts (
+                     id INTEGER PRIMARY KEY,
+                     address TEXT NOT NULL,
+                     reason TEXT NOT NULL,
+                     source_was TEXT,
+                     reason_was TEXT NOT NULL,
+                     added_at_was TEXT NOT NULL,
+                     lifted_at TEXT NOT NULL,
+                     lifted_by TEXT NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS suppression_lifts_address
+                     ON suppression_lifts (address);
                  CREATE TABLE IF NOT EXISTS approvals (
                      id INTEGER PRIMARY KEY,
                      campaign TEXT NOT NULL,

@@ -1,17 +1,69 @@
-//! Suppressions learnt while sending (opt-out replies, `outreach unsubscribe`): one table shared
-//! by every campaign of a state directory, read when a plan is made and checked again by every
-//! claim. The user's own suppression files are read with the contacts and never written.
+//! Suppressions learnt while sending (opt-out replies, `outreach unsubscribe`, `listen`, staff):
+//! one table shared by every campaign of a state directory, read when a plan is made and checked
+//! again by every claim. An admin lifts one with `outreach suppressions remove`; the lift is kept
+//! (`suppression_lifts`, with what it lifted), so an address's history survives its lifting.
+//! The user's own suppression files are read with the contacts and never written.
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
-use super::sqlite::{Ledger, LedgerError, timestamp};
+use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
 
 /// Adds an address (parameters: address, reason, source, time) unless it is already there: the
 /// first reason stays.
 pub(super) const INSERT: &str =
     "INSERT INTO suppressions (address, reason, source, added_at) VALUES (?1, ?2, ?3, ?4)
      ON CONFLICT (address) DO NOTHING";
+
+/// A row of the suppression table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Suppression {
+    /// The normalised address: a lowercased email or an E.164 number.
+    pub address: String,
+    pub reason: String,
+    /// Who or what suppressed it (`sms reply, campaign X`, `unsubscribe link`, …); `None` in
+    /// rows of early ledgers.
+    pub source: Option<String>,
+    /// RFC 3339 UTC.
+    pub added_at: String,
+}
+
+/// A suppression an admin lifted, and what it was.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Lift {
+    pub address: String,
+    /// Why it was lifted, as the admin gave it.
+    pub reason: String,
+    pub source_was: Option<String>,
+    pub reason_was: String,
+    pub added_at_was: String,
+    pub lifted_at: String,
+    pub lifted_by: String,
+}
+
+const SUPPRESSION: &str = "address, reason, source, added_at";
+const LIFT: &str = "address, reason, source_was, reason_was, added_at_was, lifted_at, lifted_by";
+
+fn suppression_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suppression> {
+    Ok(Suppression {
+        address: r.get(0)?,
+        reason: r.get(1)?,
+        source: r.get(2)?,
+        added_at: r.get(3)?,
+    })
+}
+
+fn lift_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lift> {
+    Ok(Lift {
+        address: r.get(0)?,
+        reason: r.get(1)?,
+        source_was: r.get(2)?,
+        reason_was: r.get(3)?,
+        added_at_was: r.get(4)?,
+        lifted_at: r.get(5)?,
+        lifted_by: r.get(6)?,
+    })
+}
 
 impl Ledger {
     /// Adds addresses learnt while sending (opt-out replies, `outreach unsubscribe`) to the
@@ -34,5 +86,121 @@ impl Ledger {
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect()
         })
+    }
+
+    /// The suppression table's rows, oldest first; only `address`'s when given.
+    pub fn suppression_rows(&self, address: Option<&str>) -> Result<Vec<Suppression>, LedgerError> {
+        self.sql(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {SUPPRESSION} FROM suppressions WHERE ?1 IS NULL OR address = ?1
+                 ORDER BY added_at, address"
+            ))?;
+            let rows = stmt.query_map([address], suppression_from)?;
+            rows.collect()
+        })
+    }
+
+    /// The lifted suppressions, oldest lift first; only `address`'s when given.
+    pub fn lifts(&self, address: Option<&str>) -> Result<Vec<Lift>, LedgerError> {
+        self.sql(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {LIFT} FROM suppression_lifts WHERE ?1 IS NULL OR address = ?1
+                 ORDER BY lifted_at, id"
+            ))?;
+            let rows = stmt.query_map([address], lift_from)?;
+            rows.collect()
+        })
+    }
+
+    /// Lifts `address`'s suppression: the row leaves the table and is kept, with `reason` and
+    /// `by`, in `suppression_lifts`, in one transaction. `None` when the table does not hold it.
+    pub fn lift(
+        &mut self,
+        address: &str,
+        reason: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Lift>, LedgerError> {
+        let sqlite = sqlite_error(&self.path);
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let row = tx
+            .query_row(
+                &format!("SELECT {SUPPRESSION} FROM suppressions WHERE address = ?1"),
+                [address],
+                suppression_from,
+            )
+            .optional()
+            .map_err(sqlite)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let lift = Lift {
+            address: row.address,
+            reason: reason.to_string(),
+            source_was: row.source,
+            reason_was: row.reason,
+            added_at_was: row.added_at,
+            lifted_at: timestamp(now),
+            lifted_by: by.to_string(),
+        };
+        tx.execute(
+            &format!("INSERT INTO suppression_lifts ({LIFT}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+            params![
+                lift.address,
+                lift.reason,
+                lift.source_was,
+                lift.reason_was,
+                lift.added_at_was,
+                lift.lifted_at,
+                lift.lifted_by
+            ],
+        )
+        .map_err(sqlite)?;
+        tx.execute("DELETE FROM suppressions WHERE address = ?1", [address])
+            .map_err(sqlite)?;
+        tx.commit().map_err(sqlite)?;
+        Ok(Some(lift))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lift_removes_the_row_and_keeps_what_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let t0 = Utc::now();
+        l.suppress("ann@example.com", "bounced: mailbox full", "smtp", t0)
+            .unwrap();
+        l.suppress("+13125550101", "replied \"STOP\"", "STOP reply to +1", t0)
+            .unwrap();
+        assert_eq!(l.lift("bo@example.com", "why", "alice", t0).unwrap(), None);
+        let t1 = t0 + chrono::Duration::days(1);
+        let lift = l
+            .lift("ann@example.com", "mailbox works again", "alice", t1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(lift.reason_was, "bounced: mailbox full");
+        assert_eq!(lift.source_was.as_deref(), Some("smtp"));
+        assert_eq!(lift.added_at_was, timestamp(t0));
+        assert_eq!(lift.lifted_at, timestamp(t1));
+        let left: Vec<String> = l
+            .suppression_rows(None)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.address)
+            .collect();
+        assert_eq!(left, ["+13125550101"]);
+        assert_eq!(l.lifts(Some("ann@example.com")).unwrap(), [lift]);
+        assert!(l.lifts(Some("+13125550101")).unwrap().is_empty());
+        // Suppressed again later, lifted again: both lifts are kept.
+        l.suppress("ann@example.com", "unsubscribed", "unsubscribe link", t1)
+            .unwrap();
+        l.lift("ann@example.com", "asked at the desk", "bob", t1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(l.lifts(None).unwrap().len(), 2);
     }
 }

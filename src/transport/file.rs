@@ -65,9 +65,13 @@ impl Faults {
     }
 }
 
-/// Email as `.eml` files.
+/// Email as `.eml` files: exactly the bytes SMTP would carry as `DATA`, preceded, when asked,
+/// by the `Return-Path:` line a receiving mailbox adds from the envelope sender (which is not
+/// part of those bytes, and is not the `From` address once `email.bounce_address` is set).
 pub struct EmailFile {
     faults: Faults,
+    /// Whether each file starts with `Return-Path: <envelope sender>`.
+    return_path: bool,
     dir: PathBuf,
     file_system: FileSystem,
     sequence: AtomicU64,
@@ -88,7 +92,8 @@ struct WriteJob {
 
 impl EmailFile {
     /// Creates the outbox directory (0700) if needed, and starts the thread that writes files.
-    pub fn new(dir: &Path) -> std::io::Result<Self> {
+    /// `return_path`: each file starts with the envelope sender's `Return-Path:` line.
+    pub fn new(dir: &Path, return_path: bool) -> std::io::Result<Self> {
         crate::private::create_dir(dir)?;
         let file_system = FileSystem::of(std::fs::File::open(dir)?, dir)?;
         let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
@@ -102,6 +107,7 @@ impl EmailFile {
             })?;
         Ok(EmailFile {
             faults: Faults::from_env(),
+            return_path,
             dir: dir.to_path_buf(),
             file_system,
             sequence: AtomicU64::new(0),
@@ -115,12 +121,8 @@ impl EmailFile {
         })
     }
 
-    async fn write(
-        &self,
-        bytes: &[u8],
-        campaign: &str,
-        contact_id: &str,
-    ) -> std::io::Result<String> {
+    async fn write(&self, m: &EmailOut) -> std::io::Result<String> {
+        let (campaign, contact_id) = (&m.campaign, &m.contact_id);
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
         // `CAMPAIGN+`: `outreach purge --outbox` finds a campaign's files by it (an id is checked
         // to be letters, digits, `-`, `_` and `.`, so it is a safe name and `+` ends it).
@@ -131,8 +133,14 @@ impl EmailFile {
             crate::private::file_name_part(contact_id)
         );
         let (done, result) = tokio::sync::oneshot::channel();
+        let mut bytes = Vec::with_capacity(m.bytes.len() + 80);
+        if self.return_path {
+            // As a delivery agent writes it (RFC 5322 3.6.7): first, the envelope sender.
+            bytes.extend_from_slice(format!("Return-Path: <{}>\r\n", m.from).as_bytes());
+        }
+        bytes.extend_from_slice(&m.bytes);
         let job = WriteJob {
-            bytes: bytes.to_vec(),
+            bytes,
             tmp: self.dir.join(format!(".{name}.tmp")),
             path: self.dir.join(&name),
             done,
@@ -235,7 +243,7 @@ impl Transport<EmailOut> for EmailFile {
             if let Some(fault) = self.faults.take(&m.contact_id) {
                 return fault;
             }
-            match self.write(&m.bytes, &m.campaign, &m.contact_id).await {
+            match self.write(m).await {
                 Ok(name) => Delivery::Sent { provider_id: name },
                 // Linked (or renamed) only once whole: a failed write left no message behind.
                 Err(e) => Delivery::Transient {

@@ -16,7 +16,8 @@ use crate::sms::Encoding;
 /// An email as it goes on the wire.
 #[derive(Debug, Clone)]
 pub struct EmailOut {
-    /// Envelope sender (the `From` address).
+    /// Envelope sender (`MAIL FROM`, which the final mailbox records as `Return-Path`):
+    /// `email.bounce_address` filled with the message's token, else the `From` address.
     pub from: lettre::Address,
     /// Envelope recipient, as written.
     pub to: EmailAddress,
