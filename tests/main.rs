@@ -5,6 +5,7 @@
 mod common;
 
 mod approve;
+mod bounces;
 mod architecture;
 mod browser;
 mod check;
