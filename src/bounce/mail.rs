@@ -58,6 +58,11 @@ impl Mail {
 
 /// Takes `raw` apart; `Err` says why it is not a message at all.
 pub fn read(raw: &[u8]) -> Result<Mail, String> {
+    // A message kept in an mbox starts with its `From ` separator line, which is no header.
+    let raw = match raw.strip_prefix(b"From ") {
+        Some(rest) => rest.iter().position(|&b| b == b'\n').map_or(&raw[..0], |i| &rest[i + 1..]),
+        None => raw,
+    };
     let parsed = mailparse::parse_mail(raw).map_err(|e| format!("not a mail message: {e}"))?;
     if parsed.headers.is_empty() {
         return Err("not a mail message: no header fields".into());

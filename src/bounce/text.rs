@@ -36,11 +36,11 @@ const RETURNED: &str = r"(?i)^\s*(?:-{2,}.*(?:original|returned|copy|below|heade
 
 /// The layouts, most distinctive first.
 static SECTIONS: LazyLock<Vec<Section>> = LazyLock::new(|| {
-    let bare = r"^\s*[<'\x22]?([^\s<>'\x22@]+@[^\s<>'\x22@]+?)[>'\x22]?[.:]?\s*(.*)$";
+    let bare = r"^\s*[<'\x22]?([^\s<>'\x22@]+@[^\s<>'\x22@:]+)[>'\x22]?:?(?:\s+(.*))?$";
     vec![
         Section {
             format: Format::Qmail,
-            start: re(r"(?i)^\s*(?:Hi\. This is the qmail|Hi\. This is the|Hi\. The MTA program at|This is the mail delivery agent at)"),
+            start: re(r"(?i)^\s*(?:Hi\. This is the qmail|Hi\. This is the|Hi\. The MTA program at|This is the mail delivery agent at|We're sorry\. There's a problem with the e-mail address)"),
             address: re(r"^\s*<([^>\s]+@[^>\s]+)>:?\s*(.*)$"),
             end: re(r"^\s*-{2,}"),
             delayed: false,
