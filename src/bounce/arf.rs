@@ -16,7 +16,7 @@ pub fn read(mail: &Mail, verp: Option<&Verp>) -> Option<Complaint> {
     let feedback_type = get("feedback-type")?.to_ascii_lowercase();
     let recipient = get("original-rcpt-to")
         .and_then(|v| first_address(&v))
-        .or_else(|| first_address(&mail.returned_header("to")?));
+        .or_else(|| first_address(mail.returned_header("to")?));
     let source = get("reporting-mta")
         .map(|m| m.split_once(';').map_or(m.clone(), |(_, h)| h.trim().to_string()))
         .or_else(|| get("user-agent"))
@@ -25,7 +25,7 @@ pub fn read(mail: &Mail, verp: Option<&Verp>) -> Option<Complaint> {
     let verp_token = verp.and_then(|v| {
         let from_report = envelope_from.as_deref().and_then(|f| v.token_in(f));
         from_report
-            .or_else(|| v.token_in(&mail.returned_header("return-path")?))
+            .or_else(|| v.token_in(mail.returned_header("return-path")?))
             .or_else(|| v.token_in(mail.returned_headers.as_deref()?))
     });
     Some(Complaint {

@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use mailparse::{MailHeader, MailHeaderMap, ParsedMail};
+use mailparse::{MailHeader, ParsedMail};
 use regex::Regex;
 
 /// An address as reports write it: bare, in `<…>`, after `rfc822;`. Loose on purpose (bounces
@@ -27,6 +27,8 @@ pub struct Mail {
     pub feedback_report: Option<String>,
     /// The header block of the returned message (`message/rfc822`, `text/rfc822-headers`).
     pub returned_headers: Option<String>,
+    /// The same block's fields, as (lowercased name, value).
+    returned_fields: Vec<(String, String)>,
     /// The text parts outside the returned message, decoded (HTML reduced to its text when a
     /// part has no plain alternative), in order.
     pub texts: Vec<String>,
@@ -44,10 +46,9 @@ impl Mail {
     }
 
     /// A header field of the returned message, when one came back.
-    pub fn returned_header(&self, name: &str) -> Option<String> {
-        let block = self.returned_headers.as_deref()?;
-        let (headers, _) = mailparse::parse_headers(block.as_bytes()).ok()?;
-        headers.get_first_value(name)
+    pub fn returned_header(&self, name: &str) -> Option<&str> {
+        let found = self.returned_fields.iter().find(|(n, _)| n == name);
+        found.map(|(_, v)| v.as_str())
     }
 
     /// The text parts joined, one after the other.
@@ -97,8 +98,11 @@ fn walk(part: &ParsedMail<'_>, mail: &mut Mail) {
             if mail.returned_headers.is_none() {
                 let raw = part.get_body_raw().unwrap_or_default();
                 let text = String::from_utf8_lossy(&raw);
-                let end = header_block_end(&text);
-                mail.returned_headers = Some(text[..end].to_string());
+                let block = &text[..header_block_end(&text)];
+                if let Ok((fields, _)) = mailparse::parse_headers(block.as_bytes()) {
+                    mail.returned_fields = fields.iter().map(named).collect();
+                }
+                mail.returned_headers = Some(block.to_string());
             }
         }
         m if m.starts_with("multipart/") => {

@@ -165,7 +165,7 @@ fn senders(mail: &Mail) -> BTreeSet<String> {
     let mut set: BTreeSet<String> = ours.iter().flat_map(|h| mail.headers(h)).flat_map(addresses).collect();
     for name in ["from", "return-path", "sender"] {
         if let Some(v) = mail.returned_header(name) {
-            set.extend(addresses(&v));
+            set.extend(addresses(v));
         }
     }
     set
@@ -241,7 +241,8 @@ fn generic(lines: &[&str], senders: &BTreeSet<String>, delayed: bool) -> Vec<Rec
     static ALONE: LazyLock<Regex> = LazyLock::new(|| {
         re(r#"^[\s>*-]*(?:[A-Za-z -]+:\s*)?[<'"\[]?(?:SMTP:)?[^\s<>'"@\[\]]+@[^\s<>'"@\]]+?[>'"\]]?[.:,]?\s*$|<[^>\s]+@[^>\s]+>|^\s*[^\s@<>]+@[^\s@<>:]+:"#)
     });
-    let end = re(RETURNED);
+    static END: LazyLock<Regex> = LazyLock::new(|| re(RETURNED));
+    let end = &*END;
     let Some(start) = lines.iter().position(|l| GENERIC_START.is_match(l)) else {
         return Vec::new();
     };
