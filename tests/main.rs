@@ -5,8 +5,8 @@
 mod common;
 
 mod approve;
-mod bounces;
 mod architecture;
+mod bounces;
 mod browser;
 mod check;
 mod contacts;

@@ -18,7 +18,10 @@ pub fn read(mail: &Mail, verp: Option<&Verp>) -> Option<Complaint> {
         .and_then(|v| first_address(&v))
         .or_else(|| first_address(mail.returned_header("to")?));
     let source = get("reporting-mta")
-        .map(|m| m.split_once(';').map_or(m.clone(), |(_, h)| h.trim().to_string()))
+        .map(|m| {
+            m.split_once(';')
+                .map_or(m.clone(), |(_, h)| h.trim().to_string())
+        })
         .or_else(|| get("user-agent"))
         .or_else(|| first_address(mail.header("from")?));
     let envelope_from = get("original-mail-from");

@@ -32,7 +32,11 @@ pub fn read(body: &str) -> Report {
         if let Some(mta) = get("reporting-mta") {
             report.reporting_mta = Some(after_type(&mta).to_string());
         }
-        for name in ["x-postfix-sender", "original-envelope-id", "x-original-sender"] {
+        for name in [
+            "x-postfix-sender",
+            "original-envelope-id",
+            "x-original-sender",
+        ] {
             report.sender_fields.extend(get(name));
         }
         let (original, fin) = (get("original-recipient"), get("final-recipient"));
@@ -66,7 +70,13 @@ pub fn read(body: &str) -> Report {
         let diagnostic = get("diagnostic-code").map(|d| one_line(after_type(&d)));
         let status = best_status(get("status").as_deref(), diagnostic.as_deref());
         let severity = severity(action, status.as_deref(), diagnostic.as_deref());
-        report.recipients.push(Recipient { address, status, action, diagnostic, severity });
+        report.recipients.push(Recipient {
+            address,
+            status,
+            action,
+            diagnostic,
+            severity,
+        });
     }
     report
 }
@@ -130,6 +140,9 @@ mod tests {
         assert_eq!(ann.address, "ann@example.org");
         assert_eq!(ann.status.as_deref(), Some("5.1.1"));
         assert_eq!(ann.severity, Severity::Hard);
-        assert_eq!(ann.diagnostic.as_deref(), Some("550 5.1.1 <ann@example.org>: user unknown"));
+        assert_eq!(
+            ann.diagnostic.as_deref(),
+            Some("550 5.1.1 <ann@example.org>: user unknown")
+        );
     }
 }

@@ -41,7 +41,10 @@ impl Verp {
     /// The pattern, lowercased; `None` when it has no `{{token}}`.
     pub fn new(pattern: &str) -> Option<Verp> {
         let (before, after) = pattern.split_once("{{token}}")?;
-        Some(Verp { before: before.to_ascii_lowercase(), after: after.to_ascii_lowercase() })
+        Some(Verp {
+            before: before.to_ascii_lowercase(),
+            after: after.to_ascii_lowercase(),
+        })
     }
 
     /// The token in `text`, if it holds an address of the pattern (letters in any case).
@@ -51,13 +54,19 @@ impl Verp {
         let mut from = 0;
         while let Some(at) = lower[from..].find(&self.before).map(|i| i + from) {
             from = at + 1;
-            let starts_word = at == 0 || !(token_char(bytes[at - 1]) || matches!(bytes[at - 1], b'+' | b'%'));
+            let starts_word =
+                at == 0 || !(token_char(bytes[at - 1]) || matches!(bytes[at - 1], b'+' | b'%'));
             let start = at + self.before.len();
-            let len = bytes[start..].iter().take_while(|&&c| token_char(c)).count();
+            let len = bytes[start..]
+                .iter()
+                .take_while(|&&c| token_char(c))
+                .count();
             let end = start + len;
             let rest = &bytes[end..];
             let whole = rest.starts_with(self.after.as_bytes())
-                && rest.get(self.after.len()).is_none_or(|&c| !(c.is_ascii_alphanumeric() || c == b'.' || c == b'-'));
+                && rest
+                    .get(self.after.len())
+                    .is_none_or(|&c| !(c.is_ascii_alphanumeric() || c == b'.' || c == b'-'));
             if starts_word && len > 0 && whole {
                 return Some(text[start..end].to_string());
             }
@@ -85,13 +94,19 @@ pub fn original_message_id(mail: &Mail) -> Option<String> {
     let from_part = mail.returned_header("message-id").map(str::to_string);
     let id = from_part.or_else(|| {
         let texts = mail.texts.iter().map(String::as_str);
-        texts.filter_map(|t| Some(MESSAGE_ID_LINE.captures(t)?[1].to_string())).next()
+        texts
+            .filter_map(|t| Some(MESSAGE_ID_LINE.captures(t)?[1].to_string()))
+            .next()
     })?;
     let id = id.trim();
     if id.is_empty() {
         return None;
     }
-    Some(if id.starts_with('<') { id.to_string() } else { format!("<{id}>") })
+    Some(if id.starts_with('<') {
+        id.to_string()
+    } else {
+        format!("<{id}>")
+    })
 }
 
 #[cfg(test)]
@@ -101,8 +116,14 @@ mod tests {
     #[test]
     fn verp_tokens_are_found_only_in_the_pattern() {
         let v = Verp::new("bounces+{{token}}@riverside.example").unwrap();
-        assert_eq!(v.token_in("<bounces+abc123@riverside.example>").as_deref(), Some("abc123"));
-        assert_eq!(v.token_in("Bounces+X.y=z@Riverside.Example").as_deref(), Some("X.y=z"));
+        assert_eq!(
+            v.token_in("<bounces+abc123@riverside.example>").as_deref(),
+            Some("abc123")
+        );
+        assert_eq!(
+            v.token_in("Bounces+X.y=z@Riverside.Example").as_deref(),
+            Some("X.y=z")
+        );
         assert_eq!(v.token_in("bounces+abc@riverside.example.org"), None);
         assert_eq!(v.token_in("xbounces+abc@riverside.example"), None);
         assert_eq!(v.token_in("bounces@riverside.example"), None);

@@ -37,12 +37,18 @@ pub struct Mail {
 impl Mail {
     /// The first top-level header field `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every top-level header field `name` (lowercase).
     pub fn headers(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.headers.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A header field of the returned message, when one came back.
@@ -61,7 +67,10 @@ impl Mail {
 pub fn read(raw: &[u8]) -> Result<Mail, String> {
     // A message kept in an mbox starts with its `From ` separator line, which is no header.
     let raw = match raw.strip_prefix(b"From ") {
-        Some(rest) => rest.iter().position(|&b| b == b'\n').map_or(&raw[..0], |i| &rest[i + 1..]),
+        Some(rest) => rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&raw[..0], |i| &rest[i + 1..]),
         None => raw,
     };
     let parsed = mailparse::parse_mail(raw).map_err(|e| format!("not a mail message: {e}"))?;
@@ -93,20 +102,16 @@ fn walk(part: &ParsedMail<'_>, mail: &mut Mail) {
         "message/feedback-report" => {
             mail.feedback_report.get_or_insert_with(body);
         }
-        "message/rfc822" | "message/global" | "text/rfc822-headers"
-        | "message/rfc822-headers" | "message/global-headers" => {
-            if mail.returned_headers.is_none() {
-                let raw = part.get_body_raw().unwrap_or_default();
-                let text = String::from_utf8_lossy(&raw);
-                let block = &text[..header_block_end(&text)];
-                if let Ok((fields, _)) = mailparse::parse_headers(block.as_bytes()) {
-                    mail.returned_fields = fields.iter().map(named).collect();
-                }
-                mail.returned_headers = Some(block.to_string());
-            }
-        }
+        "message/rfc822"
+        | "message/global"
+        | "text/rfc822-headers"
+        | "message/rfc822-headers"
+        | "message/global-headers" => keep_returned(part, mail),
         m if m.starts_with("multipart/") => {
-            let plain = part.subparts.iter().any(|p| p.ctype.mimetype.eq_ignore_ascii_case("text/plain"));
+            let plain = part
+                .subparts
+                .iter()
+                .any(|p| p.ctype.mimetype.eq_ignore_ascii_case("text/plain"));
             for sub in &part.subparts {
                 // An alternative's HTML says what its plain text says.
                 let html = sub.ctype.mimetype.eq_ignore_ascii_case("text/html");
@@ -119,6 +124,20 @@ fn walk(part: &ParsedMail<'_>, mail: &mut Mail) {
         m if m.starts_with("text/") || m.is_empty() => mail.texts.push(body()),
         _ => {}
     }
+}
+
+/// Keeps the header block of the first returned message (a report returns one).
+fn keep_returned(part: &ParsedMail<'_>, mail: &mut Mail) {
+    if mail.returned_headers.is_some() {
+        return;
+    }
+    let raw = part.get_body_raw().unwrap_or_default();
+    let text = String::from_utf8_lossy(&raw);
+    let block = &text[..header_block_end(&text)];
+    if let Ok((fields, _)) = mailparse::parse_headers(block.as_bytes()) {
+        mail.returned_fields = fields.iter().map(named).collect();
+    }
+    mail.returned_headers = Some(block.to_string());
 }
 
 /// Where the first header block of `text` ends (its blank line, or the end).
@@ -137,8 +156,10 @@ fn html_text(html: &str) -> String {
     static BLOCK: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?i)<\s*(?:br|/p|/div|/tr|/li|/h[1-6]|/table)\b[^>]*>").expect("valid regex")
     });
-    static TAG: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(?s)<!--.*?-->|<(?:style|script)\b.*?</(?:style|script)>|<[^>]*>").expect("valid regex"));
+    static TAG: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?s)<!--.*?-->|<(?:style|script)\b.*?</(?:style|script)>|<[^>]*>")
+            .expect("valid regex")
+    });
     let lined = BLOCK.replace_all(html, "\n");
     let bare = TAG.replace_all(&lined, " ");
     bare.replace("&nbsp;", " ")
@@ -149,11 +170,19 @@ fn html_text(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// Every address in `text`, lowercased, in order, trailing dots dropped.
+/// Every address in `text`, lowercased, in order: a domain ends at a doubled dot
+/// (`user@example.net...User unknown`), and a local part with one (`david...@gmail.com`, as
+/// archives shorten them) is no address.
 pub fn addresses(text: &str) -> impl Iterator<Item = String> + '_ {
-    ADDRESS
-        .find_iter(text)
-        .map(|m| m.as_str().trim_end_matches('.').to_ascii_lowercase())
+    ADDRESS.find_iter(text).filter_map(|m| {
+        let found = m.as_str();
+        let found = found
+            .find("..")
+            .filter(|&i| i > found.find('@').unwrap_or(0))
+            .map_or(found, |i| &found[..i]);
+        let (local, _) = found.split_once('@')?;
+        (!local.contains("..")).then(|| found.trim_end_matches('.').to_ascii_lowercase())
+    })
 }
 
 /// The first address in `text`, lowercased.

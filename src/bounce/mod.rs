@@ -19,9 +19,7 @@ mod reply;
 mod status;
 mod text;
 
-pub use kinds::{
-    Action, Bounce, Classification, Complaint, Context, Format, Recipient, Severity,
-};
+pub use kinds::{Action, Bounce, Classification, Complaint, Context, Format, Recipient, Severity};
 
 /// Reads one raw message (RFC 5322 bytes, as a mailbox holds them).
 pub fn classify(raw: &[u8], ctx: &Context<'_>) -> Classification {
@@ -48,11 +46,18 @@ pub fn classify(raw: &[u8], ctx: &Context<'_>) -> Classification {
         && !report.recipients.is_empty()
     {
         let recipients = report.recipients.clone();
-        return bounce(recipients, Format::Dsn, report.reporting_mta.clone(), &report.sender_fields);
+        return bounce(
+            recipients,
+            Format::Dsn,
+            report.reporting_mta.clone(),
+            &report.sender_fields,
+        );
     }
     let bouncy = reply::looks_like_bounce(&mail);
     if !bouncy && reply::is_auto_reply(&mail) {
-        return Classification::AutoReply { from: reply::sender(&mail) };
+        return Classification::AutoReply {
+            from: reply::sender(&mail),
+        };
     }
     if !bouncy && reply::to_unsubscribe(&mail, ctx.unsubscribe_mailto) {
         return Classification::Unsubscribe {
@@ -61,7 +66,10 @@ pub fn classify(raw: &[u8], ctx: &Context<'_>) -> Classification {
         };
     }
     if let Some(found) = text::read(&mail, bouncy) {
-        let mta = report.as_ref().and_then(|r| r.reporting_mta.clone()).or(found.reporting_mta);
+        let mta = report
+            .as_ref()
+            .and_then(|r| r.reporting_mta.clone())
+            .or(found.reporting_mta);
         let extra = report.map(|r| r.sender_fields).unwrap_or_default();
         return bounce(found.recipients, found.format, mta, &extra);
     }
@@ -71,5 +79,7 @@ pub fn classify(raw: &[u8], ctx: &Context<'_>) -> Classification {
         None if bouncy => "looks like a bounce, but names no recipient in a layout known here",
         None => "not a bounce, complaint, automatic reply or message to the unsubscribe address",
     };
-    Classification::Unrecognised { why: why.to_string() }
+    Classification::Unrecognised {
+        why: why.to_string(),
+    }
 }

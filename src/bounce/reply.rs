@@ -36,9 +36,7 @@ pub fn looks_like_bounce(mail: &Mail) -> bool {
     let from_system = first_address(from).is_some_and(|a| is_system_address(&a))
         || from.to_ascii_lowercase().contains("mail delivery");
     let subject = mail.header("subject").unwrap_or_default();
-    mail.mime_type == "multipart/report"
-        || from_system
-        || BOUNCE_SUBJECT.is_match(subject)
+    mail.mime_type == "multipart/report" || from_system || BOUNCE_SUBJECT.is_match(subject)
 }
 
 /// Whether the message is an automatic reply: `Auto-Submitted` (RFC 3834) other than `no`,
@@ -53,7 +51,11 @@ pub fn is_auto_reply(mail: &Mail) -> bool {
     let precedence = field("precedence").is_some_and(|v| v == "auto_reply");
     let oof = mail.header("x-ms-exchange-inbox-rules-loop").is_some()
         && field("x-auto-response-suppress").is_some();
-    submitted || flagged || precedence || oof || AUTO_SUBJECT.is_match(mail.header("subject").unwrap_or_default())
+    submitted
+        || flagged
+        || precedence
+        || oof
+        || AUTO_SUBJECT.is_match(mail.header("subject").unwrap_or_default())
 }
 
 /// Whether the message was sent to one of the unsubscribe mailto addresses.

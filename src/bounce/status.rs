@@ -87,10 +87,19 @@ mod tests {
 
     #[test]
     fn codes_are_found_in_words_but_not_in_addresses() {
-        assert_eq!(find_code("smtp; 550 5.1.1 <a@b.example>: User unknown").as_deref(), Some("5.1.1"));
-        assert_eq!(find_code("550-5.1.1 The email account").as_deref(), Some("5.1.1"));
+        assert_eq!(
+            find_code("smtp; 550 5.1.1 <a@b.example>: User unknown").as_deref(),
+            Some("5.1.1")
+        );
+        assert_eq!(
+            find_code("550-5.1.1 The email account").as_deref(),
+            Some("5.1.1")
+        );
         assert_eq!(find_code("host 192.0.2.25 said 550 go away"), None);
-        assert_eq!(find_code("5.7.26 unauthenticated").as_deref(), Some("5.7.26"));
+        assert_eq!(
+            find_code("5.7.26 unauthenticated").as_deref(),
+            Some("5.7.26")
+        );
         assert_eq!(find_code("Status: 4.2.2."), Some("4.2.2".into()));
     }
 
@@ -100,21 +109,57 @@ mod tests {
         assert_eq!(sev(Some("5.1.10"), None), Severity::Hard);
         assert_eq!(sev(Some("5.2.1"), None), Severity::Hard);
         assert_eq!(sev(Some("5.4.4"), None), Severity::Hard);
-        assert_eq!(sev(Some("5.2.2"), Some("mailbox full")), Severity::OtherPermanent);
-        assert_eq!(sev(Some("5.7.1"), Some("recipient address rejected: access denied")), Severity::Policy);
-        assert_eq!(sev(Some("5.0.0"), Some("550 No such user here")), Severity::Hard);
-        assert_eq!(sev(Some("5.0.0"), Some("552 message too big")), Severity::OtherPermanent);
-        assert_eq!(sev(None, Some("550 Requested action not taken: mailbox unavailable")), Severity::Hard);
+        assert_eq!(
+            sev(Some("5.2.2"), Some("mailbox full")),
+            Severity::OtherPermanent
+        );
+        assert_eq!(
+            sev(
+                Some("5.7.1"),
+                Some("recipient address rejected: access denied")
+            ),
+            Severity::Policy
+        );
+        assert_eq!(
+            sev(Some("5.0.0"), Some("550 No such user here")),
+            Severity::Hard
+        );
+        assert_eq!(
+            sev(Some("5.0.0"), Some("552 message too big")),
+            Severity::OtherPermanent
+        );
+        assert_eq!(
+            sev(
+                None,
+                Some("550 Requested action not taken: mailbox unavailable")
+            ),
+            Severity::Hard
+        );
         assert_eq!(sev(None, None), Severity::OtherPermanent);
         assert_eq!(sev(Some("4.2.2"), Some("user unknown")), Severity::Soft);
-        assert_eq!(severity(Action::Delayed, Some("5.1.1"), None), Severity::Soft);
+        assert_eq!(
+            severity(Action::Delayed, Some("5.1.1"), None),
+            Severity::Soft
+        );
     }
 
     #[test]
     fn a_class_only_status_defers_to_the_diagnostic() {
-        assert_eq!(best_status(Some("5.0.0"), Some("550 5.1.1 unknown")).as_deref(), Some("5.1.1"));
-        assert_eq!(best_status(Some("5.1.1"), Some("550 5.7.1 no")).as_deref(), Some("5.1.1"));
-        assert_eq!(best_status(None, Some("421 4.7.0 try later")).as_deref(), Some("4.7.0"));
-        assert_eq!(best_status(Some("5.0.0"), Some("451 4.3.0 odd")).as_deref(), Some("5.0.0"));
+        assert_eq!(
+            best_status(Some("5.0.0"), Some("550 5.1.1 unknown")).as_deref(),
+            Some("5.1.1")
+        );
+        assert_eq!(
+            best_status(Some("5.1.1"), Some("550 5.7.1 no")).as_deref(),
+            Some("5.1.1")
+        );
+        assert_eq!(
+            best_status(None, Some("421 4.7.0 try later")).as_deref(),
+            Some("4.7.0")
+        );
+        assert_eq!(
+            best_status(Some("5.0.0"), Some("451 4.3.0 odd")).as_deref(),
+            Some("5.0.0")
+        );
     }
 }
