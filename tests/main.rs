@@ -6,6 +6,7 @@ mod common;
 
 mod approve;
 mod architecture;
+mod bounces;
 mod browser;
 mod check;
 mod contacts;
