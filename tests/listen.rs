@@ -654,6 +654,22 @@ fn stop_and_parar_suppress_start_lifts_only_a_stop_and_other_replies_wait_for_st
     let v = check(&f);
     assert_eq!(v["channels"][0]["skipped"]["suppressed"], 2, "{v}");
     assert_eq!(v["channels"][0]["due"], 1, "{v}");
+    // The lift is in the history, the reply as the patient's consent.
+    let (code, out, err) = f.run(&[
+        "suppressions",
+        "list",
+        "campaign.toml",
+        "--address",
+        "+13125550101",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("replied \\\"start\\\" to +13125550100"),
+        "{out}"
+    );
+    assert!(out.contains("START reply"), "{out}");
 
     // The rest waits for staff, masked.
     let (code, out, err) = f.run(&["inbox", "campaign.toml"]);

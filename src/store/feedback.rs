@@ -237,6 +237,19 @@ pub(super) fn reply_in(
             }
         }
         ReplyKind::OptIn => {
+            // Kept in the lifts' history, with the reply as the patient's consent.
+            tx.prepare_cached(
+                "INSERT INTO suppression_lifts (address, reason, source_was, reason_was,
+                                                added_at_was, lifted_at, lifted_by)
+                 SELECT address, ?3, source, reason, added_at, ?4, 'START reply'
+                 FROM suppressions WHERE address = ?1 AND source = ?2",
+            )?
+            .execute(params![
+                r.from,
+                stop_source(&r.to),
+                format!("replied {:?} to {}", r.body.trim(), r.to),
+                now
+            ])?;
             let lifted = tx
                 .prepare_cached("DELETE FROM suppressions WHERE address = ?1 AND source = ?2")?
                 .execute(params![r.from, stop_source(&r.to)])?;
