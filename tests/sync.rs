@@ -3,7 +3,7 @@
 //! statuses and faults with wiremock, whose request log also proves that a message already
 //! final is never asked about again.
 
-use crate::common::{self, Fixture, run};
+use crate::common::{Fixture, run};
 use crate::sms_gateway::{
     ACCOUNT, FAST, Prism, TOKEN, TOKEN_ENV, fixture, ledger, on_message, runtime, suppressions,
     twilio, twilio_mock, twilio_sent,
@@ -299,7 +299,9 @@ fn vonage_has_no_lookup() {
 
 #[test]
 fn sync_requests_conform_to_twilios_published_api() {
-    let prism = Prism::start("twilio_api_v2010.json", true);
+    // Without --errors: the description's own example of a Messages list does not validate
+    // against its schema, which --errors turns into a 500 for a request that passed.
+    let prism = Prism::start("twilio_api_v2010.json", false);
     let f = fixture(&twilio(&prism.url(), ""), FAST);
     let mut c = f.cmd(&["send", "campaign.toml", "--channel", "sms"]);
     c.env(TOKEN_ENV, TOKEN);
@@ -319,8 +321,8 @@ fn sync_requests_conform_to_twilios_published_api() {
     )
     .unwrap();
     let (code, out, err) = sync(&f, &[]);
-    assert_eq!(code, 0, "{out}{err}");
-    // The send's 4 (a credentials check, three messages), then 2 status lookups and 1 list.
-    prism.assert_all_valid(7);
-    let _ = common::MIDDAY;
+    assert_eq!(code, 0, "{out}{err}{}", prism.log());
+    // The send's 4 (a credentials check, three messages, every one answered with the
+    // example's sid, so one sid is recorded), then 1 status lookup and 1 list.
+    prism.assert_all_valid(6);
 }
