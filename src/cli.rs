@@ -73,6 +73,12 @@ pub enum Command {
     /// read, or record one as an opt-out.
     #[command(after_help = EXIT_CODES)]
     Inbox(InboxArgs),
+    /// Ask the SMS gateway (Twilio) what became of sent SMS with no final delivery state yet,
+    /// and settle SMS left unknown: found sent, or retryable once the gateway lists none.
+    /// Exit 1 when some lookups failed, 3 when stopped early (rejected credentials,
+    /// throttled, the time bound); a rerun resumes.
+    #[command(after_help = EXIT_CODES)]
+    Sync(SyncArgs),
     /// Why addresses are suppressed (the ledger's suppressions, shared by every campaign of the
     /// state directory, and the clinic's suppression files), and lifting a ledger suppression.
     Suppressions(SuppressionsArgs),
@@ -144,6 +150,29 @@ pub struct ListenArgs {
     /// Override a campaign key of every campaign given (see `check --help`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+}
+
+/// `outreach sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+    /// Ask the gateway at most N times in this run.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Stop asking after this long (500ms, 30s, 10min); a rerun resumes.
+    #[arg(long, value_name = "DURATION", default_value = "10min", value_parser = parse_duration)]
+    pub max_time: std::time::Duration,
+    /// An unknown SMS the gateway does not list becomes retryable this long after its claim.
+    #[arg(long, value_name = "DURATION", default_value = "10min", value_parser = parse_duration)]
+    pub settle_after: std::time::Duration,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(value).map_err(|e| e.to_string())
 }
 
 /// `outreach inbox`.

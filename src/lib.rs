@@ -41,7 +41,8 @@ use std::io::Write;
 
 use cli::{Cli, Command, Format};
 use commands::{
-    approve, check, inbox, listen, preview, purge, report, serve, status, suppressions, unsubscribe,
+    approve, check, inbox, listen, preview, purge, report, serve, status, suppressions, sync,
+    unsubscribe,
 };
 use load::{LoadError, Loaded};
 pub use model::Exit;
@@ -78,6 +79,8 @@ pub enum Error {
     Listen(#[from] listen::ListenError),
     #[error(transparent)]
     Suppressions(#[from] suppressions::SuppressionsError),
+    #[error(transparent)]
+    Sync(#[from] sync::SyncError),
     /// `send` into a state directory `--set` chose whose ledger has never seen the campaign.
     #[error(
         "--set {arg}: the ledger in {} has never seen campaign {id}; nothing sent. Sending there \
@@ -103,6 +106,7 @@ impl Error {
             Error::Send(send::SendError::Unavailable { .. }) => Exit::Stopped,
             Error::Purge(purge::PurgeError::Lock(LockError::Held { .. })) => Exit::Locked,
             Error::Purge(purge::PurgeError::OutboxInUse(_)) => Exit::Locked,
+            Error::Sync(sync::SyncError::Lock(LockError::Held { .. })) => Exit::Locked,
             Error::Load(_)
             | Error::NotApproved(_)
             | Error::Unapprovable { .. }
@@ -116,6 +120,7 @@ impl Error {
             | Error::Unsubscribe(_)
             | Error::Listen(_)
             | Error::Suppressions(_)
+            | Error::Sync(_)
             | Error::NewLedger { .. } => Exit::Unusable,
         }
     }
@@ -199,6 +204,17 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             Ok(Exit::Ok)
         }
         Command::Suppressions(args) => run_suppressions(args.command, quiet),
+        Command::Sync(args) => {
+            let loaded = load(&args.campaign)?;
+            let options = sync::Options {
+                limit: args.limit,
+                max_time: args.max_time,
+                settle_after: args.settle_after,
+            };
+            let synced = sync::run(&loaded, &options)?;
+            print(args.format, !quiet, &synced)?;
+            Ok(synced.exit())
+        }
         Command::Approve(args) => run_approve(&args, quiet),
         Command::Purge(args) => run_purge(&args, quiet),
         Command::Status(args) => {

@@ -19,3 +19,4 @@ mod serve;
 mod sms_gateway;
 mod smtp;
 mod suppressions;
+mod sync;

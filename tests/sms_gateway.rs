@@ -18,11 +18,11 @@ use crate::common::{Fixture, HEADER, run};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-const TOKEN_ENV: &str = "OUTREACH_TEST_SMS_TOKEN";
-const TOKEN: &str = "test-token-0123";
+pub(crate) const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+pub(crate) const TOKEN_ENV: &str = "OUTREACH_TEST_SMS_TOKEN";
+pub(crate) const TOKEN: &str = "test-token-0123";
 /// Unlimited rate, fast retries.
-const FAST: &str = "[sending]\nsms_rate = \"0\"\nretry_delay = \"10ms\"\n";
+pub(crate) const FAST: &str = "[sending]\nsms_rate = \"0\"\nretry_delay = \"10ms\"\n";
 
 /// Three SMS contacts; P3 is María (`í` is not GSM-7: her SMS is UCS-2).
 fn contacts() -> String {
@@ -35,7 +35,7 @@ fn contacts() -> String {
 }
 
 /// A fixture sending SMS through `gateway` (the `[sms.gateway]` table's lines).
-fn fixture(gateway: &str, sending: &str) -> Fixture {
+pub(crate) fn fixture(gateway: &str, sending: &str) -> Fixture {
     let f = Fixture::new(&contacts());
     // Greets by name as written, so María's SMS is UCS-2.
     f.write(
@@ -55,20 +55,20 @@ fn fixture(gateway: &str, sending: &str) -> Fixture {
     f
 }
 
-fn twilio(base: &str, extra: &str) -> String {
+pub(crate) fn twilio(base: &str, extra: &str) -> String {
     format!(
         "preset = \"twilio\"\nbase_url = \"{base}\"\naccount = \"{ACCOUNT}\"\ntoken_env = \"{TOKEN_ENV}\"\n{extra}"
     )
 }
 
-fn vonage(base: &str) -> String {
+pub(crate) fn vonage(base: &str) -> String {
     format!(
         "preset = \"vonage\"\nbase_url = \"{base}\"\napi_key = \"abcd1234\"\ntoken_env = \"{TOKEN_ENV}\"\n"
     )
 }
 
 /// `outreach send campaign.toml --channel sms` with the token in the environment.
-fn send(f: &Fixture, extra: &[&str]) -> (i32, String, String) {
+pub(crate) fn send(f: &Fixture, extra: &[&str]) -> (i32, String, String) {
     let mut args = vec!["send", "campaign.toml", "--channel", "sms"];
     args.extend_from_slice(extra);
     let mut c = f.cmd(&args);
@@ -78,16 +78,16 @@ fn send(f: &Fixture, extra: &[&str]) -> (i32, String, String) {
 
 /// One ledger row.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Row {
-    state: String,
-    permanent: bool,
+pub(crate) struct Row {
+    pub(crate) state: String,
+    pub(crate) permanent: bool,
     attempts: u32,
-    provider_id: Option<String>,
+    pub(crate) provider_id: Option<String>,
     error: Option<String>,
 }
 
 /// The ledger's SMS rows by address (empty when there is no ledger).
-fn ledger(f: &Fixture) -> BTreeMap<String, Row> {
+pub(crate) fn ledger(f: &Fixture) -> BTreeMap<String, Row> {
     let p = f.path(".outreach/ledger.sqlite");
     if !p.exists() {
         return BTreeMap::new();
@@ -134,7 +134,7 @@ fn all_retryable(f: &Fixture) -> BTreeMap<String, Row> {
     rows
 }
 
-fn suppressions(f: &Fixture) -> Vec<(String, String)> {
+pub(crate) fn suppressions(f: &Fixture) -> Vec<(String, String)> {
     let conn = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
     let mut stmt = conn
         .prepare("SELECT address, reason FROM suppressions")
@@ -150,7 +150,7 @@ fn suppressions(f: &Fixture) -> Vec<(String, String)> {
 // ---------------------------------------------------------------------------------------------
 
 /// A running Prism mock; killed on drop.
-struct Prism {
+pub(crate) struct Prism {
     child: Child,
     port: u16,
     log: PathBuf,
@@ -160,7 +160,7 @@ struct Prism {
 impl Prism {
     /// `prism mock` of `spec` (under tests/gateways); `errors`: also fail responses that do not
     /// match the description.
-    fn start(spec: &str, errors: bool) -> Prism {
+    pub(crate) fn start(spec: &str, errors: bool) -> Prism {
         let bin = std::env::var_os("OUTREACH_PRISM")
             .map(PathBuf::from)
             .unwrap_or_else(|| common::repo().join(".tools/prism/node_modules/.bin/prism"));
@@ -211,16 +211,16 @@ impl Prism {
         p
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Asserts that Prism received `n` requests and that every one passed its validation.
-    fn assert_all_valid(&self, n: usize) {
+    pub(crate) fn assert_all_valid(&self, n: usize) {
         let log = self.log();
         let received = log.matches("Request received").count();
         let passed = log
@@ -301,7 +301,7 @@ fn vonage_requests_conform_to_the_published_api_and_its_answers_are_read() {
 // ---------------------------------------------------------------------------------------------
 
 /// A runtime for the mock server (the binary runs on the test thread meanwhile).
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -309,11 +309,11 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn twilio_sent(sid: &str) -> ResponseTemplate {
+pub(crate) fn twilio_sent(sid: &str) -> ResponseTemplate {
     ResponseTemplate::new(201).set_body_json(serde_json::json!({"sid": sid, "status": "queued"}))
 }
 
-fn twilio_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
+pub(crate) fn twilio_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(serde_json::json!({
         "code": code,
         "message": message,
@@ -322,11 +322,12 @@ fn twilio_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
     }))
 }
 
-const MESSAGES: &str = "/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Messages.json";
+pub(crate) const MESSAGES: &str =
+    "/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Messages.json";
 const ACCOUNT_PATH: &str = "/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.json";
 
 /// A Twilio mock whose credentials check passes.
-fn twilio_mock(rt: &tokio::runtime::Runtime) -> MockServer {
+pub(crate) fn twilio_mock(rt: &tokio::runtime::Runtime) -> MockServer {
     rt.block_on(async {
         let s = MockServer::start().await;
         Mock::given(method("GET"))
@@ -341,7 +342,12 @@ fn twilio_mock(rt: &tokio::runtime::Runtime) -> MockServer {
 }
 
 /// Mounts `response` for messages to `to` (digits of the number as Twilio's form encodes it).
-fn on_message(rt: &tokio::runtime::Runtime, s: &MockServer, to: &str, r: impl Respond + 'static) {
+pub(crate) fn on_message(
+    rt: &tokio::runtime::Runtime,
+    s: &MockServer,
+    to: &str,
+    r: impl Respond + 'static,
+) {
     rt.block_on(
         Mock::given(method("POST"))
             .and(path(MESSAGES))

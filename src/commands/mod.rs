@@ -13,4 +13,5 @@ pub mod report;
 pub mod serve;
 pub mod status;
 pub mod suppressions;
+pub mod sync;
 pub mod unsubscribe;

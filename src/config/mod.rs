@@ -43,7 +43,8 @@ pub use generic::{
 pub use listen::{DEFAULT_LISTEN_ADDR, ListenSettings, TlsFiles, WebhookCheck, WebhookSettings};
 pub use secrets::{SecretError, SecretSource};
 pub use values::{
-    InvalidValue, QuietHours, Rate, WindowEdge, parse_quiet_hours, parse_rate, parse_window_edge,
+    InvalidValue, QuietHours, Rate, WindowEdge, parse_duration, parse_quiet_hours, parse_rate,
+    parse_window_edge,
 };
 
 /// Reads, overrides and validates a campaign file.

@@ -152,7 +152,7 @@ pub fn parse_quiet_hours(value: &str) -> Result<Option<QuietHours>, InvalidValue
 }
 
 /// Parses `500ms`, `30s`, `2min` (a fraction is allowed: `1.5s`); zero is refused.
-pub(super) fn parse_duration(value: &str) -> Result<std::time::Duration, InvalidValue> {
+pub fn parse_duration(value: &str) -> Result<std::time::Duration, InvalidValue> {
     let v = value.trim();
     let (n, mult) = if let Some(n) = v.strip_suffix("ms") {
         (n, 0.001)

@@ -48,4 +48,5 @@ pub mod lock;
 mod purge;
 mod sqlite;
 mod suppressions;
+pub mod sync;
 mod writer;

@@ -26,6 +26,7 @@
 mod answer;
 mod error;
 mod generic;
+pub mod lookup;
 mod presets;
 
 use std::time::Duration;

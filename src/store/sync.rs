@@ -1,0 +1,162 @@
+//! What `outreach sync` reads and writes: the sent SMS whose delivery is not final yet (each
+//! provider id, to ask the gateway about), the SMS left `unknown` (the request went out and
+//! its reply was lost), and what the gateway's answers settle.
+//!
+//! A status answer is recorded through the same statement as `listen`'s receipts
+//! ([`receipt_in`]), so the two agree and a final state never goes back; an error code that
+//! says the number cannot take SMS suppresses it in the same transaction. An `unknown` row is
+//! only ever changed while it is still `unknown` (the statement says so), and each write is its
+//! own transaction: a sync killed at any point has recorded whole answers or none, and a rerun
+//! asks only about what is still open.
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::feedback::{ReceiptRecord, receipt_in};
+use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
+use super::suppressions;
+
+/// A sent SMS part with no final receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenPart {
+    pub provider_id: String,
+    /// The number it went to, E.164.
+    pub address: String,
+}
+
+/// An SMS row left `unknown`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSms {
+    pub row: i64,
+    pub contact_id: String,
+    pub address: String,
+    /// When the row was first claimed: nothing of it went before.
+    pub created_at: String,
+    /// Its last change (the claim that went out, or the recovery that found it in flight).
+    pub updated_at: String,
+}
+
+/// A suppression an answer asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppress {
+    pub address: String,
+    pub reason: String,
+    pub source: String,
+}
+
+impl Ledger {
+    /// `campaign`'s sent SMS parts that have no final receipt, in the order they were sent.
+    pub fn open_sms_parts(&self, campaign: &str) -> Result<Vec<OpenPart>, LedgerError> {
+        self.sql(|c| {
+            c.prepare(
+                "SELECT p.provider_id, m.address FROM sms_parts p
+                 JOIN messages m ON m.rowid = p.message
+                 LEFT JOIN receipts r ON r.provider_id = p.provider_id
+                 WHERE m.campaign = ?1 AND m.channel = 'sms'
+                   AND (r.state IS NULL OR r.state = 'pending')
+                 ORDER BY m.rowid, p.part",
+            )?
+            .query_map([campaign], |r| {
+                Ok(OpenPart {
+                    provider_id: r.get(0)?,
+                    address: r.get(1)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// `campaign`'s SMS rows left `unknown`.
+    pub fn unknown_sms(&self, campaign: &str) -> Result<Vec<UnknownSms>, LedgerError> {
+        self.sql(|c| {
+            c.prepare(
+                "SELECT rowid, contact_id, address, created_at, updated_at FROM messages
+                 WHERE campaign = ?1 AND channel = 'sms' AND state = 'unknown' ORDER BY rowid",
+            )?
+            .query_map([campaign], |r| {
+                Ok(UnknownSms {
+                    row: r.get(0)?,
+                    contact_id: r.get(1)?,
+                    address: r.get(2)?,
+                    created_at: r.get(3)?,
+                    updated_at: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Records what the gateway said of one part, and the suppression it asks for, in one
+    /// transaction. Returns whether the suppression is new.
+    pub fn record_lookup(
+        &mut self,
+        receipt: &ReceiptRecord,
+        suppress: Option<&Suppress>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let sqlite = sqlite_error(&self.path);
+        let now = timestamp(now);
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        receipt_in(&tx, receipt, &now).map_err(sqlite)?;
+        let added = match suppress {
+            Some(s) => tx
+                .prepare_cached(suppressions::INSERT)
+                .and_then(|mut i| i.execute(params![s.address, s.reason, s.source, now]))
+                .map_err(sqlite)?,
+            None => 0,
+        };
+        tx.commit().map_err(sqlite)?;
+        Ok(added == 1)
+    }
+
+    /// An `unknown` row the gateway lists as sent, with `sid`: now `sent`, its id beside it as
+    /// a send would have written it. Returns whether the row was still `unknown`.
+    pub fn settle_sent(
+        &mut self,
+        row: i64,
+        sid: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let sqlite = sqlite_error(&self.path);
+        let now = timestamp(now);
+        let tx = self.conn.transaction().map_err(sqlite)?;
+        let changed = tx
+            .execute(
+                "UPDATE messages SET state = 'sent', permanent = 0, provider_id = ?2,
+                     last_error = NULL, updated_at = ?3, sent_at = ?3
+                 WHERE rowid = ?1 AND state = 'unknown'",
+                params![row, sid, now],
+            )
+            .map_err(sqlite)?;
+        if changed == 1 {
+            tx.execute(
+                "INSERT INTO sms_parts (provider_id, message, part, parts) VALUES (?1, ?2, 1, 1)
+                 ON CONFLICT (provider_id) DO NOTHING",
+                params![sid, row],
+            )
+            .map_err(sqlite)?;
+        }
+        tx.commit().map_err(sqlite)?;
+        Ok(changed == 1)
+    }
+
+    /// An `unknown` row the gateway does not list, long enough after its claim: a retryable
+    /// failure, so that a later `send` delivers it. Returns whether the row was still
+    /// `unknown`.
+    pub fn settle_absent(
+        &mut self,
+        row: i64,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LedgerError> {
+        let changed = self.sql(|c| {
+            c.execute(
+                "UPDATE messages SET state = 'failed', permanent = 0, last_error = ?2,
+                     updated_at = ?3
+                 WHERE rowid = ?1 AND state = 'unknown'",
+                params![row, why, timestamp(now)],
+            )
+        })?;
+        Ok(changed == 1)
+    }
+}
