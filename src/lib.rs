@@ -21,6 +21,7 @@ pub mod contacts;
 pub mod dkim;
 pub mod fold;
 pub mod load;
+pub mod mailbox;
 pub mod message;
 pub mod model;
 pub mod paths;
@@ -41,7 +42,8 @@ use std::io::Write;
 
 use cli::{Cli, Command, Format};
 use commands::{
-    approve, check, inbox, listen, preview, purge, report, serve, status, suppressions, unsubscribe,
+    approve, bounces, check, inbox, listen, preview, purge, report, serve, status, suppressions,
+    unsubscribe,
 };
 use load::{LoadError, Loaded};
 pub use model::Exit;
@@ -78,6 +80,8 @@ pub enum Error {
     Listen(#[from] listen::ListenError),
     #[error(transparent)]
     Suppressions(#[from] suppressions::SuppressionsError),
+    #[error(transparent)]
+    Bounces(#[from] bounces::BouncesError),
     /// `send` into a state directory `--set` chose whose ledger has never seen the campaign.
     #[error(
         "--set {arg}: the ledger in {} has never seen campaign {id}; nothing sent. Sending there \
@@ -116,6 +120,7 @@ impl Error {
             | Error::Unsubscribe(_)
             | Error::Listen(_)
             | Error::Suppressions(_)
+            | Error::Bounces(_)
             | Error::NewLedger { .. } => Exit::Unusable,
         }
     }
@@ -197,6 +202,19 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             };
             print(args.format, !quiet, &inbox::run(&campaign, &request)?)?;
             Ok(Exit::Ok)
+        }
+        Command::Bounces(args) => {
+            let summary = bounces::run(&bounces::Options {
+                campaigns: args.campaigns,
+                overrides: args.set,
+            })?;
+            let exit = if summary.all_read() {
+                Exit::Ok
+            } else {
+                Exit::Failed
+            };
+            print(args.format, !quiet || exit != Exit::Ok, &summary)?;
+            Ok(exit)
         }
         Command::Suppressions(args) => run_suppressions(args.command, quiet),
         Command::Approve(args) => run_approve(&args, quiet),

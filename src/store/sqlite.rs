@@ -127,7 +127,9 @@ impl Ledger {
                      hash TEXT NOT NULL,
                      PRIMARY KEY (approval, kind, file, key)
                  ) WITHOUT ROWID;
-                 {FEEDBACK}",
+                 {FEEDBACK}
+                 {}",
+                super::bounces::SCHEMA,
             ))?;
             rebuild_messages_check(c)
         })?;
