@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{Mailbox, MailboxError};
+use super::source::{Mailbox, MailboxError};
 
 /// A Maildir on disk.
 pub struct Maildir {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{Mailbox, MailboxError};
+use super::source::{Mailbox, MailboxError};
 
 /// An mbox file, read whole when listed.
 pub struct Mbox {

@@ -9,6 +9,7 @@
 //! for email in every campaign of the state directory; soft bounces suppress once `limit` of
 //! them fall within `window`; policy and other permanent failures only count (per receiving
 //! domain): they are usually the clinic's own sending problem, not the patient's address.
+//! The tables are `sqlite.rs`'s `BOUNCES`.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
@@ -16,29 +17,6 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use super::feedback::unsubscribe_in;
 use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
 use super::suppressions;
-
-/// The tables (created with the ledger's schema).
-pub(super) const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS processed_mail (
-        mailbox TEXT NOT NULL,
-        id TEXT NOT NULL,
-        class TEXT NOT NULL,
-        processed_at TEXT NOT NULL,
-        PRIMARY KEY (mailbox, id)
-    ) WITHOUT ROWID;
-    CREATE TABLE IF NOT EXISTS bounces (
-        id INTEGER PRIMARY KEY,
-        message INTEGER,
-        address TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind = 'hard' OR kind = 'soft' OR kind = 'policy'
-                                  OR kind = 'other' OR kind = 'complaint'),
-        status TEXT,
-        diagnostic TEXT,
-        domain TEXT NOT NULL,
-        at TEXT NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS bounces_message ON bounces (message);
-    CREATE INDEX IF NOT EXISTS bounces_address ON bounces (address, kind, at);";
 
 /// What a delivery event says about an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

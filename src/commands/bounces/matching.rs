@@ -79,7 +79,7 @@ impl Index {
         ledger: &Ledger,
         class: &Classification,
     ) -> Result<(&'static str, MailEffect), LedgerError> {
-        let label = super::class_of(class);
+        let label = class_of(class);
         let effect = match class {
             Classification::Bounce(b) => {
                 let row = self.message(
@@ -173,5 +173,16 @@ fn event(message: Option<i64>, address: &str, r: &Recipient) -> MailEvent {
         },
         status: r.status.clone(),
         diagnostic: r.diagnostic.clone(),
+    }
+}
+
+/// How the summary names a classification.
+fn class_of(class: &Classification) -> &'static str {
+    match class {
+        Classification::Bounce(_) => "bounce",
+        Classification::Complaint(_) => "complaint",
+        Classification::Unsubscribe { .. } => "unsubscribe",
+        Classification::AutoReply { .. } => "auto-reply",
+        Classification::Unrecognised { .. } => "unrecognised",
     }
 }

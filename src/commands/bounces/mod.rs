@@ -69,14 +69,3 @@ pub fn run(options: &Options) -> Result<Summary, BouncesError> {
     summary.policy_by_domain = ledger.bounce_counts("")?.policy_by_domain;
     Ok(summary)
 }
-
-/// How the summary names a classification.
-fn class_of(class: &Classification) -> &'static str {
-    match class {
-        Classification::Bounce(_) => "bounce",
-        Classification::Complaint(_) => "complaint",
-        Classification::Unsubscribe { .. } => "unsubscribe",
-        Classification::AutoReply { .. } => "auto-reply",
-        Classification::Unrecognised { .. } => "unrecognised",
-    }
-}
