@@ -79,6 +79,12 @@ pub enum Command {
     /// throttled, the time bound); a rerun resumes.
     #[command(after_help = EXIT_CODES)]
     Sync(SyncArgs),
+    /// Read the bounce mailbox of one state directory ([feedback] maildir or mbox): hard
+    /// bounces and complaints suppress the address for email in every campaign, soft bounces
+    /// after a limit; policy failures are counted per domain. Safe to rerun. Exit 1 when a
+    /// message could not be read.
+    #[command(after_help = EXIT_CODES)]
+    Bounces(BouncesArgs),
     /// Why addresses are suppressed (the ledger's suppressions, shared by every campaign of the
     /// state directory, and the clinic's suppression files), and lifting a ledger suppression.
     Suppressions(SuppressionsArgs),
@@ -167,6 +173,20 @@ pub struct SyncArgs {
     #[arg(long, value_name = "DURATION", default_value = "10min", value_parser = parse_duration)]
     pub settle_after: std::time::Duration,
     /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `outreach bounces`.
+#[derive(Debug, Args)]
+pub struct BouncesArgs {
+    /// The campaign TOML files, all of one state directory, sharing one [feedback] table.
+    #[arg(value_name = "CAMPAIGN", required = true)]
+    pub campaigns: Vec<PathBuf>,
+    /// Override a campaign key of every campaign given (see `check --help`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

@@ -21,6 +21,7 @@ pub mod contacts;
 pub mod dkim;
 pub mod fold;
 pub mod load;
+pub mod mailbox;
 pub mod message;
 pub mod model;
 pub mod paths;
@@ -41,8 +42,8 @@ use std::io::Write;
 
 use cli::{Cli, Command, Format};
 use commands::{
-    approve, check, inbox, listen, preview, purge, report, serve, status, suppressions, sync,
-    unsubscribe,
+    approve, bounces, check, inbox, listen, preview, purge, report, serve, status, suppressions,
+    sync, unsubscribe,
 };
 use load::{LoadError, Loaded};
 pub use model::Exit;
@@ -68,7 +69,9 @@ pub enum Error {
     NotApproved(#[from] approval::Refusal),
     /// `approve --strict` refuses: rows have problems.
     #[error("not approved: {rows} rows have problems (--strict)")]
-    Unapprovable { rows: usize },
+    Unapprovable {
+        rows: usize,
+    },
     #[error(transparent)]
     Purge(#[from] purge::PurgeError),
     #[error(transparent)]
@@ -81,6 +84,7 @@ pub enum Error {
     Suppressions(#[from] suppressions::SuppressionsError),
     #[error(transparent)]
     Sync(#[from] sync::SyncError),
+    Bounces(#[from] bounces::BouncesError),
     /// `send` into a state directory `--set` chose whose ledger has never seen the campaign.
     #[error(
         "--set {arg}: the ledger in {} has never seen campaign {id}; nothing sent. Sending there \
@@ -121,6 +125,7 @@ impl Error {
             | Error::Listen(_)
             | Error::Suppressions(_)
             | Error::Sync(_)
+            | Error::Bounces(_)
             | Error::NewLedger { .. } => Exit::Unusable,
         }
     }
@@ -202,6 +207,19 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             };
             print(args.format, !quiet, &inbox::run(&campaign, &request)?)?;
             Ok(Exit::Ok)
+        }
+        Command::Bounces(args) => {
+            let summary = bounces::run(&bounces::Options {
+                campaigns: args.campaigns,
+                overrides: args.set,
+            })?;
+            let exit = if summary.all_read() {
+                Exit::Ok
+            } else {
+                Exit::Failed
+            };
+            print(args.format, !quiet || exit != Exit::Ok, &summary)?;
+            Ok(exit)
         }
         Command::Suppressions(args) => run_suppressions(args.command, quiet),
         Command::Sync(args) => {

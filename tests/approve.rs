@@ -768,7 +768,7 @@ fn purge_deletes_only_what_it_names_after_saying_how_much() {
     assert!(
         out.contains(
             "  ledger .outreach/ledger.sqlite: 6 message rows, 1 run, 0 approvals, 5 rows of \
-             unsubscribe tokens, SMS ids, receipts, unsubscribes and replies of this campaign (shared suppressions and other campaigns stay; a later send would message \
+             unsubscribe tokens, SMS ids, receipts, unsubscribes, bounces and replies of this campaign (shared suppressions and other campaigns stay; a later send would message \
              everyone again)\n"
         ),
         "{out}"

@@ -28,7 +28,7 @@ const LAYERS: &[(&str, u32)] = &[
     // Pure functions over them: the MIME message, who gets what.
     ("message", 3), ("plan", 3),
     // Side effects: the store (ledger) and the ways out.
-    ("store", 4), ("transport", 4),
+    ("store", 4), ("transport", 4), ("mailbox", 4),
     // A campaign loaded with everything it needs; its approval; its per-recipient CSV.
     ("load", 5), ("render", 5), ("approval", 5), ("recipients", 5),
     // The send run.

@@ -559,7 +559,9 @@ fn twilio_receipts_are_checked_recorded_once_and_never_go_back() {
     let (code, out, err) = f.run(&["purge", "campaign.toml", "--ledger", "--yes"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("6 rows of unsubscribe tokens, SMS ids, receipts, unsubscribes and replies"),
+        out.contains(
+            "6 rows of unsubscribe tokens, SMS ids, receipts, unsubscribes, bounces and replies"
+        ),
         "{out}"
     );
     let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();

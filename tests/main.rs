@@ -7,6 +7,7 @@ mod common;
 mod approve;
 mod architecture;
 mod bounces;
+mod bounces_cmd;
 mod browser;
 mod check;
 mod contacts;

@@ -3,6 +3,7 @@
 //! prints as text and serialises as JSON; [`crate::run`] prints it and picks the exit code.
 
 pub mod approve;
+pub mod bounces;
 pub mod check;
 pub mod headers;
 pub mod inbox;

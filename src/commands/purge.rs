@@ -120,7 +120,7 @@ impl fmt::Display for Target {
                 plural(rows.approvals, "approval", "approvals"),
                 if rows.feedback > 0 {
                     format!(
-                        ", {} of unsubscribe tokens, SMS ids, receipts, unsubscribes and replies",
+                        ", {} of unsubscribe tokens, SMS ids, receipts, unsubscribes, bounces and replies",
                         plural(rows.feedback, "row", "rows")
                     )
                 } else {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::model::{Channel, State};
+use crate::store::bounces::BounceCounts;
 use crate::store::feedback::FeedbackCounts;
 use crate::store::ledger::{Ledger, LedgerError};
 
@@ -22,6 +23,9 @@ pub struct Status {
     pub suppressed: usize,
     /// What came back (`outreach listen`): delivery receipts, unsubscribes by link, replies.
     pub feedback: FeedbackCounts,
+    /// What the bounce mailbox said (`outreach bounces`): the campaign's emails bounced or
+    /// complained about, and policy failures per domain.
+    pub bounces: BounceCounts,
 }
 
 /// Reads the campaign's state from the ledger (without loading contacts).
@@ -37,6 +41,7 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
     let mut last_run = None;
     let mut suppressed = 0;
     let mut feedback = FeedbackCounts::default();
+    let mut bounces = BounceCounts::default();
     if path.exists() {
         let ledger = Ledger::open(&campaign.sending.state_dir)?;
         for (channel, state, permanent, n) in ledger.counts(&campaign.id)? {
@@ -49,6 +54,7 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
         last_run = ledger.last_run(&campaign.id)?;
         suppressed = ledger.suppressions()?.len();
         feedback = ledger.feedback_counts(&campaign.id)?;
+        bounces = ledger.bounce_counts(&campaign.id)?;
     }
     Ok(Status {
         campaign: campaign.id.clone(),
@@ -57,6 +63,7 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
         last_run,
         suppressed,
         feedback,
+        bounces,
     })
 }
 
@@ -120,6 +127,27 @@ impl Status {
                 f,
                 "\nSMS delivery (receipts): {} delivered, {} undelivered",
                 b.delivered, b.undelivered
+            )?;
+        }
+        let m = &self.bounces;
+        if m.bounced_hard + m.bounced_soft + m.complained > 0 {
+            write!(
+                f,
+                "\nEmail bounces (outreach bounces): {} bounced (hard), {} soft bounces only, {} \
+                 complained",
+                m.bounced_hard, m.bounced_soft, m.complained
+            )?;
+        }
+        if !m.policy_by_domain.is_empty() {
+            let domains: Vec<String> = m
+                .policy_by_domain
+                .iter()
+                .map(|(d, n)| format!("{d} {n}"))
+                .collect();
+            write!(
+                f,
+                "\nRefused by policy, by domain (all campaigns; check SPF, DKIM, DMARC): {}",
+                domains.join(", ")
             )?;
         }
         if b.unsubscribed > 0 {

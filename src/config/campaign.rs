@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 
 use super::email::{EmailSettings, validate_email};
 use super::error::{ConfigError, Locator};
+use super::feedback::{FeedbackSettings, validate_feedback};
 use super::gateway::{SmsSettings, validate_sms};
 use super::listen::{ListenSettings, validate_listen};
 use super::raw::{RawClinic, RawConfig, RawContacts, RawRate, RawSending};
@@ -56,6 +57,8 @@ pub struct Campaign {
     pub sending: Sending,
     /// `[listen]`: where `outreach listen` is reached, if it is.
     pub listen: Option<ListenSettings>,
+    /// `[feedback]`: the mailbox `outreach bounces` reads, if any.
+    pub feedback: Option<FeedbackSettings>,
 }
 
 /// The campaign's sending window, in the clinic's time zone.
@@ -198,6 +201,10 @@ pub(super) fn validate(
         sms,
         sending: sending(raw.sending.unwrap_or_default(), loc, &dir)?,
         listen,
+        feedback: match raw.feedback {
+            Some(rf) => Some(validate_feedback(rf, loc, &dir)?),
+            None => None,
+        },
     })
 }
 

@@ -12,6 +12,7 @@
 mod campaign;
 mod email;
 mod error;
+mod feedback;
 mod gateway;
 mod generic;
 mod listen;
@@ -31,6 +32,9 @@ pub use email::{
     DEFAULT_EMAIL_OUTBOX, DkimSigner, EmailSettings, EmailTransport, SmtpSettings, TlsMode,
 };
 pub use error::{ConfigError, Origin};
+pub use feedback::{
+    DEFAULT_SOFT_BOUNCE_LIMIT, DEFAULT_SOFT_BOUNCE_WINDOW_DAYS, FeedbackSettings, MailboxSource,
+};
 pub use gateway::{
     DEFAULT_GATEWAY_TIMEOUT, DEFAULT_MAX_SEGMENTS, DEFAULT_QUIET_HOURS, DEFAULT_SMS_OUTBOX,
     GatewayPreset, GatewaySettings, SmsSettings, SmsTransport, TWILIO_BASE_URL, VONAGE_BASE_URL,

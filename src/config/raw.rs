@@ -19,6 +19,17 @@ pub(super) struct RawConfig {
     pub sms: Option<RawSms>,
     pub sending: Option<RawSending>,
     pub listen: Option<RawListen>,
+    pub feedback: Option<RawFeedback>,
+}
+
+/// `[feedback]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFeedback {
+    pub maildir: Option<String>,
+    pub mbox: Option<String>,
+    pub soft_bounce_limit: Option<i64>,
+    pub soft_bounce_window: Option<String>,
 }
 
 /// `[listen]`.

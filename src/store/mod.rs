@@ -40,6 +40,7 @@
 //! whose lease has expired.
 
 pub mod approvals;
+pub mod bounces;
 mod claims;
 pub mod feedback;
 pub mod feedback_writer;

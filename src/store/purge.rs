@@ -1,5 +1,5 @@
 //! `purge --ledger`: counting and deleting one campaign's rows (its messages, runs and
-//! approvals, and what `listen` recorded of them: tokens, SMS ids, receipts, unsubscribes, the
+//! approvals, and what came back for them: tokens, SMS ids, receipts, unsubscribes, bounces, the
 //! replies to its URL) so that no patient address lingers in the file (overwritten, the file
 //! rebuilt, the write-ahead log emptied). The suppressions, shared by all campaigns, and other
 //! campaigns' rows stay.
@@ -26,7 +26,11 @@ impl CampaignRows {
 
 /// The rows `listen` recorded for one campaign (parameter 1), by table: counted with `COUNT(*)`
 /// and deleted with `DELETE`, in this order (receipts before the SMS ids that find them).
-const FEEDBACK_ROWS: [(&str, &str); 5] = [
+const FEEDBACK_ROWS: [(&str, &str); 6] = [
+    (
+        "bounces",
+        "bounces WHERE message IN (SELECT rowid FROM messages WHERE campaign = ?1)",
+    ),
     (
         "receipts",
         "receipts WHERE provider_id IN (SELECT p.provider_id FROM sms_parts p

@@ -127,7 +127,8 @@ impl Ledger {
                      hash TEXT NOT NULL,
                      PRIMARY KEY (approval, kind, file, key)
                  ) WITHOUT ROWID;
-                 {FEEDBACK}",
+                 {FEEDBACK}
+                 {BOUNCES}",
             ))?;
             rebuild_messages_check(c)
         })?;
@@ -201,6 +202,30 @@ const FEEDBACK: &str = "
         how TEXT NOT NULL,
         at TEXT NOT NULL
     );";
+
+/// What `outreach bounces` records (see `bounces.rs`): each mailbox message read, by its
+/// mailbox id, and the delivery events of emails.
+const BOUNCES: &str = "
+    CREATE TABLE IF NOT EXISTS processed_mail (
+        mailbox TEXT NOT NULL,
+        id TEXT NOT NULL,
+        class TEXT NOT NULL,
+        processed_at TEXT NOT NULL,
+        PRIMARY KEY (mailbox, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS bounces (
+        id INTEGER PRIMARY KEY,
+        message INTEGER,
+        address TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind = 'hard' OR kind = 'soft' OR kind = 'policy'
+                                  OR kind = 'other' OR kind = 'complaint'),
+        status TEXT,
+        diagnostic TEXT,
+        domain TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS bounces_message ON bounces (message);
+    CREATE INDEX IF NOT EXISTS bounces_address ON bounces (address, kind, at);";
 
 /// The messages table's columns. The state is checked with `=` and `OR`: SQLite evaluates an
 /// `IN` list of more than two values through a temporary table opened for every row written,

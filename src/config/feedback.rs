@@ -1,0 +1,116 @@
+//! `[feedback]`: the mailbox `outreach bounces` reads (a local Maildir or mbox, for a clinic whose
+//! Postfix delivers bounces locally) and when soft bounces suppress an address. A mailbox is
+//! shared by every campaign of a state directory, so campaigns that share one must agree.
+
+use std::path::{Path, PathBuf};
+
+use super::error::{ConfigError, Locator};
+use super::raw::RawFeedback;
+
+/// Soft bounces (`4.x.x`, delayed) of one address that suppress it, by default.
+pub const DEFAULT_SOFT_BOUNCE_LIMIT: u32 = 3;
+/// The window those soft bounces are counted in, by default (days).
+pub const DEFAULT_SOFT_BOUNCE_WINDOW_DAYS: i64 = 30;
+
+/// Where returned mail is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxSource {
+    /// A Maildir (`new/` and `cur/`); its files are left in place.
+    Maildir(PathBuf),
+    /// An mbox file (mboxo or mboxrd); it is never rewritten.
+    Mbox(PathBuf),
+}
+
+impl MailboxSource {
+    /// The path, as the ledger names the mailbox.
+    pub fn path(&self) -> &Path {
+        match self {
+            MailboxSource::Maildir(p) | MailboxSource::Mbox(p) => p,
+        }
+    }
+}
+
+/// `[feedback]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackSettings {
+    pub mailbox: MailboxSource,
+    /// Soft bounces within `soft_bounce_window` that suppress the address.
+    pub soft_bounce_limit: u32,
+    pub soft_bounce_window: chrono::Duration,
+}
+
+/// Checks `[feedback]`.
+pub(super) fn validate_feedback(
+    raw: RawFeedback,
+    loc: &Locator,
+    dir: &Path,
+) -> Result<FeedbackSettings, ConfigError> {
+    let mailbox = match (raw.maildir, raw.mbox) {
+        (Some(p), None) => {
+            let p = loc.non_empty(Some(p), "feedback.maildir")?;
+            MailboxSource::Maildir(loc.resolve("feedback.maildir", &p, dir))
+        }
+        (None, Some(p)) => {
+            let p = loc.non_empty(Some(p), "feedback.mbox")?;
+            MailboxSource::Mbox(loc.resolve("feedback.mbox", &p, dir))
+        }
+        (Some(_), Some(_)) => {
+            return Err(loc.invalid("feedback.mbox", "give maildir or mbox, not both"));
+        }
+        (None, None) => {
+            return Err(loc.invalid(
+                "feedback.maildir",
+                "required key is missing (or feedback.mbox)",
+            ));
+        }
+    };
+    let soft_bounce_limit = raw
+        .soft_bounce_limit
+        .unwrap_or(DEFAULT_SOFT_BOUNCE_LIMIT as i64);
+    if !(1..=1000).contains(&soft_bounce_limit) {
+        return Err(loc.invalid("feedback.soft_bounce_limit", "must be from 1 to 1000"));
+    }
+    let soft_bounce_window = match raw.soft_bounce_window {
+        None => chrono::Duration::days(DEFAULT_SOFT_BOUNCE_WINDOW_DAYS),
+        Some(w) => loc.at("feedback.soft_bounce_window", parse_days(&w))?,
+    };
+    Ok(FeedbackSettings {
+        mailbox,
+        soft_bounce_limit: soft_bounce_limit as u32,
+        soft_bounce_window,
+    })
+}
+
+/// Parses `30d` or `12h`: a whole, positive number of days or hours.
+fn parse_days(value: &str) -> Result<chrono::Duration, String> {
+    let v = value.trim();
+    let (n, unit) = if let Some(n) = v.strip_suffix('d') {
+        (n, chrono::Duration::days(1))
+    } else if let Some(n) = v.strip_suffix('h') {
+        (n, chrono::Duration::hours(1))
+    } else {
+        return Err(format!(
+            "{v:?} is not a number of days or hours (e.g. \"30d\", \"12h\")"
+        ));
+    };
+    match n.trim().parse::<i32>() {
+        Ok(n) if n > 0 && n <= 3650 => Ok(unit * n),
+        _ => Err(format!(
+            "{v:?} is not a number of days or hours (e.g. \"30d\", \"12h\")"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_days_or_hours() {
+        assert_eq!(parse_days("30d"), Ok(chrono::Duration::days(30)));
+        assert_eq!(parse_days(" 12h "), Ok(chrono::Duration::hours(12)));
+        assert!(parse_days("30").is_err());
+        assert!(parse_days("0d").is_err());
+        assert!(parse_days("1.5d").is_err());
+    }
+}

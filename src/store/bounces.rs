@@ -1,0 +1,361 @@
+//! What `outreach bounces` learns from the bounce mailbox: each message read is kept by its
+//! mailbox id (`processed_mail`) in the same transaction as its effect, so a rerun, or a run
+//! after a crash, changes nothing that was already committed and loses nothing that was not.
+//! Delivery events of emails (`bounces`: hard, soft, policy, other, complaint) point at the
+//! message they were matched to; an email's delivery state is read from them (`bounced` for a
+//! hard bounce, `complained`), and only grows: no row is ever updated or removed here.
+//!
+//! Suppression follows the issue's rules: a hard bounce or a complaint suppresses the address
+//! for email in every campaign of the state directory; soft bounces suppress once `limit` of
+//! them fall within `window`; policy and other permanent failures only count (per receiving
+//! domain): they are usually the clinic's own sending problem, not the patient's address.
+//! The tables are `sqlite.rs`'s `BOUNCES`.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+use super::feedback::unsubscribe_in;
+use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
+use super::suppressions;
+
+/// What a delivery event says about an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Hard,
+    Soft,
+    Policy,
+    Other,
+    Complaint,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Hard => "hard",
+            EventKind::Soft => "soft",
+            EventKind::Policy => "policy",
+            EventKind::Other => "other",
+            EventKind::Complaint => "complaint",
+        }
+    }
+}
+
+/// One delivery event to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailEvent {
+    /// The email it was matched to (`messages.rowid`); `None` when the address is the state
+    /// directory's but its message could not be told (several campaigns hold it).
+    pub message: Option<i64>,
+    /// The normalised address.
+    pub address: String,
+    pub kind: EventKind,
+    pub status: Option<String>,
+    pub diagnostic: Option<String>,
+}
+
+/// What one mailbox message does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailEffect {
+    /// Delivery events (a bounce's recipients, a complaint).
+    Events(Vec<MailEvent>),
+    /// An opt-out by the unsubscribe mailto: the token's address suppressed, like a link.
+    Unsubscribe { token: String },
+    /// Nothing (an automatic reply, an unrecognised or unmatched message): only kept as read.
+    Nothing,
+}
+
+/// When soft bounces suppress.
+#[derive(Debug, Clone, Copy)]
+pub struct SoftRule {
+    pub limit: u32,
+    pub window: chrono::Duration,
+}
+
+/// What recording a mailbox message did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// Addresses this message newly suppressed.
+    pub suppressed: Vec<String>,
+}
+
+/// An email of the state directory: its row, campaign and address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailRow {
+    pub message: i64,
+    pub campaign: String,
+    pub address: String,
+}
+
+/// What `status` shows of an email campaign's delivery events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BounceCounts {
+    /// Emails with a hard bounce.
+    pub bounced_hard: u64,
+    /// Emails with soft bounces only.
+    pub bounced_soft: u64,
+    /// Emails complained about.
+    pub complained: u64,
+    /// Policy and other permanent failures of the whole state directory, per receiving domain.
+    pub policy_by_domain: std::collections::BTreeMap<String, u64>,
+}
+
+fn domain_of(address: &str) -> String {
+    address.rsplit_once('@').map_or("", |(_, d)| d).to_string()
+}
+
+fn reason(e: &MailEvent) -> String {
+    let why = match e.kind {
+        EventKind::Complaint => "complained (marked as spam)".to_string(),
+        EventKind::Soft => "soft bounces reached the limit".to_string(),
+        _ => format!("bounced {}", e.status.as_deref().unwrap_or("(no status)")),
+    };
+    match &e.diagnostic {
+        Some(d) if e.kind != EventKind::Complaint => format!("{why}: {d}"),
+        _ => why,
+    }
+}
+
+impl Ledger {
+    /// Every email message of the state directory.
+    pub fn email_rows(&self) -> Result<Vec<EmailRow>, LedgerError> {
+        self.sql(|c| {
+            let mut stmt = c.prepare(
+                "SELECT rowid, campaign, address FROM messages WHERE channel = 'email'
+                 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(EmailRow {
+                    message: r.get(0)?,
+                    campaign: r.get(1)?,
+                    address: r.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The email a token stands for.
+    pub fn email_of_token(&self, token: &str) -> Result<Option<EmailRow>, LedgerError> {
+        self.sql(|c| {
+            c.query_row(
+                "SELECT m.rowid, m.campaign, m.address FROM tokens t
+                 JOIN messages m ON m.rowid = t.message WHERE t.token = ?1",
+                [token],
+                |r| {
+                    Ok(EmailRow {
+                        message: r.get(0)?,
+                        campaign: r.get(1)?,
+                        address: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    /// Whether mailbox message `id` was read before.
+    pub fn mail_processed(&self, mailbox: &str, id: &str) -> Result<bool, LedgerError> {
+        self.sql(|c| {
+            c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM processed_mail WHERE mailbox = ?1 AND id = ?2)",
+            )?
+            .query_row([mailbox, id], |r| r.get(0))
+        })
+    }
+
+    /// Records mailbox message `id` as read (`class`) and its effect, in one transaction.
+    /// `None` when it was read before: nothing changes.
+    pub fn record_mail(
+        &mut self,
+        (mailbox, id, class): (&str, &str, &str),
+        effect: &MailEffect,
+        soft: SoftRule,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Recorded>, LedgerError> {
+        let sqlite = sqlite_error(&self.path);
+        let at = timestamp(now);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO processed_mail (mailbox, id, class, processed_at)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![mailbox, id, class, at],
+            )
+            .map_err(sqlite)?;
+        if inserted == 0 {
+            return Ok(None);
+        }
+        let mut recorded = Recorded::default();
+        match effect {
+            MailEffect::Nothing => {}
+            MailEffect::Unsubscribe { token } => {
+                let before = suppressed_in(&tx, token).map_err(sqlite)?;
+                if let Some(row) = unsubscribe_in(&tx, token, "mailto", &at).map_err(sqlite)?
+                    && !before
+                {
+                    recorded.suppressed.push(row.address);
+                }
+            }
+            MailEffect::Events(events) => {
+                for e in events {
+                    if event_in(&tx, e, soft, now).map_err(sqlite)? {
+                        recorded.suppressed.push(e.address.clone());
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(sqlite)?;
+        Ok(Some(recorded))
+    }
+
+    /// The delivery events of `campaign`'s emails, and the state directory's policy failures
+    /// per domain.
+    pub fn bounce_counts(&self, campaign: &str) -> Result<BounceCounts, LedgerError> {
+        self.sql(|c| {
+            let (hard, soft, complained): (i64, i64, i64) = c.query_row(
+                "SELECT COALESCE(SUM(hard > 0), 0), COALESCE(SUM(hard = 0 AND soft > 0), 0),
+                        COALESCE(SUM(complaint > 0), 0) FROM (
+                     SELECT SUM(b.kind = 'hard') AS hard, SUM(b.kind = 'soft') AS soft,
+                            SUM(b.kind = 'complaint') AS complaint
+                     FROM bounces b JOIN messages m ON m.rowid = b.message
+                     WHERE m.campaign = ?1 GROUP BY b.message)",
+                [campaign],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            let mut stmt = c.prepare(
+                "SELECT domain, COUNT(*) FROM bounces WHERE kind = 'policy' OR kind = 'other'
+                 GROUP BY domain ORDER BY domain",
+            )?;
+            let policy_by_domain = stmt
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(BounceCounts {
+                bounced_hard: hard as u64,
+                bounced_soft: soft as u64,
+                complained: complained as u64,
+                policy_by_domain,
+            })
+        })
+    }
+}
+
+fn suppressed_in(tx: &rusqlite::Transaction<'_>, token: &str) -> rusqlite::Result<bool> {
+    Ok(super::feedback::token_in(tx, token)?.is_some_and(|r| r.suppressed))
+}
+
+/// Records one event; returns whether it newly suppressed its address.
+fn event_in(
+    tx: &rusqlite::Transaction<'_>,
+    e: &MailEvent,
+    soft: SoftRule,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<bool> {
+    let at = timestamp(now);
+    tx.prepare_cached(
+        "INSERT INTO bounces (message, address, kind, status, diagnostic, domain, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        e.message,
+        e.address,
+        e.kind.as_str(),
+        e.status,
+        e.diagnostic,
+        domain_of(&e.address),
+        at
+    ])?;
+    let suppress = match e.kind {
+        EventKind::Hard | EventKind::Complaint => true,
+        EventKind::Policy | EventKind::Other => false,
+        EventKind::Soft => {
+            let since = timestamp(now - soft.window);
+            let n: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM bounces WHERE address = ?1 AND kind = 'soft' AND at > ?2",
+                )?
+                .query_row(params![e.address, since], |r| r.get(0))?;
+            n >= i64::from(soft.limit)
+        }
+    };
+    if !suppress {
+        return Ok(false);
+    }
+    let added = tx.prepare_cached(suppressions::INSERT)?.execute(params![
+        e.address,
+        reason(e),
+        "bounce mailbox",
+        at
+    ])?;
+    Ok(added == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind) -> MailEvent {
+        MailEvent {
+            message: None,
+            address: "ann@example.org".into(),
+            kind,
+            status: Some("4.2.2".into()),
+            diagnostic: None,
+        }
+    }
+
+    #[test]
+    fn a_message_is_recorded_once_and_soft_bounces_suppress_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let rule = SoftRule {
+            limit: 2,
+            window: chrono::Duration::days(30),
+        };
+        let t0 = Utc::now();
+        let soft = MailEffect::Events(vec![event(EventKind::Soft)]);
+        let first = l
+            .record_mail(("mb", "1", "bounce"), &soft, rule, t0)
+            .unwrap();
+        assert_eq!(first, Some(Recorded::default()));
+        assert_eq!(
+            l.record_mail(("mb", "1", "bounce"), &soft, rule, t0)
+                .unwrap(),
+            None
+        );
+        // Outside the window: not counted with the first.
+        let late = t0 + chrono::Duration::days(31);
+        let second = l
+            .record_mail(("mb", "2", "bounce"), &soft, rule, late)
+            .unwrap();
+        assert_eq!(second, Some(Recorded::default()));
+        let third = l
+            .record_mail(("mb", "3", "bounce"), &soft, rule, late)
+            .unwrap();
+        assert_eq!(third.unwrap().suppressed, ["ann@example.org"]);
+        assert!(l.mail_processed("mb", "3").unwrap());
+        assert!(!l.mail_processed("mb", "4").unwrap());
+    }
+
+    #[test]
+    fn policy_failures_never_suppress() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let rule = SoftRule {
+            limit: 1,
+            window: chrono::Duration::days(30),
+        };
+        let policy = MailEffect::Events(vec![event(EventKind::Policy)]);
+        let r = l
+            .record_mail(("mb", "1", "bounce"), &policy, rule, Utc::now())
+            .unwrap();
+        assert!(r.unwrap().suppressed.is_empty());
+        assert!(l.suppressions().unwrap().is_empty());
+        let counts = l.bounce_counts("c").unwrap();
+        assert_eq!(counts.policy_by_domain.get("example.org"), Some(&1));
+    }
+}
