@@ -84,6 +84,7 @@ pub enum Error {
     Suppressions(#[from] suppressions::SuppressionsError),
     #[error(transparent)]
     Sync(#[from] sync::SyncError),
+    #[error(transparent)]
     Bounces(#[from] bounces::BouncesError),
     /// `send` into a state directory `--set` chose whose ledger has never seen the campaign.
     #[error(
