@@ -69,9 +69,7 @@ pub enum Error {
     NotApproved(#[from] approval::Refusal),
     /// `approve --strict` refuses: rows have problems.
     #[error("not approved: {rows} rows have problems (--strict)")]
-    Unapprovable {
-        rows: usize,
-    },
+    Unapprovable { rows: usize },
     #[error(transparent)]
     Purge(#[from] purge::PurgeError),
     #[error(transparent)]
