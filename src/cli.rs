@@ -180,8 +180,9 @@ pub struct SyncArgs {
 /// `outreach bounces`.
 #[derive(Debug, Args)]
 pub struct BouncesArgs {
-    /// The campaign TOML files, all of one state directory, sharing one [feedback] table.
-    #[arg(value_name = "CAMPAIGN", required = true)]
+    /// Campaign TOML files, or their state directory (every campaign it has seen approved or
+    /// sent): all of one state directory, sharing one [feedback] table.
+    #[arg(value_name = "CAMPAIGN|STATE_DIR", required = true)]
     pub campaigns: Vec<PathBuf>,
     /// Override a campaign key of every campaign given (see `check --help`).
     #[arg(long = "set", value_name = "KEY=VALUE")]

@@ -281,3 +281,56 @@ fn an_unreadable_message_exits_1_and_is_read_next_time() {
     let (code, v) = bounces(&f);
     assert_eq!((code, v["read"].as_u64()), (0, Some(1)), "{v}");
 }
+
+#[test]
+fn a_state_directory_stands_for_every_campaign_it_has_sent() {
+    let f = fixture("maildir = \"bounces\"");
+    let toml = std::fs::read_to_string(f.path("campaign.toml")).unwrap();
+    for (file, id) in [("second.toml", "second"), ("gone.toml", "gone")] {
+        let other = toml
+            .replace("id = \"test-campaign\"", &format!("id = \"{id}\""))
+            .replace("outbox/email", &format!("outbox/{id}"));
+        f.write(file, &other);
+        let (code, out, err) = f.run(&["send", file, "-q", "--set", SET_VERP]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    std::fs::remove_file(f.path("gone.toml")).unwrap();
+    write_maildir(&f, &corpus(&f));
+    let json = |args: &[&str]| {
+        let mut all = vec!["bounces"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--set", SET_VERP, "--format", "json"]);
+        let (code, out, err) = f.run(&all);
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {code} {out}{err}"));
+        (code, v, err)
+    };
+    let (code, v, err) = json(&[".outreach"]);
+    assert_eq!(code, 0, "{v}{err}");
+    assert_eq!(
+        v["campaigns"],
+        serde_json::json!(["second", "test-campaign"])
+    );
+    assert_eq!(v["read"], 8, "{v}");
+    assert_eq!(v["events"]["hard"], 1, "{v}");
+    assert_eq!(suppressed(&f).len(), 4);
+    assert!(
+        err.contains("left out campaign gone (") && err.contains("its file is gone"),
+        "{err}"
+    );
+    // A campaign file and its own state directory name the same campaign once.
+    let (code, v, _) = json(&["campaign.toml", ".outreach"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["campaigns"],
+        serde_json::json!(["test-campaign", "second"])
+    );
+    assert_eq!(
+        (v["read"].as_u64(), v["already_read"].as_u64()),
+        (Some(0), Some(8))
+    );
+    // A directory without a ledger is refused, naming it.
+    let (code, out, err) = f.run(&["bounces", "templates"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("templates: no ledger here"), "{err}");
+}

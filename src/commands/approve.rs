@@ -43,6 +43,7 @@ pub fn record(loaded: &Loaded, options: &Options) -> Result<Outcome, LedgerError
     let fingerprint = approval::fingerprint(loaded);
     let mut ledger = Ledger::open(&loaded.campaign.sending.state_dir)?;
     ledger.approve(&loaded.campaign.id, by.trim(), loaded.now, &fingerprint)?;
+    ledger.remember_file(&loaded.campaign.id, &loaded.campaign.file, loaded.now)?;
     drop(ledger);
     Ok(Outcome::Approved(Approved::new(loaded, by.trim(), &report)))
 }

@@ -201,6 +201,7 @@ fn begin(loaded: &mut Loaded, opts: &SendOptions, now: DateTime<Utc>) -> Result<
         begun.recovered_unknown = l.recover_interrupted(id, now)?;
         begun.templates_changed_since =
             l.fingerprint_change(id, &loaded.templates.fingerprint, now)?;
+        l.remember_file(id, &loaded.campaign.file, now)?;
         let (run_id, number) = l.begin_run(id, now)?;
         begun.run_id = Some(run_id);
         begun.run_number = Some(number);

@@ -9,7 +9,7 @@
 //! (`store/writer.rs`), the purge counts (`store/purge.rs`) and the suppressions and their lifts
 //! (`store/suppressions.rs`) are re-exported here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -111,6 +111,41 @@ impl Ledger {
                 Ok(None)
             }
         }
+    }
+
+    /// Keeps where `campaign`'s file is (an absolute path), for commands given the state
+    /// directory rather than a campaign file.
+    pub fn remember_file(
+        &mut self,
+        campaign: &str,
+        file: &Path,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        self.sql(|c| {
+            c.execute(
+                "INSERT INTO campaign_files (campaign, file, seen_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (campaign) DO UPDATE SET file = excluded.file,
+                                                      seen_at = excluded.seen_at",
+                params![campaign, file.to_string_lossy(), timestamp(now)],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The campaign files the ledger knows, by campaign id ([`Ledger::remember_file`]).
+    pub fn campaign_files(&self) -> Result<Vec<(String, PathBuf)>, LedgerError> {
+        self.sql(|c| {
+            let mut stmt =
+                c.prepare("SELECT campaign, file FROM campaign_files ORDER BY campaign")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    PathBuf::from(r.get::<_, String>(1)?),
+                ))
+            })?;
+            rows.collect()
+        })
     }
 
     /// Everything the ledger knows of `campaign`, keyed by channel and address.

@@ -90,6 +90,7 @@ impl Ledger {
             "DELETE FROM messages WHERE campaign = ?1",
             "DELETE FROM runs WHERE campaign = ?1",
             "DELETE FROM campaigns WHERE id = ?1",
+            "DELETE FROM campaign_files WHERE campaign = ?1",
         ] {
             tx.execute(sql, [campaign]).map_err(sqlite)?;
         }

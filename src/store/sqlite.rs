@@ -77,6 +77,13 @@ impl Ledger {
                      fingerprint TEXT NOT NULL,
                      started_at TEXT NOT NULL
                  );
+                 -- Where each campaign's file was when it was last approved or sent, so that a
+                 -- command given the state directory (`bounces DIR`) finds its campaigns.
+                 CREATE TABLE IF NOT EXISTS campaign_files (
+                     campaign TEXT PRIMARY KEY,
+                     file TEXT NOT NULL,
+                     seen_at TEXT NOT NULL
+                 ) WITHOUT ROWID;
                  CREATE TABLE IF NOT EXISTS messages {MESSAGES};
                  -- Ledgers of earlier versions had an index on sent_at, for the daily cap's
                  -- count: it cost every recorded outcome an index update, a sixth of the

@@ -23,7 +23,8 @@ pub fn run(options: &Options) -> Result<Summary, BouncesError> {
     let mut ledger = Ledger::open(&setup.state_dir)?;
     let index = matching::Index::build(&ledger, &setup.campaigns)?;
     let name = mailbox.name();
-    let mut summary = Summary::new(&name);
+    let ids = setup.campaigns.iter().map(|c| c.id.clone()).collect();
+    let mut summary = Summary::new(&name, ids);
     let now = crate::model::Clock::from_env()
         .map(|c| c.now())
         .unwrap_or_else(|_| chrono::Utc::now());

@@ -8,10 +8,12 @@ use crate::config::{self, Campaign, ConfigError, FeedbackSettings, MailboxSource
 use crate::mailbox::{Mailbox, MailboxError, Maildir, Mbox};
 use crate::paths::show_path;
 use crate::store::bounces::SoftRule;
+use crate::store::ledger::Ledger;
 
 /// What `bounces` is given.
 pub struct Options {
-    /// Campaign files, all of one state directory.
+    /// Campaign files or state directories, all of one state directory. A state directory
+    /// stands for every campaign its ledger has seen approved or sent whose file is still there.
     pub campaigns: Vec<PathBuf>,
     /// `--set` overrides for every campaign.
     pub overrides: Vec<String>,
@@ -38,6 +40,18 @@ pub enum BouncesError {
         show_path(.0), show_path(.1)
     )]
     Differ(PathBuf, PathBuf),
+    #[error(
+        "{}: no ledger here (ledger.sqlite): give a campaign file, or the state directory of \
+         campaigns that were approved or sent",
+        show_path(.0)
+    )]
+    NoLedger(PathBuf),
+    #[error(
+        "{}: the ledger knows no campaign file that is still there{}: give the campaign files",
+        show_path(.0),
+        if .1.is_empty() { String::new() } else { format!(" ({})", .1.join("; ")) }
+    )]
+    NoCampaigns(PathBuf, Vec<String>),
     #[error(transparent)]
     Mailbox(#[from] MailboxError),
     #[error(transparent)]
@@ -59,14 +73,27 @@ pub(super) struct Setup {
 pub(super) fn load(options: &Options) -> Result<Setup, BouncesError> {
     let mut campaigns: Vec<Campaign> = Vec::new();
     let mut feedback: Option<FeedbackSettings> = None;
-    for path in &options.campaigns {
-        let c = config::load(path, &options.overrides)?;
-        let f = c
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for (path, c) in expand(options)? {
+        let canonical = canonical_or_same(&path);
+        if seen.contains(&canonical) {
+            continue;
+        }
+        seen.push(canonical);
+        let path = &path;
+        let mut f = c
             .feedback
             .clone()
             .ok_or_else(|| BouncesError::NotConfigured(path.clone()))?;
+        // One mailbox named by two campaign files in different folders is still one mailbox.
+        f.mailbox = match f.mailbox {
+            MailboxSource::Maildir(p) => MailboxSource::Maildir(canonical_or_same(&p)),
+            MailboxSource::Mbox(p) => MailboxSource::Mbox(canonical_or_same(&p)),
+        };
         if let Some(first) = campaigns.first() {
-            if first.sending.state_dir != c.sending.state_dir {
+            if canonical_or_same(&first.sending.state_dir)
+                != canonical_or_same(&c.sending.state_dir)
+            {
                 return Err(BouncesError::StateDirs(first.file.clone(), path.clone()));
             }
             if feedback.as_ref() != Some(&f) {
@@ -105,14 +132,50 @@ pub(super) fn load(options: &Options) -> Result<Setup, BouncesError> {
     })
 }
 
+/// The campaigns given, each loaded: a campaign file as it is, a state directory as the
+/// campaign files its ledger remembers. A remembered file that is gone, no longer loads, or now
+/// keeps its ledger elsewhere is left out with a warning.
+fn expand(options: &Options) -> Result<Vec<(PathBuf, Campaign)>, BouncesError> {
+    let mut loaded = Vec::new();
+    for path in &options.campaigns {
+        if !path.is_dir() {
+            loaded.push((path.clone(), config::load(path, &options.overrides)?));
+            continue;
+        }
+        if !path.join(crate::store::ledger::FILE).exists() {
+            return Err(BouncesError::NoLedger(path.clone()));
+        }
+        let dir = canonical_or_same(path);
+        let mut left_out = Vec::new();
+        let before = loaded.len();
+        for (id, file) in Ledger::open(path)?.campaign_files()? {
+            let why = match config::load(&file, &options.overrides) {
+                Ok(c) if canonical_or_same(&c.sending.state_dir) == dir => {
+                    loaded.push((file, c));
+                    continue;
+                }
+                Ok(c) => format!("its ledger is now in {}", show_path(&c.sending.state_dir)),
+                Err(ConfigError::Read { .. }) => "its file is gone".to_string(),
+                Err(e) => e.to_string(),
+            };
+            let why = format!("campaign {id} ({}): {why}", show_path(&file));
+            tracing::warn!("bounces: left out {why}");
+            left_out.push(why);
+        }
+        if loaded.len() == before {
+            return Err(BouncesError::NoCampaigns(path.clone(), left_out));
+        }
+    }
+    Ok(loaded)
+}
+
 impl Setup {
-    /// The mailbox `[feedback]` names, under its canonical path (so that the ledger knows it
-    /// whichever directory `bounces` runs from).
+    /// The mailbox `[feedback]` names, under its canonical path (`load` made it so: the ledger
+    /// knows it whichever directory `bounces` runs from).
     pub fn open_mailbox(&self) -> Result<Box<dyn Mailbox>, MailboxError> {
-        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         Ok(match &self.feedback.mailbox {
-            MailboxSource::Maildir(p) => Box::new(Maildir::open(&canonical(p))?),
-            MailboxSource::Mbox(p) => Box::new(Mbox::open(&canonical(p))?),
+            MailboxSource::Maildir(p) => Box::new(Maildir::open(p)?),
+            MailboxSource::Mbox(p) => Box::new(Mbox::open(p)?),
         })
     }
 
@@ -135,6 +198,11 @@ impl Setup {
         }
         first
     }
+}
+
+/// `path` made absolute with its links resolved, or as it is when that fails (it is not there).
+fn canonical_or_same(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn has_token(c: &Classification) -> bool {

@@ -18,6 +18,8 @@ pub struct Unread {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Summary {
     pub mailbox: String,
+    /// The campaigns whose emails the mail was matched against (their ids).
+    pub campaigns: Vec<String>,
     /// Messages read and recorded by this run.
     pub read: u64,
     /// Messages an earlier run recorded: skipped.
@@ -38,9 +40,10 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub(super) fn new(mailbox: &str) -> Self {
+    pub(super) fn new(mailbox: &str, campaigns: Vec<String>) -> Self {
         Summary {
             mailbox: mailbox.to_string(),
+            campaigns,
             ..Summary::default()
         }
     }
@@ -72,8 +75,11 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {} messages read, {} read before",
-            self.mailbox, self.read, self.already_read
+            "{}: {} messages read, {} read before\n  campaigns: {}",
+            self.mailbox,
+            self.read,
+            self.already_read,
+            self.campaigns.join(", ")
         )?;
         if !self.classes.is_empty() {
             write!(f, "\n  messages: {}", list(&self.classes))?;
