@@ -32,6 +32,7 @@ pub const COLUMNS: &[&str] = &[
     "updated_at",
     "delivery",
     "delivery_code",
+    "opted_out",
 ];
 
 /// Makes a cell safe to open in a spreadsheet (OWASP's CSV injection advice).
@@ -114,6 +115,7 @@ impl<W: std::io::Write> ReportWriter<W> {
             updated_at,
             delivery,
             delivery_code,
+            opted_out,
         } = r.ledger.unwrap_or_default();
         for cell in [campaign, r.channel, r.contact_id] {
             w.write_field(escape_cell(cell).as_bytes())?;
@@ -130,6 +132,7 @@ impl<W: std::io::Write> ReportWriter<W> {
             updated_at,
             delivery,
             delivery_code,
+            opted_out,
         ] {
             w.write_field(escape_cell(cell).as_bytes())?;
         }

@@ -176,14 +176,43 @@ fn check_first_run(f: &Fixture) {
             "e***@example.com"
         ]
     );
+    assert_eq!(
+        f.after_sending(
+            "campaign.toml",
+            "email",
+            &[
+                "bounced",
+                "soft-bounced",
+                "complained",
+                "undelivered",
+                "opted out"
+            ]
+        ),
+        "1 bounced, 1 soft-bounced, 1 complained, 1 undelivered, 1 opted out"
+    );
+    // The report says it of each email, with the DSN status.
+    let (code, out, err) = f.run(&["report", "campaign.toml", "--out", "r.csv"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report = f.read("r.csv");
+    let after: Vec<String> = report
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').skip(13).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(
+        after,
+        [
+            "bounced,5.1.1,",
+            "complained,,",
+            "soft-bounced,4.4.1,",
+            "undelivered,5.7.1,",
+            ",,mailto",
+            ",,"
+        ],
+        "{report}"
+    );
     let (code, out, err) = f.run(&["status", "campaign.toml"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains(
-            "Email bounces (outreach bounces): 1 bounced (hard), 1 soft bounces only, 1 complained"
-        ),
-        "{out}"
-    );
     assert!(
         out.contains(
             "Refused by policy, by domain (all campaigns; check SPF, DKIM, DMARC): example.org 1"

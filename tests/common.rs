@@ -140,6 +140,25 @@ impl Fixture {
     pub fn run(&self, args: &[&str]) -> (i32, String, String) {
         run(self.cmd(args))
     }
+
+    /// What `status --format json` of campaign `file` counts after sending on `channel`
+    /// (`delivered`, `bounced`, `opted out`, …): `"2 delivered, 1 undelivered"` for the words
+    /// `of`.
+    pub fn after_sending(&self, file: &str, channel: &str, of: &[&str]) -> String {
+        let (code, out, err) = self.run(&["status", file, "--format", "json"]);
+        assert_eq!(code, 0, "{out}{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        of.iter()
+            .map(|w| {
+                let n = v["after_sending"][channel][w].as_u64();
+                format!(
+                    "{} {w}",
+                    n.unwrap_or_else(|| panic!("no {channel} {w} in {v}"))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The binary under test, with a clean environment for what it reads.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::model::{Channel, State};
 use crate::store::bounces::BounceCounts;
 use crate::store::feedback::FeedbackCounts;
-use crate::store::ledger::{Ledger, LedgerError};
+use crate::store::ledger::{AFTER_SENDING, Ledger, LedgerError};
 
 /// Counts for `status`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -26,6 +26,9 @@ pub struct Status {
     /// What the bounce mailbox said (`outreach bounces`): the campaign's emails bounced or
     /// complained about, and policy failures per domain.
     pub bounces: BounceCounts,
+    /// channel → what became of its messages after they were sent (`delivered`,
+    /// `undelivered`, `bounced`, `soft-bounced`, `complained`, `opted out`) → count.
+    pub after_sending: BTreeMap<Channel, BTreeMap<&'static str, u64>>,
 }
 
 /// Reads the campaign's state from the ledger (without loading contacts).
@@ -42,6 +45,13 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
     let mut suppressed = 0;
     let mut feedback = FeedbackCounts::default();
     let mut bounces = BounceCounts::default();
+    let mut after_sending: BTreeMap<Channel, BTreeMap<&'static str, u64>> = BTreeMap::new();
+    for c in &campaign.channels {
+        let m = after_sending.entry(*c).or_default();
+        for word in after_words(*c) {
+            m.insert(word, 0);
+        }
+    }
     if path.exists() {
         let ledger = Ledger::open(&campaign.sending.state_dir)?;
         for (channel, state, permanent, n) in ledger.counts(&campaign.id)? {
@@ -55,6 +65,13 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
         suppressed = ledger.suppressions()?.len();
         feedback = ledger.feedback_counts(&campaign.id)?;
         bounces = ledger.bounce_counts(&campaign.id)?;
+        for (channel, word, n) in ledger.delivery_counts(&campaign.id)? {
+            *after_sending
+                .entry(channel)
+                .or_default()
+                .entry(word)
+                .or_default() += n;
+        }
     }
     Ok(Status {
         campaign: campaign.id.clone(),
@@ -64,6 +81,16 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
         suppressed,
         feedback,
         bounces,
+        after_sending,
+    })
+}
+
+/// The states a channel's messages can reach after sending: an email's delivery is never
+/// known (only its failures come back), an SMS neither bounces nor is complained about.
+fn after_words(channel: Channel) -> impl Iterator<Item = &'static str> {
+    AFTER_SENDING.into_iter().filter(move |w| match channel {
+        Channel::Email => *w != "delivered",
+        Channel::Sms => !matches!(*w, "bounced" | "soft-bounced" | "complained"),
     })
 }
 
@@ -119,25 +146,38 @@ impl std::fmt::Display for Status {
 }
 
 impl Status {
+    /// What became of the messages after sending, a table by channel, when anything came back
+    /// (`-`: what the channel cannot tell).
+    fn fmt_after_sending(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self
+            .after_sending
+            .values()
+            .flat_map(|m| m.values())
+            .any(|n| *n > 0)
+        {
+            return Ok(());
+        }
+        write!(f, "\nAfter sending (listen, sync, bounces)\n{:<7}", "")?;
+        for w in AFTER_SENDING {
+            write!(f, "{w:>13}")?;
+        }
+        for (channel, m) in &self.after_sending {
+            write!(f, "\n{:<7}", channel.as_str())?;
+            for w in AFTER_SENDING {
+                match m.get(w) {
+                    Some(n) => write!(f, "{n:>13}")?,
+                    None => write!(f, "{:>13}", "-")?,
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The lines of what came back, each only when there is something to say.
     fn fmt_feedback(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let b = &self.feedback;
-        if b.delivered + b.undelivered > 0 {
-            write!(
-                f,
-                "\nSMS delivery (receipts): {} delivered, {} undelivered",
-                b.delivered, b.undelivered
-            )?;
-        }
         let m = &self.bounces;
-        if m.bounced_hard + m.bounced_soft + m.complained > 0 {
-            write!(
-                f,
-                "\nEmail bounces (outreach bounces): {} bounced (hard), {} soft bounces only, {} \
-                 complained",
-                m.bounced_hard, m.bounced_soft, m.complained
-            )?;
-        }
+        self.fmt_after_sending(f)?;
         if !m.policy_by_domain.is_empty() {
             let domains: Vec<String> = m
                 .policy_by_domain
@@ -149,9 +189,6 @@ impl Status {
                 "\nRefused by policy, by domain (all campaigns; check SPF, DKIM, DMARC): {}",
                 domains.join(", ")
             )?;
-        }
-        if b.unsubscribed > 0 {
-            write!(f, "\nUnsubscribed by their link: {}", b.unsubscribed)?;
         }
         if b.replies > 0 {
             write!(

@@ -38,11 +38,14 @@ pub struct Row {
     pub created_at: String,
     pub updated_at: String,
     pub sent_at: Option<String>,
-    /// `delivered` or `undelivered`, once the carrier said (`listen`); for a message in parts,
-    /// `delivered` only when every part is.
+    /// What became of it after it was sent (see [`delivery_columns`]): for an SMS `delivered`
+    /// or `undelivered`, once the carrier said (for a message in parts, `delivered` only when
+    /// every part is); for an email `complained`, `bounced`, `undelivered` or `soft-bounced`.
     pub delivery: Option<String>,
-    /// The carrier's code of an undelivered message.
+    /// The carrier's code of an undelivered SMS, or the DSN status of a bounce.
     pub delivery_code: Option<String>,
+    /// How the patient opted out after it (`page`, `one-click`, `mailto`, `STOP reply`).
+    pub opted_out: Option<String>,
 }
 
 /// A run as recorded.
@@ -269,6 +272,33 @@ impl Ledger {
         })
     }
 
+    /// What became of `campaign`'s messages after they were sent, counted by channel: each
+    /// delivery state of [`delivery_columns`] (`delivered`, `bounced`, …) and `opted out`.
+    pub fn delivery_counts(
+        &self,
+        campaign: &str,
+    ) -> Result<Vec<(Channel, &'static str, u64)>, LedgerError> {
+        self.sql(|c| {
+            let mut stmt = c.prepare(DELIVERY_COUNTS)?;
+            let rows = stmt.query_map([campaign], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (channel, word, n) = row?;
+                let word = AFTER_SENDING.iter().find(|w| **w == word);
+                if let (Ok(ch), Some(word)) = (channel.parse::<Channel>(), word) {
+                    out.push((ch, *word, n));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Counts of `campaign` by channel and state (`failed` split into permanent and retryable).
     pub fn counts(&self, campaign: &str) -> Result<Vec<(Channel, State, bool, u64)>, LedgerError> {
         self.sql(|c| {
@@ -344,6 +374,7 @@ pub struct Cells<'r> {
     pub updated_at: &'r str,
     pub delivery: &'r str,
     pub delivery_code: &'r str,
+    pub opted_out: &'r str,
 }
 
 impl<'r> From<&'r Row> for Cells<'r> {
@@ -356,25 +387,73 @@ impl<'r> From<&'r Row> for Cells<'r> {
             updated_at: &r.updated_at,
             delivery: r.delivery.as_deref().unwrap_or_default(),
             delivery_code: r.delivery_code.as_deref().unwrap_or_default(),
+            opted_out: r.opted_out.as_deref().unwrap_or_default(),
         }
     }
 }
 
-/// A message's delivery state and the carrier's code of a failure, from its parts' receipts
-/// (`listen`): the last two columns of [`CELLS`] and [`SELECT_ROWS`]. An email has none and costs
-/// nothing; an SMS costs a look-up in the index of its parts.
+/// The words [`Ledger::delivery_counts`] counts by, in the order `status` shows them.
+pub const AFTER_SENDING: [&str; 6] = [
+    "delivered",
+    "undelivered",
+    "bounced",
+    "soft-bounced",
+    "complained",
+    "opted out",
+];
+
+/// What became of a message after it was sent, the last three columns of [`CELLS`] and
+/// [`SELECT_ROWS`]:
+/// - its delivery state: for an SMS from its parts' receipts (`listen`, `sync`): `delivered`
+///   once every part is, `undelivered` once one is not; for an email from what the bounce
+///   mailbox said (`bounces`), the gravest of `complained`, `bounced` (the address is bad),
+///   `undelivered` (refused by policy or another permanent failure) and `soft-bounced`;
+/// - the code of that state: the carrier's error code, or the bounce's DSN status;
+/// - how the patient opted out after it: an email's unsubscribe (its page, `page`; the
+///   mail client's button, `one-click`; a mail to the mailto address, `mailto`), or an SMS's `STOP reply` from its number after it was sent.
+///
+/// Each is a look-up in an index keyed by the message (or, for a reply, by the number).
 macro_rules! delivery_columns {
     () => {
         "CASE WHEN channel = 'sms' THEN
              (SELECT CASE WHEN SUM(r.state = 'undelivered') > 0 THEN 'undelivered'
                           WHEN SUM(r.state = 'delivered') = MAX(p.parts) THEN 'delivered' END
               FROM sms_parts p LEFT JOIN receipts r ON r.provider_id = p.provider_id
-              WHERE p.message = messages.rowid) END,
+              WHERE p.message = messages.rowid)
+         ELSE
+             (SELECT CASE WHEN SUM(b.kind = 'complaint') > 0 THEN 'complained'
+                          WHEN SUM(b.kind = 'hard') > 0 THEN 'bounced'
+                          WHEN SUM(b.kind = 'policy' OR b.kind = 'other') > 0 THEN 'undelivered'
+                          WHEN SUM(b.kind = 'soft') > 0 THEN 'soft-bounced' END
+              FROM bounces b WHERE b.message = messages.rowid) END,
          CASE WHEN channel = 'sms' THEN
              (SELECT r.code FROM sms_parts p JOIN receipts r ON r.provider_id = p.provider_id
-              WHERE p.message = messages.rowid AND r.state = 'undelivered' LIMIT 1) END"
+              WHERE p.message = messages.rowid AND r.state = 'undelivered' LIMIT 1)
+         ELSE
+             (SELECT b.status FROM bounces b WHERE b.message = messages.rowid
+              ORDER BY CASE b.kind WHEN 'complaint' THEN 0 WHEN 'hard' THEN 1
+                                   WHEN 'soft' THEN 3 ELSE 2 END, b.id LIMIT 1) END,
+         CASE WHEN channel = 'sms' THEN
+             (SELECT 'STOP reply' FROM replies
+              WHERE from_number = messages.address AND keyword = 'opt_out'
+                AND received_at >= messages.sent_at LIMIT 1)
+         ELSE (SELECT how FROM unsubscribes WHERE message = messages.rowid) END"
     };
 }
+
+/// [`Ledger::delivery_counts`]: the messages of campaign `?1` by channel and delivery
+/// state, then by channel those opted out after them.
+const DELIVERY_COUNTS: &str = concat!(
+    "WITH after (channel, delivery, code, opted_out) AS (
+         SELECT channel, ",
+    delivery_columns!(),
+    " FROM messages WHERE campaign = ?1)
+     SELECT channel, delivery, COUNT(*) FROM after
+         WHERE delivery IS NOT NULL GROUP BY channel, delivery
+     UNION ALL
+     SELECT channel, 'opted out', COUNT(*) FROM after
+         WHERE opted_out IS NOT NULL GROUP BY channel"
+);
 
 /// The columns of [`Cells`], in its order.
 const CELLS: &str = concat!(
@@ -430,6 +509,7 @@ impl RowLookup<'_> {
                     updated_at: text(4)??,
                     delivery: text(5)??,
                     delivery_code: text(6)??,
+                    opted_out: text(7)??,
                 })
             })()
             .map_err(sqlite)?;
@@ -482,6 +562,7 @@ fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         sent_at: r.get(10)?,
         delivery: r.get(11)?,
         delivery_code: r.get(12)?,
+        opted_out: r.get(13)?,
     })
 }
 

@@ -204,6 +204,7 @@ const FEEDBACK: &str = "
         received_at TEXT NOT NULL,
         read_at TEXT
     );
+    CREATE INDEX IF NOT EXISTS replies_from ON replies (from_number, keyword);
     CREATE TABLE IF NOT EXISTS unsubscribes (
         message INTEGER PRIMARY KEY,
         how TEXT NOT NULL,
