@@ -267,9 +267,10 @@ fn an_mbox_of_the_same_mail_gives_the_same_result() {
 
 #[test]
 fn a_run_killed_mid_way_loses_and_doubles_nothing() {
+    const MANY: u64 = 6000;
     let f = fixture("maildir = \"bounces\"");
     let soft = corpus(&f).swap_remove(2);
-    let many: Vec<String> = (0..3000).map(|_| soft.clone()).collect();
+    let many: Vec<String> = (0..MANY).map(|_| soft.clone()).collect();
     write_maildir(&f, &many);
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("outreach"))
         .current_dir(f.dir.path())
@@ -280,17 +281,29 @@ fn a_run_killed_mid_way_loses_and_doubles_nothing() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    // Killed as soon as its first batch is committed.
+    let ledger = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    let processed = || -> u64 {
+        ledger
+            .query_row("SELECT COUNT(*) FROM processed_mail", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_or(0, |n| n as u64)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while processed() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let part = rows(&f, "SELECT COUNT(*) FROM processed_mail");
-    assert!(part < 3000, "the run finished before it was killed");
+    assert!(part > 0 && part < MANY, "killed after {part} of {MANY}");
     assert_eq!(rows(&f, "SELECT COUNT(*) FROM bounces"), part);
     let (code, v) = bounces(&f);
     assert_eq!(code, 0, "{v}");
-    assert_eq!(v["read"].as_u64().unwrap() + part, 3000, "{v}");
-    assert_eq!(rows(&f, "SELECT COUNT(*) FROM processed_mail"), 3000);
-    assert_eq!(rows(&f, "SELECT COUNT(*) FROM bounces"), 3000);
+    assert_eq!(v["read"].as_u64().unwrap() + part, MANY, "{v}");
+    assert_eq!(rows(&f, "SELECT COUNT(*) FROM processed_mail"), MANY);
+    assert_eq!(rows(&f, "SELECT COUNT(*) FROM bounces"), MANY);
     assert_eq!(suppressed(&f), ["c***@example.com"]);
 }
 

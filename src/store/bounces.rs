@@ -163,52 +163,28 @@ impl Ledger {
         })
     }
 
-    /// Records mailbox message `id` as read (`class`) and its effect, in one transaction.
-    /// `None` when it was read before: nothing changes.
-    pub fn record_mail(
+    /// Records a batch of messages of `mailbox`, each `(id, class, effect)`, as read with their
+    /// effects, in one transaction: one sync of the ledger for the batch, not one per message
+    /// (10,000 DSNs took 19 s one commit each). For each, in order: what it did, or `None` when
+    /// it was read before and nothing changed.
+    pub fn record_mails(
         &mut self,
-        (mailbox, id, class): (&str, &str, &str),
-        effect: &MailEffect,
+        mailbox: &str,
+        batch: &[(&str, &str, &MailEffect)],
         soft: SoftRule,
         now: DateTime<Utc>,
-    ) -> Result<Option<Recorded>, LedgerError> {
+    ) -> Result<Vec<Option<Recorded>>, LedgerError> {
         let sqlite = sqlite_error(&self.path);
-        let at = timestamp(now);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sqlite)?;
-        let inserted = tx
-            .execute(
-                "INSERT INTO processed_mail (mailbox, id, class, processed_at)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                params![mailbox, id, class, at],
-            )
-            .map_err(sqlite)?;
-        if inserted == 0 {
-            return Ok(None);
-        }
-        let mut recorded = Recorded::default();
-        match effect {
-            MailEffect::Nothing => {}
-            MailEffect::Unsubscribe { token } => {
-                let before = suppressed_in(&tx, token).map_err(sqlite)?;
-                if let Some(row) = unsubscribe_in(&tx, token, "mailto", &at).map_err(sqlite)?
-                    && !before
-                {
-                    recorded.suppressed.push(row.address);
-                }
-            }
-            MailEffect::Events(events) => {
-                for e in events {
-                    if event_in(&tx, e, soft, now).map_err(sqlite)? {
-                        recorded.suppressed.push(e.address.clone());
-                    }
-                }
-            }
+        let mut done = Vec::with_capacity(batch.len());
+        for &(id, class, effect) in batch {
+            done.push(mail_in(&tx, (mailbox, id, class), effect, soft, now).map_err(sqlite)?);
         }
         tx.commit().map_err(sqlite)?;
-        Ok(Some(recorded))
+        Ok(done)
     }
 
     /// The delivery events of `campaign`'s emails, and the state directory's policy failures
@@ -242,6 +218,46 @@ impl Ledger {
             })
         })
     }
+}
+
+/// Records one mailbox message as read and its effect; `None` when it was read before.
+fn mail_in(
+    tx: &rusqlite::Transaction<'_>,
+    (mailbox, id, class): (&str, &str, &str),
+    effect: &MailEffect,
+    soft: SoftRule,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<Option<Recorded>> {
+    let at = timestamp(now);
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO processed_mail (mailbox, id, class, processed_at)
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![mailbox, id, class, at])?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let mut recorded = Recorded::default();
+    match effect {
+        MailEffect::Nothing => {}
+        MailEffect::Unsubscribe { token } => {
+            let before = suppressed_in(tx, token)?;
+            if let Some(row) = unsubscribe_in(tx, token, "mailto", &at)?
+                && !before
+            {
+                recorded.suppressed.push(row.address);
+            }
+        }
+        MailEffect::Events(events) => {
+            for e in events {
+                if event_in(tx, e, soft, now)? {
+                    recorded.suppressed.push(e.address.clone());
+                }
+            }
+        }
+    }
+    Ok(Some(recorded))
 }
 
 fn suppressed_in(tx: &rusqlite::Transaction<'_>, token: &str) -> rusqlite::Result<bool> {
@@ -318,27 +334,54 @@ mod tests {
         };
         let t0 = Utc::now();
         let soft = MailEffect::Events(vec![event(EventKind::Soft)]);
-        let first = l
-            .record_mail(("mb", "1", "bounce"), &soft, rule, t0)
-            .unwrap();
+        let first = one(&mut l, "1", &soft, rule, t0);
         assert_eq!(first, Some(Recorded::default()));
-        assert_eq!(
-            l.record_mail(("mb", "1", "bounce"), &soft, rule, t0)
-                .unwrap(),
-            None
-        );
+        assert_eq!(one(&mut l, "1", &soft, rule, t0), None);
         // Outside the window: not counted with the first.
         let late = t0 + chrono::Duration::days(31);
-        let second = l
-            .record_mail(("mb", "2", "bounce"), &soft, rule, late)
-            .unwrap();
+        let second = one(&mut l, "2", &soft, rule, late);
         assert_eq!(second, Some(Recorded::default()));
-        let third = l
-            .record_mail(("mb", "3", "bounce"), &soft, rule, late)
-            .unwrap();
+        let third = one(&mut l, "3", &soft, rule, late);
         assert_eq!(third.unwrap().suppressed, ["ann@example.org"]);
         assert!(l.mail_processed("mb", "3").unwrap());
         assert!(!l.mail_processed("mb", "4").unwrap());
+    }
+
+    /// Records message `id` of mailbox `mb` alone.
+    fn one(
+        l: &mut Ledger,
+        id: &str,
+        effect: &MailEffect,
+        rule: SoftRule,
+        now: DateTime<Utc>,
+    ) -> Option<Recorded> {
+        l.record_mails("mb", &[(id, "bounce", effect)], rule, now)
+            .unwrap()
+            .pop()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_batch_counts_as_its_messages_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let rule = SoftRule {
+            limit: 2,
+            window: chrono::Duration::days(30),
+        };
+        let soft = MailEffect::Events(vec![event(EventKind::Soft)]);
+        let batch = [
+            ("1", "bounce", &soft),
+            ("1", "bounce", &soft),
+            ("2", "bounce", &soft),
+        ];
+        let done = l.record_mails("mb", &batch, rule, Utc::now()).unwrap();
+        assert_eq!(done[0], Some(Recorded::default()));
+        assert_eq!(
+            done[1], None,
+            "the same message twice in a batch counts once"
+        );
+        assert_eq!(done[2].as_ref().unwrap().suppressed, ["ann@example.org"]);
     }
 
     #[test]
@@ -350,9 +393,7 @@ mod tests {
             window: chrono::Duration::days(30),
         };
         let policy = MailEffect::Events(vec![event(EventKind::Policy)]);
-        let r = l
-            .record_mail(("mb", "1", "bounce"), &policy, rule, Utc::now())
-            .unwrap();
+        let r = one(&mut l, "1", &policy, rule, Utc::now());
         assert!(r.unwrap().suppressed.is_empty());
         assert!(l.suppressions().unwrap().is_empty());
         let counts = l.bounce_counts("c").unwrap();

@@ -13,8 +13,22 @@ pub use setup::{BouncesError, Options};
 pub use summary::{Summary, Unread};
 
 use crate::bounce::Classification;
+use crate::mailbox::Mailbox;
 use crate::model::{Channel, mask};
+use crate::store::bounces::MailEffect;
 use crate::store::ledger::Ledger;
+
+/// Messages recorded in one transaction: one sync of the ledger for each batch.
+const BATCH: usize = 256;
+
+/// A message read and classified, waiting for its batch's commit.
+struct Read {
+    id: String,
+    label: &'static str,
+    effect: MailEffect,
+    /// Why it was not recognised, if it was not.
+    unrecognised: Option<String>,
+}
 
 /// Reads the mailbox of the campaigns' state directory and records what it says.
 pub fn run(options: &Options) -> Result<Summary, BouncesError> {
@@ -28,6 +42,7 @@ pub fn run(options: &Options) -> Result<Summary, BouncesError> {
     let now = crate::model::Clock::from_env()
         .map(|c| c.now())
         .unwrap_or_else(|_| chrono::Utc::now());
+    let mut batch: Vec<Read> = Vec::with_capacity(BATCH);
     for id in mailbox.list()? {
         if ledger.mail_processed(&name, &id)? {
             summary.already_read += 1;
@@ -45,28 +60,75 @@ pub fn run(options: &Options) -> Result<Summary, BouncesError> {
         };
         let class = setup.classify(&raw);
         let (label, effect) = index.effect(&ledger, &class)?;
-        let Some(recorded) = ledger.record_mail((&name, &id, label), &effect, setup.soft, now)?
-        else {
+        let unrecognised = match class {
+            Classification::Unrecognised { why } => Some(why),
+            _ => None,
+        };
+        batch.push(Read {
+            id,
+            label,
+            effect,
+            unrecognised,
+        });
+        if batch.len() == BATCH {
+            commit(
+                &mut ledger,
+                &mut *mailbox,
+                (&name, &setup, now),
+                &mut batch,
+                &mut summary,
+            )?;
+        }
+    }
+    commit(
+        &mut ledger,
+        &mut *mailbox,
+        (&name, &setup, now),
+        &mut batch,
+        &mut summary,
+    )?;
+    summary.policy_by_domain = ledger.bounce_counts("")?.policy_by_domain;
+    Ok(summary)
+}
+
+/// Records the batch in one transaction, then hands each message back to the mailbox (`done`)
+/// and counts it.
+fn commit(
+    ledger: &mut Ledger,
+    mailbox: &mut dyn Mailbox,
+    (name, setup, now): (&str, &setup::Setup, chrono::DateTime<chrono::Utc>),
+    batch: &mut Vec<Read>,
+    summary: &mut Summary,
+) -> Result<(), BouncesError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<(&str, &str, &MailEffect)> = batch
+        .iter()
+        .map(|r| (r.id.as_str(), r.label, &r.effect))
+        .collect();
+    let done = ledger.record_mails(name, &records, setup.soft, now)?;
+    for (read, recorded) in batch.drain(..).zip(done) {
+        let Some(recorded) = recorded else {
             summary.already_read += 1;
             continue;
         };
-        summary.count(label, &effect);
-        if let Classification::Unrecognised { why } = &class {
+        summary.count(read.label, &read.effect);
+        if let Some(why) = read.unrecognised {
             summary.unrecognised.push(Unread {
-                id: id.clone(),
-                why: why.clone(),
+                id: read.id.clone(),
+                why,
             });
         }
         summary
             .suppressed
             .extend(recorded.suppressed.iter().map(|a| mask(Channel::Email, a)));
-        if let Err(e) = mailbox.done(&id) {
+        if let Err(e) = mailbox.done(&read.id) {
             summary.unreadable.push(Unread {
-                id,
+                id: read.id,
                 why: e.to_string(),
             });
         }
     }
-    summary.policy_by_domain = ledger.bounce_counts("")?.policy_by_domain;
-    Ok(summary)
+    Ok(())
 }
