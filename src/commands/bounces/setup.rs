@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::bounce::{self, Classification, Context};
 use crate::config::{self, Campaign, ConfigError, FeedbackSettings, MailboxSource};
-use crate::mailbox::{Mailbox, MailboxError, Maildir, Mbox};
+use crate::mailbox::{Imap, Mailbox, MailboxError, Maildir, Mbox};
 use crate::paths::show_path;
 use crate::store::bounces::SoftRule;
 
@@ -23,7 +23,8 @@ pub enum BouncesError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(
-        "{} has no [feedback] table: bounces needs maildir = \"PATH\" or mbox = \"PATH\"",
+        "{} has no [feedback] table: bounces needs maildir = \"PATH\", mbox = \"PATH\" or a \
+         [feedback.imap] table",
         show_path(.0)
     )]
     NotConfigured(PathBuf),
@@ -106,13 +107,14 @@ pub(super) fn load(options: &Options) -> Result<Setup, BouncesError> {
 }
 
 impl Setup {
-    /// The mailbox `[feedback]` names, under its canonical path (so that the ledger knows it
-    /// whichever directory `bounces` runs from).
+    /// The mailbox `[feedback]` names, a local one under its canonical path (so that the
+    /// ledger knows it whichever directory `bounces` runs from).
     pub fn open_mailbox(&self) -> Result<Box<dyn Mailbox>, MailboxError> {
         let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         Ok(match &self.feedback.mailbox {
             MailboxSource::Maildir(p) => Box::new(Maildir::open(&canonical(p))?),
             MailboxSource::Mbox(p) => Box::new(Mbox::open(&canonical(p))?),
+            MailboxSource::Imap(settings) => Box::new(Imap::open(settings)?),
         })
     }
 
