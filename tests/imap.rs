@@ -62,9 +62,10 @@ impl Dovecot {
              userdb {\n  driver = static\n  args = uid=nobody gid=nogroup home=HOME\n}\n"
                 .to_string()
         } else {
-            let name = whoami();
+            let (name, group) = (id("-un"), id("-gn"));
             format!(
-                "default_internal_user = {name}\ndefault_login_user = {name}\n\
+                "default_internal_user = {name}\ndefault_internal_group = {group}\n\
+                 default_login_user = {name}\n\
                  userdb {{\n  driver = static\n  args = uid={} gid={} home=HOME\n}}\n",
                 me.uid(),
                 me.gid()
@@ -176,8 +177,9 @@ fn chown_tree(path: &Path, owner: &str) {
     assert!(status.success(), "chown -R {owner}");
 }
 
-fn whoami() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
+/// `id FLAG`: the name of this process's user (`-un`) or group (`-gn`).
+fn id(flag: &str) -> String {
+    let out = Command::new("id").arg(flag).output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
