@@ -32,8 +32,9 @@ struct Dovecot {
 }
 
 impl Dovecot {
-    /// Starts a server whose INBOX holds `messages`, and an empty `Processed` folder.
-    fn start(messages: &[String]) -> Dovecot {
+    /// Starts a server whose INBOX holds `messages`, and an empty `Processed` folder; `conf`
+    /// is added to its configuration.
+    fn start(messages: &[String], conf: &str) -> Dovecot {
         assert!(
             Path::new(DOVECOT).exists(),
             "{DOVECOT} is missing: install dovecot-imapd (scripts/test does)"
@@ -87,7 +88,7 @@ impl Dovecot {
              {users}\
              service imap-login {{\n  chroot =\n  inet_listener imap {{\n    port = {imap}\n  }}\n  \
              inet_listener imaps {{\n    port = {imaps}\n    ssl = yes\n  }}\n}}\n\
-             service anvil {{\n  chroot =\n}}\n",
+             service anvil {{\n  chroot =\n}}\n{conf}",
             root = root.display(),
             cert = cert.display(),
             key = key.display(),
@@ -197,8 +198,17 @@ fn imap_feedback(server: &Dovecot, extra: &str) -> String {
 /// The bounce fixture of `bounces_cmd.rs` (its emails sent), and a server holding the mail
 /// `mail` makes for them, which the fixture reads (`extra`: more `[feedback.imap]` keys).
 fn with_mail(mail: impl FnOnce(&Fixture) -> Vec<String>, extra: &str) -> (Fixture, Dovecot) {
+    with_mail_on("", mail, extra)
+}
+
+/// [`with_mail`] on a server with `conf` added to its configuration.
+fn with_mail_on(
+    conf: &str,
+    mail: impl FnOnce(&Fixture) -> Vec<String>,
+    extra: &str,
+) -> (Fixture, Dovecot) {
     let f = bounces_cmd::fixture(UNSET);
-    let server = Dovecot::start(&mail(&f));
+    let server = Dovecot::start(&mail(&f), conf);
     let toml = f
         .read("campaign.toml")
         .replace(UNSET, &imap_feedback(&server, extra));
@@ -261,6 +271,39 @@ fn move_to_moves_read_mail_over_starttls_and_deletes_nothing() {
         (v["read"].as_u64(), v["already_read"].as_u64()),
         (Some(0), Some(0))
     );
+    check_unchanged(&f);
+}
+
+#[test]
+fn without_move_a_message_is_copied_then_expunged_by_its_uid_or_left_deleted() {
+    // Dovecot announcing neither MOVE nor (the second time) UIDPLUS, which UID EXPUNGE needs:
+    // without it the copied messages stay in INBOX flagged \Deleted, and are not copied again.
+    for (capability, left) in [("IMAP4rev1 UIDPLUS", 0), ("IMAP4rev1", 8)] {
+        let (f, server) = with_mail_on(
+            &format!("imap_capability = {capability}\n"),
+            bounces_cmd::corpus,
+            ", move_to = \"Processed\"",
+        );
+        check_effects(&f);
+        let inbox = server.flags("");
+        assert_eq!(inbox.len(), left, "{capability}: {inbox:?}");
+        assert!(inbox.iter().all(|f| f.contains('T')), "{inbox:?}");
+        let (code, v) = bounces(&f);
+        assert_eq!((code, v["read"].as_u64()), (0, Some(0)), "{v}");
+        let copied = server.flags(".Processed");
+        assert_eq!(copied.len(), 8, "{capability}: {copied:?}");
+        assert!(copied.iter().all(|f| !f.contains('T')), "{copied:?}");
+    }
+}
+
+#[test]
+fn delete_true_deletes_what_was_recorded() {
+    let (f, server) = with_mail(bounces_cmd::corpus, ", delete = true");
+    check_effects(&f);
+    assert_eq!(server.flags(""), Vec::<String>::new());
+    assert_eq!(server.flags(".Processed"), Vec::<String>::new());
+    let (code, v) = bounces(&f);
+    assert_eq!((code, v["read"].as_u64()), (0, Some(0)), "{v}");
     check_unchanged(&f);
 }
 

@@ -8,8 +8,9 @@
 //! the ledger has committed what the message did, changes the server: it flags the message
 //! `$OutreachProcessed` and `\Seen`, or moves it to `move_to` (MOVE, or where the server lacks
 //! it COPY, `\Deleted` and `UID EXPUNGE` of that UID alone), or with `delete = true` deletes it.
-//! Listing skips flagged messages; the ledger still guards against a message read twice, as it
-//! must when a run dies between its commit and the flag.
+//! Listing skips messages flagged done (`$OutreachProcessed`, or `\Deleted` when processed mail
+//! is moved or deleted); the ledger still guards against a message read twice, as it must when
+//! a run dies between its commit and the flag, and such a message is handed back again.
 //!
 //! The client is `async-imap` (0.12, kept by the Delta Chat developers, MSRV 1.88) over
 //! `tokio-rustls`, with the system's roots and the optional `ca_file`, as the SMTP transport
@@ -194,7 +195,9 @@ impl Mailbox for Imap {
     fn list(&mut self) -> Result<Vec<String>, MailboxError> {
         let query = match self.processed {
             Processed::Flag => format!("NOT KEYWORD {PROCESSED_KEYWORD}"),
-            Processed::MoveTo(_) | Processed::Delete => "ALL".to_string(),
+            // `\Deleted` is how the COPY fallback marks a message done where the server
+            // cannot expunge it alone: copying it again would duplicate it.
+            Processed::MoveTo(_) | Processed::Delete => "UNDELETED".to_string(),
         };
         let uids = self.command("UID SEARCH", |s| s.uid_search(query))?;
         let mut uids: Vec<u32> = uids.into_iter().collect();
