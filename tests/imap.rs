@@ -1,9 +1,10 @@
 //! `outreach bounces` over IMAP, against a real Dovecot (Debian's `dovecot-imapd`, which
 //! scripts/test installs): each test starts its own server on 127.0.0.1 with a throwaway
-//! configuration, certificate and Maildir, loads the returned mail of `bounces_cmd.rs` into it,
-//! and checks the same effects as the Maildir test, then what became of the messages on the
-//! server (flagged, or moved; never deleted), a rerun, a run killed mid-way, and each way the
-//! connection can be refused. A missing Dovecot fails these tests; it does not skip them.
+//! configuration, certificate and Maildir (the returned mail of `bounces_cmd.rs` written into
+//! it before it starts), and checks the same effects as the Maildir test, then what became of
+//! the messages on the server (flagged, moved, deleted only when asked), a rerun, a run killed
+//! mid-way, and each way the connection can be refused. A missing Dovecot fails these tests; it
+//! does not skip them.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
