@@ -79,7 +79,7 @@ pub enum Command {
     /// throttled, the time bound); a rerun resumes.
     #[command(after_help = EXIT_CODES)]
     Sync(SyncArgs),
-    /// Read the bounce mailbox of one state directory ([feedback] maildir or mbox): hard
+    /// Read the bounce mailbox of one state directory ([feedback] maildir, mbox or imap): hard
     /// bounces and complaints suppress the address for email in every campaign, soft bounces
     /// after a limit; policy failures are counted per domain. Safe to rerun. Exit 1 when a
     /// message could not be read.

@@ -287,7 +287,7 @@ print(json.dumps(out))
 }
 
 /// A throwaway CA and a certificate for 127.0.0.1/localhost signed by it: (ca, cert, key).
-fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let sh = |args: &str| {
         let out = Command::new("sh")
             .arg("-c")

@@ -1,10 +1,12 @@
 //! `[feedback]`: the mailbox `outreach bounces` reads (a local Maildir or mbox, for a clinic whose
-//! Postfix delivers bounces locally) and when soft bounces suppress an address. A mailbox is
+//! Postfix delivers bounces locally, or a folder on an IMAP server: `imap.rs`) and when soft
+//! bounces suppress an address. A mailbox is
 //! shared by every campaign of a state directory, so campaigns that share one must agree.
 
 use std::path::{Path, PathBuf};
 
 use super::error::{ConfigError, Locator};
+use super::imap::{ImapSettings, validate_imap};
 use super::raw::RawFeedback;
 
 /// Soft bounces (`4.x.x`, delayed) of one address that suppress it, by default.
@@ -19,15 +21,8 @@ pub enum MailboxSource {
     Maildir(PathBuf),
     /// An mbox file (mboxo or mboxrd); it is never rewritten.
     Mbox(PathBuf),
-}
-
-impl MailboxSource {
-    /// The path, as the ledger names the mailbox.
-    pub fn path(&self) -> &Path {
-        match self {
-            MailboxSource::Maildir(p) | MailboxSource::Mbox(p) => p,
-        }
-    }
+    /// A folder on an IMAP server (`[feedback.imap]`).
+    Imap(ImapSettings),
 }
 
 /// `[feedback]`, checked.
@@ -45,23 +40,29 @@ pub(super) fn validate_feedback(
     loc: &Locator,
     dir: &Path,
 ) -> Result<FeedbackSettings, ConfigError> {
-    let mailbox = match (raw.maildir, raw.mbox) {
-        (Some(p), None) => {
+    let mailbox = match (raw.maildir, raw.mbox, raw.imap) {
+        (Some(p), None, None) => {
             let p = loc.non_empty(Some(p), "feedback.maildir")?;
             MailboxSource::Maildir(loc.resolve("feedback.maildir", &p, dir))
         }
-        (None, Some(p)) => {
+        (None, Some(p), None) => {
             let p = loc.non_empty(Some(p), "feedback.mbox")?;
             MailboxSource::Mbox(loc.resolve("feedback.mbox", &p, dir))
         }
-        (Some(_), Some(_)) => {
-            return Err(loc.invalid("feedback.mbox", "give maildir or mbox, not both"));
-        }
-        (None, None) => {
+        (None, None, Some(imap)) => MailboxSource::Imap(validate_imap(imap, loc, dir)?),
+        (None, None, None) => {
             return Err(loc.invalid(
                 "feedback.maildir",
-                "required key is missing (or feedback.mbox)",
+                "required key is missing (or feedback.mbox, or a [feedback.imap] table)",
             ));
+        }
+        (maildir, mbox, _) => {
+            let key = if maildir.is_some() && mbox.is_some() {
+                "feedback.mbox"
+            } else {
+                "feedback.imap"
+            };
+            return Err(loc.invalid(key, "give one of maildir, mbox or [feedback.imap]"));
         }
     };
     let soft_bounce_limit = raw

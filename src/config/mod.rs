@@ -5,7 +5,7 @@
 //! The steps, bottom up: `values` parses single values (rates, durations, dates, URLs) and
 //! `secrets` where a secret lives; `raw` is the file's shape; `parse` reads the text into it,
 //! overrides merged, with an `error::Locator` that remembers each key's line; `campaign`,
-//! `email`, `gateway`, `generic` and `listen` check their tables into the types the rest of the
+//! `email`, `gateway`, `generic`, `listen`, `feedback` and `imap` check their tables into the types the rest of the
 //! program uses. Every public item is re-exported here, so callers name it `crate::config::X`; the files
 //! import one another but never this one, which keeps the module free of import cycles.
 
@@ -15,6 +15,7 @@ mod error;
 mod feedback;
 mod gateway;
 mod generic;
+mod imap;
 mod listen;
 mod parse;
 mod raw;
@@ -44,6 +45,7 @@ pub use generic::{
     BodyFormat, GATEWAY_PLACEHOLDERS, GatewayAuth, GenericGateway, HttpMethod, TemplateError,
     fill_template,
 };
+pub use imap::{DEFAULT_IMAP_FOLDER, DEFAULT_IMAP_TIMEOUT, ImapSettings, ImapTls, Processed};
 pub use listen::{DEFAULT_LISTEN_ADDR, ListenSettings, TlsFiles, WebhookCheck, WebhookSettings};
 pub use secrets::{SecretError, SecretSource};
 pub use values::{

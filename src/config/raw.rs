@@ -28,8 +28,26 @@ pub(super) struct RawConfig {
 pub(super) struct RawFeedback {
     pub maildir: Option<String>,
     pub mbox: Option<String>,
+    pub imap: Option<RawImap>,
     pub soft_bounce_limit: Option<i64>,
     pub soft_bounce_window: Option<String>,
+}
+
+/// `[feedback.imap]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImap {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub tls: Option<String>,
+    pub user: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    pub folder: Option<String>,
+    pub ca_file: Option<String>,
+    pub timeout: Option<String>,
+    pub move_to: Option<String>,
+    pub delete: Option<bool>,
 }
 
 /// `[listen]`.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::bounce::{self, Classification, Context};
 use crate::config::{self, Campaign, ConfigError, FeedbackSettings, MailboxSource};
-use crate::mailbox::{Mailbox, MailboxError, Maildir, Mbox};
+use crate::mailbox::{Imap, Mailbox, MailboxError, Maildir, Mbox};
 use crate::paths::show_path;
 use crate::store::bounces::SoftRule;
 use crate::store::ledger::Ledger;
@@ -25,7 +25,8 @@ pub enum BouncesError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(
-        "{} has no [feedback] table: bounces needs maildir = \"PATH\" or mbox = \"PATH\"",
+        "{} has no [feedback] table: bounces needs maildir = \"PATH\", mbox = \"PATH\" or a \
+         [feedback.imap] table",
         show_path(.0)
     )]
     NotConfigured(PathBuf),
@@ -89,6 +90,7 @@ pub(super) fn load(options: &Options) -> Result<Setup, BouncesError> {
         f.mailbox = match f.mailbox {
             MailboxSource::Maildir(p) => MailboxSource::Maildir(canonical_or_same(&p)),
             MailboxSource::Mbox(p) => MailboxSource::Mbox(canonical_or_same(&p)),
+            imap @ MailboxSource::Imap(_) => imap,
         };
         if let Some(first) = campaigns.first() {
             if canonical_or_same(&first.sending.state_dir)
@@ -170,12 +172,13 @@ fn expand(options: &Options) -> Result<Vec<(PathBuf, Campaign)>, BouncesError> {
 }
 
 impl Setup {
-    /// The mailbox `[feedback]` names, under its canonical path (`load` made it so: the ledger
-    /// knows it whichever directory `bounces` runs from).
+    /// The mailbox `[feedback]` names, a local one under its canonical path (`load` made it
+    /// so: the ledger knows it whichever directory `bounces` runs from).
     pub fn open_mailbox(&self) -> Result<Box<dyn Mailbox>, MailboxError> {
         Ok(match &self.feedback.mailbox {
             MailboxSource::Maildir(p) => Box::new(Maildir::open(p)?),
             MailboxSource::Mbox(p) => Box::new(Mbox::open(p)?),
+            MailboxSource::Imap(settings) => Box::new(Imap::open(settings)?),
         })
     }
 
