@@ -21,3 +21,4 @@ mod sms_gateway;
 mod smtp;
 mod suppressions;
 mod sync;
+mod sync_generic;
