@@ -1,7 +1,7 @@
 //! `outreach sync` for a generic gateway, end to end: the real binary sends through a wiremock
 //! gateway described only in the campaign file, then asks its `status_url` about each message
 //! and reads the answers by the configured pointers and status lists. Requests are counted per
-//! id: a final message is never asked about twice.
+//! id: a final message is never asked about twice, even by a rerun after a SIGKILL.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -213,4 +213,69 @@ fn a_generic_gateway_without_status_url_points_to_listen() {
         "this generic gateway has no status lookup (sms.gateway.status_url): use outreach \
          listen for its receipts\n"
     );
+}
+
+#[test]
+fn a_sync_killed_mid_run_loses_nothing_and_never_asks_twice_about_a_final_message() {
+    let rt = runtime();
+    let (s, f) = sent_three(&rt, crate::sms_gateway::FAST);
+    // A slow gateway: each answer takes 400 ms.
+    let slow = |st: &str| state(st, None).set_delay(Duration::from_millis(400));
+    on_status(&rt, &s, "G1", slow("DELIVRD"));
+    on_status(&rt, &s, "G2", slow("UNDELIV"));
+    on_status(&rt, &s, "G3", slow("DELIVRD"));
+    let receipts = |f: &Fixture| -> Vec<String> {
+        let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+        let mut q = db
+            .prepare("SELECT provider_id FROM receipts ORDER BY provider_id")
+            .unwrap();
+        q.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("outreach"))
+        .current_dir(f.dir.path())
+        .env("OUTREACH_NOW", crate::common::MIDDAY)
+        .env(TOKEN_ENV, TOKEN)
+        .env_remove("RUST_LOG")
+        .args(["sync", "campaign.toml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receipts(&f).is_empty() {
+        assert!(Instant::now() < deadline, "no answer was recorded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = receipts(&f);
+    assert!(before.len() < 3, "the run finished before it was killed");
+    // The rerun asks only about what was not recorded, and settles everything.
+    let (code, out, err) = sync(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("asked {}:", 3 - before.len())),
+        "{out}"
+    );
+    assert_eq!(receipts(&f), ["G1", "G2", "G3"]);
+    let per_id = asked(&rt, &s);
+    for id in &before {
+        assert_eq!(per_id[id], 1, "{id} was final and asked again: {per_id:?}");
+    }
+    // The one in flight at the kill may have been asked twice, never more.
+    assert!(per_id.values().all(|n| *n <= 2), "{per_id:?}");
+    let v: serde_json::Value =
+        serde_json::from_str(&f.run(&["status", "campaign.toml", "--format", "json"]).1).unwrap();
+    assert_eq!(v["feedback"]["delivered"], 2, "{v}");
+    assert_eq!(v["feedback"]["undelivered"], 1, "{v}");
+    // A third run changes nothing and asks nothing.
+    let rows = ledger(&f);
+    let (code, out, _) = sync(&f, &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("asked 0:"), "{out}");
+    assert_eq!(ledger(&f), rows);
+    assert_eq!(asked(&rt, &s), per_id);
 }
