@@ -358,15 +358,22 @@ fn an_unsubscribe_link_shows_a_page_and_a_one_click_post_unsubscribes_once() {
     );
 
     // The very next run of any campaign of the state directory skips them.
-    f.write(
-        "second.toml",
-        &f.read("campaign.toml")
-            .replace("id = \"test-campaign\"", "id = \"second\""),
-    );
+    let v = second_campaign(&f);
+    assert_eq!(v["channels"][0]["skipped"]["suppressed"], 2, "{v}");
+    assert_eq!(v["channels"][0]["due"], 1, "{v}");
+}
+
+/// `check` of a second campaign of the state directory (`second.toml`, written once), as JSON.
+fn second_campaign(f: &Fixture) -> serde_json::Value {
+    if !f.path("second.toml").exists() {
+        f.write(
+            "second.toml",
+            &f.read("campaign.toml")
+                .replace("id = \"test-campaign\"", "id = \"second\""),
+        );
+    }
     let (_, out, _) = f.run(&["check", "second.toml", "--format", "json"]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["channels"][0]["skipped"]["suppressed"], 2, "{out}");
-    assert_eq!(v["channels"][0]["due"], 1, "{out}");
+    serde_json::from_str(&out).unwrap()
 }
 
 /// SMS to three patients through a Twilio mock that gives SM…1, SM…2, SM…3; P3's number is on
@@ -584,6 +591,84 @@ fn twilio_receipts_are_checked_recorded_once_and_never_go_back() {
     }
 }
 
+/// The suppressions table: address, reason, source, by address.
+fn suppression_rows(f: &Fixture) -> Vec<(String, String, String)> {
+    let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    let mut q = db
+        .prepare("SELECT address, reason, source FROM suppressions ORDER BY address")
+        .unwrap();
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn twilio_error_codes_in_status_callbacks_suppress_as_sync_does() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (f, _s) = twilio_fixture(&rt, "");
+    let l = Listening::start(&f, &["campaign.toml"]);
+    let callback = |sid: &str, status: &str, code: &str, to: &str| {
+        let p = [
+            ("MessageSid", sid),
+            ("MessageStatus", status),
+            ("ErrorCode", code),
+            ("To", to),
+            ("AccountSid", ACCOUNT),
+        ];
+        twilio_post(&l, "status", &p, None).status
+    };
+    let sid = |n: u32| format!("SM{n:032}");
+    // Forged: nothing recorded, nothing suppressed.
+    let forged = [
+        ("MessageSid", sid(1)),
+        ("MessageStatus", "undelivered".to_string()),
+        ("ErrorCode", "30006".to_string()),
+    ];
+    let forged: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(twilio_post(&l, "status", &forged, Some("AAAA")).status, 403);
+    assert!(suppression_rows(&f).is_empty());
+    // A landline, an opt-out (twice), an error that says nothing of the number, and an
+    // opt-out for a message this ledger does not hold: suppressed by the number Twilio names.
+    assert_eq!(
+        callback(&sid(1), "undelivered", "30006", "+13125550101"),
+        204
+    );
+    assert_eq!(callback(&sid(2), "failed", "21610", "+13125550102"), 204);
+    assert_eq!(callback(&sid(2), "failed", "21610", "+13125550102"), 204);
+    assert_eq!(
+        callback(&sid(3), "undelivered", "30003", "+13125550103"),
+        204
+    );
+    assert_eq!(callback(&sid(9), "failed", "21610", "+13125550109"), 204);
+    let row = |a: &str, r: &str, s: &str| (a.to_string(), r.to_string(), s.to_string());
+    assert_eq!(
+        suppression_rows(&f),
+        [
+            row("+13125550101", "landline", "outreach listen (Twilio 30006)"),
+            row(
+                "+13125550102",
+                "opted out (Twilio 21610)",
+                "outreach listen (Twilio 21610)"
+            ),
+            row(
+                "+13125550109",
+                "opted out (Twilio 21610)",
+                "outreach listen (Twilio 21610)"
+            ),
+        ]
+    );
+    assert_eq!(
+        f.after_sending("campaign.toml", "sms", &["delivered", "undelivered"]),
+        "0 delivered, 3 undelivered"
+    );
+    assert_eq!(l.stop(), Some(0));
+    // A later campaign texts neither number.
+    let v = second_campaign(&f);
+    assert_eq!(v["channels"][0]["skipped"]["suppressed"], 2, "{v}");
+    assert_eq!(v["channels"][0]["due"], 1, "{v}");
+}
+
 #[test]
 fn stop_and_parar_suppress_start_lifts_only_a_stop_and_other_replies_wait_for_staff() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -651,15 +736,7 @@ fn stop_and_parar_suppress_start_lifts_only_a_stop_and_other_replies_wait_for_st
 
     // Another campaign of the state directory: STOP and PARAR suppress at once; the list's
     // opt-out stays.
-    f.write(
-        "second.toml",
-        &f.read("campaign.toml")
-            .replace("id = \"test-campaign\"", "id = \"second\""),
-    );
-    let check = |f: &Fixture| {
-        let (_, out, _) = f.run(&["check", "second.toml", "--format", "json"]);
-        serde_json::from_str::<serde_json::Value>(&out).unwrap()
-    };
+    let check = second_campaign;
     let v = check(&f);
     assert_eq!(v["channels"][0]["skipped"]["suppressed"], 3, "{v}");
     // START from P1, who sent STOP to this number: lifted.
@@ -788,9 +865,9 @@ fn vonage_sig(params: &[(&str, String)]) -> String {
     data_encoding::HEXUPPER.encode(&mac.finalize().into_bytes())
 }
 
-#[test]
-fn vonage_receipts_are_signed_json_and_a_message_in_parts_is_delivered_when_every_part_is() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
+/// SMS to two patients through a Vonage mock: P1's in two parts (P1-A, P1-B), P2's in one
+/// (P2-A); `listen` checks Vonage's SHA-256 signatures.
+fn vonage_fixture(rt: &tokio::runtime::Runtime) -> (Fixture, MockServer) {
     let s = rt.block_on(async {
         let s = MockServer::start().await;
         // P1's text goes in two parts, P2's in one.
@@ -834,39 +911,62 @@ fn vonage_receipts_are_signed_json_and_a_message_in_parts_is_delivered_when_ever
     c.env(TOKEN_ENV, TOKEN);
     let (code, out, err) = run(c);
     assert_eq!(code, 0, "{out}{err}");
-    let l = Listening::start(&f, &["campaign.toml"]);
-    let now = chrono::DateTime::parse_from_rfc3339(common::MIDDAY)
+    (f, s)
+}
+
+/// `common::MIDDAY` in Unix seconds.
+fn midday() -> i64 {
+    chrono::DateTime::parse_from_rfc3339(common::MIDDAY)
         .unwrap()
-        .timestamp();
-    let dlr = |id: &str, status: &str, timestamp: i64| {
-        let mut p = vec![
-            ("msisdn", "13125550101".to_string()),
-            ("to", "13125550100".to_string()),
-            ("messageId", id.to_string()),
-            ("status", status.to_string()),
-            ("err-code", "0".to_string()),
-            ("scts", "2611251800".to_string()),
-            ("api-key", "abcd1234".to_string()),
-            ("message-timestamp", "2026-11-25 18:00:00".to_string()),
-            ("timestamp", timestamp.to_string()),
-            ("nonce", format!("n-{id}-{status}")),
-        ];
-        let sig = vonage_sig(&p);
-        p.push(("sig", sig));
-        let body: serde_json::Map<String, serde_json::Value> = p
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.into()))
-            .collect();
-        serde_json::Value::Object(body).to_string()
-    };
-    let post = |body: String| {
-        http(
-            "POST",
-            &format!("{}/sms/test-campaign/status", l.url),
-            &[("content-type", "application/json")],
-            body,
-        )
-    };
+        .timestamp()
+}
+
+/// A JSON receipt POSTed to test-campaign's status route.
+fn json_status(l: &Listening, body: String) -> Answer {
+    http(
+        "POST",
+        &format!("{}/sms/test-campaign/status", l.url),
+        &[("content-type", "application/json")],
+        body,
+    )
+}
+
+/// A Vonage delivery receipt for `id` to P1's number, signed, as JSON.
+fn vonage_dlr(id: &str, status: &str, err_code: &str, timestamp: i64) -> String {
+    let p = vec![
+        ("msisdn", "13125550101".to_string()),
+        ("to", "13125550100".to_string()),
+        ("messageId", id.to_string()),
+        ("status", status.to_string()),
+        ("err-code", err_code.to_string()),
+        ("scts", "2611251800".to_string()),
+        ("api-key", "abcd1234".to_string()),
+        ("message-timestamp", "2026-11-25 18:00:00".to_string()),
+        ("timestamp", timestamp.to_string()),
+        ("nonce", format!("n-{id}-{status}")),
+    ];
+    vonage_signed_json(p)
+}
+
+/// Vonage's parameters `p`, signed, as a JSON body.
+fn vonage_signed_json(mut p: Vec<(&str, String)>) -> String {
+    let sig = vonage_sig(&p);
+    p.push(("sig", sig));
+    let body: serde_json::Map<String, serde_json::Value> = p
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect();
+    serde_json::Value::Object(body).to_string()
+}
+
+#[test]
+fn vonage_receipts_are_signed_json_and_a_message_in_parts_is_delivered_when_every_part_is() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (f, _s) = vonage_fixture(&rt);
+    let l = Listening::start(&f, &["campaign.toml"]);
+    let now = midday();
+    let dlr = |id: &str, status: &str, timestamp: i64| vonage_dlr(id, status, "0", timestamp);
+    let post = |body: String| json_status(&l, body);
     let delivered = || f.after_sending("campaign.toml", "sms", &["delivered", "undelivered"]);
     // One part of two: not delivered yet.
     assert_eq!(post(dlr("P1-A", "delivered", now)).status, 204);
@@ -891,7 +991,7 @@ fn vonage_receipts_are_signed_json_and_a_message_in_parts_is_delivered_when_ever
     assert_eq!(post(dlr("P1-B", "delivered", now)).status, 204);
     assert_eq!(delivered(), "2 delivered, 0 undelivered");
     // A signed inbound STOP (Vonage writes numbers without the +): the number is suppressed.
-    let mut p = vec![
+    let p = vec![
         ("msisdn", "13125550102".to_string()),
         ("to", "13125550100".to_string()),
         ("messageId", "IN-1".to_string()),
@@ -902,17 +1002,11 @@ fn vonage_receipts_are_signed_json_and_a_message_in_parts_is_delivered_when_ever
         ("timestamp", now.to_string()),
         ("nonce", "n-in-1".to_string()),
     ];
-    let sig = vonage_sig(&p);
-    p.push(("sig", sig));
-    let body: serde_json::Map<String, serde_json::Value> = p
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.into()))
-        .collect();
     let a = http(
         "POST",
         &format!("{}/sms/test-campaign/inbound", l.url),
         &[("content-type", "application/json")],
-        serde_json::Value::Object(body).to_string(),
+        vonage_signed_json(p),
     );
     assert_eq!(a.status, 204, "{}", a.body);
     assert!(
@@ -933,6 +1027,28 @@ fn vonage_receipts_are_signed_json_and_a_message_in_parts_is_delivered_when_ever
         )
         .unwrap();
     assert_eq!(source, "STOP reply to +13125550100");
+    assert_eq!(l.stop(), Some(0));
+}
+
+#[test]
+fn a_vonage_receipts_opt_out_code_suppresses_the_number() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (f, _s) = vonage_fixture(&rt);
+    let l = Listening::start(&f, &["campaign.toml"]);
+    let now = midday();
+    let post = |body: String| json_status(&l, body).status;
+    // err-code 4 (barred by the user's network) says nothing of consent; 9 is the opt-out.
+    assert_eq!(post(vonage_dlr("P1-A", "failed", "4", now)), 204);
+    assert!(suppression_rows(&f).is_empty());
+    assert_eq!(post(vonage_dlr("P1-B", "failed", "9", now)), 204);
+    assert_eq!(
+        suppression_rows(&f),
+        [(
+            "+13125550101".to_string(),
+            "opted out (Vonage 9)".to_string(),
+            "outreach listen (Vonage 9)".to_string()
+        )]
+    );
     assert_eq!(l.stop(), Some(0));
 }
 

@@ -22,3 +22,4 @@ mod sms_gateway;
 mod smtp;
 mod suppressions;
 mod sync;
+mod sync_generic;

@@ -25,7 +25,7 @@ fn list_path() -> String {
 }
 
 /// `outreach sync campaign.toml` with the token in the environment.
-fn sync(f: &Fixture, extra: &[&str]) -> (i32, String, String) {
+pub(crate) fn sync(f: &Fixture, extra: &[&str]) -> (i32, String, String) {
     let mut args = vec!["sync", "campaign.toml"];
     args.extend_from_slice(extra);
     let mut c = f.cmd(&args);
@@ -63,7 +63,7 @@ fn on_status(rt: &tokio::runtime::Runtime, s: &MockServer, sid: &str, r: Respons
 }
 
 /// The GETs of message resources `s` received.
-fn lookups(rt: &tokio::runtime::Runtime, s: &MockServer) -> Vec<String> {
+pub(crate) fn lookups(rt: &tokio::runtime::Runtime, s: &MockServer) -> Vec<String> {
     rt.block_on(s.received_requests())
         .unwrap()
         .into_iter()
@@ -219,24 +219,26 @@ fn form_decode(raw: &str) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
+/// The text the gateway `s` was asked to send to `to` (form-encoded, as the POST wrote it).
+fn sent_body(rt: &tokio::runtime::Runtime, s: &MockServer, to: &str) -> String {
+    let posts = rt.block_on(s.received_requests()).unwrap();
+    let p = posts
+        .iter()
+        .find(|r| r.method.as_str() == "POST" && String::from_utf8_lossy(&r.body).contains(to))
+        .unwrap();
+    let form = String::from_utf8_lossy(&p.body).into_owned();
+    let raw = form
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("Body="))
+        .unwrap();
+    form_decode(raw)
+}
+
 #[test]
 fn unknown_sms_are_settled_by_the_gateways_list() {
     let rt = runtime();
     let (s, f) = sent_three(&rt);
-    let body = |to: &str| {
-        let posts = rt.block_on(s.received_requests()).unwrap();
-        let p = posts
-            .iter()
-            .find(|r| r.method.as_str() == "POST" && String::from_utf8_lossy(&r.body).contains(to))
-            .unwrap();
-        let form = String::from_utf8_lossy(&p.body).into_owned();
-        let raw = form
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("Body="))
-            .unwrap();
-        form_decode(raw)
-    };
-    let ann = body("%2B13125550101");
+    let ann = sent_body(&rt, &s, "%2B13125550101");
     make_unknown(
         &f,
         &[
@@ -287,6 +289,56 @@ fn unknown_sms_are_settled_by_the_gateways_list() {
 }
 
 #[test]
+fn the_list_is_read_page_by_page_until_the_message_is_found() {
+    let rt = runtime();
+    let (s, f) = sent_three(&rt);
+    let ann = sent_body(&rt, &s, "%2B13125550101");
+    make_unknown(&f, &[("+13125550101", "2026-11-25T17:00:00.000000Z")]);
+    let next = format!(
+        "{}?To=%2B13125550101&DateSent%3E=2026-11-25T00%3A00%3A00Z&PageSize=1000&Page=1\
+         &PageToken=PA1",
+        list_path()
+    );
+    // Page 1: another text that day, and a next page; page 2: this one.
+    let first = serde_json::json!({
+        "messages": [{"sid": SID2, "to": "+13125550101", "body": "Another clinic",
+                      "direction": "outbound-api"}],
+        "page": 0, "page_size": 1000, "next_page_uri": next
+    });
+    on_list(
+        &rt,
+        &s,
+        "+13125550101",
+        ResponseTemplate::new(200).set_body_json(first),
+    );
+    rt.block_on(
+        Mock::given(method("GET"))
+            .and(path(list_path()))
+            .and(query_param("PageToken", "PA1"))
+            .respond_with(listed("+13125550101", &ann, SID1))
+            .with_priority(1)
+            .mount(&s),
+    );
+    let (code, out, err) = sync(&f, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("unknown SMS: 1 found sent, 0 retryable, 0 still unknown"),
+        "{out}"
+    );
+    let rows = ledger(&f);
+    assert_eq!(rows["+13125550101"].provider_id.as_deref(), Some(SID1));
+    let pages: Vec<String> = rt
+        .block_on(s.received_requests())
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "GET" && r.url.path() == list_path())
+        .map(|r| r.url.query().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(pages[1].ends_with("Page=1&PageToken=PA1"), "{pages:?}");
+}
+
+#[test]
 fn vonage_has_no_lookup() {
     let f = fixture(&crate::sms_gateway::vonage("http://127.0.0.1:9"), FAST);
     let (code, out, err) = sync(&f, &[]);
@@ -323,6 +375,7 @@ fn sync_requests_conform_to_twilios_published_api() {
     let (code, out, err) = sync(&f, &[]);
     assert_eq!(code, 0, "{out}{err}{}", prism.log());
     // The send's 4 (a credentials check, three messages, every one answered with the
-    // example's sid, so one sid is recorded), then 1 status lookup and 1 list.
-    prism.assert_all_valid(6);
+    // example's sid, so one sid is recorded), then 1 status lookup and 2 pages of the list:
+    // the first, and the example's next page (whose own next page is itself: not read again).
+    prism.assert_all_valid(7);
 }

@@ -6,8 +6,9 @@
 //! - **Status.** Every sent part with no final receipt is looked up (Twilio's Message resource)
 //!   and recorded as a receipt, through the statement `listen` uses, so the two agree and a
 //!   final state never goes back; a final part is never asked about again, so a rerun resumes
-//!   and a second run changes nothing. Twilio 21610 (the number opted out) suppresses it;
-//!   30006 (a landline) suppresses it too, reason "landline", so no later campaign texts it.
+//!   and a second run changes nothing. An error code that says the number cannot take SMS
+//!   (Twilio 21610 opted out, 30006 a landline: `webhook::ErrorCodes`, the table `listen`
+//!   reads too) suppresses it in the same transaction.
 //! - **Unknown rows.** The gateway's list of messages to the number since the claim's day is
 //!   searched for the same text, which is rendered again from the contact and the templates
 //!   (the ledger does not keep message bodies). Found: the row is `sent`, with that id. Not
@@ -33,19 +34,15 @@ use crate::render::Rendered;
 use crate::store::feedback::ReceiptRecord;
 use crate::store::ledger::{Ledger, LedgerError};
 use crate::store::lock::{self, LockError};
-use crate::store::sync::{OpenPart, Suppress, UnknownSms};
+use crate::store::sync::{OpenPart, UnknownSms};
 use crate::transport::http::GatewayError;
-use crate::transport::http::lookup::{Lookup, LookupError, Unsupported};
-use crate::webhook::{DeliveryState, twilio_state};
+use crate::transport::http::lookup::{Listed, Lookup, LookupError, MAX_PAGES, Unsupported};
+use crate::webhook::{DeliveryState, ErrorCodes, Receipt};
 
 /// How long after its claim an `unknown` SMS the gateway does not list becomes retryable.
 pub const DEFAULT_SETTLE_AFTER: Duration = Duration::from_secs(600);
 /// How long a run may take by default.
 pub const DEFAULT_MAX_TIME: Duration = Duration::from_secs(600);
-/// Twilio: the number replied STOP to the sender.
-const TWILIO_OPTED_OUT: &str = "21610";
-/// Twilio: the number is a landline (or otherwise cannot take SMS).
-const TWILIO_LANDLINE: &str = "30006";
 /// Asks about one message again at most this many times after a 429.
 const MAX_THROTTLED: u32 = 5;
 /// A `Retry-After` longer than this stops the run instead (cron's next run resumes).
@@ -91,6 +88,8 @@ pub struct Synced {
     pub unknown_sent: usize,
     pub unknown_retryable: usize,
     pub unknown_kept: usize,
+    /// The gateway lists no sent messages, so the unknown rows were not asked about.
+    pub unlisted: bool,
     /// Open parts and unknown rows not reached (the limit or the time bound).
     pub left: usize,
     /// Why the run stopped early (401, throttled beyond the limit, the time bound).
@@ -134,6 +133,13 @@ impl fmt::Display for Synced {
                 self.unknown_sent, self.unknown_retryable, self.unknown_kept
             ),
         ];
+        if self.unlisted {
+            lines.push(
+                "the gateway has no list of sent messages to settle unknown SMS: they stay \
+                 unknown (send --resend-unknown sends them again, at the risk of a second text)"
+                    .into(),
+            );
+        }
         if self.left > 0 {
             lines.push(format!("{} left for the next run", self.left));
         }
@@ -185,6 +191,7 @@ pub fn run(loaded: &Loaded, options: &Options) -> Result<Synced, SyncError> {
         lookup: &lookup,
         ledger,
         options,
+        codes: settings.error_codes(),
         interval,
         next: Instant::now(),
         deadline: Instant::now() + options.max_time,
@@ -203,6 +210,8 @@ struct Run<'a> {
     lookup: &'a Lookup,
     ledger: Ledger,
     options: &'a Options,
+    /// The error codes that suppress a number.
+    codes: ErrorCodes,
     /// The least time between two lookups.
     interval: Duration,
     /// When the next lookup may go.
@@ -222,6 +231,14 @@ impl Run<'_> {
         let campaign = self.loaded.campaign.id.clone();
         let open = self.ledger.open_sms_parts(&campaign)?;
         let unknown = self.ledger.unknown_sms(&campaign)?;
+        // Without a list to search, an unknown row cannot be settled: it stays, and says so.
+        let unknown = if self.lookup.lists() || unknown.is_empty() {
+            unknown
+        } else {
+            self.done.unknown_kept = unknown.len();
+            self.done.unlisted = true;
+            Vec::new()
+        };
         let total = open.len() + unknown.len();
         let mut seen = 0;
         for part in &open {
@@ -304,8 +321,11 @@ impl Run<'_> {
             Ok(a) => a,
             Err(flow) => return Ok(flow),
         };
-        let s = match answer {
-            Ok(s) => s,
+        let receipt = match answer {
+            Ok(r) => Receipt {
+                recipient: Some(part.address.clone()),
+                ..r
+            },
             Err(LookupError::NotFound) => {
                 self.done.not_found += 1;
                 return Ok(Flow::Go);
@@ -316,27 +336,16 @@ impl Run<'_> {
                 return Ok(Flow::Go);
             }
         };
-        let state = twilio_state(&s.status);
-        match state {
+        match receipt.state {
             DeliveryState::Delivered => self.done.delivered += 1,
             DeliveryState::Undelivered => self.done.undelivered += 1,
             DeliveryState::Pending => self.done.pending += 1,
         }
-        let suppress = suppression(s.error_code.as_deref(), &part.address);
-        let record = ReceiptRecord {
-            provider_id: part.provider_id.clone(),
-            state: match state {
-                DeliveryState::Delivered => "delivered",
-                DeliveryState::Undelivered => "undelivered",
-                DeliveryState::Pending => "pending",
-            },
-            status: s.status,
-            code: s.error_code,
-            carrier_time: None,
-        };
+        let record = ReceiptRecord::new(receipt, &self.codes, "outreach sync");
         if self
             .ledger
-            .record_lookup(&record, suppress.as_ref(), self.loaded.now)?
+            .record_lookup(&record, self.loaded.now)?
+            .suppressed
         {
             self.done.suppressed += 1;
         }
@@ -350,9 +359,8 @@ impl Run<'_> {
             return Ok(Flow::Go);
         };
         let since = format!("{}T00:00:00Z", row.created_at.get(..10).unwrap_or_default());
-        let lookup = self.lookup;
-        let listed = match self.ask(|| lookup.sent_to(&row.address, &since)).await {
-            Ok(Ok(l)) => l,
+        let found = match self.find_sent(&row.address, &since, &body).await {
+            Ok(Ok(found)) => found,
             Ok(Err(e)) => {
                 tracing::warn!("sync {}: {e}", mask(Channel::Sms, &row.address));
                 self.done.failed += 1;
@@ -362,10 +370,7 @@ impl Run<'_> {
             Err(flow) => return Ok(flow),
         };
         let now = self.loaded.now;
-        if let Some(m) = listed
-            .iter()
-            .find(|m| m.to == row.address && m.body == body)
-        {
+        if let Some(m) = found {
             if self.ledger.settle_sent(row.row, &m.sid, now)? {
                 self.done.unknown_sent += 1;
             }
@@ -383,6 +388,39 @@ impl Run<'_> {
         Ok(Flow::Go)
     }
 
+    /// The message with `body` the gateway lists as sent to `to` since `since`, reading its
+    /// pages (each a lookup, paced and counted) until found or [`MAX_PAGES`] are read.
+    async fn find_sent(
+        &mut self,
+        to: &str,
+        since: &str,
+        body: &str,
+    ) -> Result<Result<Option<Listed>, LookupError>, Flow> {
+        let lookup = self.lookup;
+        let mut next: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = match self
+                .ask(|| lookup.sent_to(to, since, next.as_deref()))
+                .await?
+            {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
+            if let Some(m) = page
+                .messages
+                .into_iter()
+                .find(|m| m.to == to && m.body == body)
+            {
+                return Ok(Ok(Some(m)));
+            }
+            match page.next {
+                Some(n) => next = Some(n),
+                None => break,
+            }
+        }
+        Ok(Ok(None))
+    }
+
     /// The text `row`'s contact is sent, rendered again; `None` when the contact is gone or
     /// its text cannot be rendered.
     fn body(&self, row: &UnknownSms) -> Option<String> {
@@ -392,20 +430,6 @@ impl Run<'_> {
             _ => None,
         }
     }
-}
-
-/// The suppression an error code asks for (the vocabulary `listen` and `send` share).
-fn suppression(code: Option<&str>, address: &str) -> Option<Suppress> {
-    let reason = match code? {
-        TWILIO_OPTED_OUT => "opted out (Twilio 21610)",
-        TWILIO_LANDLINE => "landline",
-        _ => return None,
-    };
-    Some(Suppress {
-        address: address.to_string(),
-        reason: reason.to_string(),
-        source: format!("outreach sync (Twilio {})", code?),
-    })
 }
 
 /// Whether `at` (a ledger timestamp) is at least `delay` before `now`.

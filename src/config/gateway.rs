@@ -78,6 +78,23 @@ pub enum GatewayPreset {
     Generic,
 }
 
+impl GatewaySettings {
+    /// The error codes this gateway reports that suppress a number.
+    pub fn error_codes(&self) -> crate::webhook::ErrorCodes {
+        match self.preset {
+            GatewayPreset::Twilio => crate::webhook::ErrorCodes::Twilio,
+            GatewayPreset::Vonage => crate::webhook::ErrorCodes::Vonage,
+            GatewayPreset::Generic => crate::webhook::ErrorCodes::Generic {
+                opted_out: self
+                    .generic
+                    .as_ref()
+                    .map(|g| g.opted_out_codes.clone())
+                    .unwrap_or_default(),
+            },
+        }
+    }
+}
+
 impl GatewayPreset {
     /// The name the campaign file gives it.
     fn name(self) -> &'static str {
@@ -293,6 +310,12 @@ fn refuse_keys_of_other_presets(
         ("permanent_codes", g.permanent_codes.is_some()),
         ("transient_codes", g.transient_codes.is_some()),
         ("check_url", g.check_url.is_some()),
+        ("status_url", g.status_url.is_some()),
+        ("status_pointer", g.status_pointer.is_some()),
+        ("status_error_pointer", g.status_error_pointer.is_some()),
+        ("status_delivered", g.status_delivered.is_some()),
+        ("status_undelivered", g.status_undelivered.is_some()),
+        ("status_pending", g.status_pending.is_some()),
     ];
     if preset != GatewayPreset::Generic {
         for (key, present) in generic_only {
@@ -405,6 +428,9 @@ fn refuse_clear_text(
         urls.push(("url", &g.url, REQUESTS));
         if let Some(u) = &g.check_url {
             urls.push(("check_url", u, "the gateway's credentials"));
+        }
+        if let Some(s) = &g.status {
+            urls.push(("status_url", &s.url, "the gateway's credentials"));
         }
     }
     if let Some(u) = status_callback {

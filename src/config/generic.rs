@@ -31,7 +31,42 @@ pub struct GenericGateway {
     pub transient_codes: Vec<String>,
     /// A URL fetched (GET, same auth) before the first message to check credentials.
     pub check_url: Option<String>,
+    /// How `outreach sync` asks about a message (`None`: it cannot; `listen` can).
+    pub status: Option<StatusLookup>,
 }
+
+/// A generic gateway's status lookup: a GET of `url` with the message's id filled in, its
+/// answer read by JSON pointers, its status mapped by the configured lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusLookup {
+    /// Absolute URL with `{{id}}` (the provider's message id) and optionally `{{account}}`.
+    pub url: String,
+    /// Where the answer holds the status.
+    pub status_pointer: String,
+    /// Where the answer holds an error code, if it has one.
+    pub error_pointer: Option<String>,
+    pub delivered: Vec<String>,
+    pub undelivered: Vec<String>,
+    pub pending: Vec<String>,
+}
+
+/// The placeholders a generic status URL may use.
+pub const STATUS_PLACEHOLDERS: &[&str] = &["id", "account"];
+/// Where a status answer holds the status unless `status_pointer` says.
+pub const DEFAULT_STATUS_POINTER: &str = "/status";
+/// Statuses that mean delivered unless `status_delivered` says.
+pub const DEFAULT_STATUS_DELIVERED: &[&str] = &["delivered"];
+/// Statuses that mean the carrier failed it unless `status_undelivered` says.
+pub const DEFAULT_STATUS_UNDELIVERED: &[&str] = &["undelivered", "failed", "rejected", "expired"];
+/// Statuses that mean not final yet unless `status_pending` says.
+pub const DEFAULT_STATUS_PENDING: &[&str] = &[
+    "accepted",
+    "queued",
+    "scheduled",
+    "sending",
+    "sent",
+    "buffered",
+];
 
 /// An HTTP method a generic gateway accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +208,111 @@ pub(super) fn validate_generic(
         permanent_codes,
         transient_codes,
         check_url,
+        status: status_lookup(g, loc, base_url)?,
     })
+}
+
+/// The `status_*` keys: a status lookup when `status_url` is given, else none (and then no
+/// other `status_*` key may be).
+fn status_lookup(
+    g: &RawGateway,
+    loc: &Locator,
+    base_url: &str,
+) -> Result<Option<StatusLookup>, ConfigError> {
+    const URL: &str = "sms.gateway.status_url";
+    let Some(url) = g.status_url.as_deref() else {
+        let given = [
+            ("status_pointer", g.status_pointer.is_some()),
+            ("status_error_pointer", g.status_error_pointer.is_some()),
+            ("status_delivered", g.status_delivered.is_some()),
+            ("status_undelivered", g.status_undelivered.is_some()),
+            ("status_pending", g.status_pending.is_some()),
+        ];
+        return match given.iter().find(|(_, given)| *given) {
+            Some((key, _)) => Err(loc.invalid(
+                &format!("sms.gateway.{key}"),
+                "needs status_url (where to ask about a message)",
+            )),
+            None => Ok(None),
+        };
+    };
+    // Filled with a sample id, the URL must be one; unfilled, it must name the id.
+    let mut names_id = false;
+    let sample = fill_template(url, |name| {
+        names_id |= name == "id";
+        STATUS_PLACEHOLDERS
+            .contains(&name)
+            .then(|| "SAMPLE".to_string())
+    })
+    .map_err(|e| match e {
+        TemplateError::Unknown(name) => loc.invalid(
+            URL,
+            format!(
+                "unknown placeholder {{{{{name}}}}}; known: {}",
+                STATUS_PLACEHOLDERS.join(", ")
+            ),
+        ),
+        e => loc.invalid(URL, e),
+    })?;
+    if !names_id {
+        return Err(loc.invalid(
+            URL,
+            "does not name the message: put {{id}} where the gateway's message id goes",
+        ));
+    }
+    let url = endpoint(URL, url, base_url, loc)?;
+    endpoint(URL, &sample, base_url, loc)?;
+    let status_pointer = pointer("sms.gateway.status_pointer", &g.status_pointer, loc)?
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| DEFAULT_STATUS_POINTER.to_string());
+    let list = |given: &Option<Vec<String>>, default: &[&str]| -> Vec<String> {
+        match given {
+            Some(l) => l.iter().map(|s| s.trim().to_string()).collect(),
+            None => default.iter().map(|s| s.to_string()).collect(),
+        }
+    };
+    let delivered = list(&g.status_delivered, DEFAULT_STATUS_DELIVERED);
+    let undelivered = list(&g.status_undelivered, DEFAULT_STATUS_UNDELIVERED);
+    let pending = list(&g.status_pending, DEFAULT_STATUS_PENDING);
+    let lists = [
+        ("status_delivered", &delivered),
+        ("status_undelivered", &undelivered),
+        ("status_pending", &pending),
+    ];
+    for (i, (key, l)) in lists.iter().enumerate() {
+        if *key != "status_pending" && l.is_empty() {
+            return Err(loc.invalid(
+                &format!("sms.gateway.{key}"),
+                "is empty: name the gateway's statuses that mean it",
+            ));
+        }
+        if let Some(blank) = l.iter().find(|s| s.is_empty()) {
+            return Err(loc.invalid(
+                &format!("sms.gateway.{key}"),
+                format!("{blank:?} is not a status"),
+            ));
+        }
+        for (other, o) in &lists[i + 1..] {
+            if let Some(both) = l.iter().find(|s| o.contains(s)) {
+                return Err(loc.invalid(
+                    &format!("sms.gateway.{other}"),
+                    format!("{both:?} is also in {key}: a status means one thing"),
+                ));
+            }
+        }
+    }
+    Ok(Some(StatusLookup {
+        url,
+        status_pointer,
+        error_pointer: pointer(
+            "sms.gateway.status_error_pointer",
+            &g.status_error_pointer,
+            loc,
+        )?,
+        delivered,
+        undelivered,
+        pending,
+    }))
 }
 
 /// `sms.gateway.method`: POST unless given.
@@ -401,6 +540,61 @@ mod tests {
             ),
         ];
         assert_errors_after(&["sms.transport=http", "sms.gateway.preset=generic"], cases);
+    }
+
+    /// The generic preset's status lookup (`outreach sync`): each key named. Exact messages.
+    #[test]
+    fn generic_status_lookup_errors() {
+        const GW: &[&str] = &[
+            "sms.transport=http",
+            "sms.gateway.preset=generic",
+            "sms.gateway.url=\"https://gw.example/send\"",
+            "sms.gateway.body_template=\"to={{to}}\"",
+        ];
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["sms.gateway.status_pointer=/state"],
+                "--set sms.gateway.status_pointer=/state: `sms.gateway.status_pointer`: needs status_url (where to ask about a message)",
+            ),
+            (
+                &["sms.gateway.status_url=\"https://gw.example/m\""],
+                "--set sms.gateway.status_url=\"https://gw.example/m\": `sms.gateway.status_url`: does not name the message: put {{id}} where the gateway's message id goes",
+            ),
+            (
+                &["sms.gateway.status_url=\"https://gw.example/m/{{sid}}\""],
+                "--set sms.gateway.status_url=\"https://gw.example/m/{{sid}}\": `sms.gateway.status_url`: unknown placeholder {{sid}}; known: id, account",
+            ),
+            (
+                &["sms.gateway.status_url=/m/{{id}}"],
+                "--set sms.gateway.status_url=/m/{{id}}: `sms.gateway.status_url`: \"/m/{{id}}\" is a path: give a full URL, or base_url as well",
+            ),
+            (
+                &[
+                    "sms.gateway.status_url=\"https://gw.example/m/{{id}}\"",
+                    "sms.gateway.status_error_pointer=error",
+                ],
+                "--set sms.gateway.status_error_pointer=error: `sms.gateway.status_error_pointer`: \"error\" is not a JSON pointer (e.g. \"/data/id\", \"/messages/0/status\")",
+            ),
+            (
+                &[
+                    "sms.gateway.status_url=\"https://gw.example/m/{{id}}\"",
+                    "sms.gateway.status_delivered=[]",
+                ],
+                "--set sms.gateway.status_delivered=[]: `sms.gateway.status_delivered`: is empty: name the gateway's statuses that mean it",
+            ),
+            (
+                &[
+                    "sms.gateway.status_url=\"https://gw.example/m/{{id}}\"",
+                    "sms.gateway.status_pending=[\"sent\", \"delivered\"]",
+                ],
+                "--set sms.gateway.status_pending=[\"sent\", \"delivered\"]: `sms.gateway.status_pending`: \"delivered\" is also in status_delivered: a status means one thing",
+            ),
+            (
+                &["sms.gateway.status_url=\"http://gw.example/m/{{id}}\""],
+                "--set sms.gateway.status_url=\"http://gw.example/m/{{id}}\": `sms.gateway.status_url`: \"http://gw.example/m/{{id}}\" would carry the gateway's credentials in clear text: use https://, or set sms.gateway.allow_insecure = true (plain http is allowed to this machine)",
+            ),
+        ];
+        assert_errors_after(GW, cases);
     }
 
     /// The generic preset's body template, how its replies are read, its credentials, clear text.

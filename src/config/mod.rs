@@ -42,8 +42,9 @@ pub use gateway::{
     on_this_machine,
 };
 pub use generic::{
-    BodyFormat, GATEWAY_PLACEHOLDERS, GatewayAuth, GenericGateway, HttpMethod, TemplateError,
-    fill_template,
+    BodyFormat, DEFAULT_STATUS_DELIVERED, DEFAULT_STATUS_PENDING, DEFAULT_STATUS_POINTER,
+    DEFAULT_STATUS_UNDELIVERED, GATEWAY_PLACEHOLDERS, GatewayAuth, GenericGateway, HttpMethod,
+    STATUS_PLACEHOLDERS, StatusLookup, TemplateError, fill_template,
 };
 pub use imap::{DEFAULT_IMAP_FOLDER, DEFAULT_IMAP_TIMEOUT, ImapSettings, ImapTls, Processed};
 pub use listen::{DEFAULT_LISTEN_ADDR, ListenSettings, TlsFiles, WebhookCheck, WebhookSettings};

@@ -212,6 +212,12 @@ pub(super) struct RawGateway {
     pub permanent_codes: Option<Vec<RawCode>>,
     pub transient_codes: Option<Vec<RawCode>>,
     pub check_url: Option<String>,
+    pub status_url: Option<String>,
+    pub status_pointer: Option<String>,
+    pub status_error_pointer: Option<String>,
+    pub status_delivered: Option<Vec<String>>,
+    pub status_undelivered: Option<Vec<String>>,
+    pub status_pending: Option<Vec<String>>,
     pub webhook: Option<RawWebhook>,
 }
 

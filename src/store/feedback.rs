@@ -22,6 +22,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use super::sqlite::{Ledger, LedgerError, timestamp};
 use super::suppressions;
 use crate::model::Channel;
+use crate::webhook::{ErrorCodes, Receipt};
 
 /// The message a token stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,55 @@ pub struct ReceiptRecord {
     pub status: String,
     pub code: Option<String>,
     pub carrier_time: Option<String>,
+    /// The number it went to as the provider wrote it, E.164: what a suppression applies to
+    /// when the ledger does not hold the message (yet).
+    pub recipient: Option<String>,
+    /// The suppression its error code asks for (`webhook::ErrorCodes`), if any.
+    pub suppress: Option<Suppress>,
+}
+
+impl ReceiptRecord {
+    /// `receipt` as recorded, with the suppression its error code asks for in `codes`' table;
+    /// `by` names who heard it (`outreach listen`, `outreach sync`), for the suppression's
+    /// source.
+    pub fn new(receipt: Receipt, codes: &ErrorCodes, by: &str) -> Self {
+        let suppress = receipt
+            .error_code
+            .as_deref()
+            .and_then(|c| codes.suppression(c))
+            .map(|s| Suppress {
+                reason: s.reason,
+                source: format!("{by} ({})", s.code),
+            });
+        ReceiptRecord {
+            provider_id: receipt.provider_id,
+            state: receipt.state.as_str(),
+            status: receipt.status,
+            code: receipt.error_code,
+            carrier_time: receipt.carrier_time,
+            recipient: receipt.recipient,
+            suppress,
+        }
+    }
+}
+
+/// A suppression a receipt's error code asks for: the number the receipt's message went to
+/// (the ledger's, else the receipt's own recipient) is suppressed for SMS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppress {
+    pub reason: String,
+    /// Who learnt it (`outreach sync (Twilio 21610)`).
+    pub source: String,
+}
+
+/// What recording a receipt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiptDone {
+    /// Whether its id is a sent message's (a receipt for an id the ledger does not hold is
+    /// kept and counted, not matched).
+    pub matched: bool,
+    /// Whether it suppressed a number not suppressed before.
+    pub suppressed: bool,
 }
 
 /// What a reply asks for (see `webhook::Keyword`).
@@ -161,13 +211,14 @@ pub(super) fn unsubscribe_in(
     Ok(Some(row))
 }
 
-/// Records a receipt; a final state is never replaced. Returns whether its id is a sent
-/// message's (a receipt for an id the ledger does not hold is kept and counted, not matched).
+/// Records a receipt; a final state is never replaced. The suppression its code asks for is
+/// written in the same transaction, for the number the ledger sent the message to or, when the
+/// ledger does not hold it (yet), the number the receipt names.
 pub(super) fn receipt_in(
     tx: &Transaction<'_>,
     r: &ReceiptRecord,
     now: &str,
-) -> rusqlite::Result<bool> {
+) -> rusqlite::Result<ReceiptDone> {
     tx.prepare_cached(
         "INSERT INTO receipts (provider_id, state, status, code, carrier_time, received_at,
                                updated_at)
@@ -185,8 +236,26 @@ pub(super) fn receipt_in(
         r.carrier_time,
         now
     ])?;
-    tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM sms_parts WHERE provider_id = ?1)")?
+    let sent_to: Option<String> = tx
+        .prepare_cached(
+            "SELECT m.address FROM sms_parts p JOIN messages m ON m.rowid = p.message
+             WHERE p.provider_id = ?1",
+        )?
         .query_row([&r.provider_id], |row| row.get(0))
+        .optional()?;
+    let matched = sent_to.is_some();
+    let suppressed = match (&r.suppress, sent_to.or_else(|| r.recipient.clone())) {
+        (Some(s), Some(address)) => {
+            tx.prepare_cached(suppressions::INSERT)?
+                .execute(params![address, s.reason, s.source, now])?
+                == 1
+        }
+        _ => false,
+    };
+    Ok(ReceiptDone {
+        matched,
+        suppressed,
+    })
 }
 
 /// Records a reply once, and what it asks: an opt-out suppresses the number for SMS in every

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 use super::feedback::{
-    ReceiptRecord, ReplyAction, ReplyRecord, TokenRow, receipt_in, reply_in, token_in,
+    ReceiptDone, ReceiptRecord, ReplyAction, ReplyRecord, TokenRow, receipt_in, reply_in, token_in,
     unsubscribe_in,
 };
 use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
@@ -36,10 +36,7 @@ pub enum Op {
 pub enum Answer {
     /// For `Lookup` and `Unsubscribe`: the token's message, if any.
     Token(Option<TokenRow>),
-    /// Whether the receipt's id is a sent message's.
-    Receipt {
-        matched: bool,
-    },
+    Receipt(ReceiptDone),
     Reply(ReplyAction),
 }
 
@@ -138,7 +135,7 @@ fn commit(
             Op::Unsubscribe { token, how } => {
                 unsubscribe_in(&tx, token, how, now).map(Answer::Token)
             }
-            Op::Receipt(r) => receipt_in(&tx, r, now).map(|matched| Answer::Receipt { matched }),
+            Op::Receipt(r) => receipt_in(&tx, r, now).map(Answer::Receipt),
             Op::Reply(r) => reply_in(&tx, r, now).map(Answer::Reply),
         };
         answers.push(answer.map_err(sqlite)?);

@@ -12,9 +12,8 @@
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
-use super::feedback::{ReceiptRecord, receipt_in};
+use super::feedback::{ReceiptDone, ReceiptRecord, receipt_in};
 use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
-use super::suppressions;
 
 /// A sent SMS part with no final receipt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,14 +33,6 @@ pub struct UnknownSms {
     pub created_at: String,
     /// Its last change (the claim that went out, or the recovery that found it in flight).
     pub updated_at: String,
-}
-
-/// A suppression an answer asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Suppress {
-    pub address: String,
-    pub reason: String,
-    pub source: String,
 }
 
 impl Ledger {
@@ -86,27 +77,19 @@ impl Ledger {
         })
     }
 
-    /// Records what the gateway said of one part, and the suppression it asks for, in one
-    /// transaction. Returns whether the suppression is new.
+    /// Records what the gateway said of one part, and the suppression its code asks for, in
+    /// one transaction.
     pub fn record_lookup(
         &mut self,
         receipt: &ReceiptRecord,
-        suppress: Option<&Suppress>,
         now: DateTime<Utc>,
-    ) -> Result<bool, LedgerError> {
+    ) -> Result<ReceiptDone, LedgerError> {
         let sqlite = sqlite_error(&self.path);
         let now = timestamp(now);
         let tx = self.conn.transaction().map_err(sqlite)?;
-        receipt_in(&tx, receipt, &now).map_err(sqlite)?;
-        let added = match suppress {
-            Some(s) => tx
-                .prepare_cached(suppressions::INSERT)
-                .and_then(|mut i| i.execute(params![s.address, s.reason, s.source, now]))
-                .map_err(sqlite)?,
-            None => 0,
-        };
+        let done = receipt_in(&tx, receipt, &now).map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
-        Ok(added == 1)
+        Ok(done)
     }
 
     /// An `unknown` row the gateway lists as sent, with `sid`: now `sent`, its id beside it as

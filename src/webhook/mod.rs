@@ -7,10 +7,12 @@
 //! The files: `twilio` (the `X-Twilio-Signature` check, status callbacks, inbound messages),
 //! `vonage` (signed webhooks of the SMS API, delivery receipts, inbound messages, parts),
 //! `generic` (a shared-secret header or an HMAC of the body; receipts read by JSON pointers),
-//! `keywords` (what an inbound SMS asks for: opt out, opt in, help, or nothing), over `receipt`
+//! `keywords` (what an inbound SMS asks for: opt out, opt in, help, or nothing), `codes` (the
+//! error codes that suppress a number, which `sync` reads too), over `receipt`
 //! (the [`Receipt`] and [`Inbound`] every provider comes down to), `params` (a request's
 //! parameters as sent), `mac` (HMACs, digests, constant-time comparison) and `error`.
 
+mod codes;
 mod error;
 mod generic;
 mod keywords;
@@ -20,6 +22,7 @@ mod receipt;
 mod twilio;
 mod vonage;
 
+pub use codes::{CodeSuppression, ErrorCodes, TWILIO_LANDLINE, TWILIO_OPTED_OUT, VONAGE_OPTED_OUT};
 pub use error::{ParseError, VerifyError};
 pub use generic::{
     ReceiptPointers, StateMap, body_hmac, generic_receipt, verify_body_hmac, verify_shared_secret,

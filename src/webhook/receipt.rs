@@ -21,6 +21,15 @@ impl DeliveryState {
     pub fn is_final(self) -> bool {
         !matches!(self, DeliveryState::Pending)
     }
+
+    /// The word the ledger records it as.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Undelivered => "undelivered",
+            DeliveryState::Pending => "pending",
+        }
+    }
 }
 
 /// One delivery receipt: a message (or, for Vonage, one part of a message) by the provider's id.

@@ -36,7 +36,7 @@ use crate::store::feedback::{ReceiptRecord, ReplyAction, ReplyKind, ReplyRecord,
 use crate::store::feedback_writer::{Answer, FeedbackHandle, FeedbackWriter, Op};
 use crate::store::ledger::Ledger;
 use crate::token::TokenKey;
-use crate::webhook::{DeliveryState, Keyword};
+use crate::webhook::Keyword;
 
 /// Bodies larger than this are refused (413): no webhook or form is near it.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -360,25 +360,25 @@ async fn sms_status(
         Ok(r) => r,
         Err(refused) => return (refused.status(), format!("{refused}\n")).into_response(),
     };
-    let record = ReceiptRecord {
-        provider_id: receipt.provider_id.clone(),
-        state: match receipt.state {
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Undelivered => "undelivered",
-            DeliveryState::Pending => "pending",
+    let region = app.site.campaigns[&campaign].campaign.clinic.region;
+    let id = receipt.provider_id.clone();
+    let to = receipt.recipient.as_deref().map(|r| e164(r, region));
+    let record = ReceiptRecord::new(
+        crate::webhook::Receipt {
+            recipient: to.clone(),
+            ..receipt
         },
-        status: receipt.status.clone(),
-        code: receipt.error_code.clone(),
-        carrier_time: receipt.carrier_time.clone(),
-    };
+        &gateway.codes,
+        "outreach listen",
+    );
+    let masked = mask(Channel::Sms, to.as_deref().unwrap_or(""));
     match app.writer.submit(Op::Receipt(record)).await {
-        Ok(Answer::Receipt { matched }) => {
-            if !matched {
-                tracing::info!(
-                    id = %receipt.provider_id,
-                    to = %mask(Channel::Sms, receipt.recipient.as_deref().unwrap_or("")),
-                    "a receipt for an id no sent message has (yet): kept"
-                );
+        Ok(Answer::Receipt(done)) => {
+            if !done.matched {
+                tracing::info!(%id, to = %masked, "a receipt for an id no sent message has (yet): kept");
+            }
+            if done.suppressed {
+                tracing::info!(%id, to = %masked, "suppressed for SMS by the receipt's error code");
             }
             StatusCode::NO_CONTENT.into_response()
         }

@@ -69,6 +69,8 @@ pub struct Gateway {
     pub preset: GatewayPreset,
     pub settings: WebhookSettings,
     pub key: Vec<u8>,
+    /// The error codes that suppress a number (the table `sync` reads too).
+    pub codes: crate::webhook::ErrorCodes,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -190,5 +192,6 @@ fn gateway(campaign: &Campaign, deaf: &mut Vec<String>) -> Result<Option<Gateway
         preset: g.preset,
         settings,
         key: key.into_bytes(),
+        codes: g.error_codes(),
     }))
 }

@@ -98,6 +98,22 @@ impl Generic {
         let url = self.spec.check_url.as_ref()?;
         Some(authed(client.get(url), &self.auth))
     }
+
+    /// A fetch of the status lookup's URL for message `id`, with the auth header, when the
+    /// campaign configures one.
+    pub(super) fn status_request(&self, client: &Client, id: &str) -> Option<RequestBuilder> {
+        let lookup = self.spec.status.as_ref()?;
+        let url = crate::config::fill_template(&lookup.url, |name| match name {
+            "id" => Some(percent_encode(id, false)),
+            "account" => Some(percent_encode(
+                self.account.as_deref().unwrap_or_default(),
+                false,
+            )),
+            _ => None,
+        })
+        .expect("validated: the status URL's placeholders are known");
+        Some(authed(client.get(url), &self.auth))
+    }
 }
 
 fn authed(r: RequestBuilder, auth: &Option<(HeaderName, HeaderValue)>) -> RequestBuilder {
@@ -140,13 +156,19 @@ fn generic_auth(
 
 /// `application/x-www-form-urlencoded` escaping of one value.
 fn form_encode(s: &str) -> String {
+    percent_encode(s, true)
+}
+
+/// Every byte but letters, digits and `*-._` as `%XX`; a space as `+` when `space_plus` (a
+/// form), else `%20` (a URL path, where `+` is a plus).
+fn percent_encode(s: &str, space_plus: bool) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
                 out.push(b as char)
             }
-            b' ' => out.push('+'),
+            b' ' if space_plus => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

@@ -353,6 +353,7 @@ mod tests {
             permanent_codes: Vec::new(),
             transient_codes: Vec::new(),
             check_url: None,
+            status: None,
         }
     }
 

@@ -23,7 +23,6 @@ use crate::transport::{CheckError, Delivery, SmsOut};
 const TWILIO_FATAL: &[i64] = &[20003, 20005, 21212, 21603, 21606, 21659];
 /// Twilio codes for a recipient who cannot get SMS (21211 invalid To, 21614 not a mobile).
 const TWILIO_INVALID_NUMBER: &[i64] = &[21211, 21614];
-const TWILIO_OPTED_OUT: i64 = 21610;
 /// 20429 too many requests; 21611 the sender's queue of messages is full (for now).
 const TWILIO_TRANSIENT: &[i64] = &[20429, 21611];
 
@@ -126,7 +125,7 @@ pub(super) fn twilio_reply(
         if TWILIO_FATAL.contains(&c) {
             return Delivery::Fatal { error };
         }
-        if c == TWILIO_OPTED_OUT {
+        if c.to_string() == crate::webhook::TWILIO_OPTED_OUT {
             return Delivery::OptedOut { error };
         }
         if TWILIO_TRANSIENT.contains(&c) {
