@@ -34,6 +34,11 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start a campaign: a directory NAME/ with its campaign file (every key), templates to edit
+    /// (a plain starting set, or the psoas campaign's), three sample contacts and an opt-out
+    /// list, all on the file transports. Never overwrites.
+    #[command(after_help = EXIT_CODES)]
+    New(NewArgs),
     /// Validate the campaign, its templates and every contact; render every message in memory;
     /// report. Sends nothing.
     #[command(after_help = EXIT_CODES)]
@@ -175,6 +180,32 @@ pub struct SyncArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// `outreach new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The campaign's id (letters, digits, `-`, `_`, `.`), and the directory made for it.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The templates to start from.
+    #[arg(long, value_enum, default_value_t = StarterArg::Plain)]
+    pub from: StarterArg,
+    /// Make the campaign in DIR instead of ./NAME.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// The template sets `new` starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StarterArg {
+    /// A short message in a plain layout: your words go in four small files.
+    Plain,
+    /// The shipped psoas article campaign.
+    Psoas,
 }
 
 /// `outreach bounces`.

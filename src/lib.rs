@@ -42,8 +42,8 @@ use std::io::Write;
 
 use cli::{Cli, Command, Format};
 use commands::{
-    approve, bounces, check, inbox, listen, preview, purge, report, serve, status, suppressions,
-    sync, unsubscribe,
+    approve, bounces, check, inbox, listen, new, preview, purge, report, serve, status,
+    suppressions, sync, unsubscribe,
 };
 use load::{LoadError, Loaded};
 pub use model::Exit;
@@ -84,6 +84,8 @@ pub enum Error {
     Sync(#[from] sync::SyncError),
     #[error(transparent)]
     Bounces(#[from] bounces::BouncesError),
+    #[error(transparent)]
+    New(#[from] new::NewError),
     /// `send` into a state directory `--set` chose whose ledger has never seen the campaign.
     #[error(
         "--set {arg}: the ledger in {} has never seen campaign {id}; nothing sent. Sending there \
@@ -125,6 +127,7 @@ impl Error {
             | Error::Suppressions(_)
             | Error::Sync(_)
             | Error::Bounces(_)
+            | Error::New(_)
             | Error::NewLedger { .. } => Exit::Unusable,
         }
     }
@@ -194,6 +197,19 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
                 addr: args.addr,
                 quiet,
             })?;
+            Ok(Exit::Ok)
+        }
+        Command::New(args) => {
+            let from = match args.from {
+                cli::StarterArg::Plain => new::Starter::Plain,
+                cli::StarterArg::Psoas => new::Starter::Psoas,
+            };
+            let created = new::run(&new::Options {
+                name: args.name,
+                from,
+                dir: args.dir,
+            })?;
+            print(args.format, !quiet, &created)?;
             Ok(Exit::Ok)
         }
         Command::Inbox(args) => {

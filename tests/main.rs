@@ -14,6 +14,7 @@ mod contacts;
 mod imap;
 mod listen;
 mod listen_tls;
+mod new;
 mod outbox;
 mod preview;
 mod send;

@@ -8,6 +8,7 @@ pub mod check;
 pub mod headers;
 pub mod inbox;
 pub mod listen;
+pub mod new;
 pub mod preview;
 pub mod purge;
 pub mod report;

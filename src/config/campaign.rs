@@ -216,17 +216,23 @@ fn base_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// What a `campaign.id` may hold, said to whoever wrote another: it names files and ledger rows.
+pub const ID_RULE: &str =
+    "use letters, digits, '-', '_' and '.' only (it names files and ledger rows)";
+
+/// Whether `id` can be a `campaign.id` ([`ID_RULE`]).
+pub fn is_campaign_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// `campaign.id`, which names files and ledger rows.
 fn campaign_id(id: Option<String>, loc: &Locator) -> Result<String, ConfigError> {
     let id = loc.non_empty(id, "campaign.id")?;
-    if !id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(loc.invalid(
-            "campaign.id",
-            "use letters, digits, '-', '_' and '.' only (it names files and ledger rows)",
-        ));
+    if !is_campaign_id(&id) {
+        return Err(loc.invalid("campaign.id", ID_RULE));
     }
     Ok(id)
 }
