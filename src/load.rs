@@ -11,7 +11,7 @@ use crate::address::E164Phone;
 use crate::config::{self, Campaign, ConfigError};
 use crate::contacts::{self, ContactList, ContactsError, FileWarning, Suppressions};
 use crate::model::{Channel, Clock, ClockError};
-use crate::plan::{Priors, Redo};
+use crate::plan::{Priors, Recent, Redo};
 use crate::store::ledger::{self, Ledger};
 use crate::templates::{TemplateError, Templates};
 use crate::token::TokenKey;
@@ -69,6 +69,9 @@ pub struct Loaded {
     /// What the ledger recorded of this campaign, by channel and address (empty before the first
     /// `send`), so `check`, `preview` and `send` make the same plan.
     pub priors: Priors,
+    /// When other campaigns of the state directory messaged each address, within
+    /// `sending.max_per_patient`'s window (empty without the cap).
+    pub recent: Recent,
     /// Which settled messages are taken up again (`send --resend-unknown`, `--retry-failed`).
     pub redo: Redo,
 }
@@ -157,10 +160,20 @@ impl Loaded {
             clock,
             warnings,
             priors: Priors::default(),
+            recent: Recent::default(),
             redo: Redo::default(),
         };
         loaded.read_ledger()?;
         Ok(loaded)
+    }
+
+    /// What the ledger `l` holds of other campaigns' messages within `sending.max_per_patient`'s
+    /// window (nothing without the cap).
+    pub fn recent_of(&self, l: &Ledger) -> Result<Recent, crate::store::ledger::LedgerError> {
+        Ok(match self.campaign.sending.max_per_patient {
+            Some(cap) => l.recent(&self.campaign.id, self.now - cap.window)?,
+            None => Recent::default(),
+        })
     }
 
     /// Refuses a campaign that would silently drop a channel: one of its enabled channels (or
@@ -188,6 +201,7 @@ impl Loaded {
         }
         let l = Ledger::open(state_dir)?;
         self.priors = l.priors(&self.campaign.id)?;
+        self.recent = self.recent_of(&l)?;
         for (address, _reason, _source) in l.suppressions()? {
             self.suppressions.insert(
                 &address,

@@ -33,6 +33,28 @@ impl Priors {
         self.0[channel as usize].insert(address, prior);
     }
 }
+/// When other campaigns of the state directory messaged each address (sent, in flight or
+/// unknown), by channel: what `sending.max_per_patient` counts.
+#[derive(Debug, Clone, Default)]
+pub struct Recent([HashMap<String, Vec<DateTime<Utc>>>; 2]);
+
+impl Recent {
+    /// The times `address` was messaged on `channel` by other campaigns.
+    pub fn get(&self, channel: Channel, address: &str) -> &[DateTime<Utc>] {
+        self.0[channel as usize]
+            .get(address)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Adds one message to `address` on `channel` at `at`.
+    pub fn push(&mut self, channel: Channel, address: String, at: DateTime<Utc>) {
+        self.0[channel as usize]
+            .entry(address)
+            .or_default()
+            .push(at);
+    }
+}
+
 /// Which settled messages a run takes up again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Redo {
@@ -76,6 +98,9 @@ pub enum Skip {
     Message(String),
     /// The campaign's window closed (`campaign.not_after`) before it went.
     CampaignEnded,
+    /// `sending.max_per_patient`: other campaigns messaged the address up to the cap, and the
+    /// cap frees it only after the campaign's window ends.
+    FrequencyCap,
 }
 
 impl Skip {
@@ -91,6 +116,7 @@ impl Skip {
             Skip::Suppressed(_) => "suppressed",
             Skip::Message(_) => "message_error",
             Skip::CampaignEnded => "campaign_ended",
+            Skip::FrequencyCap => "frequency_cap",
         }
     }
 
@@ -114,6 +140,7 @@ pub const SKIP_ORDER: &[&str] = &[
     "suppressed",
     "message_error",
     "campaign_ended",
+    "frequency_cap",
 ];
 
 impl fmt::Display for Skip {
@@ -128,6 +155,10 @@ impl fmt::Display for Skip {
             Skip::Suppressed(by) => write!(f, "suppressed ({by})"),
             Skip::Message(r) => write!(f, "message error: {r}"),
             Skip::CampaignEnded => f.write_str("campaign ended"),
+            Skip::FrequencyCap => f.write_str(
+                "frequency cap (other campaigns messaged the patient; the cap frees after the \
+                 campaign ends)",
+            ),
         }
     }
 }
@@ -141,6 +172,9 @@ pub enum Defer {
     DailyCap,
     /// The campaign's window has not opened yet (`campaign.not_before`); `opens` is clinic time.
     NotOpen { opens: String },
+    /// `sending.max_per_patient`: other campaigns messaged the address up to the cap; `until`
+    /// (clinic time) is when the oldest of them leaves the cap's window.
+    FrequencyCap { until: String },
 }
 
 impl Defer {
@@ -150,6 +184,7 @@ impl Defer {
             Defer::QuietHours { .. } => "quiet_hours",
             Defer::DailyCap => "daily_cap",
             Defer::NotOpen { .. } => "window_not_open",
+            Defer::FrequencyCap { .. } => "frequency_cap",
         }
     }
 }
@@ -162,6 +197,7 @@ impl fmt::Display for Defer {
             }
             Defer::DailyCap => f.write_str("daily cap reached"),
             Defer::NotOpen { opens } => write!(f, "the campaign window opens {opens}"),
+            Defer::FrequencyCap { until } => write!(f, "frequency cap (until {until})"),
         }
     }
 }
@@ -230,6 +266,9 @@ pub struct Inputs<'a> {
     pub sent_today: Option<u32>,
     /// The rendered SMS's segment count, for `sms.max_segments`; `None` when not rendered.
     pub segments: Option<usize>,
+    /// When other campaigns of the state directory messaged this address on this channel
+    /// (sent, in flight or unknown), for `sending.max_per_patient`; empty without the cap.
+    pub recent: &'a [DateTime<Utc>],
 }
 
 /// Whether one more message fits under `daily_cap` after `sent_today` (0 = no cap). The send
@@ -306,6 +345,9 @@ fn decide_unrendered(
             opens: clinic_time(campaign, edge.at),
         });
     }
+    if let Some(capped) = frequency_cap(campaign, inputs.recent, now) {
+        return capped;
+    }
     if let Some(defer) = quiet_hours(campaign, contact, channel, now) {
         return Decision::Deferred(defer);
     }
@@ -336,6 +378,35 @@ fn row_skip(contact: &Contact, channel: Channel) -> Option<Skip> {
         .problems_for(channel)
         .next()
         .map(|p| Skip::RowProblem(format!("{}: {}", p.field, p.reason)))
+}
+
+/// An address other campaigns messaged `max_per_patient` times within its window waits until
+/// the oldest of those leaves the window, or is skipped when that is after the campaign ends.
+fn frequency_cap(
+    campaign: &Campaign,
+    recent: &[DateTime<Utc>],
+    now: DateTime<Utc>,
+) -> Option<Decision> {
+    let cap = campaign.sending.max_per_patient?;
+    let mut within: Vec<DateTime<Utc>> = recent
+        .iter()
+        .copied()
+        .filter(|t| *t > now - cap.window)
+        .collect();
+    let count = cap.count as usize;
+    if within.len() < count {
+        return None;
+    }
+    within.sort_unstable();
+    // Under the cap again once all but `count - 1` of them have left the window.
+    let frees = within[within.len() - count] + cap.window;
+    Some(if campaign.window.ended_before(frees).is_some() {
+        Decision::Skipped(Skip::FrequencyCap)
+    } else {
+        Decision::Deferred(Defer::FrequencyCap {
+            until: clinic_time(campaign, frees),
+        })
+    })
 }
 
 /// An SMS inside quiet hours in the patient's own zone waits for their end.
@@ -421,6 +492,7 @@ P8,Hal,hal@example.com,(312) 555-0108,,yes,yes,Asia/Tokyo
             now: noon(),
             sent_today: None,
             segments: None,
+            recent: &[],
         }
     }
 
@@ -431,17 +503,23 @@ P8,Hal,hal@example.com,(312) 555-0108,,yes,yes,Asia/Tokyo
         redo: Redo,
         sent_today: Option<u32>,
         segments: Option<usize>,
+        /// Other campaigns' messages to the address, in days before noon.
+        recent_days_ago: Vec<i64>,
     }
 
     /// The decision for contact `id` on `channel`, at noon, with `given`.
     fn decision(id: &str, channel: Channel, overrides: &[&str], given: Given) -> Decision {
         let (campaign, list) = fixture(overrides);
         let suppressions = Suppressions::default();
+        let recent: Vec<DateTime<Utc>> = (given.recent_days_ago.iter())
+            .map(|d| noon() - chrono::Duration::days(*d))
+            .collect();
         let i = Inputs {
             prior: given.prior.as_ref(),
             redo: given.redo,
             sent_today: given.sent_today,
             segments: given.segments,
+            recent: &recent,
             ..inputs(&suppressions)
         };
         let contact = list.contacts.iter().find(|c| c.id == id).unwrap();
@@ -638,6 +716,52 @@ P8,Hal,hal@example.com,(312) 555-0108,,yes,yes,Asia/Tokyo
         let d = decision("P1", Channel::Email, &["sending.daily_cap=0"], today(1000));
         assert_eq!(d, Decision::Due, "0 is no cap");
         assert!(within_daily_cap(0, u32::MAX) && !within_daily_cap(3, 3));
+    }
+
+    fn messaged(days_ago: &[i64]) -> Given {
+        Given {
+            recent_days_ago: days_ago.to_vec(),
+            ..Given::default()
+        }
+    }
+
+    #[test]
+    fn the_frequency_cap_counts_other_campaigns_within_its_window() {
+        let cap = &["sending.max_per_patient=2/7d"][..];
+        assert_eq!(
+            decision("P1", Channel::Email, cap, messaged(&[1])),
+            Decision::Due
+        );
+        assert_eq!(
+            decision("P1", Channel::Email, cap, messaged(&[8, 9, 1])),
+            Decision::Due,
+            "older than the window: not counted"
+        );
+        // Two within 7 days: free again when the older (3 days ago) leaves the window.
+        assert_eq!(
+            decision("P1", Channel::Email, cap, messaged(&[1, 3])),
+            Decision::Deferred(Defer::FrequencyCap {
+                until: "2026-12-05 12:00 CST".to_string()
+            })
+        );
+        // Three within: two must leave, the newer of those 2 days ago.
+        let d = decision("P1", Channel::Email, cap, messaged(&[1, 2, 3]));
+        assert_eq!(
+            d.to_string(),
+            "deferred: frequency cap (until 2026-12-06 12:00 CST)"
+        );
+        // Free only after the campaign's window: skipped.
+        let ends = &[
+            "sending.max_per_patient=2/7d",
+            "campaign.not_after=2026-12-04",
+        ][..];
+        let d = decision("P1", Channel::Email, ends, messaged(&[1, 3]));
+        assert_eq!(d, Decision::Skipped(Skip::FrequencyCap));
+        assert_eq!(
+            decision("P1", Channel::Email, &[], messaged(&[0, 0, 0])),
+            Decision::Due,
+            "no cap"
+        );
     }
 
     #[test]

@@ -56,9 +56,8 @@ impl Loaded {
         sent_today: Option<u32>,
     ) -> Decision {
         let contact = &self.contacts.contacts[index];
-        let prior = contact
-            .address(channel)
-            .and_then(|a| self.priors.get(channel, a));
+        let address = contact.address(channel);
+        let prior = address.and_then(|a| self.priors.get(channel, a));
         let inputs = Inputs {
             suppressions: &self.suppressions,
             prior,
@@ -66,6 +65,7 @@ impl Loaded {
             now,
             sent_today,
             segments: None,
+            recent: address.map_or(&[], |a| self.recent.get(channel, a)),
         };
         plan::decide(&self.campaign, contact, channel, &inputs)
     }

@@ -11,6 +11,7 @@ mod bounces_cmd;
 mod browser;
 mod check;
 mod contacts;
+mod frequency_cap;
 mod imap;
 mod listen;
 mod listen_tls;

@@ -15,7 +15,10 @@ use super::feedback::{FeedbackSettings, validate_feedback};
 use super::gateway::{SmsSettings, validate_sms};
 use super::listen::{ListenSettings, validate_listen};
 use super::raw::{RawClinic, RawConfig, RawContacts, RawRate, RawSending};
-use super::values::{Rate, WindowEdge, check_url, parse_duration, parse_rate, parse_window_edge};
+use super::values::{
+    FrequencyCap, Rate, WindowEdge, check_url, parse_duration, parse_frequency_cap, parse_rate,
+    parse_window_edge,
+};
 use crate::address::E164Phone;
 use crate::model::{Channel, parse_timezone};
 
@@ -138,6 +141,9 @@ pub struct Sending {
     pub retry_delay: std::time::Duration,
     /// 0 = no cap.
     pub daily_cap: u32,
+    /// At most this many messages to one address per channel within a window, across every
+    /// campaign of the state directory.
+    pub max_per_patient: Option<FrequencyCap>,
     pub state_dir: PathBuf,
     /// The `--set` argument that gave `state_dir`, when one did (`send` then refuses a ledger
     /// that has never seen the campaign, unless `--new-ledger`).
@@ -444,6 +450,10 @@ fn sending(rs: RawSending, loc: &Locator, dir: &Path) -> Result<Sending, ConfigE
             parse_duration(rs.retry_delay.as_deref().unwrap_or(DEFAULT_RETRY_DELAY)),
         )?,
         daily_cap: rs.daily_cap.unwrap_or(0),
+        max_per_patient: match rs.max_per_patient {
+            None => None,
+            Some(v) => Some(loc.at("sending.max_per_patient", parse_frequency_cap(&v))?),
+        },
         state_dir: loc.resolve(
             "sending.state_dir",
             rs.state_dir.as_deref().unwrap_or(DEFAULT_STATE_DIR),

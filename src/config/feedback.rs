@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::error::{ConfigError, Locator};
 use super::imap::{ImapSettings, validate_imap};
 use super::raw::RawFeedback;
+use super::values::parse_days;
 
 /// Soft bounces (`4.x.x`, delayed) of one address that suppress it, by default.
 pub const DEFAULT_SOFT_BOUNCE_LIMIT: u32 = 3;
@@ -80,38 +81,4 @@ pub(super) fn validate_feedback(
         soft_bounce_limit: soft_bounce_limit as u32,
         soft_bounce_window,
     })
-}
-
-/// Parses `30d` or `12h`: a whole, positive number of days or hours.
-fn parse_days(value: &str) -> Result<chrono::Duration, String> {
-    let v = value.trim();
-    let (n, unit) = if let Some(n) = v.strip_suffix('d') {
-        (n, chrono::Duration::days(1))
-    } else if let Some(n) = v.strip_suffix('h') {
-        (n, chrono::Duration::hours(1))
-    } else {
-        return Err(format!(
-            "{v:?} is not a number of days or hours (e.g. \"30d\", \"12h\")"
-        ));
-    };
-    match n.trim().parse::<i32>() {
-        Ok(n) if n > 0 && n <= 3650 => Ok(unit * n),
-        _ => Err(format!(
-            "{v:?} is not a number of days or hours (e.g. \"30d\", \"12h\")"
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_are_days_or_hours() {
-        assert_eq!(parse_days("30d"), Ok(chrono::Duration::days(30)));
-        assert_eq!(parse_days(" 12h "), Ok(chrono::Duration::hours(12)));
-        assert!(parse_days("30").is_err());
-        assert!(parse_days("0d").is_err());
-        assert!(parse_days("1.5d").is_err());
-    }
 }

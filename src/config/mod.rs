@@ -50,8 +50,8 @@ pub use imap::{DEFAULT_IMAP_FOLDER, DEFAULT_IMAP_TIMEOUT, ImapSettings, ImapTls,
 pub use listen::{DEFAULT_LISTEN_ADDR, ListenSettings, TlsFiles, WebhookCheck, WebhookSettings};
 pub use secrets::{SecretError, SecretSource};
 pub use values::{
-    InvalidValue, QuietHours, Rate, WindowEdge, parse_duration, parse_quiet_hours, parse_rate,
-    parse_window_edge,
+    FrequencyCap, InvalidValue, QuietHours, Rate, WindowEdge, parse_duration, parse_quiet_hours,
+    parse_rate, parse_window_edge,
 };
 
 /// Reads, overrides and validates a campaign file.

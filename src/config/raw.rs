@@ -266,5 +266,6 @@ pub(super) struct RawSending {
     pub max_consecutive_failures: Option<u32>,
     pub retry_delay: Option<String>,
     pub daily_cap: Option<u32>,
+    pub max_per_patient: Option<String>,
     pub state_dir: Option<String>,
 }

@@ -220,6 +220,48 @@ pub fn parse_window_edge(
     })
 }
 
+/// Parses `30d` or `12h`: a whole, positive number of days or hours.
+pub(super) fn parse_days(value: &str) -> Result<chrono::Duration, String> {
+    let v = value.trim();
+    let (n, unit) = if let Some(n) = v.strip_suffix('d') {
+        (n, chrono::Duration::days(1))
+    } else if let Some(n) = v.strip_suffix('h') {
+        (n, chrono::Duration::hours(1))
+    } else {
+        return Err(format!(
+            "{v:?} is not a number of days or hours (e.g. \"30d\", \"12h\")"
+        ));
+    };
+    match n.trim().parse::<i32>() {
+        Ok(n) if n > 0 && n <= 3650 => Ok(unit * n),
+        _ => Err(format!(
+            "{v:?} is not a number of days or hours (e.g. \"30d\", \"12h\")"
+        )),
+    }
+}
+
+/// `sending.max_per_patient`: at most `count` messages to one address on one channel within
+/// `window`, counting every campaign of the state directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrequencyCap {
+    pub count: u32,
+    pub window: chrono::Duration,
+}
+
+/// Parses `2/7d` or `1/24h`: a count from 1 to 100 per a number of days or hours.
+pub(super) fn parse_frequency_cap(value: &str) -> Result<FrequencyCap, String> {
+    let wrong = || format!("{value:?} is not a count per days or hours (e.g. \"2/7d\", \"1/24h\")");
+    let (count, window) = value.split_once('/').ok_or_else(wrong)?;
+    let count: u32 = count.trim().parse().map_err(|_| wrong())?;
+    if !(1..=100).contains(&count) {
+        return Err(format!("{value:?}: the count must be from 1 to 100"));
+    }
+    Ok(FrequencyCap {
+        count,
+        window: parse_days(window).map_err(|_| wrong())?,
+    })
+}
+
 /// Checks that `value` is an `https://` or `http://` URL with a host and no whitespace.
 pub(super) fn check_url(value: &str) -> Result<(), InvalidValue> {
     let rest = value
@@ -248,6 +290,29 @@ pub(super) fn is_loopback(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_are_days_or_hours() {
+        assert_eq!(parse_days("30d"), Ok(chrono::Duration::days(30)));
+        assert_eq!(parse_days(" 12h "), Ok(chrono::Duration::hours(12)));
+        assert!(parse_days("30").is_err());
+        assert!(parse_days("0d").is_err());
+        assert!(parse_days("1.5d").is_err());
+    }
+
+    #[test]
+    fn frequency_caps_are_a_count_per_window() {
+        let cap = parse_frequency_cap("2/7d").unwrap();
+        assert_eq!((cap.count, cap.window), (2, chrono::Duration::days(7)));
+        assert_eq!(
+            parse_frequency_cap("1/24h").unwrap().window,
+            chrono::Duration::hours(24)
+        );
+        assert!(parse_frequency_cap("2").is_err());
+        assert!(parse_frequency_cap("0/7d").is_err());
+        assert!(parse_frequency_cap("2/7").is_err());
+        assert!(parse_frequency_cap("x/7d").is_err());
+    }
 
     #[test]
     fn rates() {

@@ -164,7 +164,9 @@ impl Run {
         // planner's rule too, and its place under the cap is reserved below.
         match self.loaded.decide(index, channel, self.clock.now(), None) {
             Decision::Deferred(d) => return Attempt::Deferred(d.label()),
-            Decision::Skipped(s @ Skip::CampaignEnded) => return Attempt::Skipped(s.label()),
+            Decision::Skipped(s @ (Skip::CampaignEnded | Skip::FrequencyCap)) => {
+                return Attempt::Skipped(s.label());
+            }
             _ => {}
         }
         if !self.take_limit() {
@@ -245,6 +247,12 @@ impl Run {
                 // Already sent or in flight: the ledger says no, and it is always right.
                 self.give_back(lane);
                 return Some(Attempt::Skipped("already_sent"));
+            }
+            Ok(Claimed::Capped) => {
+                // Another campaign messaged the patient since the plan was made.
+                tracing::info!(contact = %contact.id, %channel, to = %masked, "frequency cap reached since the run began: not sent now");
+                self.give_back(lane);
+                return Some(Attempt::Deferred("frequency_cap"));
             }
             Ok(Claimed::Suppressed) => {
                 // Suppressed since the plan was made: by another run, or an unsubscribe.

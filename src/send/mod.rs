@@ -102,8 +102,9 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
     let loaded = Arc::new(loaded);
     // A dry run's ledger (if any) was only read; it is dropped here.
     let writer = match (begun.ledger, begun.run_id) {
-        (Some(l), Some(run)) if !opts.dry_run => {
+        (Some(mut l), Some(run)) if !opts.dry_run => {
             let clock = loaded.clock;
+            l.set_frequency_cap(loaded.campaign.sending.max_per_patient);
             Some(Writer::start(
                 l,
                 loaded.campaign.id.clone(),
@@ -207,6 +208,7 @@ fn begin(loaded: &mut Loaded, opts: &SendOptions, now: DateTime<Utc>) -> Result<
         begun.run_number = Some(number);
     }
     loaded.priors = l.priors(id)?;
+    loaded.recent = loaded.recent_of(&l)?;
     begun.ledger = Some(l);
     Ok(begun)
 }

@@ -17,6 +17,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
 use super::suppressions;
+use crate::config::FrequencyCap;
 use crate::model::{Channel, State};
 
 /// Where a granted claim's row is: the run's report reads it back by this (one lookup by
@@ -33,6 +34,9 @@ pub enum Claimed {
     /// The address joined the suppression table since the run's plan was made (an opt-out
     /// another run learned, `outreach unsubscribe`): not sent.
     Suppressed,
+    /// Other campaigns messaged the address up to `sending.max_per_patient` within its window,
+    /// counting their claims committed since the plan was made: not sent now.
+    Capped,
 }
 
 impl Claimed {
@@ -86,6 +90,13 @@ pub struct Outcome {
 }
 
 impl Ledger {
+    /// Makes every later claim check `sending.max_per_patient` in its transaction, counting
+    /// what the other campaigns of the state directory sent, have in flight or left unknown:
+    /// two campaigns sending at once cannot both pass it.
+    pub fn set_frequency_cap(&mut self, cap: Option<FrequencyCap>) {
+        self.frequency_cap = cap;
+    }
+
     /// Records `outcomes`, then claims `claims` (for run and fingerprint `claimed_by`), in one
     /// transaction. It is fsynced when it claims anything: a claim must be on disk before its
     /// message goes. Outcomes alone are not: one lost to a power cut leaves its row `sending`,
@@ -106,11 +117,19 @@ impl Ledger {
                 .map_err(sqlite)?;
             self.synchronous = sync;
         }
+        let since = self
+            .frequency_cap
+            .map(|cap| (cap.count, timestamp(now - cap.window)));
         let now = timestamp(now);
-        let tx = self.conn.transaction().map_err(sqlite)?;
+        // Immediate: the write lock from the start, so that what a claim reads (suppressions,
+        // the other campaigns' messages for the frequency cap) cannot change before it writes.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sqlite)?;
         record_in(&tx, campaign, outcomes, &now).map_err(sqlite)?;
-        let granted =
-            claim_in(&tx, campaign, claimed_by.0, claimed_by.1, claims, &now).map_err(sqlite)?;
+        let run = (claimed_by.0, claimed_by.1, since);
+        let granted = claim_in(&tx, campaign, run, claims, &now).map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
         Ok(granted)
     }
@@ -145,13 +164,13 @@ impl Ledger {
     }
 }
 
-/// Claims `claims` for `run` in `tx`: the never-twice rule, settled row by row in the database
+/// Claims `claims` for `run` (its id, its fingerprint, and the frequency cap's count and the
+/// start of its window) in `tx`: the never-twice rule, settled row by row in the database
 /// rather than by what the run believes (its plan may be stale: another run, `unsubscribe`).
 fn claim_in(
     tx: &rusqlite::Transaction<'_>,
     campaign: &str,
-    run: i64,
-    fingerprint: &str,
+    (run, fingerprint, cap): (i64, &str, Option<(u32, String)>),
     claims: &[Claim],
     now: &str,
 ) -> rusqlite::Result<Vec<Claimed>> {
@@ -181,6 +200,12 @@ fn claim_in(
         tx.prepare_cached("INSERT OR IGNORE INTO tokens (token, message) VALUES (?1, ?2)")?;
     let mut granted = Vec::with_capacity(claims.len());
     for c in claims {
+        if let Some((count, since)) = &cap
+            && capped(tx, campaign, c, since)? >= u64::from(*count)
+        {
+            granted.push(Claimed::Capped);
+            continue;
+        }
         let values = params![
             campaign,
             c.channel.as_str(),
@@ -236,6 +261,29 @@ fn claim_in(
         }));
     }
     Ok(granted)
+}
+
+/// How many messages the other campaigns of the ledger sent to `c`'s address on its channel
+/// since `since`, have in flight or left unknown. One look-up in the primary key per campaign
+/// (campaign, channel, address): no index by address is kept for it, as every claim would pay
+/// for its upkeep.
+fn capped(
+    tx: &rusqlite::Transaction<'_>,
+    campaign: &str,
+    c: &Claim,
+    since: &str,
+) -> rusqlite::Result<u64> {
+    tx.prepare_cached(
+        "SELECT COUNT(*) FROM campaigns c JOIN messages m
+             ON m.campaign = c.id AND m.channel = ?2 AND m.address = ?3
+         WHERE c.id != ?1 AND (m.state = 'sent' OR m.state = 'sending' OR m.state = 'unknown')
+           AND COALESCE(m.sent_at, m.updated_at) > ?4",
+    )?
+    .query_row(
+        params![campaign, c.channel.as_str(), c.address, since],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
 }
 
 /// How [`record_in`] writes an outcome to the message's row (parameters 1-3: campaign, channel,
@@ -459,6 +507,56 @@ mod tests {
         let b = lookup.get(Channel::Email, "b").unwrap().unwrap();
         assert_eq!((b.attempts, b.last_error.as_deref()), (0, Some(stop)));
         assert_eq!((a.state, b.state), (State::Failed, State::Failed));
+    }
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::fixtures::{claim, outcome};
+    use super::*;
+
+    #[test]
+    fn a_claim_over_the_frequency_cap_is_refused_in_its_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let now = Utc::now();
+        for campaign in ["a", "b"] {
+            l.fingerprint_change(campaign, "fp", now).unwrap();
+        }
+        // Campaign a sent to x a day ago, and has y in flight.
+        let day_ago = now - chrono::Duration::days(1);
+        l.claim("a", 1, "fp", &[claim("x"), claim("y")], day_ago)
+            .unwrap();
+        l.record("a", &[outcome("x", State::Sent)], day_ago)
+            .unwrap();
+        l.set_frequency_cap(Some(FrequencyCap {
+            count: 1,
+            window: chrono::Duration::days(7),
+        }));
+        let claimed = l
+            .commit(
+                "b",
+                (2, "fp"),
+                &[],
+                &[claim("x"), claim("y"), claim("z")],
+                now,
+            )
+            .unwrap();
+        assert_eq!(claimed[..2], [Claimed::Capped, Claimed::Capped]);
+        assert!(claimed[2].granted().is_some());
+        // Once a's message to x is out of the window, x is free again.
+        let later = now + chrono::Duration::days(7);
+        let claimed = l.commit("b", (3, "fp"), &[], &[claim("x")], later).unwrap();
+        assert!(claimed[0].granted().is_some());
+        // For a: y (its own, failed) is claimed again; z is b's, in flight.
+        let next_day = now + chrono::Duration::days(1);
+        l.record("a", &[outcome("y", State::Failed)], next_day)
+            .unwrap();
+        let claimed = l
+            .commit("a", (4, "fp"), &[], &[claim("y"), claim("z")], next_day)
+            .unwrap();
+        assert!(claimed[0].granted().is_some());
+        assert_eq!(claimed[1], Claimed::Capped);
     }
 }
 

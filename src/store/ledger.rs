@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::{Channel, State};
-use crate::plan::{Prior, Priors};
+use crate::plan::{Prior, Priors, Recent};
 
 pub use super::claims::{Claim, Claimed, Granted, Outcome, RowId};
 pub use super::purge::CampaignRows;
@@ -296,6 +296,30 @@ impl Ledger {
                 }
             }
             Ok(out)
+        })
+    }
+
+    /// When the other campaigns of the state directory messaged each address since `since`
+    /// (sent, in flight or unknown: what `sending.max_per_patient` counts).
+    pub fn recent(&self, campaign: &str, since: DateTime<Utc>) -> Result<Recent, LedgerError> {
+        self.sql(|c| {
+            let mut stmt = c.prepare(
+                "SELECT channel, address, COALESCE(sent_at, updated_at) AS at FROM messages
+                 WHERE campaign != ?1 AND (state = 'sent' OR state = 'sending' OR state = 'unknown')
+                   AND at > ?2",
+            )?;
+            let mut rows = stmt.query(params![campaign, timestamp(since)])?;
+            let mut recent = Recent::default();
+            while let Some(r) = rows.next()? {
+                let (Ok(channel), Ok(at)) = (
+                    r.get::<_, String>(0)?.parse::<Channel>(),
+                    DateTime::parse_from_rfc3339(&r.get::<_, String>(2)?),
+                ) else {
+                    continue;
+                };
+                recent.push(channel, r.get(1)?, at.with_timezone(&Utc));
+            }
+            Ok(recent)
         })
     }
 

@@ -48,6 +48,9 @@ pub struct Ledger {
     pub(super) path: PathBuf,
     /// The connection's `PRAGMA synchronous`, set per commit only when it changes.
     pub(super) synchronous: &'static str,
+    /// `sending.max_per_patient` of the campaign whose claims this ledger takes: checked in
+    /// each claim's transaction ([`Ledger::set_frequency_cap`]).
+    pub(super) frequency_cap: Option<crate::config::FrequencyCap>,
 }
 
 impl Ledger {
@@ -66,6 +69,7 @@ impl Ledger {
             conn,
             path,
             synchronous: "FULL",
+            frequency_cap: None,
         };
         ledger.sql(|c| {
             c.execute_batch(&format!(
