@@ -74,6 +74,16 @@ pub fn settings(c: &Campaign) -> Vec<(&'static str, String)> {
                 .unwrap_or_else(|| "auto".into()),
         ),
         ("contacts.columns", format!("{:?}", c.contacts.columns)),
+        (
+            "contacts.where",
+            (c.contacts.audience.as_ref())
+                .map(|(f, _)| f.text().to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "contacts.date_formats",
+            format!("{:?}", c.contacts.date_forms),
+        ),
         ("templates.dir", canonical(&c.templates_dir)),
     ];
     if let Some(e) = &c.email {
@@ -118,6 +128,11 @@ fn sha(parts: &[&str]) -> String {
     }
     data_encoding::HEXLOWER.encode(&h.finalize()[..16])
 }
+
+/// What a row outside the audience (`contacts.where`) is recorded as, instead of the hash of its
+/// cells: it receives nothing, so what it holds does not matter until it joins the audience,
+/// which voids the approval.
+const OUTSIDE: &str = "outside the audience";
 
 /// The fingerprint of a loaded campaign: exactly what this process would send.
 pub fn fingerprint(loaded: &Loaded) -> Fingerprint {
@@ -167,11 +182,13 @@ pub fn fingerprint(loaded: &Loaded) -> Fingerprint {
                         .iter()
                         .zip(identities)
                         .map(|(contact, identity)| {
-                            let cells: Vec<&str> = contact.cells().collect();
-                            (
-                                key.digest("approval contact key", &[identity]),
-                                key.digest("approval contact row", &cells),
-                            )
+                            let row = if contact.in_audience {
+                                let cells: Vec<&str> = contact.cells().collect();
+                                key.digest("approval contact row", &cells)
+                            } else {
+                                OUTSIDE.to_string()
+                            };
+                            (key.digest("approval contact key", &[identity]), row)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -241,13 +258,29 @@ pub fn diff(approved: &Fingerprint, now: &Fingerprint) -> Diff {
     if a.contacts_header != b.contacts_header {
         d.changes.push(format!("{file}: columns changed"));
     }
-    let (mut added, mut changed) = (0, 0);
+    let (mut added, mut changed, mut joined, mut left) = (0, 0, 0, 0);
     for (k, h) in &now.contact_rows {
         match approved.contact_rows.get(k) {
+            // A new row outside the audience receives nothing.
+            None if h == OUTSIDE => {}
             None => added += 1,
+            Some(old) if old == OUTSIDE && h != OUTSIDE => joined += 1,
+            Some(old) if h == OUTSIDE && old != OUTSIDE => left += 1,
             Some(old) if old != h => changed += 1,
             _ => {}
         }
+    }
+    if joined > 0 {
+        d.changes.push(format!(
+            "{} joined the audience since it was approved (contacts.where)",
+            counted(joined, "patient", "patients")
+        ));
+    }
+    if left > 0 {
+        d.notes.push(format!(
+            "{} left the audience since it was approved (contacts.where)",
+            counted(left, "patient", "patients")
+        ));
     }
     let removed = approved
         .contact_rows

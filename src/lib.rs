@@ -13,6 +13,7 @@
 
 pub mod address;
 pub mod approval;
+pub mod audience;
 pub mod bounce;
 pub mod cli;
 pub mod commands;

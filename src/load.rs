@@ -100,6 +100,29 @@ impl Loaded {
             campaign.clinic.timezone,
             &readers,
         )?;
+        let mut contacts = contacts;
+        if let Some((filter, origin)) = &campaign.contacts.audience {
+            let today = now.with_timezone(&campaign.clinic.timezone).date_naive();
+            let forms = &campaign.contacts.date_forms;
+            let missing = contacts::select_audience(&mut contacts, filter, today, forms);
+            if !missing.is_empty() {
+                return Err(config::ConfigError::Invalid {
+                    origin: origin.clone(),
+                    key: "contacts.where".to_string(),
+                    message: format!(
+                        "{} has no column {} (its columns: {})",
+                        contacts.path.display(),
+                        missing
+                            .iter()
+                            .map(|m| format!("{m:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        contacts.header.written.join(", ")
+                    ),
+                }
+                .into());
+            }
+        }
         let suppressions = Suppressions::load(&campaign.contacts.suppress, campaign.clinic.region)?;
         let key = TokenKey::load_or_create(&campaign.sending.state_dir).map_err(|source| {
             LoadError::State {

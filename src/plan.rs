@@ -92,6 +92,8 @@ pub enum Skip {
         line: usize,
         id: String,
     },
+    /// `contacts.where` leaves the row out.
+    NotInAudience,
     NoConsent,
     Suppressed(SuppressedBy),
     /// The message could not be rendered, or breaks a limit (SMS segments).
@@ -112,6 +114,7 @@ impl Skip {
             Skip::InvalidAddress(_) => "invalid_address",
             Skip::RowProblem(_) => "row_error",
             Skip::Duplicate { .. } => "duplicate",
+            Skip::NotInAudience => "not_in_audience",
             Skip::NoConsent => "no_consent",
             Skip::Suppressed(_) => "suppressed",
             Skip::Message(_) => "message_error",
@@ -136,6 +139,7 @@ pub const SKIP_ORDER: &[&str] = &[
     "row_error",
     "no_address",
     "duplicate",
+    "not_in_audience",
     "no_consent",
     "suppressed",
     "message_error",
@@ -151,6 +155,7 @@ impl fmt::Display for Skip {
             Skip::InvalidAddress(r) => write!(f, "invalid address: {r}"),
             Skip::RowProblem(r) => write!(f, "row error: {r}"),
             Skip::Duplicate { line, id } => write!(f, "duplicate of line {line} ({id})"),
+            Skip::NotInAudience => f.write_str("not in audience"),
             Skip::NoConsent => f.write_str("no consent"),
             Skip::Suppressed(by) => write!(f, "suppressed ({by})"),
             Skip::Message(r) => write!(f, "message error: {r}"),
@@ -329,6 +334,9 @@ fn decide_unrendered(
     }
     if let Some(state) = settled(inputs.prior, inputs.redo) {
         return Decision::Done(state);
+    }
+    if !contact.in_audience {
+        return Skipped(Skip::NotInAudience);
     }
     if campaign.require_consent && !contact.consent(channel).given() {
         return Skipped(Skip::NoConsent);

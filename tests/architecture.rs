@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u32)] = &[
     // The campaign file, and what needs nothing but it; provider webhooks and returned mail read
     // as values.
     ("config", 1), ("sms", 1), ("dkim", 1), ("token", 1), ("webhook", 1), ("bounce", 1),
+    ("audience", 1),
     // The campaign's inputs: contacts, templates.
     ("contacts", 2), ("templates", 2), ("fold", 2),
     // Pure functions over them: the MIME message, who gets what.

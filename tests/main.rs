@@ -6,6 +6,7 @@ mod common;
 
 mod approve;
 mod architecture;
+mod audience;
 mod bounces;
 mod bounces_cmd;
 mod browser;

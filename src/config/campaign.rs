@@ -10,7 +10,7 @@ use std::str::FromStr;
 use chrono_tz::Tz;
 
 use super::email::{EmailSettings, validate_email};
-use super::error::{ConfigError, Locator};
+use super::error::{ConfigError, Locator, Origin};
 use super::feedback::{FeedbackSettings, validate_feedback};
 use super::gateway::{SmsSettings, validate_sms};
 use super::listen::{ListenSettings, validate_listen};
@@ -20,6 +20,7 @@ use super::values::{
     parse_window_edge,
 };
 use crate::address::E164Phone;
+use crate::audience::{DateForm, Filter};
 use crate::model::{Channel, parse_timezone};
 
 /// Default per-channel rates.
@@ -114,6 +115,11 @@ pub struct ContactsSource {
     pub delimiter: Option<u8>,
     /// Standard field → header name in the file.
     pub columns: BTreeMap<String, String>,
+    /// `contacts.where`: the rows the campaign is for, and where the key was written (for an
+    /// error about a column the file lacks, found only once the file is read).
+    pub audience: Option<(Filter, Origin)>,
+    /// `contacts.date_formats`: column → how its dates are written, for the audience filter.
+    pub date_forms: BTreeMap<String, DateForm>,
 }
 
 /// The standard contact fields a `[contacts.columns]` table may map.
@@ -391,6 +397,22 @@ fn contacts(co: RawContacts, loc: &Locator, dir: &Path) -> Result<ContactsSource
         encoding,
         delimiter,
         columns: columns(co.columns.unwrap_or_default(), loc)?,
+        audience: match co.filter {
+            Some(text) if !text.trim().is_empty() => Some((
+                loc.at("contacts.where", Filter::parse(&text))?,
+                loc.origin("contacts.where"),
+            )),
+            _ => None,
+        },
+        date_forms: co
+            .date_formats
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(column, form)| {
+                let key = format!("contacts.date_formats.{column}");
+                Ok((column, loc.at(&key, form.parse::<DateForm>())?))
+            })
+            .collect::<Result<_, ConfigError>>()?,
     })
 }
 

@@ -85,7 +85,8 @@ impl Locator {
             .map(|(_, arg)| arg.as_str())
     }
 
-    fn origin(&self, key: &str) -> Origin {
+    /// Where `key` was given: its line in the file, the `--set` that gave it, or the file.
+    pub(super) fn origin(&self, key: &str) -> Origin {
         if let Some(arg) = self.overrides.get(key) {
             return Origin::Override(arg.clone());
         }

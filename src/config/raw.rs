@@ -118,6 +118,9 @@ pub(super) struct RawContacts {
     pub encoding: Option<String>,
     pub delimiter: Option<String>,
     pub columns: Option<BTreeMap<String, String>>,
+    #[serde(rename = "where")]
+    pub filter: Option<String>,
+    pub date_formats: Option<BTreeMap<String, String>>,
 }
 
 /// `[templates]`.

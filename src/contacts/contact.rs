@@ -114,6 +114,8 @@ pub struct Contact {
     /// For each channel, the line and id of the row with the same address that gets the message
     /// instead (the first that can take it, else the first); when set, this row is skipped there.
     pub duplicate_of: [Option<(usize, String)>; 2],
+    /// Whether `contacts.where` selects the row (true without a filter).
+    pub in_audience: bool,
 }
 
 impl Contact {
@@ -192,7 +194,8 @@ impl Contact {
     /// Whether this row, on its own, can take a message on `channel`: it chose the channel,
     /// has no problem for it, and gave consent.
     pub fn can_take(&self, channel: Channel) -> bool {
-        self.choice.allows(channel)
+        self.in_audience
+            && self.choice.allows(channel)
             && self.problems_for(channel).next().is_none()
             && self.consent(channel).given()
     }

@@ -8,10 +8,8 @@ use super::error::FileWarning;
 use crate::model::Channel;
 
 /// Warns of every id used on an earlier line, and marks, on each channel, every row whose address
-/// another row keeps (the rule is below).
+/// another row keeps ([`mark_addresses`]).
 pub(super) fn mark_duplicates(list: &mut ContactList) {
-    // The first pass only reads the contacts, and what it finds is written back afterwards.
-    let mut duplicates: Vec<(usize, Channel, usize)> = Vec::new();
     {
         let contacts = &list.contacts;
         let mut ids = FirstSeen::new(contacts, |c| Some(c.id.as_str()));
@@ -27,10 +25,21 @@ pub(super) fn mark_duplicates(list: &mut ContactList) {
                 });
             }
         }
+    }
+    mark_addresses(list);
+}
+
+/// Marks, on each channel, every row whose address another row keeps, anew (the audience
+/// filter changes which rows can take a message).
+pub(super) fn mark_addresses(list: &mut ContactList) {
+    // The first pass only reads the contacts, and what it finds is written back afterwards.
+    let mut duplicates: Vec<(usize, Channel, usize)> = Vec::new();
+    {
+        let contacts = &list.contacts;
         // An address twice is one recipient: the first row that can take the message on that
-        // channel (chose it, no problem in the row, consent given), else the first row. So an
-        // earlier row that could never get it does not take the message from a later one that
-        // can (an SMS-only row, then the same email on a row that chose email).
+        // channel (chose it, no problem in the row, consent given, in the audience), else the
+        // first row. So an earlier row that could never get it does not take the message from a
+        // later one that can (an SMS-only row, then the same email on a row that chose email).
         for channel in Channel::ALL {
             let mut seen = FirstSeen::new(contacts, move |c| c.address(channel));
             let (able, unable): (Vec<usize>, Vec<usize>) =
@@ -41,6 +50,9 @@ pub(super) fn mark_duplicates(list: &mut ContactList) {
                 }
             }
         }
+    }
+    for contact in &mut list.contacts {
+        contact.duplicate_of = [None, None];
     }
     for (i, channel, first) in duplicates {
         let first = &list.contacts[first];

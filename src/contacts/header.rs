@@ -213,6 +213,8 @@ mod tests {
             encoding: None,
             delimiter: None,
             columns: Default::default(),
+            audience: None,
+            date_forms: Default::default(),
         }
     }
 

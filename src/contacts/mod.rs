@@ -11,10 +11,11 @@
 //! own, each using only those listed before it: `error.rs` (what stops or warns about a file),
 //! `header.rs` (the columns and where the standard fields are), `controls.rs` (control
 //! characters in a cell a message shows), `contact.rs` (what a file reads into), `decode.rs`
-//! (bytes to text, the delimiter, true line numbers), `rows.rs` (each row read and validated), `duplicates.rs` (ids and addresses used twice), `reach.rs` (whether
+//! (bytes to text, the delimiter, true line numbers), `rows.rs` (each row read and validated), `duplicates.rs` (ids and addresses used twice), `audience.rs` (the rows `contacts.where` selects), `reach.rs` (whether
 //! each enabled channel can reach anyone), `suppressions.rs` (the lists of who must not be
 //! messaged). Everything public is re-exported here.
 
+mod audience;
 mod contact;
 mod controls;
 mod decode;
@@ -29,6 +30,7 @@ use std::path::Path;
 
 use chrono_tz::Tz;
 
+pub use audience::select_audience;
 pub use contact::{
     ChannelChoice, Consent, ConsentError, Contact, ContactList, Problem, parse_consent,
 };
@@ -102,6 +104,8 @@ mod tests {
             encoding: None,
             delimiter: None,
             columns: Default::default(),
+            audience: None,
+            date_forms: Default::default(),
         }
     }
 

@@ -235,6 +235,7 @@ fn parse_row(
         columns: Arc::clone(columns),
         problems,
         duplicate_of: [None, None],
+        in_audience: true,
     }
 }
 
