@@ -191,12 +191,17 @@ struct Row<'f, F> {
     forms: &'f BTreeMap<String, DateForm>,
 }
 
-/// A value read for one comparison: `None` is an empty cell.
+/// A value read for a date or number comparison.
 #[derive(PartialEq, PartialOrd)]
 enum Read {
-    Text(String),
     Number(f64),
     Date(NaiveDate),
+}
+
+/// Compares two texts without regard to case, making no string of either.
+fn caseless(a: &str, b: &str) -> Ordering {
+    let a = a.chars().flat_map(char::to_lowercase);
+    a.cmp(b.chars().flat_map(char::to_lowercase))
 }
 
 impl<'r, F: Fn(&str) -> &'r str> Row<'_, F> {
@@ -205,20 +210,32 @@ impl<'r, F: Fn(&str) -> &'r str> Row<'_, F> {
             Expr::Or(a, b) => self.eval(a)? || self.eval(b)?,
             Expr::And(a, b) => self.eval(a)? && self.eval(b)?,
             Expr::Not(a) => !self.eval(a)?,
-            Expr::Compare(l, op, r) => {
-                let kind = Kind::of(l, r);
-                match (self.read(l, kind)?, self.read(r, kind)?) {
+            Expr::Compare(l, op, r) => match Kind::of(l, r) {
+                Kind::Text => op.holds(caseless(self.text(l), self.text(r))),
+                kind => match (self.read(l, kind)?, self.read(r, kind)?) {
                     (Some(a), Some(b)) => a.partial_cmp(&b).is_some_and(|o| op.holds(o)),
-                    // An empty cell: no date or number to compare; as text it is "".
+                    // An empty cell: no date or number to compare.
                     _ => false,
-                }
-            }
+                },
+            },
         })
+    }
+
+    /// A value as text: a cell as written (trimmed), or the text given.
+    fn text<'v>(&self, v: &'v Value) -> &'v str
+    where
+        'r: 'v,
+    {
+        match v {
+            Value::Column(c) => (self.cell)(c).trim(),
+            Value::Text(t) => t,
+            _ => "",
+        }
     }
 
     fn read(&self, v: &Value, kind: Kind) -> Result<Option<Read>, ValueError> {
         Ok(Some(match v {
-            Value::Text(t) => Read::Text(t.to_lowercase()),
+            Value::Text(_) => return Ok(None),
             Value::Number(n) => Read::Number(*n),
             Value::Date(d) => Read::Date(*d),
             Value::Today(days) => Read::Date(self.today + chrono::Duration::days(*days)),
@@ -230,7 +247,7 @@ impl<'r, F: Fn(&str) -> &'r str> Row<'_, F> {
                     want: want.to_string(),
                 };
                 match kind {
-                    Kind::Text => Read::Text(raw.to_lowercase()),
+                    Kind::Text => return Ok(None),
                     _ if raw.is_empty() => return Ok(None),
                     Kind::Number => Read::Number(
                         raw.parse::<f64>()

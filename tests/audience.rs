@@ -15,6 +15,7 @@ P5,Ed,Fox,ed@example.com,,email,yes,yes,,,60,,
 P6,Flo,Gee,flo@example.com,,email,yes,yes,,2026-03-03,forty,,
 P7,Gus,Hay,gus@example.com,,email,yes,yes,,2026-06-20,33,,01/12/2026
 P8,Hal,Ivy,hal@example.com,,email,yes,yes,,03/04/2026,33,,
+P9,Bo,Ng,BO@example.com,,email,yes,yes,,2026-01-01,41,,
 ";
 
 /// Not seen for 180 days, adult, alive: the issue's example (MIDDAY is 2026-11-25).
@@ -41,10 +42,19 @@ fn the_filter_selects_by_dates_numbers_and_text_and_names_what_it_cannot_read() 
     let f = fixture(RECALL);
     let v = check(&f, &[]);
     let email = &v["channels"][0];
-    // Only P1 (seen in January, 40): P2 was seen this month, P3 (an ISO date-time) is 17, P4
-    // is deceased, P5 has no visit on record, P7 was seen in June.
-    assert_eq!(email["due"], 1, "{v}");
-    assert_eq!(email["skipped"]["not_in_audience"], 5, "{v}");
+    // P1 (seen in January, 40) and P9: P2 was seen this month, P3 (an ISO date-time) is 17, P4
+    // is deceased, P5 has no visit on record, P7 was seen in June. P9 has P2's address, and
+    // keeps it: a row outside the audience does not take a later row's message (P2 is the
+    // duplicate).
+    assert_eq!(email["due"], 2, "{v}");
+    assert_eq!(email["skipped"]["duplicate"], 1, "{v}");
+    assert!(
+        v["warnings"]
+            .to_string()
+            .contains("duplicate email of line 10 (P9)"),
+        "{v}"
+    );
+    assert_eq!(email["skipped"]["not_in_audience"], 4, "{v}");
     // P6's age and P8's undeclared US date: that row's error, with line, column and value.
     assert_eq!(v["rows_with_problems"], 2, "{v}");
     let errors = v["errors"].to_string();
@@ -58,11 +68,11 @@ fn the_filter_selects_by_dates_numbers_and_text_and_names_what_it_cannot_read() 
     );
     // Declared US (month first), 03/04/2026 is March: before the cut, so P8 joins.
     let v = check(&f, &["--set", "contacts.date_formats.last_visit=us"]);
-    assert_eq!(v["channels"][0]["due"], 2, "{v}");
+    assert_eq!(v["channels"][0]["due"], 3, "{v}");
     assert_eq!(v["rows_with_problems"], 1, "{v}");
     // Declared European, it is 3 April: still before the cut.
     let v = check(&f, &["--set", "contacts.date_formats.last_visit=eu"]);
-    assert_eq!(v["channels"][0]["due"], 2, "{v}");
+    assert_eq!(v["channels"][0]["due"], 3, "{v}");
     // A header with a space, in back quotes; a European date the cell holds.
     let f = fixture("`Next Visit` >= 2026-12-01");
     let v = check(&f, &["--set", "contacts.date_formats.next_visit=eu"]);
@@ -154,7 +164,8 @@ fn a_patient_who_joins_the_audience_after_approval_stops_send() {
     let (code, out, err) = at(later, &["send", "campaign.toml"]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("setting contacts.where changed"), "{err}");
-    // A patient who leaves the audience (P1, seen again) keeps the approval: it goes to P7.
+    // A patient who leaves the audience (P1, seen again) keeps the approval: it goes to P7 and
+    // P9.
     f.write("campaign.toml", &approved);
     let visited = f
         .read("contacts.csv")
@@ -163,11 +174,21 @@ fn a_patient_who_joins_the_audience_after_approval_stops_send() {
     let (code, out, err) = at(later, &["send", "campaign.toml", "--format", "json"]);
     assert_eq!(code, 0, "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["channels"][0]["sent"], 1, "{v}");
-    let sent = std::fs::read_dir(f.path("outbox/email"))
+    assert_eq!(v["channels"][0]["sent"], 2, "{v}");
+    let mut to: Vec<String> = std::fs::read_dir(f.path("outbox/email"))
         .unwrap()
-        .next()
-        .unwrap();
-    let eml = std::fs::read_to_string(sent.unwrap().path()).unwrap();
-    assert!(eml.contains("gus@example.com"), "{eml}");
+        .map(|e| {
+            let eml = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let line = eml.lines().find(|l| l.starts_with("To: ")).unwrap();
+            line.to_string()
+        })
+        .collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "To: \"Bo Ng\" <BO@example.com>",
+            "To: \"Gus Hay\" <gus@example.com>"
+        ]
+    );
 }

@@ -69,6 +69,14 @@ pub fn select_audience(
             }
         }
     }
-    mark_addresses(list);
+    // Which of two rows sharing an address keeps it may change; with no address shared, the
+    // pass over every address again is not needed.
+    if list
+        .contacts
+        .iter()
+        .any(|c| c.duplicate_of.iter().any(Option::is_some))
+    {
+        mark_addresses(list);
+    }
     Vec::new()
 }
