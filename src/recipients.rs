@@ -33,6 +33,8 @@ pub const COLUMNS: &[&str] = &[
     "delivery",
     "delivery_code",
     "opted_out",
+    "consent",
+    "consent_source",
 ];
 
 /// Makes a cell safe to open in a spreadsheet (OWASP's CSV injection advice).
@@ -116,6 +118,8 @@ impl<W: std::io::Write> ReportWriter<W> {
             delivery,
             delivery_code,
             opted_out,
+            consent,
+            consent_source,
         } = r.ledger.unwrap_or_default();
         for cell in [campaign, r.channel, r.contact_id] {
             w.write_field(escape_cell(cell).as_bytes())?;
@@ -133,6 +137,8 @@ impl<W: std::io::Write> ReportWriter<W> {
             delivery,
             delivery_code,
             opted_out,
+            consent,
+            consent_source,
         ] {
             w.write_field(escape_cell(cell).as_bytes())?;
         }

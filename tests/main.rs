@@ -11,6 +11,7 @@ mod bounces;
 mod bounces_cmd;
 mod browser;
 mod check;
+mod consent;
 mod contacts;
 mod frequency_cap;
 mod imap;

@@ -1018,7 +1018,7 @@ fn status_and_report() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "campaign,channel,contact_id,line,name,address,state,reason,attempts,provider_id,last_error,sent_at,updated_at,delivery,delivery_code,opted_out"
+        "campaign,channel,contact_id,line,name,address,state,reason,attempts,provider_id,last_error,sent_at,updated_at,delivery,delivery_code,opted_out,consent,consent_source"
     );
     let rows: Vec<&str> = lines.collect();
     assert!(rows[0].starts_with("test-campaign,email,P1,2,\"'=HYPERLINK(\"\"http://evil\"\") Lee\",ann@example.com,sent,,1,"), "{}", rows[0]);

@@ -133,6 +133,7 @@ pub const CONTACT_FIELDS: &[&str] = &[
     "email_consent",
     "sms_consent",
     "timezone",
+    "consent_source",
 ];
 
 /// Pacing and state.

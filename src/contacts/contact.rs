@@ -30,6 +30,16 @@ impl Consent {
     pub fn given(self) -> bool {
         matches!(self, Consent::Yes | Consent::Since(_))
     }
+
+    /// What the ledger keeps of it with each message: `yes`, `no`, or the date it was given.
+    pub fn evidence(self) -> Option<String> {
+        match self {
+            Consent::Yes => Some("yes".to_string()),
+            Consent::No => Some("no".to_string()),
+            Consent::Since(d) => Some(d.to_string()),
+            Consent::Invalid => None,
+        }
+    }
 }
 
 /// A consent cell that holds no consent value; shown to people as the row's problem.
@@ -125,6 +135,11 @@ impl Contact {
             .and_then(|i| self.values.get(i))
             .map(|v| &**v)
             .unwrap_or("")
+    }
+
+    /// How the patient's consent was given (`consent_source`: a form, a call), as written.
+    pub fn consent_source(&self) -> &str {
+        self.standard("consent_source")
     }
 
     /// Whether the row has an id of its own (not the `line-N` stand-in).

@@ -52,6 +52,10 @@ pub const ALIASES: &[(&str, &[&str])] = &[
         ],
     ),
     ("timezone", &["time_zone", "tz"]),
+    (
+        "consent_source",
+        &["opt_in_source", "optin_source", "consent_method", "source_of_consent"],
+    ),
 ];
 
 /// The export spellings of standard field `field` (none for a field not in [`ALIASES`]).

@@ -237,6 +237,10 @@ impl Run {
                     .key
                     .token(&self.loaded.campaign.id, channel, address)
             }),
+            consent: contact.consent(channel).evidence(),
+            consent_source: Some(contact.consent_source())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
         };
         let was = match writer.claim(claim).await {
             Ok(Claimed::Granted(claimed)) => {

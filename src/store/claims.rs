@@ -67,6 +67,11 @@ pub struct Claim {
     pub contact_id: String,
     /// An email's unsubscribe token, indexed with the claim so that a click finds its row.
     pub token: Option<String>,
+    /// The patient's consent to this channel as the contacts file gave it when the message was
+    /// claimed (`yes`, or the date it was given), and how it was given (`consent_source`): the
+    /// clinic's evidence of each message it sent.
+    pub consent: Option<String>,
+    pub consent_source: Option<String>,
 }
 
 /// A message's outcome.
@@ -181,8 +186,9 @@ fn claim_in(
     // run's opt-outs, `outreach unsubscribe`), and the claim is where that is settled.
     let mut insert = tx.prepare_cached(
         "INSERT INTO messages (campaign, channel, address, contact_id, state, attempts,
-                               fingerprint, run_id, created_at, updated_at)
-         SELECT ?1, ?2, ?3, ?4, 'sending', 1, ?5, ?6, ?7, ?7
+                               fingerprint, run_id, created_at, updated_at, consent,
+                               consent_source)
+         SELECT ?1, ?2, ?3, ?4, 'sending', 1, ?5, ?6, ?7, ?7, ?8, ?9
          WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?3)
          ON CONFLICT (campaign, channel, address) DO NOTHING",
     )?;
@@ -193,7 +199,8 @@ fn claim_in(
     )?;
     let mut take_over = tx.prepare_cached(
         "UPDATE messages SET state = 'sending', attempts = attempts + 1, contact_id = ?2,
-                             fingerprint = ?3, run_id = ?4, updated_at = ?5
+                             fingerprint = ?3, run_id = ?4, updated_at = ?5, consent = ?6,
+                             consent_source = ?7
          WHERE rowid = ?1",
     )?;
     let mut index_token =
@@ -213,7 +220,9 @@ fn claim_in(
             c.contact_id,
             fingerprint,
             run,
-            now
+            now,
+            c.consent,
+            c.consent_source
         ];
         if insert.execute(values)? == 1 {
             let row = tx.last_insert_rowid();
@@ -251,7 +260,15 @@ fn claim_in(
             granted.push(Claimed::Suppressed);
             continue;
         }
-        take_over.execute(params![row, c.contact_id, fingerprint, run, now])?;
+        take_over.execute(params![
+            row,
+            c.contact_id,
+            fingerprint,
+            run,
+            now,
+            c.consent,
+            c.consent_source
+        ])?;
         if let Some(token) = &c.token {
             index_token.execute(params![token, row])?;
         }
@@ -567,6 +584,8 @@ pub(super) mod fixtures {
     pub fn claim(addr: &str) -> Claim {
         Claim {
             token: None,
+            consent: None,
+            consent_source: None,
             channel: Channel::Email,
             address: addr.into(),
             contact_id: "P1".into(),

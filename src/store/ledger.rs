@@ -46,6 +46,10 @@ pub struct Row {
     pub delivery_code: Option<String>,
     /// How the patient opted out after it (`page`, `one-click`, `mailto`, `STOP reply`).
     pub opted_out: Option<String>,
+    /// The consent the contacts file gave when the message was claimed (`yes`, or its date),
+    /// and how it was given.
+    pub consent: Option<String>,
+    pub consent_source: Option<String>,
 }
 
 /// A run as recorded.
@@ -399,6 +403,8 @@ pub struct Cells<'r> {
     pub delivery: &'r str,
     pub delivery_code: &'r str,
     pub opted_out: &'r str,
+    pub consent: &'r str,
+    pub consent_source: &'r str,
 }
 
 impl<'r> From<&'r Row> for Cells<'r> {
@@ -412,6 +418,8 @@ impl<'r> From<&'r Row> for Cells<'r> {
             delivery: r.delivery.as_deref().unwrap_or_default(),
             delivery_code: r.delivery_code.as_deref().unwrap_or_default(),
             opted_out: r.opted_out.as_deref().unwrap_or_default(),
+            consent: r.consent.as_deref().unwrap_or_default(),
+            consent_source: r.consent_source.as_deref().unwrap_or_default(),
         }
     }
 }
@@ -426,7 +434,7 @@ pub const AFTER_SENDING: [&str; 6] = [
     "opted out",
 ];
 
-/// What became of a message after it was sent, the last three columns of [`CELLS`] and
+/// What became of a message after it was sent, three columns of [`CELLS`] and
 /// [`SELECT_ROWS`]:
 /// - its delivery state: for an SMS from its parts' receipts (`listen`, `sync`): `delivered`
 ///   once every part is, `undelivered` once one is not; for an email from what the bounce
@@ -482,7 +490,8 @@ const DELIVERY_COUNTS: &str = concat!(
 /// The columns of [`Cells`], in its order.
 const CELLS: &str = concat!(
     "attempts, provider_id, last_error, sent_at, updated_at, ",
-    delivery_columns!()
+    delivery_columns!(),
+    ", consent, consent_source"
 );
 
 /// Rows of one campaign, looked up one by one ([`Ledger::rows_of`]).
@@ -534,6 +543,8 @@ impl RowLookup<'_> {
                     delivery: text(5)??,
                     delivery_code: text(6)??,
                     opted_out: text(7)??,
+                    consent: text(8)??,
+                    consent_source: text(9)??,
                 })
             })()
             .map_err(sqlite)?;
@@ -568,7 +579,7 @@ const SELECT_ROWS: &str = concat!(
     "SELECT channel, address, contact_id, state, permanent, attempts,
         provider_id, last_error, created_at, updated_at, sent_at, ",
     delivery_columns!(),
-    " FROM messages WHERE campaign = ?1"
+    ", consent, consent_source FROM messages WHERE campaign = ?1"
 );
 
 fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -587,6 +598,8 @@ fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         delivery: r.get(11)?,
         delivery_code: r.get(12)?,
         opted_out: r.get(13)?,
+        consent: r.get(14)?,
+        consent_source: r.get(15)?,
     })
 }
 

@@ -141,7 +141,8 @@ impl Ledger {
                  {FEEDBACK}
                  {BOUNCES}",
             ))?;
-            rebuild_messages_check(c)
+            rebuild_messages_check(c)?;
+            add_consent_columns(c)
         })?;
         Ok(ledger)
     }
@@ -258,8 +259,42 @@ const MESSAGES: &str = "(
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     sent_at TEXT,
+    consent TEXT,
+    consent_source TEXT,
     PRIMARY KEY (campaign, channel, address)
 )";
+
+/// Adds the consent evidence columns to a messages table of an earlier version (its rows keep
+/// none: they were claimed before the ledger kept it).
+fn add_consent_columns(c: &Connection) -> rusqlite::Result<()> {
+    let has: bool = c.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'consent'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if has {
+        return Ok(());
+    }
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let add = || -> rusqlite::Result<()> {
+        // Asked again under the write lock: another process may have added them meanwhile.
+        let has: i64 = c.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'consent'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has == 0 {
+            c.execute_batch(
+                "ALTER TABLE messages ADD COLUMN consent TEXT;
+                 ALTER TABLE messages ADD COLUMN consent_source TEXT;",
+            )?;
+        }
+        c.execute_batch("COMMIT")
+    };
+    add().inspect_err(|_| {
+        let _ = c.execute_batch("ROLLBACK");
+    })
+}
 
 /// Rebuilds a messages table of an earlier version, whose state check was an `IN` list, with
 /// [`MESSAGES`]: the rows (row ids included) are copied to a new table that then takes the old
@@ -339,6 +374,44 @@ mod tests {
                 .unwrap(),
             0
         );
+    }
+
+    #[test]
+    fn an_earlier_ledger_gains_the_consent_columns_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join(FILE)).unwrap();
+            c.execute_batch(&format!(
+                "CREATE TABLE messages {};
+                 INSERT INTO messages (campaign, channel, address, contact_id, state, fingerprint,
+                                       created_at, updated_at)
+                     VALUES ('c', 'email', 'a', 'P1', 'sent', 'fp', 't0', 't1');",
+                MESSAGES
+                    .replace("    consent TEXT,\n", "")
+                    .replace("    consent_source TEXT,\n", "")
+            ))
+            .unwrap();
+            let columns: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name LIKE 'consent%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(columns, 0, "the earlier table has no consent columns");
+        }
+        for _ in 0..2 {
+            let l = Ledger::open(dir.path()).unwrap();
+            let row: (String, Option<String>, Option<String>) = l
+                .conn
+                .query_row(
+                    "SELECT address, consent, consent_source FROM messages",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .unwrap();
+            assert_eq!(row, ("a".to_string(), None, None));
+        }
     }
 
     #[test]
