@@ -86,6 +86,23 @@ pub fn settings(c: &Campaign) -> Vec<(&'static str, String)> {
         ),
         ("templates.dir", canonical(&c.templates_dir)),
     ];
+    // Only when tagging is on, so that approvals recorded before `[campaign.utm]` existed still
+    // hold for campaigns without it; turning it on adds these keys, which voids the approval.
+    if let Some(u) = &c.utm {
+        out.extend([
+            ("campaign.utm.source", u.source.clone()),
+            (
+                "campaign.utm.medium",
+                u.medium.clone().unwrap_or_else(|| "(the channel)".into()),
+            ),
+            ("campaign.utm.campaign", u.campaign.clone()),
+            (
+                "campaign.utm.content",
+                u.content.clone().unwrap_or_default(),
+            ),
+            ("campaign.utm.hosts", u.hosts.join(",")),
+        ]);
+    }
     if let Some(e) = &c.email {
         out.extend([
             ("email.from", e.from.to_string()),

@@ -37,6 +37,7 @@ pub mod templates;
 pub mod terminal;
 pub mod token;
 pub mod transport;
+pub mod utm;
 pub mod webhook;
 
 use std::io::Write;

@@ -1,8 +1,11 @@
 //! What one contact gets on one channel: the planner's decision for it, and its message
-//! rendered (email parts with the unsubscribe link; SMS with smart encoding and segment count).
+//! rendered (email parts with the unsubscribe link; SMS with smart encoding and segment count),
+//! its clinic links campaign-tagged when `[campaign.utm]` asks (`crate::utm`: here, after the
+//! templates render, so every command sees the final links and the SMS is counted with them).
 //! [`Loaded::outcome`] is the one function `check`, `preview`, `report` and `send` share, so all
 //! of them show the same plan. Pure: it reads only what [`crate::load`] loaded.
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +16,7 @@ use crate::model::Channel;
 use crate::plan::{self, Decision, Inputs};
 use crate::sms::{self, Encoding, SmsCount};
 use crate::templates::{MessageData, RenderError, RenderedEmail, SMS_TEXT};
+use crate::utm::Tagger;
 
 /// The unsubscribe token of test messages: it maps to no one.
 pub const INERT_TOKEN: &str = "test-message-not-a-patient";
@@ -128,9 +132,14 @@ impl Loaded {
                     contact,
                     unsubscribe_url: Some(&url),
                 };
-                let parts = self
+                let mut parts = self
                     .templates
                     .render_email(&data.context(self.templates.reads(Channel::Email)))?;
+                if let Some(utm) = &self.campaign.utm {
+                    let tagger = Tagger::new(utm, channel, Some(&url));
+                    replace(&mut parts.html, Tagger::html, &tagger);
+                    replace(&mut parts.text, Tagger::text, &tagger);
+                }
                 Ok(Rendered::Email {
                     parts,
                     token,
@@ -144,9 +153,16 @@ impl Loaded {
                     contact,
                     unsubscribe_url: None,
                 };
-                let rendered = self
+                let mut rendered = self
                     .templates
                     .render_sms(&data.context(self.templates.reads(Channel::Sms)))?;
+                if let Some(utm) = &self.campaign.utm {
+                    replace(
+                        &mut rendered,
+                        Tagger::text,
+                        &Tagger::new(utm, channel, None),
+                    );
+                }
                 let (body, original) = if settings.smart_encoding {
                     match sms::smart_encode(&rendered) {
                         std::borrow::Cow::Borrowed(_) => (rendered, None),
@@ -192,6 +208,19 @@ impl Loaded {
             None,
         ))
     }
+}
+
+/// `part` tagged by `tag`, left as it is when it has nothing to tag.
+fn replace<'t>(
+    part: &mut String,
+    tag: impl for<'s> Fn(&Tagger<'t>, &'s str) -> Cow<'s, str>,
+    tagger: &Tagger<'t>,
+) {
+    let tagged = match tag(tagger, part) {
+        Cow::Owned(tagged) => tagged,
+        Cow::Borrowed(_) => return,
+    };
+    *part = tagged;
 }
 
 /// Warnings a person should see about an SMS that will still go.

@@ -26,8 +26,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("audience", 1),
     // The campaign's inputs: contacts, templates.
     ("contacts", 2), ("templates", 2), ("fold", 2),
-    // Pure functions over them: the MIME message, who gets what.
-    ("message", 3), ("plan", 3),
+    // Pure functions over them: the MIME message, who gets what, campaign-tagged links.
+    ("message", 3), ("plan", 3), ("utm", 3),
     // Side effects: the store (ledger) and the ways out.
     ("store", 4), ("transport", 4), ("mailbox", 4),
     // A campaign loaded with everything it needs; its approval; its per-recipient CSV.

@@ -178,6 +178,34 @@ pub fn run(mut c: Command) -> (i32, String, String) {
     )
 }
 
+/// The Python of the test tools' virtual environment.
+pub fn python() -> PathBuf {
+    let p = repo().join(".tools/venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/test, which installs aiosmtpd and dkimpy",
+        p.display()
+    );
+    p
+}
+
+/// What the Python `script` prints as JSON when run with `args` (files it reads back with an
+/// independent parser, such as the `email` package).
+pub fn python_json(script: &str, args: &[impl AsRef<std::ffi::OsStr>]) -> serde_json::Value {
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The header of the standard contacts CSV.
 pub const HEADER: &str =
     "id,first_name,last_name,email,phone,channel,email_consent,sms_consent,timezone";

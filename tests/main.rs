@@ -27,3 +27,4 @@ mod smtp;
 mod suppressions;
 mod sync;
 mod sync_generic;
+mod utm;

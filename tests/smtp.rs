@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Fixture, HEADER, ServerLog, repo, run};
+use crate::common::{Fixture, HEADER, ServerLog, python, python_json, repo, run};
 
 /// Contacts with names that need encoding and escaping.
 fn contacts() -> String {
@@ -24,17 +24,6 @@ fn contacts() -> String {
          P4,Bo,Chen,bo@example.com,,email,yes,,\n\
          P5,Cy,Diaz,cy@example.com,,email,no,,\n"
     )
-}
-
-/// The Python of the test tools' virtual environment.
-fn python() -> PathBuf {
-    let p = repo().join(".tools/venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/test, which installs aiosmtpd and dkimpy",
-        p.display()
-    );
-    p
 }
 
 fn free_port() -> u16 {
@@ -272,18 +261,7 @@ for path in sys.argv[1:]:
     })
 print(json.dumps(out))
 "#;
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .args(files)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_value(python_json(script, files)).unwrap()
 }
 
 /// A throwaway CA and a certificate for 127.0.0.1/localhost signed by it: (ca, cert, key).

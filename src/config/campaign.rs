@@ -1,7 +1,7 @@
 //! The campaign as the rest of the program sees it: [`Campaign`] and the tables it owns
 //! (`[campaign]`, `[clinic]`, `[contacts]`, `[templates]`, `[sending]`), checked here from their
 //! raw form, step by step in the order the file reads; `[email]` and `[sms]` are checked by
-//! `email` and `gateway`.
+//! `email` and `gateway`, `[campaign.utm]` by `utm`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use super::feedback::{FeedbackSettings, validate_feedback};
 use super::gateway::{SmsSettings, validate_sms};
 use super::listen::{ListenSettings, validate_listen};
 use super::raw::{RawClinic, RawConfig, RawContacts, RawRate, RawSending};
+use super::utm::{UtmSettings, validate_utm};
 use super::values::{
     FrequencyCap, Rate, WindowEdge, check_url, parse_duration, parse_frequency_cap, parse_rate,
     parse_window_edge,
@@ -51,6 +52,8 @@ pub struct Campaign {
     pub require_approval: bool,
     /// When the campaign may send (`not_before` / `not_after`).
     pub window: Window,
+    /// `[campaign.utm]`: campaign tags on the clinic's links; `None` (the default) tags nothing.
+    pub utm: Option<UtmSettings>,
     pub clinic: Clinic,
     pub contacts: ContactsSource,
     pub templates_dir: PathBuf,
@@ -174,6 +177,18 @@ pub(super) fn validate(
     let window = window(rc.not_before, rc.not_after, place.timezone, loc)?;
     let region = place.region;
     let clinic = clinic(cl, place, loc)?;
+    let utm = match rc.utm {
+        Some(ru) => Some(validate_utm(
+            ru,
+            &id,
+            [
+                ("clinic.website", clinic.website.as_str()),
+                ("clinic.booking_url", clinic.booking_url.as_str()),
+            ],
+            loc,
+        )?),
+        None => None,
+    };
     let contacts = contacts(loc.required(raw.contacts, "contacts")?, loc, &dir)?;
     let templates = loc.required(raw.templates, "templates")?;
     let templates_dir = loc.non_empty(templates.dir, "templates.dir")?;
@@ -207,6 +222,7 @@ pub(super) fn validate(
         require_consent: rc.require_consent.unwrap_or(true),
         require_approval: rc.require_approval.unwrap_or(false),
         window,
+        utm,
         clinic,
         contacts,
         templates_dir,

@@ -94,6 +94,18 @@ pub(super) struct RawCampaign {
     /// A date or date-time, written as a TOML date (`2026-12-01`) or a string.
     pub not_before: Option<toml::Value>,
     pub not_after: Option<toml::Value>,
+    pub utm: Option<RawUtm>,
+}
+
+/// `[campaign.utm]`: campaign tags on the clinic's links.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUtm {
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    pub campaign: Option<String>,
+    pub content: Option<String>,
+    pub hosts: Option<Vec<String>>,
 }
 
 /// `[clinic]`.
