@@ -114,6 +114,7 @@ impl Loaded {
         inert: bool,
     ) -> Result<Rendered, RenderError> {
         let contact = &self.contacts.contacts[index];
+        let (_, templates) = self.templates.pick(contact.language.as_ref());
         match channel {
             Channel::Email => {
                 let settings = self.campaign.email.as_ref().expect("email is enabled");
@@ -128,9 +129,8 @@ impl Loaded {
                     contact,
                     unsubscribe_url: Some(&url),
                 };
-                let parts = self
-                    .templates
-                    .render_email(&data.context(self.templates.reads(Channel::Email)))?;
+                let parts =
+                    templates.render_email(&data.context(templates.reads(Channel::Email)))?;
                 Ok(Rendered::Email {
                     parts,
                     token,
@@ -144,9 +144,8 @@ impl Loaded {
                     contact,
                     unsubscribe_url: None,
                 };
-                let rendered = self
-                    .templates
-                    .render_sms(&data.context(self.templates.reads(Channel::Sms)))?;
+                let rendered =
+                    templates.render_sms(&data.context(templates.reads(Channel::Sms)))?;
                 let (body, original) = if settings.smart_encoding {
                     match sms::smart_encode(&rendered) {
                         std::borrow::Cow::Borrowed(_) => (rendered, None),

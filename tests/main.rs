@@ -12,6 +12,7 @@ mod browser;
 mod check;
 mod contacts;
 mod imap;
+mod languages;
 mod listen;
 mod listen_tls;
 mod new;

@@ -125,6 +125,24 @@ fn rows(html: &str) -> usize {
     html.matches("<tr><td>").count()
 }
 
+/// The sample contacts' languages, beside their names: the set each gets, and the tag asked.
+#[tokio::test]
+async fn index_shows_each_patients_language() {
+    let s = Shipped::new();
+    let server = s.serve("127.0.0.1:0", &[]);
+    let (status, html) = server.get("/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<th>name</th><th>language</th>"), "{html}");
+    for cells in [
+        "<td>María González</td><td>es (for es-MX)</td>",
+        "<td>José Ramírez</td><td>es</td>",
+        "<td>François Dubois</td><td>en (default: no fr templates)</td>",
+        "<td>Zoë Whitfield</td><td>en</td>",
+    ] {
+        assert!(html.contains(cells), "{cells} in {html}");
+    }
+}
+
 #[tokio::test]
 async fn index_lists_every_contact_and_filters() {
     let s = Shipped::new();

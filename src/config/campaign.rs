@@ -17,6 +17,7 @@ use super::listen::{ListenSettings, validate_listen};
 use super::raw::{RawClinic, RawConfig, RawContacts, RawRate, RawSending};
 use super::values::{Rate, WindowEdge, check_url, parse_duration, parse_rate, parse_window_edge};
 use crate::address::E164Phone;
+use crate::language::Language;
 use crate::model::{Channel, parse_timezone};
 
 /// Default per-channel rates.
@@ -30,6 +31,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
 pub const DEFAULT_MAX_CONSECUTIVE_FAILURES: u32 = 20;
 /// Default delay before the first retry.
 pub const DEFAULT_RETRY_DELAY: &str = "2s";
+/// Default language of a campaign's templates.
+pub const DEFAULT_LANGUAGE: &str = "en";
 /// Default directory of the ledger, relative to the campaign file.
 pub const DEFAULT_STATE_DIR: &str = ".outreach";
 
@@ -45,6 +48,9 @@ pub struct Campaign {
     pub require_consent: bool,
     /// `send` refuses to send what an admin has not approved (`outreach approve`).
     pub require_approval: bool,
+    /// The language of the templates directory's own files: what a contact gets whose language
+    /// has no folder of its own (`campaign.language`, default [`DEFAULT_LANGUAGE`]).
+    pub language: Language,
     /// When the campaign may send (`not_before` / `not_after`).
     pub window: Window,
     pub clinic: Clinic,
@@ -124,6 +130,7 @@ pub const CONTACT_FIELDS: &[&str] = &[
     "email_consent",
     "sms_consent",
     "timezone",
+    "language",
 ];
 
 /// Pacing and state.
@@ -156,6 +163,8 @@ pub(super) fn validate(
     let id = campaign_id(rc.id, loc)?;
     let name = rc.name.unwrap_or_else(|| id.clone());
     let channels = channels(rc.channels, loc)?;
+    let language = Language::parse(rc.language.as_deref().unwrap_or(DEFAULT_LANGUAGE))
+        .map_err(|e| loc.invalid("campaign.language", e))?;
     let mut cl = loc.required(raw.clinic, "clinic")?;
     let place = place(cl.region.take(), cl.timezone.take(), loc)?;
     let window = window(rc.not_before, rc.not_after, place.timezone, loc)?;
@@ -193,6 +202,7 @@ pub(super) fn validate(
         channels,
         require_consent: rc.require_consent.unwrap_or(true),
         require_approval: rc.require_approval.unwrap_or(false),
+        language,
         window,
         clinic,
         contacts,

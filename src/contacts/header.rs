@@ -52,6 +52,13 @@ pub const ALIASES: &[(&str, &[&str])] = &[
         ],
     ),
     ("timezone", &["time_zone", "tz"]),
+    (
+        "language",
+        &[
+            "lang", "preferred_language", "language_preference", "primary_language",
+            "patient_language", "locale",
+        ],
+    ),
 ];
 
 /// The export spellings of standard field `field` (none for a field not in [`ALIASES`]).

@@ -16,6 +16,7 @@ use super::error::ContactsError;
 use super::header::{Columns, layout};
 use crate::address::{E164Phone, EmailAddress};
 use crate::config::ContactsSource;
+use crate::language::Language;
 use crate::model::Channel;
 
 /// Rows validated together, over all cores, while the next batch is read.
@@ -196,6 +197,18 @@ fn parse_row(
             }
         },
     };
+    let language = match get("language") {
+        "" => None,
+        v => match Language::parse(v) {
+            Ok(l) => Some(l),
+            Err(reason) => {
+                // Sending in a guessed language is worse than not sending: the row waits for a
+                // readable value.
+                problem("language", v, reason.to_string(), &Channel::ALL);
+                None
+            }
+        },
+    };
 
     if record.len() != columns.names.len() {
         problem(
@@ -231,6 +244,7 @@ fn parse_row(
         email_consent,
         sms_consent,
         timezone,
+        language,
         values,
         columns: Arc::clone(columns),
         problems,
