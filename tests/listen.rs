@@ -242,7 +242,7 @@ fn links(f: &Fixture) -> std::collections::BTreeMap<String, String> {
 /// browser asks for among the campaign's (its templates' languages), else English.
 #[test]
 fn the_unsubscribe_page_speaks_the_language_the_browser_asks_for() {
-    let f = email_fixture();
+    let f = email_fixture().with_language("es");
     let (code, out, err) = f.run(&["send", "campaign.toml"]);
     assert_eq!(code, 0, "{out}{err}");
     let links = links(&f);

@@ -197,18 +197,7 @@ fn parse_row(
             }
         },
     };
-    let language = match get("language") {
-        "" => None,
-        v => match Language::parse(v) {
-            Ok(l) => Some(l),
-            Err(reason) => {
-                // Sending in a guessed language is worse than not sending: the row waits for a
-                // readable value.
-                problem("language", v, reason.to_string(), &Channel::ALL);
-                None
-            }
-        },
-    };
+    let (language, bad_language) = language_cell(get("language"));
 
     if record.len() != columns.names.len() {
         problem(
@@ -234,6 +223,7 @@ fn parse_row(
             problem(field, value, reason, on);
         }
     }
+    problems.extend(bad_language);
 
     Contact {
         line,
@@ -249,6 +239,24 @@ fn parse_row(
         columns: Arc::clone(columns),
         problems,
         duplicate_of: [None, None],
+    }
+}
+
+/// A `language` cell read: its tag (`None` when empty), or the problem that stops the row
+/// (sending in a guessed language is worse than not sending: the row waits for a tag).
+fn language_cell(value: &str) -> (Option<Language>, Option<Problem>) {
+    match Language::parse(value) {
+        _ if value.is_empty() => (None, None),
+        Ok(language) => (Some(language), None),
+        Err(reason) => {
+            let problem = Problem {
+                field: "language".into(),
+                value: value.into(),
+                reason: reason.to_string(),
+                stops: Channel::ALL.to_vec(),
+            };
+            (None, Some(problem))
+        }
     }
 }
 
