@@ -86,6 +86,11 @@ const ucs = (n) => 'í' + gsm(n - 1);
 const TEASER =
   'Riverside Physio: Tight psoas? It can cause lower back & hip pain. Book your FREE phone assessment & treatment plan: https://riverside.example/book or call +1 312 555 0100. Reply STOP to opt out';
 
+const PSOAS_EN =
+  'Riverside Physio: Hi NAME, lower back or hip pain? A tight psoas muscle may be the cause. Get a FREE phone assessment & treatment plan: https://riverside.example/book or call +1 312 555 0100. Reply STOP to opt out';
+const PSOAS_ES =
+  'Riverside Physio: ¿Dolor lumbar o de cadera? Puede ser el psoas. Evaluación telefónica y plan de tratamiento GRATIS: https://riverside.example/book o al +1 312 555 0100. Responda STOP para cancelar';
+
 const cases = [
   // Plain GSM-7 and the single/multipart boundaries (160, 153 per part).
   'Hello World',
@@ -164,6 +169,11 @@ const cases = [
   TEASER,
   TEASER.replace('back & hip', 'back – hip').replace('Tight', 'Tight’'),
   'Riverside Physio: Hi Sam, it’s time for your follow-up. Reply YES to book.',
+  // The shipped psoas SMS as the tests' campaign renders it: English (GSM-7, a name and the
+  // fallback), Spanish (UCS-2: á, í, ó, ú are outside GSM-7), within sms.max_segments = 3.
+  PSOAS_EN.replace('NAME', 'Tom'),
+  PSOAS_EN.replace('NAME', 'there'),
+  PSOAS_ES,
   // Line breaks: LF, CR and CRLF are all GSM-7 (1 septet each).
   'Line1\nLine2',
   'Line1\rLine2',

@@ -103,6 +103,11 @@ pub fn settings(c: &Campaign) -> Vec<(&'static str, String)> {
             ("campaign.utm.hosts", u.hosts.join(",")),
         ]);
     }
+    // Which set a patient without a folder of their language gets. Listed only when it is not
+    // the default, so approvals given before the key existed still hold.
+    if c.language.as_str() != crate::config::DEFAULT_LANGUAGE {
+        out.push(("campaign.language", c.language.to_string()));
+    }
     if let Some(e) = &c.email {
         out.extend([
             ("email.from", e.from.to_string()),

@@ -720,7 +720,7 @@ mod tests {
         .unwrap();
         let plain =
             Templates::load(&loaded.campaign.templates_dir, &loaded.campaign.channels).unwrap();
-        let folded = &loaded.templates;
+        let (_, folded) = loaded.templates.pick(None);
         for contact in &loaded.contacts.contacts {
             let data = MessageData {
                 campaign: &loaded.campaign,

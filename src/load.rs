@@ -13,7 +13,8 @@ use crate::contacts::{self, ContactList, ContactsError, FileWarning, Suppression
 use crate::model::{Channel, Clock, ClockError};
 use crate::plan::{Priors, Recent, Redo};
 use crate::store::ledger::{self, Ledger};
-use crate::templates::{TemplateError, Templates};
+use crate::template_sets::TemplateSets;
+use crate::templates::TemplateError;
 use crate::token::TokenKey;
 
 /// Why a campaign cannot run at all (exit 2).
@@ -57,7 +58,8 @@ pub struct Loaded {
     pub campaign: Campaign,
     pub contacts: ContactList,
     pub suppressions: Suppressions,
-    pub templates: Templates,
+    /// The templates of every language the campaign has.
+    pub templates: TemplateSets,
     pub key: TokenKey,
     /// The instant decisions are made for: the clock read once, when the campaign loaded.
     pub now: DateTime<Utc>,
@@ -82,7 +84,11 @@ impl Loaded {
         let campaign = config::load(path, overrides)?;
         let clock = Clock::from_env()?;
         let now = clock.now();
-        let mut templates = Templates::load(&campaign.templates_dir, &campaign.channels)?;
+        let mut templates = TemplateSets::load(
+            &campaign.templates_dir,
+            &campaign.channels,
+            &campaign.language,
+        )?;
         templates.fold_constants(&campaign);
         // What each channel's messages show of a contact: its templates' reads, and the name
         // in an email's `To:`.

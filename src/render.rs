@@ -118,6 +118,7 @@ impl Loaded {
         inert: bool,
     ) -> Result<Rendered, RenderError> {
         let contact = &self.contacts.contacts[index];
+        let (_, templates) = self.templates.pick(contact.language.as_ref());
         match channel {
             Channel::Email => {
                 let settings = self.campaign.email.as_ref().expect("email is enabled");
@@ -132,9 +133,8 @@ impl Loaded {
                     contact,
                     unsubscribe_url: Some(&url),
                 };
-                let mut parts = self
-                    .templates
-                    .render_email(&data.context(self.templates.reads(Channel::Email)))?;
+                let mut parts =
+                    templates.render_email(&data.context(templates.reads(Channel::Email)))?;
                 if let Some(utm) = &self.campaign.utm {
                     let tagger = Tagger::new(utm, channel, Some(&url));
                     replace(&mut parts.html, Tagger::html, &tagger);
@@ -153,9 +153,8 @@ impl Loaded {
                     contact,
                     unsubscribe_url: None,
                 };
-                let mut rendered = self
-                    .templates
-                    .render_sms(&data.context(self.templates.reads(Channel::Sms)))?;
+                let mut rendered =
+                    templates.render_sms(&data.context(templates.reads(Channel::Sms)))?;
                 if let Some(utm) = &self.campaign.utm {
                     replace(
                         &mut rendered,

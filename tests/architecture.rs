@@ -19,13 +19,14 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u32)] = &[
     // Values: what every layer shares, importing nothing above.
     ("model", 0), ("address", 0), ("paths", 0), ("private", 0), ("nanp_table", 0),
-    ("terminal", 0),
+    ("terminal", 0), ("language", 0),
     // The campaign file, and what needs nothing but it; provider webhooks and returned mail read
     // as values.
     ("config", 1), ("sms", 1), ("dkim", 1), ("token", 1), ("webhook", 1), ("bounce", 1),
     ("audience", 1),
     // The campaign's inputs: contacts, templates.
     ("contacts", 2), ("templates", 2), ("fold", 2),
+    ("template_sets", 2),
     // Pure functions over them: the MIME message, who gets what, campaign-tagged links.
     ("message", 3), ("plan", 3), ("utm", 3),
     // Side effects: the store (ledger) and the ways out.

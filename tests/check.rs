@@ -43,14 +43,23 @@ skipped                      9      15
   duplicate                  1       1
   no consent                 2       7
   suppressed                 1       1
+would go, by language
+  en (32 contacts)          25      18
+  es (4 contacts)            2       3
 
 Errors (2): these rows are skipped on the channels shown
   contacts/sample.csv:15 P0014 email: "frank@@example.com" is not a valid email address (email skipped)
   contacts/sample.csv:16 P0015 phone: "555-010-1234" is not a valid phone number for region US (sms skipped)
 
-Warnings (2):
+Warnings (8):
+  contacts/sample.csv:3 P0002: SMS is UCS-2 (67 characters a segment) because of ó (U+00F3 LATIN SMALL LETTER O WITH ACUTE) [sms]
+  contacts/sample.csv:3 P0002: SMS is 3 segments (197 UCS-2 units) [sms]
+  contacts/sample.csv:7 P0006: SMS is UCS-2 (67 characters a segment) because of ó (U+00F3 LATIN SMALL LETTER O WITH ACUTE) [sms]
+  contacts/sample.csv:7 P0006: SMS is 3 segments (197 UCS-2 units) [sms]
   contacts/sample.csv:27 P0026: duplicate email of line 13 (P0012): only that row gets it [email]
   contacts/sample.csv:27 P0026: duplicate phone of line 13 (P0012): only that row gets it [sms]
+  contacts/sample.csv:32 P0031: SMS is UCS-2 (67 characters a segment) because of ó (U+00F3 LATIN SMALL LETTER O WITH ACUTE) [sms]
+  contacts/sample.csv:32 P0031: SMS is 3 segments (197 UCS-2 units) [sms]
 
 OK with problems: the campaign can run; 48 messages would go; 2 rows have problems and are skipped where shown (--strict fails on them)
 "#

@@ -69,12 +69,25 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// The shipped psoas templates, an empty opt-out list, the given contacts.
+    /// The shipped psoas templates (the default set: English), an empty opt-out list, the given
+    /// contacts.
     pub fn new(contacts: &str) -> Self {
         let f = Fixture {
             dir: tempfile::tempdir().unwrap(),
         };
-        f.copy_dir(&repo().join("templates/psoas"), "templates");
+        let psoas = repo().join("templates/psoas");
+        for file in [
+            "subject.hbs",
+            "email.html.hbs",
+            "email.txt.hbs",
+            "sms.txt.hbs",
+        ] {
+            f.write_bytes(
+                &format!("templates/{file}"),
+                &std::fs::read(psoas.join(file)).unwrap(),
+            );
+        }
+        f.copy_dir(&psoas.join("partials"), "templates/partials");
         f.write("campaign.toml", &campaign_toml(""));
         f.write("contacts.csv", contacts);
         f.write("opt-outs.csv", "address,reason\n");
@@ -111,6 +124,15 @@ impl Fixture {
 
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    /// Adds the shipped psoas templates' `language` set (`es`) as `templates/LANGUAGE/`.
+    pub fn with_language(self, language: &str) -> Self {
+        self.copy_dir(
+            &repo().join("templates/psoas").join(language),
+            &format!("templates/{language}"),
+        );
+        self
     }
 
     fn copy_dir(&self, from: &Path, to: &str) {

@@ -238,6 +238,56 @@ fn links(f: &Fixture) -> std::collections::BTreeMap<String, String> {
     links
 }
 
+/// The ledger does not say which language an email went in: the page answers in the one the
+/// browser asks for among the campaign's (its templates' languages), else English.
+#[test]
+fn the_unsubscribe_page_speaks_the_language_the_browser_asks_for() {
+    let f = email_fixture().with_language("es");
+    let (code, out, err) = f.run(&["send", "campaign.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let links = links(&f);
+    let link = |l: &Listening, who: &str| format!("{}{}", l.url, links[who].replace(BASE, ""));
+    let l = Listening::start(&f, &["campaign.toml"]);
+    let at = |who: &str| link(&l, who);
+    let spanish = [("accept-language", "es-MX,es;q=0.9,en;q=0.8")];
+
+    let page = http("GET", &at("ann@example.com"), &spanish, "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_secure(&page);
+    assert_eq!(page.headers["vary"], "accept-language");
+    for words in [
+        "<html lang=\"es\">",
+        "<title>Cancelar la suscripción a Riverside Physio</title>",
+        "<p>¿Dejar de recibir correos de Riverside Physio en <strong>a***@example.com</strong>?</p>",
+        "<button type=\"submit\">Cancelar la suscripción</button>",
+    ] {
+        assert!(page.body.contains(words), "{words} in {}", page.body);
+    }
+    let done = http("POST", &at("ann@example.com"), &spanish, "unsubscribe=page");
+    assert!(
+        done.body.contains("<h1>Su suscripción está cancelada</h1>"),
+        "{}",
+        done.body
+    );
+
+    // French is not among the campaign's languages: English, as without the header.
+    for headers in [&[("accept-language", "fr-CA,fr;q=0.9")][..], &[]] {
+        let page = http("GET", &at("bo@example.com"), headers, "");
+        assert!(page.body.contains("<html lang=\"en\">"), "{}", page.body);
+        assert!(
+            page.body
+                .contains("<h1>Unsubscribe from Riverside Physio</h1>")
+        );
+    }
+    drop(l);
+
+    // A campaign without Spanish templates answers in English whatever the browser asks.
+    std::fs::remove_dir_all(f.path("templates/es")).unwrap();
+    let l = Listening::start(&f, &["campaign.toml"]);
+    let page = http("GET", &link(&l, "cy@example.com"), &spanish, "");
+    assert!(page.body.contains("<html lang=\"en\">"), "{}", page.body);
+}
+
 #[test]
 fn an_unsubscribe_link_shows_a_page_and_a_one_click_post_unsubscribes_once() {
     let f = email_fixture();

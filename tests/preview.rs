@@ -115,7 +115,7 @@ fn skipped_contacts_show_why_and_what_they_would_get() {
 }
 
 /// Parses an .eml with Python's standard `email` package and returns its headers and parts.
-fn parse_eml(path: &Path) -> serde_json::Value {
+pub(crate) fn parse_eml(path: &Path) -> serde_json::Value {
     let script = r#"
 import email, json, sys
 from email import policy
@@ -149,7 +149,7 @@ print(json.dumps({
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn header<'a>(msg: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
+pub(crate) fn header<'a>(msg: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
     msg["headers"]
         .as_array()
         .unwrap()

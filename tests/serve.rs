@@ -125,6 +125,32 @@ fn rows(html: &str) -> usize {
     html.matches("<tr><td>").count()
 }
 
+/// The sample contacts' languages, beside their names: the set each gets, and the tag asked.
+#[tokio::test]
+async fn index_shows_each_patients_language() {
+    let s = Shipped::new();
+    let server = s.serve("127.0.0.1:0", &[]);
+    let (status, html) = server.get("/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<th>name</th><th>language</th>"), "{html}");
+    // Each row: its id, then (after the name and its findings) the language.
+    for (id, language) in [
+        ("P0002", "es (for es-MX)"),
+        ("P0006", "es"),
+        ("P0004", "en (default: no fr templates)"),
+        ("P0003", "en"),
+    ] {
+        let row = html
+            .lines()
+            .find(|l| l.contains(&format!("<td>{id}</td>")))
+            .unwrap_or_else(|| panic!("no row {id} in {html}"));
+        assert!(
+            row.contains(&format!("</td><td>{language}</td><td data-channel=")),
+            "{row}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn index_lists_every_contact_and_filters() {
     let s = Shipped::new();
@@ -182,7 +208,7 @@ async fn a_long_list_is_cut_at_500_rows_and_search_reaches_the_rest() {
     s.edit("contacts/sample.csv", |mut csv| {
         for i in 0..600 {
             csv.push_str(&format!(
-                "X{i:04},Test,Patient{i:04},test{i}@example.com,,email,yes,no,America/Chicago\n"
+                "X{i:04},Test,Patient{i:04},test{i}@example.com,,email,yes,no,America/Chicago,\n"
             ));
         }
         csv

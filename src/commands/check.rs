@@ -78,6 +78,16 @@ impl ChannelTotals {
     }
 }
 
+/// What one language's contacts get: those whose language picks its templates (their own,
+/// through the fallbacks, or the default set's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LanguageTotals {
+    pub language: String,
+    pub contacts: usize,
+    /// Messages that would go (due now or deferred), by channel.
+    pub messages: BTreeMap<&'static str, usize>,
+}
+
 /// What `check` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
@@ -99,6 +109,12 @@ pub struct CheckReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<crate::approval::Status>,
     pub channels: Vec<ChannelTotals>,
+    /// Per template language, the default's first.
+    pub languages: Vec<LanguageTotals>,
+    /// Whether the contacts file has a `language` column (the text report then shows the
+    /// counts per language).
+    #[serde(skip)]
+    pub language_column: bool,
     pub errors: Vec<Finding>,
     pub warnings: Vec<Finding>,
 }
@@ -106,6 +122,7 @@ pub struct CheckReport {
 #[derive(Default)]
 struct Chunk {
     totals: Vec<ChannelTotals>,
+    languages: BTreeMap<String, LanguageTotals>,
     errors: Vec<Finding>,
     warnings: Vec<Finding>,
     rows_with_problems: usize,
@@ -157,9 +174,23 @@ pub fn run(loaded: &Loaded) -> CheckReport {
         })
         .collect();
     let mut rows_with_problems = 0;
+    let mut languages: Vec<LanguageTotals> = (loaded.templates.languages())
+        .map(|l| LanguageTotals {
+            language: l.to_string(),
+            ..Default::default()
+        })
+        .collect();
     for chunk in chunks {
         for (t, c) in totals.iter_mut().zip(chunk.totals) {
             t.merge(c);
+        }
+        for (language, counts) in chunk.languages {
+            if let Some(t) = languages.iter_mut().find(|t| t.language == language) {
+                t.contacts += counts.contacts;
+                for (channel, n) in counts.messages {
+                    *t.messages.entry(channel).or_default() += n;
+                }
+            }
         }
         errors.extend(chunk.errors);
         warnings.extend(chunk.warnings);
@@ -189,6 +220,8 @@ pub fn run(loaded: &Loaded) -> CheckReport {
         templates_fingerprint: loaded.templates.fingerprint.clone(),
         approval: None,
         channels: totals,
+        languages,
+        language_column: loaded.contacts.header.index_of("language").is_some(),
         errors,
         warnings,
     }
@@ -202,6 +235,9 @@ fn check_range(loaded: &Loaded, range: std::ops::Range<usize>) -> Chunk {
     };
     for index in range {
         let contact = &loaded.contacts.contacts[index];
+        let (language, _) = loaded.templates.pick(contact.language.as_ref());
+        let language = (chunk.languages).entry(language.to_string()).or_default();
+        language.contacts += 1;
         let mut row_has_problem = false;
         for p in &contact.problems {
             row_has_problem = true;
@@ -225,6 +261,9 @@ fn check_range(loaded: &Loaded, range: std::ops::Range<usize>) -> Chunk {
                 decision, warnings, ..
             } = loaded.outcome(index, channel, false);
             chunk.totals[slot].add(&decision);
+            if decision.will_go() {
+                *language.messages.entry(channel.as_str()).or_default() += 1;
+            }
             let finding = |message: String| Finding {
                 file: file.clone(),
                 line: Some(contact.line),
@@ -399,6 +438,19 @@ impl fmt::Display for CheckReport {
                         t.done.get(state).copied().unwrap_or(0)
                     })?;
                 }
+            }
+        }
+
+        if self.language_column {
+            writeln!(f, "would go, by language")?;
+            for l in &self.languages {
+                let label = format!("  {} ({} contacts)", l.language, l.contacts);
+                write!(f, "{label:width$}")?;
+                for t in &self.channels {
+                    let channel = t.channel.map(|c| c.as_str()).unwrap_or("");
+                    write!(f, "{:>8}", l.messages.get(channel).copied().unwrap_or(0))?;
+                }
+                writeln!(f)?;
             }
         }
 

@@ -73,6 +73,9 @@ fn contact_text(
         contact.line,
         contact.display_name()
     );
+    if has_language_column(loaded) {
+        let _ = writeln!(s, "Language: {}", language_label(loaded, index));
+    }
     for channel in channels(loaded, only) {
         let outcome = loaded.outcome(index, channel, true);
         let _ = writeln!(s);
@@ -107,6 +110,24 @@ fn contact_text(
         }
     }
     Ok(s)
+}
+
+/// Whether the contacts file says each patient's language (previews then show it).
+fn has_language_column(loaded: &Loaded) -> bool {
+    loaded.contacts.header.index_of("language").is_some()
+}
+
+/// The language contact `index`'s messages are written in: `es`, `es (for es-MX)` when the
+/// tag fell back, `en (default: no fr templates)` when no set matched.
+pub fn language_label(loaded: &Loaded, index: usize) -> String {
+    let asked = loaded.contacts.contacts[index].language.as_ref();
+    let (used, _) = loaded.templates.pick(asked);
+    match asked {
+        Some(a) if a == used => used.to_string(),
+        Some(a) if a.fallbacks().any(|t| t == used.as_str()) => format!("{used} (for {a})"),
+        Some(a) => format!("{used} (default: no {a} templates)"),
+        None => used.to_string(),
+    }
 }
 
 /// "GSM-7, 214 characters, 2 segments of up to 153": the line shown with every SMS.
@@ -251,6 +272,7 @@ pub fn recipients(
     let mut rows = String::new();
     let mut counts = vec![(0usize, 0usize, 0usize, 0usize); channels.len()];
     let mut shown = 0;
+    let languages = has_language_column(loaded);
     for (index, contact) in loaded.contacts.contacts.iter().enumerate() {
         let slug = slug(contact.line, &contact.id);
         let outcomes: Vec<Outcome> = channels
@@ -289,9 +311,14 @@ pub fn recipients(
                 date,
             )?);
         }
+        let language = if languages {
+            format!("<td>{}</td>", escape(&language_label(loaded, index)))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}{}</td>{cells}</tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}{}</td>{language}{cells}</tr>",
             contact.line,
             escape(&contact.id),
             escape(&contact.display_name()),
@@ -300,6 +327,9 @@ pub fn recipients(
     }
 
     let mut head = String::new();
+    if languages {
+        head.push_str("<th>language</th>");
+    }
     for ch in channels {
         let _ = write!(head, "<th>{ch}</th>");
     }

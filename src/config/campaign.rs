@@ -22,6 +22,7 @@ use super::values::{
 };
 use crate::address::E164Phone;
 use crate::audience::{DateForm, Filter};
+use crate::language::Language;
 use crate::model::{Channel, parse_timezone};
 
 /// Default per-channel rates.
@@ -35,6 +36,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
 pub const DEFAULT_MAX_CONSECUTIVE_FAILURES: u32 = 20;
 /// Default delay before the first retry.
 pub const DEFAULT_RETRY_DELAY: &str = "2s";
+/// Default language of a campaign's templates.
+pub const DEFAULT_LANGUAGE: &str = "en";
 /// Default directory of the ledger, relative to the campaign file.
 pub const DEFAULT_STATE_DIR: &str = ".outreach";
 
@@ -50,6 +53,9 @@ pub struct Campaign {
     pub require_consent: bool,
     /// `send` refuses to send what an admin has not approved (`outreach approve`).
     pub require_approval: bool,
+    /// The language of the templates directory's own files: what a contact gets whose language
+    /// has no folder of its own (`campaign.language`, default [`DEFAULT_LANGUAGE`]).
+    pub language: Language,
     /// When the campaign may send (`not_before` / `not_after`).
     pub window: Window,
     /// `[campaign.utm]`: campaign tags on the clinic's links; `None` (the default) tags nothing.
@@ -137,6 +143,7 @@ pub const CONTACT_FIELDS: &[&str] = &[
     "sms_consent",
     "timezone",
     "consent_source",
+    "language",
 ];
 
 /// Pacing and state.
@@ -172,6 +179,8 @@ pub(super) fn validate(
     let id = campaign_id(rc.id, loc)?;
     let name = rc.name.unwrap_or_else(|| id.clone());
     let channels = channels(rc.channels, loc)?;
+    let language = Language::parse(rc.language.as_deref().unwrap_or(DEFAULT_LANGUAGE))
+        .map_err(|e| loc.invalid("campaign.language", e))?;
     let mut cl = loc.required(raw.clinic, "clinic")?;
     let place = place(cl.region.take(), cl.timezone.take(), loc)?;
     let window = window(rc.not_before, rc.not_after, place.timezone, loc)?;
@@ -221,6 +230,7 @@ pub(super) fn validate(
         channels,
         require_consent: rc.require_consent.unwrap_or(true),
         require_approval: rc.require_approval.unwrap_or(false),
+        language,
         window,
         utm,
         clinic,
@@ -625,7 +635,7 @@ mod tests {
             ),
             (
                 &["contacts.columns.mail=Email"],
-                "--set contacts.columns.mail=Email: `contacts.columns.mail`: unknown contact field `mail`; mappable fields: id, first_name, last_name, email, phone, channel, email_consent, sms_consent, timezone",
+                "--set contacts.columns.mail=Email: `contacts.columns.mail`: unknown contact field `mail`; mappable fields: id, first_name, last_name, email, phone, channel, email_consent, sms_consent, timezone, language",
             ),
             (
                 &["contacts.columns.email=\" \""],

@@ -27,8 +27,8 @@ use std::path::Path;
 
 pub use campaign::{
     CONTACT_FIELDS, Campaign, Clinic, ContactsSource, DEFAULT_CONCURRENCY, DEFAULT_EMAIL_RATE,
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_CONSECUTIVE_FAILURES, DEFAULT_RETRY_DELAY, DEFAULT_SMS_RATE,
-    DEFAULT_STATE_DIR, ID_RULE, Sending, Window, is_campaign_id,
+    DEFAULT_LANGUAGE, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_CONSECUTIVE_FAILURES, DEFAULT_RETRY_DELAY,
+    DEFAULT_SMS_RATE, DEFAULT_STATE_DIR, ID_RULE, Sending, Window, is_campaign_id,
 };
 pub use email::{
     DEFAULT_EMAIL_OUTBOX, DkimSigner, EmailSettings, EmailTransport, SmtpSettings, TlsMode,

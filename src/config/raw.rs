@@ -91,6 +91,8 @@ pub(super) struct RawCampaign {
     pub channels: Option<Vec<String>>,
     pub require_consent: Option<bool>,
     pub require_approval: Option<bool>,
+    /// The language of the templates directory's own files (BCP 47).
+    pub language: Option<String>,
     /// A date or date-time, written as a TOML date (`2026-12-01`) or a string.
     pub not_before: Option<toml::Value>,
     pub not_after: Option<toml::Value>,

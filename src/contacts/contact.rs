@@ -12,6 +12,7 @@ use chrono_tz::Tz;
 use super::error::FileWarning;
 use super::header::Columns;
 use crate::address::{E164Phone, EmailAddress};
+use crate::language::Language;
 use crate::model::Channel;
 
 /// What a contact agreed to on one channel.
@@ -116,6 +117,8 @@ pub struct Contact {
     pub sms_consent: Consent,
     /// The contact's own zone, or the clinic's when the cell is empty.
     pub timezone: Tz,
+    /// The `language` cell as a tag, or `None` when it is empty (or not a tag: a problem).
+    pub language: Option<Language>,
     /// Every cell of the row, trimmed, in header order (names in `columns`). Kept as one boxed
     /// slice with the header shared: a 100,000-row list stays well under 100 MB.
     pub(super) values: Box<[Box<str>]>,

@@ -56,6 +56,13 @@ pub const ALIASES: &[(&str, &[&str])] = &[
         "consent_source",
         &["opt_in_source", "optin_source", "consent_method", "source_of_consent"],
     ),
+    (
+        "language",
+        &[
+            "lang", "preferred_language", "language_preference", "primary_language",
+            "patient_language", "locale",
+        ],
+    ),
 ];
 
 /// The export spellings of standard field `field` (none for a field not in [`ALIASES`]).

@@ -16,6 +16,7 @@ use super::error::ContactsError;
 use super::header::{Columns, layout};
 use crate::address::{E164Phone, EmailAddress};
 use crate::config::ContactsSource;
+use crate::language::Language;
 use crate::model::Channel;
 
 /// Rows validated together, over all cores, while the next batch is read.
@@ -196,6 +197,7 @@ fn parse_row(
             }
         },
     };
+    let (language, bad_language) = language_cell(get("language"));
 
     if record.len() != columns.names.len() {
         problem(
@@ -221,6 +223,7 @@ fn parse_row(
             problem(field, value, reason, on);
         }
     }
+    problems.extend(bad_language);
 
     Contact {
         line,
@@ -231,11 +234,30 @@ fn parse_row(
         email_consent,
         sms_consent,
         timezone,
+        language,
         values,
         columns: Arc::clone(columns),
         problems,
         duplicate_of: [None, None],
         in_audience: true,
+    }
+}
+
+/// A `language` cell read: its tag (`None` when empty), or the problem that stops the row
+/// (sending in a guessed language is worse than not sending: the row waits for a tag).
+fn language_cell(value: &str) -> (Option<Language>, Option<Problem>) {
+    match Language::parse(value) {
+        _ if value.is_empty() => (None, None),
+        Ok(language) => (Some(language), None),
+        Err(reason) => {
+            let problem = Problem {
+                field: "language".into(),
+                value: value.into(),
+                reason: reason.to_string(),
+                stops: Channel::ALL.to_vec(),
+            };
+            (None, Some(problem))
+        }
     }
 }
 

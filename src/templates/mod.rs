@@ -101,11 +101,17 @@ pub struct Templates {
     text_names: Vec<&'static str>,
     html_names: Vec<&'static str>,
     partial_names: BTreeSet<String>,
+    /// Every partial this set renders with, by name: its own, and those it takes from the
+    /// default set ([`Templates::load_set`]).
+    partials: Partials,
     /// What an email's three templates, and an SMS's, can read: their contexts hold only that.
     /// Everything until the campaign's constants are folded in ([`Templates::fold_constants`]).
     email_reads: Reads,
     sms_reads: Reads,
 }
+
+/// Partials by name: the file each came from and its source.
+pub type Partials = BTreeMap<String, (PathBuf, String)>;
 
 /// `{{default value "fallback"}}` and `{{gsm7 value "fallback"}}`: the value, or the fallback
 /// when it is missing or empty (`gsm7`: also when it has a character outside the GSM-7 basic set,
@@ -192,6 +198,17 @@ impl Templates {
     /// Loads the templates the enabled `channels` need from `dir` (plus `dir/partials/*.hbs`,
     /// each registered under its file name without `.hbs`).
     pub fn load(dir: &Path, channels: &[Channel]) -> Result<Self, TemplateError> {
+        Self::load_set(dir, channels, &Partials::new())
+    }
+
+    /// [`Templates::load`] for a language's set: a partial `dir/partials/` lacks is taken from
+    /// `inherited` (the default set's), so a translation overrides only the partials it
+    /// translates. The fingerprint, `files` and `column_uses` cover this set's own files only.
+    pub fn load_set(
+        dir: &Path,
+        channels: &[Channel],
+        inherited: &Partials,
+    ) -> Result<Self, TemplateError> {
         let mut html = registry(true);
         let mut text = registry(false);
         let mut hasher = Sha256::new();
@@ -199,7 +216,7 @@ impl Templates {
         let mut files = BTreeMap::new();
         let digest = |text: &str| data_encoding::HEXLOWER.encode(&Sha256::digest(text));
 
-        let mut partials = BTreeMap::new();
+        let mut partials = Partials::new();
         let partial_dir = dir.join("partials");
         if partial_dir.is_dir() {
             let entries =
@@ -224,10 +241,15 @@ impl Templates {
                 partials.insert(name.to_string(), (path.clone(), read(&path)?));
             }
         }
-        for (name, (path, source)) in &partials {
+        for (name, (_, source)) in &partials {
             hasher.update(format!("partials/{name}\0{source}\0"));
             files.insert(format!("partials/{name}.hbs"), digest(source));
             column_uses.extend(column_uses_in(&format!("partials/{name}.hbs"), source));
+        }
+        for (name, own) in inherited {
+            partials.entry(name.clone()).or_insert_with(|| own.clone());
+        }
+        for (name, (path, source)) in &partials {
             html.register_partial(name, source)
                 .map_err(|e| syntax_error(path, e))?;
             text.register_partial(name, source)
@@ -290,7 +312,8 @@ impl Templates {
             column_uses,
             text_names,
             html_names,
-            partial_names: partials.into_keys().collect(),
+            partial_names: partials.keys().cloned().collect(),
+            partials,
             email_reads: Reads::Everything,
             sms_reads: Reads::Everything,
         })
@@ -341,6 +364,11 @@ impl Templates {
             &self.text
         };
         reg.get_template(name).map(crate::fold::evaluated)
+    }
+
+    /// Every partial this set renders with (its own and those it inherited).
+    pub fn partials(&self) -> &Partials {
+        &self.partials
     }
 
     /// The template directory.

@@ -37,6 +37,7 @@ use crate::store::feedback_writer::{Answer, FeedbackHandle, FeedbackWriter, Op};
 use crate::store::ledger::Ledger;
 use crate::token::TokenKey;
 use crate::webhook::Keyword;
+use pages::Words;
 
 /// Bodies larger than this are refused (413): no webhook or form is near it.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -219,15 +220,26 @@ fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
 }
 
-/// The clinic a token's page speaks for: its campaign's, else the first served campaign's.
-fn clinic_of<'a>(app: &'a App, row: &TokenRow) -> &'a Clinic {
+/// The clinic a token's page speaks for (its campaign's, else the first served campaign's), and
+/// the words it speaks in: those of the language the request's `Accept-Language` prefers among
+/// the campaign's, else English.
+fn clinic_of<'a>(
+    app: &'a App,
+    row: &TokenRow,
+    headers: &HeaderMap,
+) -> (&'a Clinic, &'static Words) {
     let served = app
         .site
         .campaigns
         .get(&row.campaign)
         .or_else(|| app.site.campaigns.values().next())
         .expect("at least one campaign");
-    &served.campaign.clinic
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let language = crate::language::negotiate(accept, &served.languages);
+    (&served.campaign.clinic, pages::words(language))
 }
 
 /// A ledger that cannot record: 503, so the provider (or the patient) tries again.
@@ -240,17 +252,22 @@ fn unavailable(e: &crate::store::ledger::LedgerError) -> Response {
         .into_response()
 }
 
-async fn unsubscribe_page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+async fn unsubscribe_page(
+    State(app): State<Arc<App>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !well_formed(&token) {
         return pages::not_found();
     }
     match app.writer.submit(Op::Lookup(token)).await {
         Ok(Answer::Token(Some(row))) => {
             let masked = mask(row.channel, &row.address);
+            let (clinic, words) = clinic_of(&app, &row, &headers);
             if row.suppressed {
-                pages::done(clinic_of(&app, &row), &masked)
+                pages::done(words, clinic, &masked)
             } else {
-                pages::confirm(clinic_of(&app, &row), &masked)
+                pages::confirm(words, clinic, &masked)
             }
         }
         Ok(_) => pages::not_found(),
@@ -261,6 +278,7 @@ async fn unsubscribe_page(State(app): State<Arc<App>>, Path(token): Path<String>
 async fn unsubscribe(
     State(app): State<Arc<App>>,
     Path(token): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     if !well_formed(&token) {
@@ -280,7 +298,8 @@ async fn unsubscribe(
                 to = %mask(row.channel, &row.address),
                 "unsubscribed ({how})"
             );
-            pages::done(clinic_of(&app, &row), &mask(row.channel, &row.address))
+            let (clinic, words) = clinic_of(&app, &row, &headers);
+            pages::done(words, clinic, &mask(row.channel, &row.address))
         }
         Ok(_) => pages::not_found(),
         Err(e) => unavailable(&e),
@@ -290,18 +309,20 @@ async fn unsubscribe(
 async fn unsubscribe_page_query(
     state: State<Arc<App>>,
     Query(q): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     let token = q.get("t").cloned().unwrap_or_default();
-    unsubscribe_page(state, Path(token)).await
+    unsubscribe_page(state, Path(token), headers).await
 }
 
 async fn unsubscribe_query(
     state: State<Arc<App>>,
     Query(q): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let token = q.get("t").cloned().unwrap_or_default();
-    unsubscribe(state, Path(token), body).await
+    unsubscribe(state, Path(token), headers, body).await
 }
 
 /// The served campaign's gateway and the request, checked; or the answer that refuses it.

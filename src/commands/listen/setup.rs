@@ -10,7 +10,9 @@ use crate::config::{
     self, Campaign, ConfigError, GatewayPreset, ListenSettings, SecretError, SmsTransport,
     WebhookCheck, WebhookSettings,
 };
+use crate::language::Language;
 use crate::paths::show_path;
+use crate::template_sets::languages_in;
 
 /// Why `listen` cannot start (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +91,9 @@ pub struct Served {
     /// `None`: its SMS go nowhere `listen` can hear from (no SMS, the file transport, or a
     /// gateway whose webhooks are not configured).
     pub gateway: Option<Gateway>,
+    /// The languages the campaign has templates in, its default first: its unsubscribe page
+    /// answers in the one the browser prefers ([`crate::language::negotiate`]).
+    pub languages: Vec<Language>,
 }
 
 /// Everything `listen` serves.
@@ -138,7 +143,15 @@ pub fn site(files: &[PathBuf], overrides: &[String]) -> Result<Site, ListenError
                 id: campaign.id.clone(),
             });
         }
-        campaigns.insert(campaign.id.clone(), Served { campaign, gateway });
+        let languages = languages_in(&campaign.templates_dir, &campaign.language);
+        campaigns.insert(
+            campaign.id.clone(),
+            Served {
+                campaign,
+                gateway,
+                languages,
+            },
+        );
     }
     let Some((_, listen)) = listen else {
         return Err(ListenError::NotConfigured(

@@ -75,6 +75,9 @@ const PSOAS: &[File] = templates!("psoas":
     "subject.hbs", "email.html.hbs", "email.txt.hbs", "sms.txt.hbs",
     "partials/symptoms_html.hbs", "partials/symptoms_text.hbs",
     "partials/footer_html.hbs", "partials/footer_text.hbs",
+    "es/subject.hbs", "es/email.html.hbs", "es/email.txt.hbs", "es/sms.txt.hbs",
+    "es/partials/symptoms_html.hbs", "es/partials/symptoms_text.hbs",
+    "es/partials/footer_html.hbs", "es/partials/footer_text.hbs",
 );
 
 /// What `new` made.
