@@ -3,11 +3,13 @@
 #
 #   bash bench/audience.sh
 #
-# Bar (issue 21): `check` of 100,000 contacts with a filter of three clauses stays within 10% of
-# `check` without it. What it does, in one temporary directory:
+# Bar (issue 21): `check` of 100,000 contacts with a filter of three clauses and two languages
+# stays within 10% of `check` without them. What it does, in one temporary directory:
 #   1. cargo build --release (or OUTREACH_BIN); bench/gen-contacts.py writes BENCH_CONTACTS
 #      (100000) contacts, and three columns are added the filter reads: last_visit (an ISO date
-#      in the last two years), age (5-95, 1% empty), deceased (2% "yes");
+#      in the last two years), age (5-95, 1% empty), deceased (2% "yes"); B and C read a copy
+#      with a fourth, language (60% en or empty, 25% es, 15% es-MX: the shipped campaign's
+#      Spanish set), A the copy without it;
 #   2. BENCH_ROUNDS (5) rounds, each running `check --format json` of the shipped campaign on them
 #      without the filter (A) and with it (B), alternating which goes first, under /usr/bin/time;
 #      every run must read every row; B must skip the same rows as A by the rules that come
@@ -43,20 +45,29 @@ rng = random.Random(21)
 today = datetime.date(2026, 11, 25)
 cut = today - datetime.timedelta(days=180)
 left_out = 0
-with open(f"{tmp}/plain.csv", newline="") as src, open(f"{tmp}/contacts.csv", "w", newline="") as dst:
-    r, w = csv.reader(src), csv.writer(dst)
-    w.writerow(next(r) + ["last_visit", "age", "deceased"])
+with open(f"{tmp}/plain.csv", newline="") as src, \
+        open(f"{tmp}/contacts.csv", "w", newline="") as dst, \
+        open(f"{tmp}/languages.csv", "w", newline="") as both:
+    r, w, wl = csv.reader(src), csv.writer(dst), csv.writer(both)
+    header = next(r) + ["last_visit", "age", "deceased"]
+    w.writerow(header)
+    wl.writerow(header + ["language"])
     for row in r:
         visit = today - datetime.timedelta(days=rng.randrange(730))
         age = "" if rng.random() < 0.01 else str(rng.randrange(5, 96))
         deceased = "yes" if rng.random() < 0.02 else ""
         w.writerow(row + [visit.isoformat(), age, deceased])
+        x = rng.random()
+        language = "es" if x < 0.25 else "es-MX" if x < 0.40 else "en" if x < 0.70 else ""
+        wl.writerow(row + [visit.isoformat(), age, deceased, language])
         if not (visit < cut and age != "" and int(age) >= 18 and deceased != "yes"):
             left_out += 1
 print(left_out)
 PY
 )
-sets=(--set "contacts.path=$TMP/contacts.csv" --set "contacts.suppress=[]")
+sets=(--set "contacts.suppress=[]")
+A=(--set "contacts.path=$TMP/contacts.csv")
+L=(--set "contacts.path=$TMP/languages.csv")
 
 # run NAME ARGS...: check under /usr/bin/time; leaves NAME.json and NAME.time (wall s, RSS KiB)
 run() {
@@ -67,11 +78,11 @@ run() {
 for round in $(seq 1 "$ROUNDS"); do
     say "round $round"
     if (( round % 2 )); then
-        run "a$round"; run "b$round" --set "contacts.where=$FILTER"
-        run "c$round" --set "contacts.where=$EVERYONE"
+        run "a$round" "${A[@]}"; run "b$round" "${L[@]}" --set "contacts.where=$FILTER"
+        run "c$round" "${L[@]}" --set "contacts.where=$EVERYONE"
     else
-        run "c$round" --set "contacts.where=$EVERYONE"
-        run "b$round" --set "contacts.where=$FILTER"; run "a$round"
+        run "c$round" "${L[@]}" --set "contacts.where=$EVERYONE"
+        run "b$round" "${L[@]}" --set "contacts.where=$FILTER"; run "a$round" "${A[@]}"
     fi
 done
 
@@ -82,7 +93,7 @@ def read(name):
     wall, rss = open(f"{tmp}/{name}.time").read().split()
     return float(wall), int(rss) / 1024, json.load(open(f"{tmp}/{name}.json"))
 print(f"{n} contacts; filter: last_visit < today - 180d and age >= 18 and deceased != \"yes\"")
-print("C: a filter of the same three kinds that keeps every row (the filter's own cost)")
+print("B and C with a language column (en, es, es-MX); C: a filter of the same three kinds that keeps every row")
 print(f"{'round':<6}{'A: no filter':>14}{'B: filter':>12}{'C: all in':>12}{'B / A':>8}{'C / A':>8}{'A RSS':>10}{'C RSS':>10}")
 a_walls, b_walls, c_walls = [], [], []
 for i in range(1, rounds + 1):
@@ -103,6 +114,9 @@ for i in range(1, rounds + 1):
     c, cr, cv = read(f"c{i}")
     if [x["due"] for x in cv["channels"]] != [x["due"] for x in av["channels"]]:
         sys.exit(f"FAIL round {i}: C must keep every row A sends")
+    langs = {l["language"] for l in cv.get("languages", [])}
+    if not {"en", "es"} <= langs:
+        sys.exit(f"FAIL round {i}: C must render both languages, got {langs}")
     a_walls.append(a); b_walls.append(b); c_walls.append(c)
     print(f"{i:<6}{a:>12.2f} s{b:>10.2f} s{c:>10.2f} s{b / a:>8.3f}{c / a:>8.3f}{ar:>7.1f} MiB{cr:>6.1f} MiB")
 ma, mb, mc = (statistics.median(w) for w in (a_walls, b_walls, c_walls))

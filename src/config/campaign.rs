@@ -635,7 +635,7 @@ mod tests {
             ),
             (
                 &["contacts.columns.mail=Email"],
-                "--set contacts.columns.mail=Email: `contacts.columns.mail`: unknown contact field `mail`; mappable fields: id, first_name, last_name, email, phone, channel, email_consent, sms_consent, timezone, language",
+                "--set contacts.columns.mail=Email: `contacts.columns.mail`: unknown contact field `mail`; mappable fields: id, first_name, last_name, email, phone, channel, email_consent, sms_consent, timezone, consent_source, language",
             ),
             (
                 &["contacts.columns.email=\" \""],
