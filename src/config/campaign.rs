@@ -15,6 +15,7 @@ use super::feedback::{FeedbackSettings, validate_feedback};
 use super::gateway::{SmsSettings, validate_sms};
 use super::listen::{ListenSettings, validate_listen};
 use super::raw::{RawClinic, RawConfig, RawContacts, RawRate, RawSending};
+use super::report::{ReportSettings, validate_report};
 use super::values::{Rate, WindowEdge, check_url, parse_duration, parse_rate, parse_window_edge};
 use crate::address::E164Phone;
 use crate::model::{Channel, parse_timezone};
@@ -59,6 +60,8 @@ pub struct Campaign {
     pub listen: Option<ListenSettings>,
     /// `[feedback]`: the mailbox `outreach bounces` reads, if any.
     pub feedback: Option<FeedbackSettings>,
+    /// `[report]`: the SMS price the HTML report's cost uses.
+    pub report: ReportSettings,
 }
 
 /// The campaign's sending window, in the clinic's time zone.
@@ -205,6 +208,7 @@ pub(super) fn validate(
             Some(rf) => Some(validate_feedback(rf, loc, &dir)?),
             None => None,
         },
+        report: validate_report(raw.report.unwrap_or_default(), loc)?,
     })
 }
 

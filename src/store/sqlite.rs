@@ -137,7 +137,8 @@ impl Ledger {
                  {FEEDBACK}
                  {BOUNCES}",
             ))?;
-            rebuild_messages_check(c)
+            rebuild_messages_check(c)?;
+            add_segments_column(c)
         })?;
         Ok(ledger)
     }
@@ -254,8 +255,27 @@ const MESSAGES: &str = "(
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     sent_at TEXT,
+    segments INTEGER,
     PRIMARY KEY (campaign, channel, address)
 )";
+
+/// Adds `segments` (how many segments a sent SMS took, recorded with its outcome) to a messages
+/// table of an earlier version; its rows keep none, and the report counts them as unknown.
+fn add_segments_column(c: &Connection) -> rusqlite::Result<()> {
+    let has: bool = c.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'segments'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        // Another process may add it between the look and the change: that is no error.
+        match c.execute_batch("ALTER TABLE messages ADD COLUMN segments INTEGER") {
+            Err(e) if e.to_string().contains("duplicate column") => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
 
 /// Rebuilds a messages table of an earlier version, whose state check was an `IN` list, with
 /// [`MESSAGES`]: the rows (row ids included) are copied to a new table that then takes the old
