@@ -16,6 +16,7 @@ mod listen;
 mod listen_tls;
 mod outbox;
 mod preview;
+mod report;
 mod send;
 mod serve;
 mod sms_gateway;
