@@ -652,3 +652,58 @@ async fn screenshots_for_the_readme() {
         eprintln!("docs/{png}");
     }
 }
+
+/// Whether `word` stands in `text` as a word of its own (not inside another: `park` is in
+/// `sparkline`, and no patient's).
+fn has_word(text: &str, word: &str) -> bool {
+    let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+    text.match_indices(word).any(|(at, _)| {
+        boundary(text[..at].chars().next_back()) && boundary(text[at + word.len()..].chars().next())
+    })
+}
+
+#[test]
+fn the_report_of_the_shipped_sample_contacts_names_none_of_them() {
+    let sample = std::fs::read_to_string(common::repo().join("contacts/sample.csv")).unwrap();
+    let f = Fixture::new(&sample);
+    let (code, out, err) = f.run(&["send", "campaign.toml", "-q"]);
+    assert!(code == 0 || code == 1, "{out}{err}");
+    let (code, out, err) = f.run(&["report", "campaign.toml", "--html", "--out", "r.html"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let html = f.read("r.html").to_lowercase();
+    assert!(html.contains("<title>email sent: "), "{html}");
+    let mut rows = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(sample.trim_start_matches('\u{feff}').as_bytes());
+    let header = rows.headers().unwrap().clone();
+    let mut checked = 0;
+    for row in rows.records() {
+        let row = row.unwrap();
+        let get = |name: &str| {
+            header
+                .iter()
+                .position(|h| h.trim() == name)
+                .and_then(|i| row.get(i))
+                .unwrap_or("")
+                .trim()
+                .to_lowercase()
+        };
+        let mut forms = vec![get("id"), get("first_name"), get("last_name"), get("email")];
+        let phone = get("phone");
+        let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+        forms.push(phone);
+        if digits.len() >= 10 {
+            let national = &digits[digits.len() - 10..];
+            forms.extend([
+                format!("+1{national}"),
+                national.to_string(),
+                format!("{}-{}", &national[3..6], &national[6..]),
+            ]);
+        }
+        for form in forms.into_iter().filter(|f| f.chars().count() >= 2) {
+            assert!(!has_word(&html, &form), "{form:?} is in the report");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked}");
+}
