@@ -361,9 +361,24 @@ pub struct StatusArgs {
 /// `outreach report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    #[command(flatten)]
-    pub campaign: CampaignArgs,
-    /// Where to write the CSV (default: STATE_DIR/reports/CAMPAIGN-report.csv). Written 0600.
+    /// The campaign TOML file (not with --all).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub campaign: Option<PathBuf>,
+    /// Override a campaign key for this run (see `check --help`).
+    #[arg(long = "set", value_name = "KEY=VALUE", conflicts_with = "all")]
+    pub set: Vec<String>,
+    /// Write the aggregate HTML report instead of the per-recipient CSV: funnel, charts over
+    /// time, failures by code and domain, SMS cost, runs. No patient data; one file, no script,
+    /// no request (default: STATE_DIR/reports/CAMPAIGN-report.html).
+    #[arg(long)]
+    pub html: bool,
+    /// Every campaign of STATE_DIR's ledger, one line each, oldest first: a CSV of its figures
+    /// (default STATE_DIR/reports/all-campaigns.csv), or with --html a page with a sparkline
+    /// each (all-campaigns.html). Reads the ledger only.
+    #[arg(long, value_name = "STATE_DIR")]
+    pub all: Option<PathBuf>,
+    /// Where to write it (default: STATE_DIR/reports/CAMPAIGN-report.csv, or .html with
+    /// --html). Written 0600.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }

@@ -15,6 +15,7 @@ pub mod address;
 pub mod approval;
 pub mod audience;
 pub mod bounce;
+pub mod chart;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -260,21 +261,49 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             print(args.format, !quiet, &status::status(&campaign)?)?;
             Ok(Exit::Ok)
         }
-        Command::Report(args) => {
-            let loaded = load(&args.campaign)?;
-            let written = report::run(&loaded, args.out.as_deref())?;
-            say(
-                quiet,
-                format_args!(
-                    "Report of {} recipients written to {} (owner-only: it holds patient \
-                     addresses)",
-                    written.rows,
-                    paths::show_path(&written.path)
-                ),
-            )?;
-            Ok(Exit::Ok)
-        }
+        Command::Report(args) => run_report(&args, quiet),
     }
+}
+
+fn run_report(args: &cli::ReportArgs, quiet: bool) -> Result<Exit, Error> {
+    let kind = if args.html {
+        report::Kind::Html
+    } else {
+        report::Kind::Csv
+    };
+    if let Some(state_dir) = &args.all {
+        let now = model::Clock::from_env().map_err(LoadError::from)?.now();
+        let written = report::run_all(state_dir, kind, args.out.as_deref(), now)?;
+        say(
+            quiet,
+            format_args!(
+                "Report of {} campaigns written to {} (aggregate counts only)",
+                written.rows,
+                paths::show_path(&written.path)
+            ),
+        )?;
+        return Ok(Exit::Ok);
+    }
+    let campaign = args
+        .campaign
+        .clone()
+        .expect("clap requires it without --all");
+    let loaded = Loaded::load(&campaign, &args.set)?;
+    let written = report::run(&loaded, kind, args.out.as_deref())?;
+    let what = match kind {
+        report::Kind::Csv => format!(
+            "Report of {} recipients written to {} (owner-only: it holds patient addresses)",
+            written.rows,
+            paths::show_path(&written.path)
+        ),
+        report::Kind::Html => format!(
+            "HTML report of {} contacts written to {} (aggregate counts only: safe to share)",
+            written.rows,
+            paths::show_path(&written.path)
+        ),
+    };
+    say(quiet, format_args!("{what}"))?;
+    Ok(Exit::Ok)
 }
 
 fn run_check(args: &cli::CheckArgs, quiet: bool) -> Result<Exit, Error> {

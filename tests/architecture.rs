@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u32)] = &[
     // Values: what every layer shares, importing nothing above.
     ("model", 0), ("address", 0), ("paths", 0), ("private", 0), ("nanp_table", 0),
-    ("terminal", 0), ("language", 0),
+    ("terminal", 0), ("language", 0), ("chart", 0),
     // The campaign file, and what needs nothing but it; provider webhooks and returned mail read
     // as values.
     ("config", 1), ("sms", 1), ("dkim", 1), ("token", 1), ("webhook", 1), ("bounce", 1),

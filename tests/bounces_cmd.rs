@@ -96,7 +96,7 @@ pub(crate) fn corpus(f: &Fixture) -> Vec<String> {
     ]
 }
 
-fn write_maildir(f: &Fixture, messages: &[String]) {
+pub(crate) fn write_maildir(f: &Fixture, messages: &[String]) {
     for sub in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(f.path("bounces").join(sub)).unwrap();
     }

@@ -14,13 +14,13 @@ use hmac::{Hmac, Mac};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const BASE: &str = "https://outreach.riverside.example";
-const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-const TOKEN_ENV: &str = "OUTREACH_TEST_SMS_TOKEN";
-const TOKEN: &str = "test-token-0123";
+pub(crate) const BASE: &str = "https://outreach.riverside.example";
+pub(crate) const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+pub(crate) const TOKEN_ENV: &str = "OUTREACH_TEST_SMS_TOKEN";
+pub(crate) const TOKEN: &str = "test-token-0123";
 
 /// A running `outreach listen`, stopped with SIGTERM when dropped.
-struct Listening {
+pub(crate) struct Listening {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     url: String,
@@ -30,7 +30,7 @@ struct Listening {
 
 impl Listening {
     /// Starts `outreach listen ARGS` in `f` on a free port and waits for its first line.
-    fn start(f: &Fixture, args: &[&str]) -> Listening {
+    pub(crate) fn start(f: &Fixture, args: &[&str]) -> Listening {
         let mut args = args.to_vec();
         args.extend(["--addr", "127.0.0.1:0"]);
         Self::start_as(f, &args)
@@ -71,7 +71,7 @@ impl Listening {
     }
 
     /// Sends SIGTERM and waits; the exit code.
-    fn stop(mut self) -> Option<i32> {
+    pub(crate) fn stop(mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let code = self.child.wait().unwrap().code();
@@ -88,10 +88,10 @@ impl Drop for Listening {
 }
 
 /// An answer: status, headers (lowercase names), body.
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: reqwest::header::HeaderMap,
-    body: String,
+    pub(crate) body: String,
 }
 
 /// One HTTP request, as a provider or a browser makes it.
@@ -155,7 +155,7 @@ fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
 
 /// A Twilio webhook POST to `route` (`status` or `inbound`) of test-campaign, signed (or with
 /// `signature` instead when given).
-fn twilio_post(
+pub(crate) fn twilio_post(
     l: &Listening,
     route: &str,
     params: &[(&str, &str)],
@@ -179,6 +179,21 @@ fn status(f: &Fixture, file: &str) -> String {
     let (code, out, err) = f.run(&["status", file]);
     assert_eq!(code, 0, "{err}");
     out
+}
+
+/// A Twilio status callback's parameters: `ErrorCode` only when `code` is not empty.
+pub(crate) fn twilio_receipt(sid: &str, status: &str, code: &str) -> Vec<(String, String)> {
+    let mut p = vec![
+        ("MessageSid", sid),
+        ("MessageStatus", status),
+        ("AccountSid", ACCOUNT),
+    ];
+    if !code.is_empty() {
+        p.push(("ErrorCode", code));
+    }
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The security headers every answer carries.
@@ -501,20 +516,7 @@ fn twilio_receipts_are_checked_recorded_once_and_never_go_back() {
         l.banner
     );
     let sid = |n: u32| format!("SM{n:032}");
-    let receipt = |n: u32, status: &str, code: &str| {
-        let sid = sid(n);
-        let mut p = vec![
-            ("MessageSid", sid.as_str()),
-            ("MessageStatus", status),
-            ("AccountSid", ACCOUNT),
-        ];
-        if !code.is_empty() {
-            p.push(("ErrorCode", code));
-        }
-        p.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<Vec<_>>()
-    };
+    let receipt = |n: u32, status: &str, code: &str| twilio_receipt(&sid(n), status, code);
     let send = |p: &[(String, String)], sig: Option<&str>| {
         let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         twilio_post(&l, "status", &p, sig)

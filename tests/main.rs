@@ -21,6 +21,7 @@ mod listen_tls;
 mod new;
 mod outbox;
 mod preview;
+mod report;
 mod send;
 mod serve;
 mod sms_gateway;

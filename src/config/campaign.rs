@@ -15,6 +15,7 @@ use super::feedback::{FeedbackSettings, validate_feedback};
 use super::gateway::{SmsSettings, validate_sms};
 use super::listen::{ListenSettings, validate_listen};
 use super::raw::{RawClinic, RawConfig, RawContacts, RawRate, RawSending};
+use super::report::{ReportSettings, validate_report};
 use super::utm::{UtmSettings, validate_utm};
 use super::values::{
     FrequencyCap, Rate, WindowEdge, check_url, parse_duration, parse_frequency_cap, parse_rate,
@@ -72,6 +73,8 @@ pub struct Campaign {
     pub listen: Option<ListenSettings>,
     /// `[feedback]`: the mailbox `outreach bounces` reads, if any.
     pub feedback: Option<FeedbackSettings>,
+    /// `[report]`: the SMS price the HTML report's cost uses.
+    pub report: ReportSettings,
 }
 
 /// The campaign's sending window, in the clinic's time zone.
@@ -244,6 +247,7 @@ pub(super) fn validate(
             Some(rf) => Some(validate_feedback(rf, loc, &dir)?),
             None => None,
         },
+        report: validate_report(raw.report.unwrap_or_default(), loc)?,
     })
 }
 

@@ -5,7 +5,7 @@
 //! The steps, bottom up: `values` parses single values (rates, durations, dates, URLs) and
 //! `secrets` where a secret lives; `raw` is the file's shape; `parse` reads the text into it,
 //! overrides merged, with an `error::Locator` that remembers each key's line; `campaign`,
-//! `utm`, `email`, `gateway`, `generic`, `listen`, `feedback` and `imap` check their tables into the types the rest of the
+//! `utm`, `email`, `gateway`, `generic`, `listen`, `feedback`, `imap` and `report` check their tables into the types the rest of the
 //! program uses. Every public item is re-exported here, so callers name it `crate::config::X`; the files
 //! import one another but never this one, which keeps the module free of import cycles.
 
@@ -19,6 +19,7 @@ mod imap;
 mod listen;
 mod parse;
 mod raw;
+mod report;
 mod secrets;
 mod utm;
 mod values;
@@ -49,6 +50,7 @@ pub use generic::{
 };
 pub use imap::{DEFAULT_IMAP_FOLDER, DEFAULT_IMAP_TIMEOUT, ImapSettings, ImapTls, Processed};
 pub use listen::{DEFAULT_LISTEN_ADDR, ListenSettings, TlsFiles, WebhookCheck, WebhookSettings};
+pub use report::{DEFAULT_CURRENCY, Price, ReportSettings};
 pub use secrets::{SecretError, SecretSource};
 pub use utm::{DEFAULT_UTM_SOURCE, UtmSettings, url_host};
 pub use values::{

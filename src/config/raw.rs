@@ -20,6 +20,15 @@ pub(super) struct RawConfig {
     pub sending: Option<RawSending>,
     pub listen: Option<RawListen>,
     pub feedback: Option<RawFeedback>,
+    pub report: Option<RawReport>,
+}
+
+/// `[report]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawReport {
+    pub sms_price_per_segment: Option<String>,
+    pub currency: Option<String>,
 }
 
 /// `[feedback]`.

@@ -72,6 +72,11 @@ pub(super) trait Outbound: Sized + Send + Sync + 'static {
 
     /// Renders and builds contact `index`'s message.
     fn build(run: &Run, index: usize) -> Result<Self, Unsendable>;
+
+    /// The segments an SMS is billed as, recorded with its outcome (none for an email).
+    fn segments(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Renders contact `index` on `channel` as `send` would now, or says why it cannot go.
@@ -138,6 +143,10 @@ impl Outbound for SmsOut {
             campaign: loaded.campaign.id.clone(),
             contact: contact.id.clone(),
         })
+    }
+
+    fn segments(&self) -> Option<u32> {
+        Some(self.segments as u32)
     }
 }
 
@@ -285,6 +294,7 @@ impl Run {
             channel,
             address,
             row: *row,
+            segments: message.segments(),
         };
         if (waited && self.stopped()) || self.halted() {
             drop(session);
@@ -414,6 +424,8 @@ struct Recorder<'a> {
     channel: Channel,
     address: &'a str,
     row: Option<RowId>,
+    /// An SMS's segments, written when it is recorded sent.
+    segments: Option<u32>,
 }
 
 impl Recorder<'_> {
@@ -434,6 +446,7 @@ impl Recorder<'_> {
             suppress: None,
             released: false,
             row: self.row,
+            segments: self.segments.filter(|_| state == State::Sent),
         }
     }
 

@@ -92,6 +92,8 @@ pub struct Outcome {
     /// The row the message's claim returned: the outcome is written there without a search of
     /// the address index (by the address when that row is no longer the message's).
     pub row: Option<RowId>,
+    /// A sent SMS's segments (what the provider bills), kept for the report's cost.
+    pub segments: Option<u32>,
 }
 
 impl Ledger {
@@ -311,7 +313,8 @@ macro_rules! record_sql {
             "UPDATE messages SET state = ?4, permanent = ?5, provider_id = COALESCE(?6, provider_id),
                  last_error = CASE WHEN ?9 THEN COALESCE(last_error, ?7) ELSE ?7 END,
                  attempts = attempts - ?9, updated_at = ?8,
-                 sent_at = CASE WHEN ?4 = 'sent' THEN ?8 ELSE sent_at END
+                 sent_at = CASE WHEN ?4 = 'sent' THEN ?8 ELSE sent_at END,
+                 segments = CASE WHEN ?4 = 'sent' THEN ?10 ELSE segments END
              WHERE ",
             $row,
             "campaign = ?1 AND channel = ?2 AND address = ?3 AND state = 'sending'"
@@ -329,11 +332,11 @@ fn record_in(
 ) -> rusqlite::Result<()> {
     // By the claim's row: one step down the table, instead of a search of the address index
     // and then one down the table.
-    let mut by_row = tx.prepare_cached(record_sql!("rowid = ?10 AND "))?;
+    let mut by_row = tx.prepare_cached(record_sql!("rowid = ?11 AND "))?;
     let mut by_key = tx.prepare_cached(record_sql!(""))?;
     for o in outcomes {
         let row = o.row.map(|r| r.0);
-        let values: [&dyn rusqlite::ToSql; 10] = [
+        let values: [&dyn rusqlite::ToSql; 11] = [
             &campaign,
             &o.channel.as_str(),
             &o.address,
@@ -343,12 +346,13 @@ fn record_in(
             &o.error,
             &now,
             &o.released,
+            &o.segments,
             &row,
         ];
         // A row id that is no longer the message's (`purge` of another campaign rebuilt the
         // file mid-run) changes nothing: the address finds the row then.
         if row.is_none() || by_row.execute(&values[..])? == 0 {
-            by_key.execute(&values[..9])?;
+            by_key.execute(&values[..10])?;
         }
         // A sent SMS's ids, one per part, for its delivery receipts.
         if let (Channel::Sms, State::Sent, Some(ids)) = (o.channel, o.state, &o.provider_id) {
@@ -603,6 +607,7 @@ pub(super) mod fixtures {
             suppress: None,
             released: false,
             row: None,
+            segments: None,
         }
     }
 }

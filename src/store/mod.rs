@@ -47,6 +47,7 @@ pub mod feedback_writer;
 pub mod ledger;
 pub mod lock;
 mod purge;
+pub mod report;
 mod sqlite;
 mod suppressions;
 pub mod sync;

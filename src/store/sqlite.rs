@@ -142,7 +142,8 @@ impl Ledger {
                  {BOUNCES}",
             ))?;
             rebuild_messages_check(c)?;
-            add_consent_columns(c)
+            add_consent_columns(c)?;
+            add_segments_column(c)
         })?;
         Ok(ledger)
     }
@@ -261,6 +262,7 @@ const MESSAGES: &str = "(
     sent_at TEXT,
     consent TEXT,
     consent_source TEXT,
+    segments INTEGER,
     PRIMARY KEY (campaign, channel, address)
 )";
 
@@ -294,6 +296,24 @@ fn add_consent_columns(c: &Connection) -> rusqlite::Result<()> {
     add().inspect_err(|_| {
         let _ = c.execute_batch("ROLLBACK");
     })
+}
+
+/// Adds `segments` (how many segments a sent SMS took, recorded with its outcome) to a messages
+/// table of an earlier version; its rows keep none, and the report counts them as unknown.
+fn add_segments_column(c: &Connection) -> rusqlite::Result<()> {
+    let has: bool = c.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'segments'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        // Another process may add it between the look and the change: that is no error.
+        match c.execute_batch("ALTER TABLE messages ADD COLUMN segments INTEGER") {
+            Err(e) if e.to_string().contains("duplicate column") => {}
+            other => other?,
+        }
+    }
+    Ok(())
 }
 
 /// Rebuilds a messages table of an earlier version, whose state check was an `IN` list, with
