@@ -473,19 +473,37 @@ macro_rules! delivery_columns {
     };
 }
 
-/// [`Ledger::delivery_counts`]: the messages of campaign `?1` by channel and delivery
-/// state, then by channel those opted out after them.
-const DELIVERY_COUNTS: &str = concat!(
-    "WITH after (channel, delivery, code, opted_out) AS (
-         SELECT channel, ",
-    delivery_columns!(),
-    " FROM messages WHERE campaign = ?1)
-     SELECT channel, delivery, COUNT(*) FROM after
-         WHERE delivery IS NOT NULL GROUP BY channel, delivery
-     UNION ALL
-     SELECT channel, 'opted out', COUNT(*) FROM after
-         WHERE opted_out IS NOT NULL GROUP BY channel"
-);
+/// [`Ledger::delivery_counts`]: the messages of campaign `?1` by channel and delivery state,
+/// then by channel those opted out after them, by the rules of [`delivery_columns`]. Each part
+/// goes from the smaller side of its join (the parts of SMS, the bounces, the unsubscribes, the
+/// opt-out replies) and groups once; the per-message columns, asked of every message, took
+/// `status` 11.6 s on a ledger of 1,000,000 messages.
+const DELIVERY_COUNTS: &str = "
+    SELECT 'sms', CASE WHEN undelivered > 0 THEN 'undelivered' ELSE 'delivered' END, COUNT(*)
+    FROM (SELECT SUM(r.state = 'undelivered') AS undelivered,
+                 SUM(r.state = 'delivered') AS delivered, MAX(p.parts) AS parts
+          FROM messages m JOIN sms_parts p ON p.message = m.rowid
+          LEFT JOIN receipts r ON r.provider_id = p.provider_id
+          WHERE m.campaign = ?1 AND m.channel = 'sms' GROUP BY m.rowid)
+    WHERE undelivered > 0 OR delivered = parts
+    GROUP BY 2
+    UNION ALL
+    SELECT 'email', CASE WHEN complaint > 0 THEN 'complained' WHEN hard > 0 THEN 'bounced'
+                         WHEN refused > 0 THEN 'undelivered' ELSE 'soft-bounced' END, COUNT(*)
+    FROM (SELECT SUM(b.kind = 'complaint') AS complaint, SUM(b.kind = 'hard') AS hard,
+                 SUM(b.kind = 'policy' OR b.kind = 'other') AS refused
+          FROM bounces b CROSS JOIN messages m ON m.rowid = b.message
+          WHERE m.campaign = ?1 AND m.channel = 'email' GROUP BY b.message)
+    GROUP BY 2
+    UNION ALL
+    SELECT 'email', 'opted out', COUNT(*)
+    FROM unsubscribes u CROSS JOIN messages m ON m.rowid = u.message
+    WHERE m.campaign = ?1 AND m.channel = 'email'
+    UNION ALL
+    SELECT 'sms', 'opted out', COUNT(DISTINCT m.rowid)
+    FROM replies r CROSS JOIN messages m
+        ON m.campaign = ?1 AND m.channel = 'sms' AND m.address = r.from_number
+    WHERE r.keyword = 'opt_out' AND r.received_at >= m.sent_at";
 
 /// The columns of [`Cells`], in its order.
 const CELLS: &str = concat!(

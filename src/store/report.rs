@@ -75,36 +75,50 @@ macro_rules! hour {
 /// is its last part's. An opt-out is an email's unsubscribe, or a STOP reply from an SMS's
 /// number after it was sent (as there too).
 const MESSAGE_GROUPS: &str = concat!(
-    "SELECT channel, state, permanent, sent_hour, failed_hour, delivered_hour, opted_out_hour,
-            segments, run, COUNT(*)
-     FROM (SELECT channel, state, permanent,
-                  CASE WHEN state = 'sent' THEN ",
-    hour!("sent_at"),
-    " END AS sent_hour,
-                  CASE WHEN state = 'failed' AND permanent THEN ",
-    hour!("updated_at"),
-    " END AS failed_hour,
-                  CASE WHEN channel = 'sms' AND state = 'sent' THEN
-                      (SELECT CASE WHEN SUM(r.state = 'undelivered') > 0 THEN NULL
-                                   WHEN SUM(r.state = 'delivered') = MAX(p.parts)
-                                   THEN ",
+    // What came back is gathered first, each from the smaller side of its join and grouped once
+    // by message, then joined to the campaign's rows: asked per message, as subqueries, it took
+    // the report 24 s on a ledger of 1,000,000 messages.
+    "WITH delivered AS (
+         SELECT p.message AS message,
+                CASE WHEN SUM(r.state = 'undelivered') > 0 THEN NULL
+                     WHEN SUM(r.state = 'delivered') = MAX(p.parts) THEN ",
     hour!("MAX(r.received_at)"),
-    " END
-                       FROM sms_parts p LEFT JOIN receipts r ON r.provider_id = p.provider_id
-                       WHERE p.message = messages.rowid) END AS delivered_hour,
-                  CASE WHEN channel = 'sms' THEN
-                      (SELECT ",
-    hour!("MIN(received_at)"),
-    " FROM replies
-                       WHERE from_number = messages.address AND keyword = 'opt_out'
-                         AND received_at >= messages.sent_at)
-                  ELSE (SELECT ",
-    hour!("at"),
-    " FROM unsubscribes WHERE message = messages.rowid)
-                  END AS opted_out_hour,
-                  CASE WHEN state = 'sent' THEN segments END AS segments,
-                  CASE WHEN state = 'sent' THEN run_id END AS run
-           FROM messages WHERE campaign = ?1)
+    " END AS hour
+         FROM messages m JOIN sms_parts p ON p.message = m.rowid
+              LEFT JOIN receipts r ON r.provider_id = p.provider_id
+         WHERE m.campaign = ?1 AND m.channel = 'sms' AND m.state = 'sent'
+         GROUP BY p.message),
+     stops AS (
+         SELECT m.rowid AS message, ",
+    hour!("MIN(r.received_at)"),
+    " AS hour
+         FROM replies r CROSS JOIN messages m
+              ON m.campaign = ?1 AND m.channel = 'sms' AND m.address = r.from_number
+         WHERE r.keyword = 'opt_out' AND r.received_at >= m.sent_at
+         GROUP BY m.rowid),
+     unsubscribed AS (
+         SELECT u.message AS message, ",
+    hour!("u.at"),
+    " AS hour
+         FROM unsubscribes u CROSS JOIN messages m ON m.rowid = u.message
+         WHERE m.campaign = ?1 AND m.channel != 'sms')
+     SELECT channel, state, permanent, sent_hour, failed_hour, delivered_hour, opted_out_hour,
+            segments, run, COUNT(*)
+     FROM (SELECT m.channel AS channel, m.state AS state, m.permanent AS permanent,
+                  CASE WHEN m.state = 'sent' THEN ",
+    hour!("m.sent_at"),
+    " END AS sent_hour,
+                  CASE WHEN m.state = 'failed' AND m.permanent THEN ",
+    hour!("m.updated_at"),
+    " END AS failed_hour,
+                  d.hour AS delivered_hour,
+                  COALESCE(s.hour, u.hour) AS opted_out_hour,
+                  CASE WHEN m.state = 'sent' THEN m.segments END AS segments,
+                  CASE WHEN m.state = 'sent' THEN m.run_id END AS run
+           FROM messages m LEFT JOIN delivered d ON d.message = m.rowid
+                LEFT JOIN stops s ON s.message = m.rowid
+                LEFT JOIN unsubscribed u ON u.message = m.rowid
+           WHERE m.campaign = ?1)
      GROUP BY channel, state, permanent, sent_hour, failed_hour, delivered_hour, opted_out_hour,
               segments, run"
 );
