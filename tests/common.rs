@@ -242,13 +242,32 @@ impl Drop for Killed {
     }
 }
 
-/// A port nothing listens on now.
+/// A port nothing listens on now, for a server a test starts on it, and that nothing else in
+/// this test run will be handed.
+///
+/// Not the kernel's pick (`bind` to port 0): that comes from the ephemeral range, which the
+/// kernel also hands to every outgoing connection (a test's HTTP client, `outreach` talking to
+/// a gateway), so between this call and the server's own `bind` another test could take it,
+/// and the server fails with "address already in use". Ports below the ephemeral range are
+/// never handed out by the kernel; a counter keeps two tests of this process from getting the
+/// same one, and the process id spreads concurrent test binaries apart.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let below = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768)
+        .clamp(2048, 65535);
+    let (first, span) = (1024, below - 1024);
+    let start = std::process::id() * 7919 % span;
+    for _ in 0..span {
+        let port = (first + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below {below} on 127.0.0.1");
 }
 
 /// A test server's log (its stderr), kept in a file: printed when the test fails, silent when

@@ -170,11 +170,7 @@ impl Prism {
              .tools/prism @stoplight/prism-cli@5.14.2)",
             bin.display()
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("prism.log");
         let out = std::fs::File::create(&log).unwrap();
@@ -588,11 +584,7 @@ fn server_error_is_retried_then_sent() {
 fn a_run_that_stops_before_its_first_message_shows_as_stopped_with_its_reason() {
     // A missing secret (exit 2), then a gateway out of reach (exit 3): `status` says the run
     // stopped, and why, instead of "not finished (still running, or it died)".
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let f = fixture(&twilio(&format!("http://127.0.0.1:{port}"), ""), FAST);
     let (code, out, err) = f.run(&["send", "campaign.toml", "--channel", "sms"]);
     assert_eq!(code, 2, "{out}{err}");
@@ -661,11 +653,7 @@ fn a_proxys_bad_gateway_or_timeout_is_unknown_and_never_sent_again() {
 #[test]
 fn refused_connection_is_retried_and_left_retryable() {
     // Nothing listens on this port: the request never went, so it is transient, never unknown.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let f = fixture(
         &format!(
             "preset = \"generic\"\nurl = \"http://127.0.0.1:{port}/send\"\nbody_template = \"to={{{{to}}}}\"\n"

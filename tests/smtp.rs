@@ -26,14 +26,6 @@ fn contacts() -> String {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn wait_for_port(port: u16, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
@@ -68,7 +60,7 @@ impl Drop for Server {
 impl Server {
     /// aiosmtpd with `args` (see tests/servers/smtpd.py).
     fn smtpd(f: &Fixture, args: &[&str]) -> Server {
-        let port = free_port();
+        let port = common::free_port();
         let store = f.path("maildir");
         let (log, stderr) = ServerLog::new(&f.path(""), "aiosmtpd");
         let mut child = Command::new(python())
@@ -101,7 +93,7 @@ impl Server {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .expect("smtp-sink is missing: run scripts/test, which installs Debian's postfix");
-        let port = free_port();
+        let port = common::free_port();
         let store = f.path("sink");
         std::fs::create_dir_all(&store).unwrap();
         let mut cmd = Command::new(bin);
@@ -1041,7 +1033,10 @@ fn a_server_refusing_everything_stops_the_run() {
 
 #[test]
 fn a_server_that_is_down_sends_nothing() {
-    let f = smtp_fixture(&format!("tls = \"none\"\nport = {}", free_port()), "");
+    let f = smtp_fixture(
+        &format!("tls = \"none\"\nport = {}", common::free_port()),
+        "",
+    );
     let (code, _, err) = send(&f, &[]);
     // An outage, not a configuration error: exit 3, and cron's next run tries again.
     assert_eq!(code, 3, "{err}");
