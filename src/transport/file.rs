@@ -277,6 +277,11 @@ impl SmsFile {
         let file = loop {
             let file = crate::private::open(path, crate::private::Open::Append)?;
             tries += 1;
+            // Alone on the file (no run appending, no purge): a line a killed run left
+            // part-written is cut off, so this run's first line does not join it.
+            if file.try_lock().is_ok() {
+                mend_torn_tail(&file, path)?;
+            }
             match file.lock_shared() {
                 Ok(()) => {}
                 // A file system without locks (some network mounts): the outbox still works,
@@ -306,6 +311,48 @@ impl SmsFile {
             file: Mutex::new(file),
         })
     }
+}
+
+/// Cuts off the end of the outbox after its last newline: what a run killed in the middle of a
+/// `write` left of its line (the kernel stops a write between pages for SIGKILL). That message
+/// was never recorded as sent: it is in the ledger as unknown, as it would be with a gateway
+/// that got half a request. `file` is the appending handle, locked exclusively.
+fn mend_torn_tail(file: &std::fs::File, path: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut reader = std::fs::File::open(path)?;
+    if !is_at(&reader, path)? || !is_at(file, path)? {
+        return Ok(());
+    }
+    // Read back from the end a block at a time until a newline.
+    let mut end = len;
+    let mut keep = 0;
+    let mut block = vec![0u8; 8192];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let part = &mut block[..(end - start) as usize];
+        reader.seek(SeekFrom::Start(start))?;
+        reader.read_exact(part)?;
+        if end == len && part.last() == Some(&b'\n') {
+            return Ok(());
+        }
+        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
+            keep = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    file.set_len(keep)?;
+    tracing::warn!(
+        "{}: cut off {} bytes at its end, part of a line from a run that was killed while \
+         writing it",
+        path.display(),
+        len - keep
+    );
+    Ok(())
 }
 
 /// Whether `file` is still the file at `path`.
@@ -432,6 +479,41 @@ mod tests {
         let again = super::write_unnamed(&path, b"other").unwrap_err();
         assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
         only(dir.path(), &path, &bytes);
+    }
+
+    /// The SMS outbox after a run opens it over `before`.
+    fn opened_over(before: &[u8]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sms.jsonl");
+        std::fs::write(&path, before).unwrap();
+        drop(super::SmsFile::new(&path).unwrap());
+        std::fs::read(&path).unwrap()
+    }
+
+    #[test]
+    fn a_line_a_killed_run_left_part_written_is_cut_off() {
+        let whole = b"{\"to\":\"+15555550101\"}\n{\"to\":\"+15555550102\"}\n".to_vec();
+        assert_eq!(opened_over(&whole), whole, "whole lines are kept");
+        let mut torn = whole.clone();
+        torn.extend_from_slice(b"{\"to\":\"+1555");
+        assert_eq!(opened_over(&torn), whole);
+        // A part longer than the block read back at a time, and a file with no whole line.
+        let mut long = whole.clone();
+        long.extend(std::iter::repeat_n(b'x', 20_000));
+        assert_eq!(opened_over(&long), whole);
+        assert_eq!(opened_over(&[b'x'; 9000]), b"");
+        assert_eq!(opened_over(b""), b"");
+    }
+
+    #[test]
+    fn a_part_written_line_is_left_alone_while_another_run_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sms.jsonl");
+        std::fs::write(&path, b"{}\n{\"to\"").unwrap();
+        let running = std::fs::File::open(&path).unwrap();
+        running.lock_shared().unwrap();
+        drop(super::SmsFile::new(&path).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}\n{\"to\"");
     }
 
     #[test]
