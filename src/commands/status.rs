@@ -9,6 +9,7 @@ use crate::model::{Channel, State};
 use crate::store::bounces::BounceCounts;
 use crate::store::feedback::FeedbackCounts;
 use crate::store::ledger::{AFTER_SENDING, Ledger, LedgerError};
+use crate::store::tally::Detail;
 
 /// Counts for `status`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -54,7 +55,8 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
     }
     if path.exists() {
         let ledger = Ledger::open(&campaign.sending.state_dir)?;
-        for (channel, state, permanent, n) in ledger.counts(&campaign.id)? {
+        let tally = ledger.tally(&campaign.id, Detail::Counts)?;
+        for (channel, state, permanent, n) in tally.counts() {
             let word = match (state, permanent) {
                 (State::Failed, false) => "retry",
                 (s, _) => s.as_str(),
@@ -63,9 +65,9 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
         }
         last_run = ledger.last_run(&campaign.id)?;
         suppressed = ledger.suppressions()?.len();
-        feedback = ledger.feedback_counts(&campaign.id)?;
+        feedback = ledger.feedback_counts(&tally)?;
         bounces = ledger.bounce_counts(&campaign.id)?;
-        for (channel, word, n) in ledger.delivery_counts(&campaign.id)? {
+        for (channel, word, n) in tally.after_sending() {
             *after_sending
                 .entry(channel)
                 .or_default()

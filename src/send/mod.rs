@@ -159,7 +159,8 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         l.end_run(run_id, loaded.clock.now(), outcome, &summary.one_line())?;
         // Only where `listen` recorded receipts: the count reads every SMS of the campaign.
         if l.has_receipts()? {
-            let back = l.feedback_counts(&loaded.campaign.id)?;
+            let tally = l.tally(&loaded.campaign.id, crate::store::tally::Detail::Counts)?;
+            let back = l.feedback_counts(&tally)?;
             summary.delivery = (back.delivered + back.undelivered > 0).then_some(Delivered {
                 delivered: back.delivered,
                 undelivered: back.undelivered,

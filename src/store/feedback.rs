@@ -21,6 +21,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::sqlite::{Ledger, LedgerError, timestamp};
 use super::suppressions;
+use super::tally::Tally;
 use crate::model::Channel;
 use crate::webhook::{ErrorCodes, Receipt};
 
@@ -435,48 +436,25 @@ impl Ledger {
         self.sql(|c| c.query_row("SELECT EXISTS (SELECT 1 FROM receipts)", [], |r| r.get(0)))
     }
 
-    /// What came back for `campaign` (delivery, unsubscribes) and for the state directory
-    /// (receipts nobody's, replies).
-    pub fn feedback_counts(&self, campaign: &str) -> Result<FeedbackCounts, LedgerError> {
+    /// What came back for the campaign `tally` counted (delivery, unsubscribes) and for the
+    /// state directory (receipts nobody's, replies).
+    pub fn feedback_counts(&self, tally: &Tally) -> Result<FeedbackCounts, LedgerError> {
         self.sql(|c| {
-            let (delivered, undelivered): (i64, i64) = c.query_row(
-                "SELECT COALESCE(SUM(state = 'delivered'), 0),
-                        COALESCE(SUM(state = 'undelivered'), 0) FROM (
-                     SELECT CASE
-                         WHEN SUM(r.state = 'undelivered') > 0 THEN 'undelivered'
-                         WHEN SUM(r.state = 'delivered') = MAX(p.parts) THEN 'delivered'
-                     END AS state
-                     FROM messages m JOIN sms_parts p ON p.message = m.rowid
-                     LEFT JOIN receipts r ON r.provider_id = p.provider_id
-                     WHERE m.campaign = ?1 GROUP BY m.rowid)",
-                [campaign],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            let count = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
-                c.query_row(sql, p, |r| r.get::<_, i64>(0)).map(|n| n as u64)
+            let count = |sql: &str| {
+                c.query_row(sql, [], |r| r.get::<_, i64>(0))
+                    .map(|n| n as u64)
             };
             Ok(FeedbackCounts {
-                delivered: delivered as u64,
-                undelivered: undelivered as u64,
-                unsubscribed: count(
-                    "SELECT COUNT(*) FROM unsubscribes u JOIN messages m ON m.rowid = u.message
-                     WHERE m.campaign = ?1",
-                    &[&campaign],
-                )?,
-                unmatched_receipts: count(
-                    "SELECT COUNT(*) FROM receipts r
-                     WHERE NOT EXISTS (SELECT 1 FROM sms_parts p WHERE p.provider_id = r.provider_id)",
-                    &[],
-                )?,
-                replies: count("SELECT COUNT(*) FROM replies", &[])?,
+                delivered: tally.after(Channel::Sms, "delivered"),
+                undelivered: tally.after(Channel::Sms, "undelivered"),
+                unsubscribed: tally.opted_out(Channel::Email),
+                unmatched_receipts: count("SELECT COUNT(*) FROM receipts")?
+                    .saturating_sub(tally.matched_receipts),
+                replies: count("SELECT COUNT(*) FROM replies")?,
                 unread_replies: count(
                     "SELECT COUNT(*) FROM replies WHERE read_at IS NULL AND keyword = 'other'",
-                    &[],
                 )?,
-                opt_out_replies: count(
-                    "SELECT COUNT(*) FROM replies WHERE keyword = 'opt_out'",
-                    &[],
-                )?,
+                opt_out_replies: count("SELECT COUNT(*) FROM replies WHERE keyword = 'opt_out'")?,
             })
         })
     }

@@ -276,33 +276,6 @@ impl Ledger {
         })
     }
 
-    /// What became of `campaign`'s messages after they were sent, counted by channel: each
-    /// delivery state of [`delivery_columns`] (`delivered`, `bounced`, …) and `opted out`.
-    pub fn delivery_counts(
-        &self,
-        campaign: &str,
-    ) -> Result<Vec<(Channel, &'static str, u64)>, LedgerError> {
-        self.sql(|c| {
-            let mut stmt = c.prepare(DELIVERY_COUNTS)?;
-            let rows = stmt.query_map([campaign], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)? as u64,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (channel, word, n) = row?;
-                let word = AFTER_SENDING.iter().find(|w| **w == word);
-                if let (Ok(ch), Some(word)) = (channel.parse::<Channel>(), word) {
-                    out.push((ch, *word, n));
-                }
-            }
-            Ok(out)
-        })
-    }
-
     /// When the other campaigns of the state directory messaged each address since `since`
     /// (sent, in flight or unknown: what `sending.max_per_patient` counts).
     pub fn recent(&self, campaign: &str, since: DateTime<Utc>) -> Result<Recent, LedgerError> {
@@ -424,7 +397,7 @@ impl<'r> From<&'r Row> for Cells<'r> {
     }
 }
 
-/// The words [`Ledger::delivery_counts`] counts by, in the order `status` shows them.
+/// What became of messages after sending, as `status` counts them (`store::tally`), in its order.
 pub const AFTER_SENDING: [&str; 6] = [
     "delivered",
     "undelivered",
@@ -472,38 +445,6 @@ macro_rules! delivery_columns {
          ELSE (SELECT how FROM unsubscribes WHERE message = messages.rowid) END"
     };
 }
-
-/// [`Ledger::delivery_counts`]: the messages of campaign `?1` by channel and delivery state,
-/// then by channel those opted out after them, by the rules of [`delivery_columns`]. Each part
-/// goes from the smaller side of its join (the parts of SMS, the bounces, the unsubscribes, the
-/// opt-out replies) and groups once; the per-message columns, asked of every message, took
-/// `status` 11.6 s on a ledger of 1,000,000 messages.
-const DELIVERY_COUNTS: &str = "
-    SELECT 'sms', CASE WHEN undelivered > 0 THEN 'undelivered' ELSE 'delivered' END, COUNT(*)
-    FROM (SELECT SUM(r.state = 'undelivered') AS undelivered,
-                 SUM(r.state = 'delivered') AS delivered, MAX(p.parts) AS parts
-          FROM messages m JOIN sms_parts p ON p.message = m.rowid
-          LEFT JOIN receipts r ON r.provider_id = p.provider_id
-          WHERE m.campaign = ?1 AND m.channel = 'sms' GROUP BY m.rowid)
-    WHERE undelivered > 0 OR delivered = parts
-    GROUP BY 2
-    UNION ALL
-    SELECT 'email', CASE WHEN complaint > 0 THEN 'complained' WHEN hard > 0 THEN 'bounced'
-                         WHEN refused > 0 THEN 'undelivered' ELSE 'soft-bounced' END, COUNT(*)
-    FROM (SELECT SUM(b.kind = 'complaint') AS complaint, SUM(b.kind = 'hard') AS hard,
-                 SUM(b.kind = 'policy' OR b.kind = 'other') AS refused
-          FROM bounces b CROSS JOIN messages m ON m.rowid = b.message
-          WHERE m.campaign = ?1 AND m.channel = 'email' GROUP BY b.message)
-    GROUP BY 2
-    UNION ALL
-    SELECT 'email', 'opted out', COUNT(*)
-    FROM unsubscribes u CROSS JOIN messages m ON m.rowid = u.message
-    WHERE m.campaign = ?1 AND m.channel = 'email'
-    UNION ALL
-    SELECT 'sms', 'opted out', COUNT(DISTINCT m.rowid)
-    FROM replies r CROSS JOIN messages m
-        ON m.campaign = ?1 AND m.channel = 'sms' AND m.address = r.from_number
-    WHERE r.keyword = 'opt_out' AND r.received_at >= m.sent_at";
 
 /// The columns of [`Cells`], in its order.
 const CELLS: &str = concat!(
@@ -583,7 +524,7 @@ const SCAN_CAMPAIGNS: i64 = 10;
 /// in 1.2 s, the whole table in 0.45 s (turning interrupted rows into `unknown`: 0.5 s against
 /// 0.04 s). The whole table is the faster read unless the campaign is a small part of it, so it
 /// is read while the ledger holds at most [`SCAN_CAMPAIGNS`] campaigns.
-fn campaign_rows(c: &Connection) -> rusqlite::Result<&'static str> {
+pub(super) fn campaign_rows(c: &Connection) -> rusqlite::Result<&'static str> {
     let campaigns: i64 = c.query_row("SELECT COUNT(*) FROM campaigns", [], |r| r.get(0))?;
     Ok(if campaigns <= SCAN_CAMPAIGNS {
         "messages NOT INDEXED"

@@ -51,4 +51,5 @@ pub mod report;
 mod sqlite;
 mod suppressions;
 pub mod sync;
+pub mod tally;
 mod writer;

@@ -15,7 +15,7 @@ use crate::model::{Channel, State};
 use crate::plan::Decision;
 use crate::store::ledger::RunRecord;
 use crate::store::ledger::{AFTER_SENDING, Ledger, LedgerError};
-use crate::store::report::{FailureGroup, MessageGroup};
+use crate::store::tally::{Detail, FailureGroup, MessageGroup, Tally};
 
 /// The skip reasons, in the order the report lists them, with the funnel stage they stop at.
 pub const SKIPS: [(&str, &str); 9] = [
@@ -137,9 +137,9 @@ pub const TOP_FAILURES: usize = 10;
 impl Figures {
     /// The ledger's figures of `campaign` (times in `timezone`), no plan.
     pub fn from_ledger(ledger: &Ledger, campaign: &str, timezone: Tz) -> Result<Self, LedgerError> {
-        let groups = ledger.message_groups(campaign)?;
+        let tally = ledger.tally(campaign, Detail::Report)?;
         let mut counts: BTreeMap<Channel, LedgerCounts> = BTreeMap::new();
-        for (channel, state, permanent, n) in ledger.counts(campaign)? {
+        for (channel, state, permanent, n) in tally.counts() {
             let word = match (state, permanent) {
                 (State::Failed, false) => "retry",
                 (s, _) => s.as_str(),
@@ -151,7 +151,7 @@ impl Figures {
                 .entry(word)
                 .or_default() += n;
         }
-        for (channel, word, n) in ledger.delivery_counts(campaign)? {
+        for (channel, word, n) in tally.after_sending() {
             *counts
                 .entry(channel)
                 .or_default()
@@ -159,6 +159,9 @@ impl Figures {
                 .entry(word)
                 .or_default() += n;
         }
+        let Tally {
+            groups, failures, ..
+        } = tally;
         for g in &groups {
             if let Some(s) = g.segments {
                 let c = counts.entry(g.channel).or_default();
@@ -192,7 +195,7 @@ impl Figures {
             ledger: counts,
             hourly,
             periods,
-            failures: failures(ledger.failure_groups(campaign)?),
+            failures: top_failures(failures),
             runs,
             approval: ledger.last_approval(campaign)?,
         })
@@ -342,7 +345,7 @@ pub fn code_of(text: &str) -> String {
 
 /// The failure groups as the report lists them: by channel, reason, code and domain, most
 /// first, the top [`TOP_FAILURES`].
-fn failures(groups: Vec<FailureGroup>) -> Vec<Failure> {
+fn top_failures(groups: Vec<FailureGroup>) -> Vec<Failure> {
     let mut merged: BTreeMap<(Channel, &'static str, String, String), u64> = BTreeMap::new();
     for g in groups {
         let reason = match g.kind.as_str() {
