@@ -51,7 +51,7 @@ pub fn select_audience(
         let cell = |c: &str| {
             (index.get(c))
                 .and_then(|&i| contact.values.get(i))
-                .map_or("", |v| &**v)
+                .unwrap_or("")
         };
         let result = filter.matches(&cell, today, &forms);
         match result {

@@ -57,7 +57,7 @@ pub(super) fn mark_addresses(list: &mut ContactList) {
     for (i, channel, first) in duplicates {
         let first = &list.contacts[first];
         let of = (first.line, first.id.clone());
-        list.contacts[i].duplicate_of[channel as usize] = Some(of);
+        list.contacts[i].duplicate_of[channel as usize] = Some(Box::new(of));
     }
 }
 
@@ -119,12 +119,12 @@ mod tests {
         );
         assert_eq!(
             list.contacts[1].duplicate_of[Channel::Email as usize],
-            Some((2, "P1".into()))
+            Some(Box::new((2, "P1".into())))
         );
         assert_eq!(list.contacts[1].duplicate_of[Channel::Sms as usize], None);
         assert_eq!(
             list.contacts[2].duplicate_of[Channel::Sms as usize],
-            Some((2, "P1".into()))
+            Some(Box::new((2, "P1".into())))
         );
     }
 }

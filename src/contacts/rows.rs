@@ -9,7 +9,7 @@ use std::sync::{Arc, mpsc};
 
 use chrono_tz::Tz;
 
-use super::contact::{ChannelChoice, Consent, Contact, Problem, parse_consent};
+use super::contact::{Cells, ChannelChoice, Consent, Contact, Problem, parse_consent};
 use super::controls::{Readers, control_problem, shown_on};
 use super::decode::{LineIndex, detect_delimiter, records};
 use super::error::ContactsError;
@@ -212,7 +212,7 @@ fn parse_row(
             &Channel::ALL,
         );
     }
-    let values: Box<[Box<str>]> = record.iter().map(|v| Box::from(unquote(v))).collect();
+    let values = Cells::new(record.iter().map(unquote));
     for (i, value) in values.iter().enumerate() {
         let Some(on) = columns.shown_on.get(i).filter(|on| !on.is_empty()) else {
             continue;
@@ -308,7 +308,7 @@ mod tests {
         let last = &list.contacts[n + 1];
         assert_eq!(
             last.duplicate_of[Channel::Email as usize],
-            Some((5, "P3".into()))
+            Some(Box::new((5, "P3".into())))
         );
         assert_eq!(list.warnings.len(), 1);
         assert_eq!(list.warnings[0].line, Some(n + 2));

@@ -200,7 +200,8 @@ fn decide_unrendered(
     let Some(address) = contact.address(channel) else {
         return Skipped(Skip::NoAddress);
     };
-    if let Some((line, id)) = &contact.duplicate_of[channel as usize] {
+    if let Some(of) = &contact.duplicate_of[channel as usize] {
+        let (line, id) = &**of;
         return Skipped(Skip::Duplicate {
             line: *line,
             id: id.clone(),
