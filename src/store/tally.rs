@@ -487,3 +487,193 @@ fn returned_mail(c: &Connection, campaign: &str) -> rusqlite::Result<Vec<Failure
     })?;
     rows.collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger holding `sql`'s rows (after the schema `Ledger::open` makes).
+    fn ledger_with(sql: &str) -> (tempfile::TempDir, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Ledger::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join(crate::store::ledger::FILE)).unwrap();
+        c.execute_batch(sql).unwrap();
+        drop(c);
+        let l = Ledger::open(dir.path()).unwrap();
+        (dir, l)
+    }
+
+    /// A message row: rowid, campaign, channel, address, state, permanent, sent_at.
+    fn message(id: i64, campaign: &str, channel: &str, address: &str, state: &str) -> String {
+        let permanent = i64::from(state == "failed");
+        let sent = match state {
+            "sent" => "'2026-11-25T10:00:00Z'",
+            _ => "NULL",
+        };
+        format!(
+            "INSERT INTO messages (rowid, campaign, channel, address, contact_id, state, permanent,
+                 last_error, fingerprint, run_id, created_at, updated_at, sent_at, segments)
+             VALUES ({id}, '{campaign}', '{channel}', '{address}', 'P{id}', '{state}',
+                 {permanent}, '550 5.1.1 no such user <{address}>', 'fp', 1,
+                 '2026-11-25T09:00:00Z', '2026-11-25T11:30:00Z', {sent},
+                 CASE WHEN '{channel}' = 'sms' THEN 2 END);\n"
+        )
+    }
+
+    fn part(message: i64, part: i64, parts: i64) -> String {
+        format!(
+            "INSERT INTO sms_parts (provider_id, message, part, parts)
+             VALUES ('SM{message}-{part}', {message}, {part}, {parts});\n"
+        )
+    }
+
+    fn receipt(message: i64, part: i64, state: &str, code: &str, hour: u32) -> String {
+        format!(
+            "INSERT INTO receipts (provider_id, state, status, code, received_at, updated_at)
+             VALUES ('SM{message}-{part}', '{state}', '{state}', {code},
+                     '2026-11-25T{hour:02}:05:00Z', '2026-11-25T{hour:02}:05:00Z');\n"
+        )
+    }
+
+    #[test]
+    fn every_rule_of_what_a_message_became() {
+        let mut sql = String::new();
+        // SMS 1: both parts delivered, the last at 13:05. SMS 2: one part undelivered (30003)
+        // and one delivered. SMS 3: one of two parts delivered: nothing known yet. SMS 4: a STOP
+        // before it was sent (not counted) and two after it (the first counts). SMS 5: another
+        // campaign's, delivered: not counted.
+        for (id, campaign) in [(1, "c"), (2, "c"), (3, "c"), (4, "c"), (5, "other")] {
+            sql += &message(id, campaign, "sms", &format!("+1312555010{id}"), "sent");
+            sql += &part(id, 1, 2);
+            sql += &part(id, 2, 2);
+        }
+        sql += &receipt(1, 1, "delivered", "NULL", 12);
+        sql += &receipt(1, 2, "delivered", "NULL", 13);
+        sql += &receipt(2, 1, "undelivered", "'30003'", 12);
+        sql += &receipt(2, 2, "undelivered", "'30003'", 12);
+        sql += &receipt(3, 1, "delivered", "NULL", 12);
+        sql += &receipt(5, 1, "delivered", "NULL", 12);
+        sql += &receipt(5, 2, "delivered", "NULL", 12);
+        for (n, at) in [(1, "09:00"), (2, "15:10"), (3, "16:00")] {
+            sql += &format!(
+                "INSERT INTO replies (provider_id, campaign, from_number, to_number, body,
+                     keyword, received_at)
+                 VALUES ('R{n}', 'c', '+13125550104', '+13125550000', 'STOP', 'opt_out',
+                         '2026-11-25T{at}:00Z');\n"
+            );
+        }
+        // Email 11: a soft then a hard bounce (bounced). Email 12: a complaint and a soft
+        // bounce (complained), and unsubscribed at 14:20. Email 13: failed for good at Example.ORG.
+        sql += &message(11, "c", "email", "ann@example.com", "sent");
+        sql += &message(12, "c", "email", "bo@example.com", "sent");
+        sql += &message(13, "c", "email", "cy@Example.ORG", "failed");
+        for (id, message, kind) in [
+            (1, 11, "soft"),
+            (2, 11, "hard"),
+            (3, 12, "complaint"),
+            (4, 12, "soft"),
+        ] {
+            sql += &format!(
+                "INSERT INTO bounces (id, message, address, kind, status, domain, at)
+                 VALUES ({id}, {message}, 'x@example.com', '{kind}', '5.1.1', 'example.com',
+                         '2026-11-25T12:00:00Z');\n"
+            );
+        }
+        sql += "INSERT INTO unsubscribes (message, how, at) VALUES (12, 'page', '2026-11-25T14:20:00Z');\n";
+        // A receipt nobody's.
+        sql += "INSERT INTO receipts (provider_id, state, status, received_at, updated_at)
+                VALUES ('SMnobody', 'delivered', 'delivered', '2026-11-25T12:00:00Z', '2026-11-25T12:00:00Z');\n";
+        let (_dir, l) = ledger_with(&sql);
+
+        let t = l.tally("c", Detail::Report).unwrap();
+        let after = t.after_sending();
+        assert_eq!(
+            after,
+            [
+                (Channel::Email, "bounced", 1),
+                (Channel::Email, "complained", 1),
+                (Channel::Email, "opted out", 1),
+                (Channel::Sms, "delivered", 1),
+                (Channel::Sms, "opted out", 1),
+                (Channel::Sms, "undelivered", 1),
+            ]
+        );
+        let group = |channel, id_hour: &str| {
+            t.groups
+                .iter()
+                .filter(|g| g.channel == channel)
+                .find(|g| {
+                    g.delivered_hour.as_deref() == Some(id_hour)
+                        || g.opted_out_hour.as_deref() == Some(id_hour)
+                })
+                .cloned()
+        };
+        assert_eq!(
+            group(Channel::Sms, "2026-11-25T13").unwrap().after,
+            Some("delivered")
+        );
+        assert!(
+            group(Channel::Sms, "2026-11-25T15").is_some(),
+            "the first STOP after sending"
+        );
+        assert!(
+            group(Channel::Email, "2026-11-25T14").is_some(),
+            "the unsubscribe's hour"
+        );
+        assert_eq!(
+            t.counts(),
+            [
+                (Channel::Email, State::Failed, true, 1),
+                (Channel::Email, State::Sent, false, 2),
+                (Channel::Sms, State::Sent, false, 4),
+            ]
+        );
+        let failures: Vec<_> = t
+            .failures
+            .iter()
+            .map(|f| {
+                (
+                    f.kind.as_str(),
+                    f.detail.as_deref(),
+                    f.domain.as_deref(),
+                    f.count,
+                )
+            })
+            .collect();
+        assert_eq!(
+            failures,
+            [
+                ("complaint", Some("5.1.1"), Some("example.com"), 1),
+                ("hard", Some("5.1.1"), Some("example.com"), 1),
+                (
+                    "send",
+                    Some("550 5.1.1 no such user <cy@Example.ORG>"),
+                    Some("example.org"),
+                    1
+                ),
+                ("soft", Some("5.1.1"), Some("example.com"), 2),
+                ("undelivered", Some("30003"), None, 1),
+            ]
+        );
+        // Segments of the sent SMS: 4 × 2.
+        let segments: u64 = t
+            .groups
+            .iter()
+            .filter_map(|g| g.segments.map(|s| u64::from(s) * g.count))
+            .sum();
+        assert_eq!(segments, 8);
+        // Every receipt but the one nobody's matched a part (7 of 8), of any campaign.
+        assert_eq!(t.matched_receipts, 7);
+
+        // Counts only: the same counts, no hours.
+        let c = l.tally("c", Detail::Counts).unwrap();
+        assert_eq!(c.after_sending(), after);
+        assert_eq!(c.counts(), t.counts());
+        assert!(
+            c.groups
+                .iter()
+                .all(|g| g.sent_hour.is_none() && g.delivered_hour.is_none())
+        );
+        assert!(c.failures.is_empty());
+    }
+}
