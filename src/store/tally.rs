@@ -535,8 +535,8 @@ mod tests {
         )
     }
 
-    #[test]
-    fn every_rule_of_what_a_message_became() {
+    /// Campaign `c`'s messages, each showing one rule (and one of another campaign).
+    fn sample() -> String {
         let mut sql = String::new();
         // SMS 1: both parts delivered, the last at 13:05. SMS 2: one part undelivered (30003)
         // and one delivered. SMS 3: one of two parts delivered: nothing known yet. SMS 4: a STOP
@@ -583,7 +583,12 @@ mod tests {
         // A receipt nobody's.
         sql += "INSERT INTO receipts (provider_id, state, status, received_at, updated_at)
                 VALUES ('SMnobody', 'delivered', 'delivered', '2026-11-25T12:00:00Z', '2026-11-25T12:00:00Z');\n";
-        let (_dir, l) = ledger_with(&sql);
+        sql
+    }
+
+    #[test]
+    fn every_rule_of_what_a_message_became() {
+        let (_dir, l) = ledger_with(&sample());
 
         let t = l.tally("c", Detail::Report).unwrap();
         let after = t.after_sending();
