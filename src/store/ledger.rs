@@ -162,26 +162,18 @@ impl Ledger {
                 "SELECT channel, address, state, permanent, attempts FROM {} WHERE campaign = ?1",
                 campaign_rows(c)?
             ))?;
-            let rows = stmt.query_map([campaign], |r| {
-                let channel: String = r.get(0)?;
-                let address: String = r.get(1)?;
-                let state: String = r.get(2)?;
-                Ok((
-                    channel,
-                    address,
-                    Prior {
-                        state: State::parse(&state),
-                        permanent: r.get::<_, i64>(3)? != 0,
-                        attempts: r.get::<_, i64>(4)? as u32,
-                    },
-                ))
-            })?;
             let mut out = Priors::default();
-            for row in rows {
-                let (channel, address, prior) = row?;
-                if let Ok(ch) = channel.parse::<Channel>() {
-                    out.insert(ch, address, prior);
-                }
+            let mut rows = stmt.query([campaign])?;
+            while let Some(r) = rows.next()? {
+                let Ok(channel) = r.get_ref(0)?.as_str()?.parse::<Channel>() else {
+                    continue;
+                };
+                let prior = Prior {
+                    state: State::parse(r.get_ref(2)?.as_str()?),
+                    permanent: r.get::<_, i64>(3)? != 0,
+                    attempts: r.get::<_, i64>(4)? as u32,
+                };
+                out.insert(channel, r.get_ref(1)?.as_str()?, prior);
             }
             Ok(out)
         })
