@@ -286,18 +286,37 @@ fn claim_in(
 /// since `since`, have in flight or left unknown. One look-up in the primary key per campaign
 /// (campaign, channel, address): no index by address is kept for it, as every claim would pay
 /// for its upkeep.
+/// The messages `sending.max_per_patient` counts, as SQL over a `messages` row named `m`: sent,
+/// in flight or unknown (any of them may have reached the patient). One rule for the plan
+/// (`Ledger::recent`) and the claim ([`capped`]).
+macro_rules! cap_counts {
+    () => {
+        "(m.state = 'sent' OR m.state = 'sending' OR m.state = 'unknown')"
+    };
+}
+/// When a message [`cap_counts!`] counts was sent (or claimed, while in flight or unknown).
+macro_rules! cap_time {
+    () => {
+        "COALESCE(m.sent_at, m.updated_at)"
+    };
+}
+pub(super) use {cap_counts, cap_time};
+
 fn capped(
     tx: &rusqlite::Transaction<'_>,
     campaign: &str,
     c: &Claim,
     since: &str,
 ) -> rusqlite::Result<u64> {
-    tx.prepare_cached(
+    tx.prepare_cached(concat!(
         "SELECT COUNT(*) FROM campaigns c JOIN messages m
              ON m.campaign = c.id AND m.channel = ?2 AND m.address = ?3
-         WHERE c.id != ?1 AND (m.state = 'sent' OR m.state = 'sending' OR m.state = 'unknown')
-           AND COALESCE(m.sent_at, m.updated_at) > ?4",
-    )?
+         WHERE c.id != ?1 AND ",
+        cap_counts!(),
+        " AND ",
+        cap_time!(),
+        " > ?4"
+    ))?
     .query_row(
         params![campaign, c.channel.as_str(), c.address, since],
         |r| r.get::<_, i64>(0),

@@ -18,6 +18,7 @@ use crate::model::{Channel, State};
 use crate::plan::{Prior, Priors, Recent};
 
 pub use super::claims::{Claim, Claimed, Granted, Outcome, RowId};
+use super::claims::{cap_counts, cap_time};
 pub use super::purge::CampaignRows;
 use super::sqlite::sqlite_error;
 pub use super::sqlite::{FILE, Ledger, LedgerError, timestamp};
@@ -272,11 +273,13 @@ impl Ledger {
     /// (sent, in flight or unknown: what `sending.max_per_patient` counts).
     pub fn recent(&self, campaign: &str, since: DateTime<Utc>) -> Result<Recent, LedgerError> {
         self.sql(|c| {
-            let mut stmt = c.prepare(
-                "SELECT channel, address, COALESCE(sent_at, updated_at) AS at FROM messages
-                 WHERE campaign != ?1 AND (state = 'sent' OR state = 'sending' OR state = 'unknown')
-                   AND at > ?2",
-            )?;
+            let mut stmt = c.prepare(concat!(
+                "SELECT m.channel, m.address, ",
+                cap_time!(),
+                " AS at FROM messages m WHERE m.campaign != ?1 AND ",
+                cap_counts!(),
+                " AND at > ?2"
+            ))?;
             let mut rows = stmt.query(params![campaign, timestamp(since)])?;
             let mut recent = Recent::default();
             while let Some(r) = rows.next()? {
@@ -289,33 +292,6 @@ impl Ledger {
                 recent.push(channel, r.get(1)?, at.with_timezone(&Utc));
             }
             Ok(recent)
-        })
-    }
-
-    /// Counts of `campaign` by channel and state (`failed` split into permanent and retryable).
-    pub fn counts(&self, campaign: &str) -> Result<Vec<(Channel, State, bool, u64)>, LedgerError> {
-        self.sql(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT channel, state, permanent, COUNT(*) FROM {} WHERE campaign = ?1
-                 GROUP BY channel, state, permanent ORDER BY channel, state",
-                campaign_rows(c)?
-            ))?;
-            let rows = stmt.query_map([campaign], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)? != 0,
-                    r.get::<_, i64>(3)? as u64,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (channel, state, permanent, n) = row?;
-                if let Ok(ch) = channel.parse::<Channel>() {
-                    out.push((ch, State::parse(&state), permanent, n));
-                }
-            }
-            Ok(out)
         })
     }
 
@@ -630,7 +606,10 @@ mod tests {
                     .map(|a| priors.get(Channel::Email, a).map(|p| p.state))
                     .collect();
                 states.push(None);
-                let counts = l.counts("c").unwrap();
+                let counts = l
+                    .tally("c", crate::store::tally::Detail::Counts)
+                    .unwrap()
+                    .counts();
                 let hour = chrono::Duration::hours(1);
                 let sent = l
                     .sent_between("c", Channel::Email, now - hour, now + hour)
