@@ -460,6 +460,53 @@ impl ReadScan<'_> {
     }
 }
 
+/// The text template `name` of `reg` writes whatever its data: its own text outside any block
+/// (after folding, the campaign's values are part of it), and that of the partials it calls
+/// outside any block, each piece on a line of its own. Text inside `#if`, `#each` or any other
+/// block may not be written, so it is left out.
+pub fn fixed_text(reg: &Handlebars<'static>, name: &str) -> String {
+    let mut out = String::new();
+    let mut seen = BTreeSet::new();
+    if let Some(t) = reg.get_template(name) {
+        // Inline partials shadow registered ones: with them, a call's text is not known here.
+        if has_decorator(&t.elements) {
+            seen.extend(reg.get_templates().keys().cloned());
+        }
+        fixed_in(reg, &t.elements, &mut seen, &mut out);
+    }
+    out
+}
+
+fn fixed_in(
+    reg: &Handlebars<'static>,
+    elements: &[TemplateElement],
+    seen: &mut BTreeSet<String>,
+    out: &mut String,
+) {
+    for e in elements {
+        match e {
+            TemplateElement::RawString(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            TemplateElement::PartialExpression(d) if d.template.is_none() => {
+                let name = match &d.name {
+                    Parameter::Name(n) => n,
+                    Parameter::Literal(Value::String(n)) => n,
+                    _ => continue,
+                };
+                // A partial that calls itself is written once here: its text is there anyway.
+                if seen.insert(name.clone())
+                    && let Some(t) = reg.get_template(name)
+                {
+                    fixed_in(reg, &t.elements, seen, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Whether a template has a source position for each element, as one compiled from source has
 /// (the `{{else if}}` of a chain has none): only then can elements be moved with theirs.
 fn positioned(t: &Template) -> bool {
@@ -551,6 +598,20 @@ mod tests {
             "unsubscribe_mailto": "unsub@riverside.example",
             "contact": {"first_name": "Ann", "tags": [{"clinic": {"name": "inner"}}]},
         })
+    }
+
+    #[test]
+    fn fixed_text_is_what_every_message_writes() {
+        let reg = folded(
+            "{{clinic.name}}: Hola {{contact.first_name}}{{#if contact.vip}} VIP ó{{/if}} \
+             {{> sig}}{{#each contact.tags}}í{{/each}}",
+            &[("sig", "Evaluación {{> sig}}")],
+        );
+        assert_eq!(
+            fixed_text(&reg, "t"),
+            "O&#39;Brien &amp; Sons &lt;Physio&gt;: Hola \n \nEvaluación \n"
+        );
+        assert_eq!(fixed_text(&reg, "missing"), "");
     }
 
     #[test]

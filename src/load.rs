@@ -14,7 +14,7 @@ use crate::model::{Channel, Clock, ClockError};
 use crate::plan::{Priors, Recent, Redo};
 use crate::store::ledger::{self, Ledger};
 use crate::template_sets::TemplateSets;
-use crate::templates::TemplateError;
+use crate::templates::{SMS_TEXT, TemplateError};
 use crate::token::TokenKey;
 
 /// Why a campaign cannot run at all (exit 2).
@@ -53,6 +53,21 @@ pub struct ColumnError {
     pub have: String,
 }
 
+/// The warning on an SMS template whose own text makes every SMS UCS-2 because of `chars`.
+fn forced_ucs2_message(chars: &[char]) -> String {
+    let named: Vec<String> = chars
+        .iter()
+        .map(|c| crate::sms::describe_char(*c))
+        .collect();
+    format!(
+        "every SMS from this template is UCS-2 ({} characters a segment, {} when split) \
+         because of {} in the text it writes for every contact",
+        crate::sms::Encoding::Ucs2.single_segment_units(),
+        crate::sms::Encoding::Ucs2.multipart_segment_units(),
+        named.join(", ")
+    )
+}
+
 /// A campaign with everything it needs.
 pub struct Loaded {
     pub campaign: Campaign,
@@ -66,7 +81,7 @@ pub struct Loaded {
     /// The clock, for a run that decides again as each message goes.
     pub clock: Clock,
     /// Warnings about the files (encoding guesses, unknown suppression entries, guarded columns
-    /// the file lacks, duplicate ids).
+    /// the file lacks, duplicate ids, an SMS template whose own text makes every SMS UCS-2).
     pub warnings: Vec<FileWarning>,
     /// What the ledger recorded of this campaign, by channel and address (empty before the first
     /// `send`), so `check`, `preview` and `send` make the same plan.
@@ -178,6 +193,18 @@ impl Loaded {
         }
         if !errors.is_empty() {
             return Err(LoadError::Columns(errors));
+        }
+        // Said once per set: each of its SMS would otherwise carry it (`check` names only the
+        // characters a row's own values bring).
+        for (_, set) in templates.sets() {
+            let forced = set.sms_forced_ucs2();
+            if !forced.is_empty() {
+                warnings.push(FileWarning {
+                    file: set.dir().join(SMS_TEXT),
+                    line: None,
+                    message: forced_ucs2_message(forced),
+                });
+            }
         }
         let mut loaded = Loaded {
             campaign,

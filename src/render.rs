@@ -6,6 +6,7 @@
 //! of them show the same plan. Pure: it reads only what [`crate::load`] loaded.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
@@ -28,8 +29,24 @@ pub struct Outcome {
     pub decision: Decision,
     /// Rendered when the message would go (due or deferred), or when asked to render anyway.
     pub message: Option<Rendered>,
-    /// Things worth a look that do not stop the message (UCS-2, long SMS).
-    pub warnings: Vec<String>,
+    /// Things worth a look that do not stop the message (UCS-2, long SMS), each the whole
+    /// story of this one message.
+    pub warnings: Vec<Warning>,
+}
+
+/// Something worth a look about a message that still goes; its `Display` is what a person
+/// reads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Warning {
+    /// The SMS is UCS-2 because of `chars` (distinct, in order of first appearance); `split`:
+    /// it takes more than one segment.
+    Ucs2 { chars: Vec<char>, split: bool },
+    /// The SMS takes more than two segments.
+    Segments {
+        segments: usize,
+        units: usize,
+        encoding: Encoding,
+    },
 }
 
 /// A rendered message.
@@ -223,23 +240,94 @@ fn replace<'t>(
 }
 
 /// Warnings a person should see about an SMS that will still go.
-fn sms_warnings(count: &SmsCount, out: &mut Vec<String>) {
+fn sms_warnings(count: &SmsCount, out: &mut Vec<Warning>) {
     if count.encoding == Encoding::Ucs2 {
-        let chars: Vec<String> = count
-            .non_gsm
-            .iter()
-            .map(|c| sms::describe_char(*c))
-            .collect();
-        out.push(format!(
-            "SMS is UCS-2 ({} characters a segment) because of {}",
-            if count.segments > 1 { 67 } else { 70 },
-            chars.join(", ")
-        ));
+        out.push(Warning::Ucs2 {
+            chars: count.non_gsm.clone(),
+            split: count.segments > 1,
+        });
     }
     if count.segments > 2 {
-        out.push(format!(
-            "SMS is {} segments ({} {} units)",
-            count.segments, count.units, count.encoding
-        ));
+        out.push(Warning::Segments {
+            segments: count.segments,
+            units: count.units,
+            encoding: count.encoding,
+        });
+    }
+}
+
+impl Warning {
+    /// The warning as a check of every row gives it, for a message from templates whose SMS
+    /// always has `forced` ([`crate::templates::Templates::sms_forced_ucs2`]): UCS-2 only for
+    /// the characters the contact's own values bring, and not at all when they bring none (the
+    /// template's are said once, when the campaign loads).
+    #[must_use]
+    pub fn beyond_template(self, forced: &[char]) -> Option<Warning> {
+        match self {
+            Warning::Ucs2 { mut chars, split } if !forced.is_empty() => {
+                chars.retain(|c| !forced.contains(c));
+                (!chars.is_empty()).then_some(Warning::Ucs2 { chars, split })
+            }
+            other => Some(other),
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::Ucs2 { chars, split } => {
+                let per = if *split {
+                    Encoding::Ucs2.multipart_segment_units()
+                } else {
+                    Encoding::Ucs2.single_segment_units()
+                };
+                write!(f, "SMS is UCS-2 ({per} characters a segment) because of ")?;
+                for (i, c) in chars.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    f.write_str(&sms::describe_char(*c))?;
+                }
+                Ok(())
+            }
+            Warning::Segments {
+                segments,
+                units,
+                encoding,
+            } => write!(f, "SMS is {segments} segments ({units} {encoding} units)"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beyond_template_names_only_the_rows_own_characters() {
+        let ucs2 = Warning::Ucs2 {
+            chars: vec!['ó', 'í', '😀'],
+            split: true,
+        };
+        assert_eq!(
+            ucs2.to_string(),
+            "SMS is UCS-2 (67 characters a segment) because of ó (U+00F3 LATIN SMALL LETTER O \
+             WITH ACUTE), í (U+00ED LATIN SMALL LETTER I WITH ACUTE), 😀 (U+1F600)"
+        );
+        assert_eq!(
+            ucs2.clone().beyond_template(&['ó']).unwrap().to_string(),
+            "SMS is UCS-2 (67 characters a segment) because of í (U+00ED LATIN SMALL LETTER I \
+             WITH ACUTE), 😀 (U+1F600)"
+        );
+        assert_eq!(ucs2.clone().beyond_template(&[]), Some(ucs2.clone()));
+        assert_eq!(ucs2.beyond_template(&['😀', 'í', 'ó']), None);
+        let long = Warning::Segments {
+            segments: 3,
+            units: 197,
+            encoding: Encoding::Ucs2,
+        };
+        assert_eq!(long.clone().beyond_template(&['ó']), Some(long.clone()));
+        assert_eq!(long.to_string(), "SMS is 3 segments (197 UCS-2 units)");
     }
 }

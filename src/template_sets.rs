@@ -122,6 +122,11 @@ impl TemplateSets {
             .unwrap_or((&self.default_language, &self.default))
     }
 
+    /// Every set with its language: the default first.
+    pub fn sets(&self) -> impl Iterator<Item = (&Language, &Templates)> {
+        std::iter::once((&self.default_language, &self.default)).chain(self.sets.iter())
+    }
+
     /// Every language there is a set for: the default first.
     pub fn languages(&self) -> impl Iterator<Item = &Language> {
         std::iter::once(&self.default_language).chain(self.sets.keys())

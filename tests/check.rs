@@ -51,14 +51,12 @@ Errors (2): these rows are skipped on the channels shown
   contacts/sample.csv:15 P0014 email: "frank@@example.com" is not a valid email address (email skipped)
   contacts/sample.csv:16 P0015 phone: "555-010-1234" is not a valid phone number for region US (sms skipped)
 
-Warnings (8):
-  contacts/sample.csv:3 P0002: SMS is UCS-2 (67 characters a segment) because of ó (U+00F3 LATIN SMALL LETTER O WITH ACUTE) [sms]
+Warnings (6):
+  templates/psoas/es/sms.txt.hbs: every SMS from this template is UCS-2 (70 characters a segment, 67 when split) because of ó (U+00F3 LATIN SMALL LETTER O WITH ACUTE) in the text it writes for every contact
   contacts/sample.csv:3 P0002: SMS is 3 segments (197 UCS-2 units) [sms]
-  contacts/sample.csv:7 P0006: SMS is UCS-2 (67 characters a segment) because of ó (U+00F3 LATIN SMALL LETTER O WITH ACUTE) [sms]
   contacts/sample.csv:7 P0006: SMS is 3 segments (197 UCS-2 units) [sms]
   contacts/sample.csv:27 P0026: duplicate email of line 13 (P0012): only that row gets it [email]
   contacts/sample.csv:27 P0026: duplicate phone of line 13 (P0012): only that row gets it [sms]
-  contacts/sample.csv:32 P0031: SMS is UCS-2 (67 characters a segment) because of ó (U+00F3 LATIN SMALL LETTER O WITH ACUTE) [sms]
   contacts/sample.csv:32 P0031: SMS is 3 segments (197 UCS-2 units) [sms]
 
 OK with problems: the campaign can run; 48 messages would go; 2 rows have problems and are skipped where shown (--strict fails on them)
@@ -506,17 +504,150 @@ fn consent_and_channel_rules() {
     );
 }
 
+/// The `Warnings (N):` section of a text report, up to the blank line after it.
+fn warnings_section(out: &str) -> &str {
+    let start = out
+        .find("Warnings (")
+        .unwrap_or_else(|| panic!("no warnings: {out}"));
+    let len = out[start..].find("\n\n").unwrap();
+    &out[start..start + len + 1]
+}
+
 #[test]
 fn sms_in_ucs2_is_reported_with_the_characters_that_force_it() {
+    // The en dash is the template's, in every SMS: said once, on the template. María's í is
+    // hers: said on her row, alone. Ann brings nothing: no warning on her row.
     let f = Fixture::sms_only(&format!(
-        "{HEADER}\nP1,María,Lee,,(312) 555-0101,sms,,yes,\n"
+        "{HEADER}\nP1,María,Lee,,(312) 555-0101,sms,,yes,\nP2,Ann,Lee,,(312) 555-0102,sms,,yes,\n"
     ));
     f.write("templates/sms.txt.hbs", "{{clinic.name}}: Hi {{default contact.first_name \"there\"}} – book now. Reply STOP to opt out");
     let (code, out, _) = f.run(&["check", "campaign.toml"]);
     assert_eq!(code, 0);
+    assert_eq!(
+        warnings_section(&out),
+        "Warnings (2):\n  \
+         templates/sms.txt.hbs: every SMS from this template is UCS-2 (70 characters a segment, \
+         67 when split) because of – (U+2013 EN DASH) in the text it writes for every contact\n  \
+         contacts.csv:2 P1: SMS is UCS-2 (70 characters a segment) because of í (U+00ED LATIN \
+         SMALL LETTER I WITH ACUTE) [sms]\n"
+    );
+    // With smart encoding the dash is a hyphen: nothing of the template's is left to say, and
+    // María's í is.
+    f.write(
+        "campaign.toml",
+        &common::campaign_toml_on(&["sms"], "smart_encoding = true"),
+    );
+    let (code, out, _) = f.run(&["check", "campaign.toml"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        warnings_section(&out),
+        "Warnings (1):\n  \
+         contacts.csv:2 P1: SMS is UCS-2 (70 characters a segment) because of í (U+00ED LATIN \
+         SMALL LETTER I WITH ACUTE) [sms]\n"
+    );
+}
+
+#[test]
+fn a_template_forcing_ucs2_is_warned_once_and_a_row_only_for_what_it_brings() {
+    // Twelve rows of a Spanish template: the ó is said once, naming the file; of the rows only
+    // the one whose name adds an emoji (not in the template) is warned, about the emoji only.
+    let mut csv = format!("{HEADER}\n");
+    for i in 1..=12 {
+        let name = if i == 5 { "Ana 🌷" } else { "Ana" };
+        csv.push_str(&format!("P{i},{name},Ruiz,,(312) 555-01{i:02},sms,,yes,\n"));
+    }
+    let f = Fixture::sms_only(&csv);
+    f.write(
+        "templates/sms.txt.hbs",
+        "{{clinic.name}}: Hola {{default contact.first_name \"\"}}. Evaluación gratis.",
+    );
+    let (code, out, _) = f.run(&["check", "campaign.toml"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        warnings_section(&out),
+        "Warnings (2):\n  \
+         templates/sms.txt.hbs: every SMS from this template is UCS-2 (70 characters a segment, \
+         67 when split) because of ó (U+00F3 LATIN SMALL LETTER O WITH ACUTE) in the text it \
+         writes for every contact\n  \
+         contacts.csv:6 P5: SMS is UCS-2 (70 characters a segment) because of 🌷 (U+1F337) [sms]\n"
+    );
+    // The preview of one message still gives the whole reason, the template's ó included.
+    let (code, out, err) = f.run(&["preview", "campaign.toml", "--contact", "P5"]);
+    assert_eq!((code, err.as_str()), (0, ""));
     assert!(
-        out.contains("contacts.csv:2 P1: SMS is UCS-2 (70 characters a segment) because of í (U+00ED LATIN SMALL LETTER I WITH ACUTE), – (U+2013 EN DASH) [sms]"),
+        out.contains(
+            "\nwarning: SMS is UCS-2 (70 characters a segment) because of 🌷 (U+1F337), ó (U+00F3 \
+             LATIN SMALL LETTER O WITH ACUTE)\n"
+        ),
         "{out}"
+    );
+    let (_, out, _) = f.run(&["preview", "campaign.toml", "--contact", "P1"]);
+    assert!(
+        out.contains(
+            "\nwarning: SMS is UCS-2 (70 characters a segment) because of ó (U+00F3 LATIN SMALL \
+             LETTER O WITH ACUTE)\n"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_warning_many_rows_share_is_one_finding_with_the_count_and_first_lines() {
+    // Eleven rows with the same 3-segment SMS (more than ten: one finding), one row whose name
+    // makes it longer (its own line), in text and JSON.
+    let mut csv = format!("{HEADER}\n");
+    for i in 1..=12 {
+        let name = if i == 12 { "Maximiliana" } else { "Ana" };
+        csv.push_str(&format!("P{i},{name},Ruiz,,(312) 555-01{i:02},sms,,yes,\n"));
+    }
+    let f = Fixture::sms_only(&csv);
+    f.write(
+        "templates/sms.txt.hbs",
+        "Hola {{contact.first_name}}: ¿dolor lumbar? Evaluación telefónica y plan de tratamiento \
+         GRATIS en Riverside Physio: https://riverside.example/book o al +1 312 555 0100. \
+         Responda STOP para cancelar",
+    );
+    let (code, out, _) = f.run(&["check", "campaign.toml"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        warnings_section(&out),
+        "Warnings (3):\n  \
+         templates/sms.txt.hbs: every SMS from this template is UCS-2 (70 characters a segment, \
+         67 when split) because of ó (U+00F3 LATIN SMALL LETTER O WITH ACUTE) in the text it \
+         writes for every contact\n  \
+         contacts.csv: SMS is 3 segments (177 UCS-2 units) [sms]: 11 rows (lines 2, 3, 4, 5, 6, …)\n  \
+         contacts.csv:13 P12: SMS is 3 segments (185 UCS-2 units) [sms]\n"
+    );
+    let (code, out, _) = f.run(&["check", "campaign.toml", "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 3, "{out}");
+    let mut shared = warnings[1].clone();
+    assert!(
+        shared["file"].as_str().unwrap().ends_with("contacts.csv"),
+        "{shared}"
+    );
+    shared.as_object_mut().unwrap().remove("file");
+    assert_eq!(
+        shared,
+        serde_json::json!({
+            "channels": ["sms"],
+            "message": "SMS is 3 segments (177 UCS-2 units)",
+            "rows": 11,
+            "lines": [2, 3, 4, 5, 6],
+        })
+    );
+    let mut own = warnings[2].clone();
+    own.as_object_mut().unwrap().remove("file");
+    assert_eq!(
+        own,
+        serde_json::json!({
+            "line": 13,
+            "contact": "P12",
+            "channels": ["sms"],
+            "message": "SMS is 3 segments (185 UCS-2 units)",
+        })
     );
 }
 

@@ -1,8 +1,14 @@
 //! `outreach check`: validates everything and renders every message of every contact in memory,
 //! then reports what a person can act on: totals (due, deferred, skipped by reason, per channel)
 //! and each error and warning with its file and line. Rendering runs on every core.
+//!
+//! A warning many rows share (the same words on the same channel: every Spanish SMS is 3
+//! segments) is said once with how many rows and the first rows' lines, not once a row: tens of
+//! thousands of identical lines are read by nobody. What an SMS template's own text forces on
+//! every message (UCS-2) is said once per template, when the campaign loads (`crate::load`);
+//! a row is warned only about the characters its own values bring.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 use std::path::PathBuf;
 
@@ -12,7 +18,12 @@ use crate::load::Loaded;
 use crate::model::Channel;
 use crate::paths::show_path;
 use crate::plan::{Decision, Skip};
-use crate::render::Outcome;
+use crate::render::{Outcome, Warning};
+
+/// A warning shared by more rows than this is said once, with the rows' count.
+pub const ROWS_LISTED: usize = 10;
+/// How many of those rows' lines the one finding lists.
+pub const LINES_SHOWN: usize = 5;
 
 /// One error or warning, located.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,6 +42,13 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<Channel>,
     pub message: String,
+    /// A warning more than [`ROWS_LISTED`] rows share, said once: how many rows (`line` and
+    /// `contact` are then absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<usize>,
+    /// The lines of the first [`LINES_SHOWN`] of those rows.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<usize>,
 }
 
 /// Counts for one channel.
@@ -124,8 +142,32 @@ struct Chunk {
     totals: Vec<ChannelTotals>,
     languages: BTreeMap<String, LanguageTotals>,
     errors: Vec<Finding>,
-    warnings: Vec<Finding>,
+    /// In row order; made into findings once every row's are known (`row_findings`).
+    warnings: Vec<RowWarning>,
     rows_with_problems: usize,
+}
+
+/// A warning on one contact's row, not yet words: most are alike, and are said once.
+struct RowWarning {
+    index: usize,
+    channel: Channel,
+    said: Said,
+}
+
+/// What a row's warning says.
+#[derive(PartialEq, Eq, Hash)]
+enum Said {
+    Message(Warning),
+    Text(String),
+}
+
+impl fmt::Display for Said {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Said::Message(w) => w.fmt(f),
+            Said::Text(t) => f.write_str(t),
+        }
+    }
 }
 
 /// Runs the check: every contact, every enabled channel, rendered.
@@ -171,6 +213,8 @@ pub fn run(loaded: &Loaded) -> CheckReport {
             value: None,
             channels: vec![],
             message: w.message.clone(),
+            rows: None,
+            lines: Vec::new(),
         })
         .collect();
     let mut rows_with_problems = 0;
@@ -180,6 +224,7 @@ pub fn run(loaded: &Loaded) -> CheckReport {
             ..Default::default()
         })
         .collect();
+    let mut row_warnings = Vec::new();
     for chunk in chunks {
         for (t, c) in totals.iter_mut().zip(chunk.totals) {
             t.merge(c);
@@ -193,9 +238,10 @@ pub fn run(loaded: &Loaded) -> CheckReport {
             }
         }
         errors.extend(chunk.errors);
-        warnings.extend(chunk.warnings);
+        row_warnings.extend(chunk.warnings);
         rows_with_problems += chunk.rows_with_problems;
     }
+    warnings.extend(row_findings(loaded, &row_warnings));
 
     CheckReport {
         campaign: loaded.campaign.id.clone(),
@@ -235,7 +281,8 @@ fn check_range(loaded: &Loaded, range: std::ops::Range<usize>) -> Chunk {
     };
     for index in range {
         let contact = &loaded.contacts.contacts[index];
-        let (language, _) = loaded.templates.pick(contact.language.as_ref());
+        let (language, templates) = loaded.templates.pick(contact.language.as_ref());
+        let forced = templates.sms_forced_ucs2();
         let language = (chunk.languages).entry(language.to_string()).or_default();
         language.contacts += 1;
         let mut row_has_problem = false;
@@ -254,6 +301,8 @@ fn check_range(loaded: &Loaded, range: std::ops::Range<usize>) -> Chunk {
                     .filter(|c| loaded.campaign.channels.contains(c))
                     .collect(),
                 message: p.reason.clone(),
+                rows: None,
+                lines: Vec::new(),
             });
         }
         for (slot, &channel) in loaded.campaign.channels.iter().enumerate() {
@@ -264,33 +313,33 @@ fn check_range(loaded: &Loaded, range: std::ops::Range<usize>) -> Chunk {
             if decision.will_go() {
                 *language.messages.entry(channel.as_str()).or_default() += 1;
             }
-            let finding = |message: String| Finding {
-                file: file.clone(),
-                line: Some(contact.line),
-                contact: Some(contact.id.clone()),
-                field: None,
-                value: None,
-                channels: vec![channel],
-                message,
+            let warning = |said| RowWarning {
+                index,
+                channel,
+                said,
             };
             match &decision {
                 Decision::Skipped(Skip::Message(m)) => {
                     row_has_problem = true;
-                    chunk.errors.push(finding(m.clone()));
+                    chunk
+                        .errors
+                        .push(row_finding(file, contact, channel, m.clone()));
                 }
                 Decision::Skipped(Skip::Duplicate { line, id }) => {
-                    chunk.warnings.push(finding(format!(
+                    chunk.warnings.push(warning(Said::Text(format!(
                         "duplicate {} of line {line} ({id}): only that row gets it",
                         match channel {
                             Channel::Email => "email",
                             Channel::Sms => "phone",
                         }
-                    )));
+                    ))));
                 }
                 _ => {}
             }
             for w in warnings {
-                chunk.warnings.push(finding(w));
+                if let Some(w) = w.beyond_template(forced) {
+                    chunk.warnings.push(warning(Said::Message(w)));
+                }
             }
         }
         if row_has_problem {
@@ -300,7 +349,82 @@ fn check_range(loaded: &Loaded, range: std::ops::Range<usize>) -> Chunk {
     chunk
 }
 
+/// A finding on one contact's row, on `channel`.
+fn row_finding(
+    file: &std::path::Path,
+    contact: &crate::contacts::Contact,
+    channel: Channel,
+    message: String,
+) -> Finding {
+    Finding {
+        file: file.to_path_buf(),
+        line: Some(contact.line),
+        contact: Some(contact.id.clone()),
+        field: None,
+        value: None,
+        channels: vec![channel],
+        message,
+        rows: None,
+        lines: Vec::new(),
+    }
+}
+
+/// The findings of the rows' warnings, in row order: a warning more than [`ROWS_LISTED`] rows
+/// share (same words, same channel) once, where its first row is, with their count and first
+/// lines; the others once a row.
+fn row_findings(loaded: &Loaded, warnings: &[RowWarning]) -> Vec<Finding> {
+    let mut rows: HashMap<(Channel, &Said), usize> = HashMap::new();
+    for w in warnings {
+        *rows.entry((w.channel, &w.said)).or_default() += 1;
+    }
+    let contacts = &loaded.contacts.contacts;
+    let file = &loaded.contacts.path;
+    let mut out = Vec::new();
+    // The lines already listed of each shared warning, by the index of its finding in `out`.
+    let mut shared: HashMap<(Channel, &Said), usize> = HashMap::new();
+    for w in warnings {
+        let key = (w.channel, &w.said);
+        let line = contacts[w.index].line;
+        let n = rows[&key];
+        if n <= ROWS_LISTED {
+            out.push(row_finding(
+                file,
+                &contacts[w.index],
+                w.channel,
+                w.said.to_string(),
+            ));
+        } else if let Some(&at) = shared.get(&key) {
+            let lines: &mut Vec<usize> = &mut out[at].lines;
+            if lines.len() < LINES_SHOWN {
+                lines.push(line);
+            }
+        } else {
+            shared.insert(key, out.len());
+            out.push(Finding {
+                file: file.clone(),
+                line: None,
+                contact: None,
+                field: None,
+                value: None,
+                channels: vec![w.channel],
+                message: w.said.to_string(),
+                rows: Some(n),
+                lines: vec![line],
+            });
+        }
+    }
+    out
+}
+
 impl Finding {
+    /// For a warning said once for many rows: `"35939 rows (lines 3, 7, 12, 15, 20, …)"`.
+    pub fn rows_note(&self) -> Option<String> {
+        let rows = self.rows?;
+        let lines: Vec<String> = self.lines.iter().map(usize::to_string).collect();
+        let more = if rows > self.lines.len() { ", …" } else { "" };
+        Some(format!("{rows} rows (lines {}{more})", lines.join(", ")))
+    }
+
     fn location(&self) -> String {
         let mut s = show_path(&self.file);
         if let Some(line) = self.line {
@@ -326,6 +450,9 @@ impl fmt::Display for Finding {
         } else if !self.channels.is_empty() {
             let names: Vec<&str> = self.channels.iter().map(|c| c.as_str()).collect();
             write!(f, " [{}]", names.join(", "))?;
+        }
+        if let Some(rows) = self.rows_note() {
+            write!(f, ": {rows}")?;
         }
         Ok(())
     }

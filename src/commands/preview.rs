@@ -498,7 +498,11 @@ fn channel_cell(
         None => {}
     }
     for w in &outcome.warnings {
-        let _ = write!(cell, "<br><span class=\"warn\">{}</span>", escape(w));
+        let _ = write!(
+            cell,
+            "<br><span class=\"warn\">{}</span>",
+            escape(&w.to_string())
+        );
     }
     cell.push_str("</td>");
     Ok(cell)

@@ -54,7 +54,7 @@ const SEPTET_BITS: usize = 7;
 const UCS2_UNIT_BITS: usize = 16;
 
 /// The character encoding an SMS body is sent in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Encoding {
     /// GSM 03.38 default alphabet, 7 bits per septet.
     #[serde(rename = "GSM-7")]
@@ -147,6 +147,31 @@ pub fn count(text: &str) -> SmsCount {
         };
     }
     count_pieces(text)
+}
+
+/// The characters of `fixed` (text that every body of a template has, whatever else the body
+/// holds) that make every such body UCS-2, in order of first appearance: those outside GSM-7
+/// that [`smart_encode`] leaves as they are when `smart_encoding` is on. Whitespace is left out
+/// (a body's ends are trimmed, so it may not be sent), and so are the zero-width joiners (smart
+/// encoding keeps one or not by what is next to it).
+#[must_use]
+pub fn forced_ucs2(fixed: &str, smart_encoding: bool) -> Vec<char> {
+    let mut out: Vec<char> = Vec::new();
+    let mut buf = [0u8; 4];
+    for c in fixed.chars() {
+        if is_gsm7(c) || c.is_whitespace() || out.contains(&c) {
+            continue;
+        }
+        let kept = !smart_encoding
+            || matches!(
+                smart_encode(c.encode_utf8(&mut buf)),
+                std::borrow::Cow::Borrowed(_)
+            );
+        if kept && !matches!(c, '\u{200C}' | '\u{200D}') {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// [`count`] the long way: character by character, each a piece of a segment.
@@ -367,6 +392,14 @@ mod tests {
                 non_gsm: vec![],
             }
         );
+    }
+
+    #[test]
+    fn forced_ucs2_is_what_smart_encoding_leaves() {
+        let fixed = "Evaluación “gratis” – ¿sí?\u{00A0}\u{200D}ó";
+        assert_eq!(forced_ucs2(fixed, false), vec!['ó', '“', '”', '–', 'í']);
+        assert_eq!(forced_ucs2(fixed, true), vec!['ó', 'í']);
+        assert!(forced_ucs2("Hola, ¿qué tal? €5", true).is_empty());
     }
 
     #[test]

@@ -108,6 +108,8 @@ pub struct Templates {
     /// Everything until the campaign's constants are folded in ([`Templates::fold_constants`]).
     email_reads: Reads,
     sms_reads: Reads,
+    /// The characters that make every SMS of this set UCS-2 ([`Templates::sms_forced_ucs2`]).
+    sms_forced: Vec<char>,
 }
 
 /// Partials by name: the file each came from and its source.
@@ -316,6 +318,7 @@ impl Templates {
             partials,
             email_reads: Reads::Everything,
             sms_reads: Reads::Everything,
+            sms_forced: Vec::new(),
         })
     }
 
@@ -352,6 +355,18 @@ impl Templates {
         self.email_reads = crate::fold::reads(&self.text, &[SUBJECT, EMAIL_TEXT])
             .union(crate::fold::reads(&self.html, &[EMAIL_HTML]));
         self.sms_reads = crate::fold::reads(&self.text, &[SMS_TEXT]);
+        // Known only now: the campaign's values are part of the text every SMS writes.
+        let smart = campaign.sms.as_ref().is_some_and(|s| s.smart_encoding);
+        self.sms_forced =
+            crate::sms::forced_ucs2(&crate::fold::fixed_text(&self.text, SMS_TEXT), smart);
+    }
+
+    /// The characters outside GSM-7 that the SMS template writes for every contact (its own
+    /// text outside any block, the campaign's values folded into it, as smart encoding leaves
+    /// them), in order of first appearance: each makes every SMS of this set UCS-2, whoever it
+    /// goes to. Empty until [`Templates::fold_constants`], and without an SMS template.
+    pub fn sms_forced_ucs2(&self) -> &[char] {
+        &self.sms_forced
     }
 
     /// How many expressions a template or partial still evaluates per message (the HTML

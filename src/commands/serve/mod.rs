@@ -521,6 +521,9 @@ fn finding_text(f: &Finding) -> String {
         let names: Vec<String> = f.channels.iter().map(|c| c.to_string()).collect();
         let _ = write!(s, " [{}]", names.join(", "));
     }
+    if let Some(rows) = f.rows_note() {
+        let _ = write!(s, ": {rows}");
+    }
     s
 }
 
@@ -612,7 +615,7 @@ async fn message(
     );
     let mut warnings = String::new();
     for w in &outcome.warnings {
-        let _ = write!(warnings, "<li>{}</li>", escape(w));
+        let _ = write!(warnings, "<li>{}</li>", escape(&w.to_string()));
     }
     if !warnings.is_empty() {
         let _ = write!(c, "<ul class=\"findings\">{warnings}</ul>");
