@@ -7,6 +7,11 @@
 /// UTF-16 length of each grapheme cluster of `text`, with CR LF counted as two
 /// clusters, exactly as the reference package splits a UCS-2 message.
 pub(super) fn cluster_utf16_lens(text: &str) -> Vec<usize> {
+    // Text of letters with their accents precomposed and common punctuation (Spanish, French,
+    // the en dash) is clusters of one character each: no table to search per character.
+    if text.chars().all(alone) {
+        return text.chars().map(char::len_utf16).collect();
+    }
     let props: Vec<(Gcb, usize)> = text.chars().map(|c| (gcb(c), c.len_utf16())).collect();
     let mut lens = Vec::new();
     let mut all: Vec<Gcb> = Vec::new();
@@ -31,6 +36,18 @@ pub(super) fn cluster_utf16_lens(text: &str) -> Vec<usize> {
         i = j;
     }
     lens
+}
+
+/// Whether `c` is a cluster of its own whatever is beside it, in text made only of such
+/// characters: its break property is Other, Control or LF (never CR, which joins a LF). Latin-1,
+/// Latin Extended-A and B, IPA and the spacing modifiers (below the combining marks at U+0300),
+/// General Punctuation's dashes, quotes and marks, and the currency signs (tested against the
+/// tables below).
+fn alone(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0..=0x0C | 0x0E..=0x02FF | 0x2010..=0x2027 | 0x2030..=0x205E | 0x20A0..=0x20BF
+    )
 }
 
 /// Grapheme cluster break property, Unicode 10 (as in grapheme-splitter).
@@ -294,6 +311,49 @@ const GCB_E_BASE_GAZ: &[u32] = &[0x1F466, 0x1F469];
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn characters_taken_alone_are_clusters_of_their_own() {
+        let alone: Vec<char> = (0..=0x20BFu32)
+            .filter_map(char::from_u32)
+            .filter(|&c| super::alone(c))
+            .collect();
+        for &c in &alone {
+            assert!(
+                matches!(gcb(c), Gcb::Other | Gcb::Control | Gcb::Lf),
+                "U+{:04X} is {:?}",
+                u32::from(c),
+                gcb(c)
+            );
+        }
+        // The short way and the long way split the same text the same, LF and controls included.
+        let mut rng = fastrand::Rng::with_seed(2026);
+        for _ in 0..2_000 {
+            let text: String = (0..rng.usize(1..40))
+                .map(|_| alone[rng.usize(..alone.len())])
+                .collect();
+            let props: Vec<(Gcb, usize)> = text.chars().map(|c| (gcb(c), c.len_utf16())).collect();
+            let mut long = Vec::new();
+            let mut all = Vec::new();
+            let mut i = 0;
+            while i < props.len() {
+                all.clear();
+                all.push(props[i].0);
+                let mut j = i + 1;
+                while j < props.len() {
+                    all.push(props[j].0);
+                    if should_break(&all) {
+                        break;
+                    }
+                    j += 1;
+                }
+                long.push(props[i..j].iter().map(|&(_, n)| n).sum::<usize>());
+                i = j;
+            }
+            assert_eq!(cluster_utf16_lens(&text), long, "{text:?}");
+        }
+        assert!(!super::alone('\r') && !super::alone('\u{0301}') && !super::alone('\u{200D}'));
+    }
 
     #[test]
     fn grapheme_clusters_follow_the_reference() {
