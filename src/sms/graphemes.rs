@@ -12,6 +12,11 @@ pub(super) fn cluster_utf16_lens(text: &str) -> Vec<usize> {
     if text.chars().all(alone) {
         return text.chars().map(char::len_utf16).collect();
     }
+    by_tables(text)
+}
+
+/// [`cluster_utf16_lens`] by the break-property tables, for any text.
+fn by_tables(text: &str) -> Vec<usize> {
     let props: Vec<(Gcb, usize)> = text.chars().map(|c| (gcb(c), c.len_utf16())).collect();
     let mut lens = Vec::new();
     let mut all: Vec<Gcb> = Vec::new();
@@ -332,25 +337,7 @@ mod tests {
             let text: String = (0..rng.usize(1..40))
                 .map(|_| alone[rng.usize(..alone.len())])
                 .collect();
-            let props: Vec<(Gcb, usize)> = text.chars().map(|c| (gcb(c), c.len_utf16())).collect();
-            let mut long = Vec::new();
-            let mut all = Vec::new();
-            let mut i = 0;
-            while i < props.len() {
-                all.clear();
-                all.push(props[i].0);
-                let mut j = i + 1;
-                while j < props.len() {
-                    all.push(props[j].0);
-                    if should_break(&all) {
-                        break;
-                    }
-                    j += 1;
-                }
-                long.push(props[i..j].iter().map(|&(_, n)| n).sum::<usize>());
-                i = j;
-            }
-            assert_eq!(cluster_utf16_lens(&text), long, "{text:?}");
+            assert_eq!(cluster_utf16_lens(&text), by_tables(&text), "{text:?}");
         }
         assert!(!super::alone('\r') && !super::alone('\u{0301}') && !super::alone('\u{200D}'));
     }
