@@ -16,13 +16,43 @@ Exit codes:
   3  stopped early (transient outage, interrupt); a rerun resumes
   4  another run of this campaign holds the lock";
 
+/// What `--version` prints after the name: the crate's version and the commit it was built from
+/// (`build.rs`: the git checkout, `OUTREACH_COMMIT` for a build from a source tarball, else
+/// `unknown`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("OUTREACH_COMMIT"),
+    ")"
+);
+
+/// What `outreach` with no command prints: what it is and the first commands, for someone who
+/// has just installed it. Clap's usage alone lists fifteen commands and says nothing of where
+/// to start.
+pub const GUIDE: &str = "\
+outreach: patient outreach campaigns for clinics. A contacts CSV merged with Handlebars
+templates, checked and previewed on your machine, then sent by email and SMS, never twice.
+
+Start with a campaign of your own (or --from psoas for the sample psoas article campaign):
+  outreach new my-campaign                         its file, templates and 3 fictional contacts
+  outreach check my-campaign/campaign.toml         validate; render every message; sends nothing
+  outreach preview my-campaign/campaign.toml --serve     every patient's messages, in the browser
+  outreach approve my-campaign/campaign.toml       record that you reviewed it
+  outreach send my-campaign/campaign.toml          send what is due; rerun at will (cron, timer)
+
+Nothing leaves the machine until the campaign file says smtp or http: new campaigns write
+email and SMS to files in my-campaign/outbox/.
+
+More: outreach help COMMAND, outreach COMMAND --help, man outreach, man outreach-send.";
+
 /// Patient outreach campaigns for clinics: a contacts CSV merged with Handlebars templates, sent
 /// by email and SMS, never twice.
 #[derive(Debug, Parser)]
-#[command(name = "outreach", version, about, after_help = EXIT_CODES)]
+#[command(name = "outreach", version = VERSION, about, after_help = EXIT_CODES)]
 pub struct Cli {
+    /// The command; none prints [`GUIDE`].
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
     /// More log output from outreach (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -93,6 +123,39 @@ pub enum Command {
     /// Why addresses are suppressed (the ledger's suppressions, shared by every campaign of the
     /// state directory, and the clinic's suppression files), and lifting a ledger suppression.
     Suppressions(SuppressionsArgs),
+    /// Print the shell completion script for bash, zsh or fish. The packages install them; from
+    /// source: `outreach completions bash > ~/.local/share/bash-completion/completions/outreach`
+    /// (zsh: a file `_outreach` in a directory of $fpath; fish:
+    /// ~/.config/fish/completions/outreach.fish).
+    Completions(CompletionsArgs),
+    /// Write the manual pages (outreach.1 and one per command) into DIR. The packages are built
+    /// with it (scripts/package): the pages come from the same definitions as --help.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// `outreach completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// The shells `completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// `outreach man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write the pages into (made if missing).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// `outreach suppressions`.

@@ -25,6 +25,7 @@ pub mod fold;
 pub mod language;
 pub mod load;
 pub mod mailbox;
+pub mod manual;
 pub mod message;
 pub mod model;
 pub mod paths;
@@ -91,6 +92,8 @@ pub enum Error {
     Bounces(#[from] bounces::BouncesError),
     #[error(transparent)]
     New(#[from] new::NewError),
+    #[error(transparent)]
+    Manual(#[from] manual::ManError),
     /// `send` into a state directory `--set` chose whose ledger has never seen the campaign.
     #[error(
         "--set {arg}: the ledger in {} has never seen campaign {id}; nothing sent. Sending there \
@@ -133,6 +136,7 @@ impl Error {
             | Error::Sync(_)
             | Error::Bounces(_)
             | Error::New(_)
+            | Error::Manual(_)
             | Error::NewLedger { .. } => Exit::Unusable,
         }
     }
@@ -179,7 +183,24 @@ fn load(args: &cli::CampaignArgs) -> Result<Loaded, Error> {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<Exit, Error> {
     let quiet = cli.quiet;
-    match cli.command {
+    let Some(command) = cli.command else {
+        // No command: someone finding their way, not a script. A guide, and success.
+        output(writeln!(crate::terminal::stdout(), "{}", cli::GUIDE))?;
+        return Ok(Exit::Ok);
+    };
+    match command {
+        Command::Completions(args) => {
+            let mut script = Vec::new();
+            manual::completions(args.shell, &mut script);
+            output(crate::terminal::stdout().write_all(&script))?;
+            Ok(Exit::Ok)
+        }
+        Command::Man(args) => {
+            for page in manual::write_man_pages(&args.dir)? {
+                say(quiet, format_args!("{}", paths::show_path(&page)))?;
+            }
+            Ok(Exit::Ok)
+        }
         Command::Check(args) => run_check(&args, quiet),
         Command::Preview(args) if args.serve.is_some() => {
             serve::run(&serve::Options {

@@ -28,7 +28,12 @@ pub enum LoadError {
     Template(#[from] TemplateError),
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Columns(Vec<ColumnError>),
-    #[error("state directory {path}: {source}")]
+    #[error(
+        "state directory {path}: {source}; the campaign's ledger lives there: make it a \
+         directory this user may write (sending.state_dir, or --set sending.state_dir=DIR for \
+         one run), or run as its owner (the packages' units run as the user outreach: sudo -u \
+         outreach outreach …)"
+    )]
     State {
         path: PathBuf,
         source: std::io::Error,

@@ -37,8 +37,9 @@ const LAYERS: &[(&str, u32)] = &[
     ("send", 6),
     // The commands.
     ("commands", 7),
-    // The command line, the program, the binary.
-    ("cli", 8),
+    // The command line, the program, the binary; the manual pages and completions made from the
+    // command line's definitions.
+    ("cli", 8), ("manual", 8),
     ("lib", 9),
     ("main", 10),
 ];

@@ -15,6 +15,7 @@ mod consent;
 mod contacts;
 mod frequency_cap;
 mod imap;
+mod install;
 mod languages;
 mod listen;
 mod listen_tls;

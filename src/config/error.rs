@@ -32,7 +32,7 @@ impl fmt::Display for Origin {
 /// Everything that can be wrong with a campaign file or its overrides.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read campaign file {path}: {source}")]
+    #[error("cannot read campaign file {path}: {source}{}", read_fix(.source))]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -165,5 +165,19 @@ impl Locator {
             file_dir.join(p)
         };
         fold_parents(&joined)
+    }
+}
+
+/// What to do about a campaign file that cannot be read: the first error a newcomer meets.
+fn read_fix(source: &std::io::Error) -> &'static str {
+    match source.kind() {
+        std::io::ErrorKind::NotFound => {
+            "; give the path of a campaign TOML file (`outreach new NAME` makes one: \
+             NAME/campaign.toml)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "; run as a user who may read it (the packages' units run as the user outreach)"
+        }
+        _ => "",
     }
 }
