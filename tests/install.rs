@@ -33,7 +33,12 @@ fn version_names_the_commit() {
     git.args(["rev-parse", "--short=10", "HEAD"])
         .current_dir(repo());
     let (code, commit, _) = output(git);
-    assert_eq!(code, 0, "the tests run in a git checkout");
+    // Outside a git checkout (a source tarball, or a checkout git will not read as this user:
+    // "dubious ownership"), build.rs finds no commit either, and says so.
+    let commit = match code {
+        0 => commit.trim().to_string(),
+        _ => "unknown".to_string(),
+    };
     let mut c = outreach();
     c.arg("--version");
     let (code, stdout, stderr) = run(c);
@@ -43,7 +48,7 @@ fn version_names_the_commit() {
         format!(
             "outreach {} (commit {})\n",
             env!("CARGO_PKG_VERSION"),
-            commit.trim()
+            commit
         )
     );
 }
