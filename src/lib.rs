@@ -31,6 +31,7 @@ pub mod model;
 pub mod paths;
 pub mod plan;
 pub mod private;
+pub mod reads;
 pub mod recipients;
 pub mod render;
 pub mod send;

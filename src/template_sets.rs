@@ -12,9 +12,9 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::config::Campaign;
-use crate::fold::Reads;
 use crate::language::Language;
 use crate::model::Channel;
+use crate::reads::Reads;
 use crate::templates::{ColumnUse, TemplateError, Templates};
 
 /// Every language's templates, ready to render.

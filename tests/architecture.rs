@@ -25,7 +25,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("config", 1), ("sms", 1), ("dkim", 1), ("token", 1), ("webhook", 1), ("bounce", 1),
     ("audience", 1),
     // The campaign's inputs: contacts, templates.
-    ("contacts", 2), ("templates", 2), ("fold", 2),
+    ("contacts", 2), ("templates", 2), ("fold", 2), ("reads", 2),
     ("template_sets", 2),
     // Pure functions over them: the MIME message, who gets what, campaign-tagged links.
     ("message", 3), ("plan", 3), ("utm", 3),

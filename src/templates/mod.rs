@@ -23,8 +23,8 @@ pub use html::{PrepareError, inline_css};
 
 use crate::config::Campaign;
 use crate::contacts::Contact;
-use crate::fold::Reads;
 use crate::model::Channel;
+use crate::reads::Reads;
 
 /// The template files a campaign directory holds.
 pub const SUBJECT: &str = "subject.hbs";
@@ -352,9 +352,9 @@ impl Templates {
             escape_html,
         );
         // What is left to read per message, now that the constants are text.
-        self.email_reads = crate::fold::reads(&self.text, &[SUBJECT, EMAIL_TEXT])
-            .union(crate::fold::reads(&self.html, &[EMAIL_HTML]));
-        self.sms_reads = crate::fold::reads(&self.text, &[SMS_TEXT]);
+        self.email_reads = crate::reads::reads(&self.text, &[SUBJECT, EMAIL_TEXT])
+            .union(crate::reads::reads(&self.html, &[EMAIL_HTML]));
+        self.sms_reads = crate::reads::reads(&self.text, &[SMS_TEXT]);
         // Known only now: the campaign's values are part of the text every SMS writes.
         let smart = campaign.sms.as_ref().is_some_and(|s| s.smart_encoding);
         self.sms_forced =
