@@ -245,19 +245,12 @@ impl Ledger {
         self.sql(|c| {
             let found = c
                 .query_row(
-                    "SELECT id, started_at, finished_at, outcome, summary FROM runs
-                     WHERE campaign = ?1 ORDER BY id DESC LIMIT 1",
+                    concat!(
+                        run_columns!(),
+                        " FROM runs WHERE campaign = ?1 ORDER BY id DESC LIMIT 1"
+                    ),
                     [campaign],
-                    |r| {
-                        Ok(RunRecord {
-                            id: r.get(0)?,
-                            number: 0,
-                            started_at: r.get(1)?,
-                            finished_at: r.get(2)?,
-                            outcome: r.get(3)?,
-                            summary: r.get(4)?,
-                        })
-                    },
+                    run_from,
                 )
                 .optional()?;
             found
@@ -481,6 +474,26 @@ impl RowLookup<'_> {
         let found = self.get(channel, address)?;
         Ok(f(found.as_ref().map(Cells::from)))
     }
+}
+
+/// The columns of `runs` that [`run_from`] reads, in its order.
+macro_rules! run_columns {
+    () => {
+        "SELECT id, started_at, finished_at, outcome, summary"
+    };
+}
+pub(super) use run_columns;
+
+/// A run's record from a row of [`run_columns!`] (its `number` left 0 for the caller to count).
+pub(super) fn run_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: r.get(0)?,
+        number: 0,
+        started_at: r.get(1)?,
+        finished_at: r.get(2)?,
+        outcome: r.get(3)?,
+        summary: r.get(4)?,
+    })
 }
 
 /// Ledgers of up to this many campaigns read a whole campaign by reading the whole table.

@@ -5,7 +5,7 @@
 
 use rusqlite::params;
 
-use super::ledger::RunRecord;
+use super::ledger::{RunRecord, run_columns, run_from};
 use super::sqlite::{Ledger, LedgerError};
 
 /// A campaign the ledger has seen send.
@@ -35,20 +35,11 @@ impl Ledger {
     /// `campaign`'s runs, first first.
     pub fn runs(&self, campaign: &str) -> Result<Vec<RunRecord>, LedgerError> {
         self.sql(|c| {
-            let mut stmt = c.prepare(
-                "SELECT id, started_at, finished_at, outcome, summary FROM runs
-                 WHERE campaign = ?1 ORDER BY id",
-            )?;
-            let rows = stmt.query_map(params![campaign], |r| {
-                Ok(RunRecord {
-                    id: r.get(0)?,
-                    number: 0,
-                    started_at: r.get(1)?,
-                    finished_at: r.get(2)?,
-                    outcome: r.get(3)?,
-                    summary: r.get(4)?,
-                })
-            })?;
+            let mut stmt = c.prepare(concat!(
+                run_columns!(),
+                " FROM runs WHERE campaign = ?1 ORDER BY id"
+            ))?;
+            let rows = stmt.query_map(params![campaign], run_from)?;
             let mut out: Vec<RunRecord> = rows.collect::<rusqlite::Result<_>>()?;
             for (i, run) in out.iter_mut().enumerate() {
                 run.number = i as i64 + 1;
