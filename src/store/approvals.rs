@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
+use super::db::{Begin, DbError, args};
+use super::sqlite::{Ledger, LedgerError, timestamp};
 
 /// The small part of a fingerprint, stored as one JSON value with the approval.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,92 +54,77 @@ impl Ledger {
         at: DateTime<Utc>,
         fingerprint: &Fingerprint,
     ) -> Result<i64, LedgerError> {
-        let sqlite = sqlite_error(&self.path);
         let summary = serde_json::to_string(&fingerprint.summary).expect("a summary serialises");
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        tx.execute(
-            "DELETE FROM approval_rows WHERE approval IN
-                 (SELECT id FROM approvals WHERE campaign = ?1)",
-            [campaign],
-        )
-        .map_err(sqlite)?;
-        tx.execute(
-            "INSERT INTO approvals (campaign, approved_by, approved_at, fingerprint)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![campaign, by, timestamp(at), summary],
-        )
-        .map_err(sqlite)?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut stmt = tx
-                .prepare(
-                    "INSERT OR REPLACE INTO approval_rows (approval, kind, file, key, hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(sqlite)?;
+        self.transaction(Begin::Deferred, |tx| {
+            tx.execute(
+                "DELETE FROM approval_rows WHERE approval IN
+                     (SELECT id FROM approvals WHERE campaign = ?1)",
+                args![campaign],
+            )?;
+            let id = tx
+                .insert_id(
+                    "INSERT INTO approvals (campaign, approved_by, approved_at, fingerprint)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    args![campaign, by, timestamp(at), summary],
+                )?
+                .expect("an approval's row is always inserted");
+            const ROW: &str = "INSERT INTO approval_rows (approval, kind, file, key, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (approval, kind, file, key) DO UPDATE SET hash = excluded.hash";
             for (key, hash) in &fingerprint.contact_rows {
-                stmt.execute(params![
-                    id,
-                    "contact",
-                    fingerprint.summary.contacts_file,
-                    key,
-                    hash
-                ])
-                .map_err(sqlite)?;
+                tx.execute(
+                    ROW,
+                    args![id, "contact", fingerprint.summary.contacts_file, key, hash],
+                )?;
             }
             for (file, entries) in &fingerprint.suppressions {
                 for key in entries {
-                    stmt.execute(params![id, "suppression", file, key, ""])
-                        .map_err(sqlite)?;
+                    tx.execute(ROW, args![id, "suppression", file, key, ""])?;
                 }
             }
-        }
-        tx.commit().map_err(sqlite)?;
-        Ok(id)
+            Ok(id)
+        })
     }
 
     /// The latest approval of `campaign`, with its fingerprint.
     pub fn approval(&self, campaign: &str) -> Result<Option<Approval>, LedgerError> {
         self.sql(|c| {
-            let head: Option<(i64, String, String, String)> = c
-                .query_row(
-                    "SELECT id, approved_by, approved_at, fingerprint FROM approvals
-                     WHERE campaign = ?1 ORDER BY id DESC LIMIT 1",
-                    [campaign],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?;
+            let head: Option<(i64, String, String, String)> = c.query_opt(
+                "SELECT id, approved_by, approved_at, fingerprint FROM approvals
+                 WHERE campaign = ?1 ORDER BY id DESC LIMIT 1",
+                args![campaign],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
             let Some((id, by, at, summary)) = head else {
                 return Ok(None);
             };
-            let summary = serde_json::from_str(&summary).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    3,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
+            let summary = serde_json::from_str(&summary).map_err(|e| DbError::Column {
+                column: 3,
+                problem: format!("the approval's summary: {e}"),
             })?;
             let mut fingerprint = Fingerprint {
                 summary,
                 ..Default::default()
             };
-            let mut stmt =
-                c.prepare("SELECT kind, file, key, hash FROM approval_rows WHERE approval = ?1")?;
-            let mut rows = stmt.query([id])?;
-            while let Some(r) = rows.next()? {
-                let kind: String = r.get(0)?;
-                let file: String = r.get(1)?;
-                let key: String = r.get(2)?;
-                if kind == "contact" {
-                    fingerprint.contact_rows.insert(key, r.get(3)?);
-                } else {
-                    fingerprint
-                        .suppressions
-                        .entry(file)
-                        .or_default()
-                        .insert(key);
-                }
-            }
+            c.for_each(
+                "SELECT kind, file, key, hash FROM approval_rows WHERE approval = ?1",
+                args![id],
+                |r| {
+                    let kind: String = r.get(0)?;
+                    let file: String = r.get(1)?;
+                    let key: String = r.get(2)?;
+                    if kind == "contact" {
+                        fingerprint.contact_rows.insert(key, r.get(3)?);
+                    } else {
+                        fingerprint
+                            .suppressions
+                            .entry(file)
+                            .or_default()
+                            .insert(key);
+                    }
+                    Ok(())
+                },
+            )?;
             let at = DateTime::parse_from_rfc3339(&at)
                 .map(|t| t.with_timezone(&Utc))
                 .unwrap_or_default();

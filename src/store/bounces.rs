@@ -12,10 +12,10 @@
 //! The tables are `sqlite.rs`'s `BOUNCES`.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
+use super::db::{Begin, Db, DbResult, args};
 use super::feedback::unsubscribe_in;
-use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
+use super::sqlite::{Ledger, LedgerError, timestamp};
 use super::suppressions;
 
 /// What a delivery event says about an address.
@@ -119,28 +119,10 @@ impl Ledger {
     /// Every email message of the state directory.
     pub fn email_rows(&self) -> Result<Vec<EmailRow>, LedgerError> {
         self.sql(|c| {
-            let mut stmt = c.prepare(
+            c.query(
                 "SELECT rowid, campaign, address FROM messages WHERE channel = 'email'
                  ORDER BY rowid",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(EmailRow {
-                    message: r.get(0)?,
-                    campaign: r.get(1)?,
-                    address: r.get(2)?,
-                })
-            })?;
-            rows.collect()
-        })
-    }
-
-    /// The email a token stands for.
-    pub fn email_of_token(&self, token: &str) -> Result<Option<EmailRow>, LedgerError> {
-        self.sql(|c| {
-            c.query_row(
-                "SELECT m.rowid, m.campaign, m.address FROM tokens t
-                 JOIN messages m ON m.rowid = t.message WHERE t.token = ?1",
-                [token],
+                args![],
                 |r| {
                     Ok(EmailRow {
                         message: r.get(0)?,
@@ -149,17 +131,37 @@ impl Ledger {
                     })
                 },
             )
-            .optional()
+        })
+    }
+
+    /// The email a token stands for.
+    pub fn email_of_token(&self, token: &str) -> Result<Option<EmailRow>, LedgerError> {
+        self.sql(|c| {
+            c.query_opt(
+                "SELECT m.rowid, m.campaign, m.address FROM tokens t
+                 JOIN messages m ON m.rowid = t.message WHERE t.token = ?1",
+                args![token],
+                |r| {
+                    Ok(EmailRow {
+                        message: r.get(0)?,
+                        campaign: r.get(1)?,
+                        address: r.get(2)?,
+                    })
+                },
+            )
         })
     }
 
     /// Whether mailbox message `id` was read before.
     pub fn mail_processed(&self, mailbox: &str, id: &str) -> Result<bool, LedgerError> {
         self.sql(|c| {
-            c.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM processed_mail WHERE mailbox = ?1 AND id = ?2)",
-            )?
-            .query_row([mailbox, id], |r| r.get(0))
+            c.query_row(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM processed_mail
+                                          WHERE mailbox = ?1 AND id = ?2)
+                        THEN 1 ELSE 0 END",
+                args![mailbox, id],
+                |r| r.get(0),
+            )
         })
     }
 
@@ -174,17 +176,13 @@ impl Ledger {
         soft: SoftRule,
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<Recorded>>, LedgerError> {
-        let sqlite = sqlite_error(&self.path);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite)?;
-        let mut done = Vec::with_capacity(batch.len());
-        for &(id, class, effect) in batch {
-            done.push(mail_in(&tx, (mailbox, id, class), effect, soft, now).map_err(sqlite)?);
-        }
-        tx.commit().map_err(sqlite)?;
-        Ok(done)
+        self.transaction(Begin::Immediate, |tx| {
+            let mut done = Vec::with_capacity(batch.len());
+            for &(id, class, effect) in batch {
+                done.push(mail_in(tx, (mailbox, id, class), effect, soft, now)?);
+            }
+            Ok(done)
+        })
     }
 
     /// The delivery events of `campaign`'s emails, and the state directory's policy failures
@@ -192,24 +190,26 @@ impl Ledger {
     pub fn bounce_counts(&self, campaign: &str) -> Result<BounceCounts, LedgerError> {
         self.sql(|c| {
             let (hard, soft, complained): (i64, i64, i64) = c.query_row(
-                "SELECT COALESCE(SUM(hard > 0), 0), COALESCE(SUM(hard = 0 AND soft > 0), 0),
-                        COALESCE(SUM(complaint > 0), 0) FROM (
-                     SELECT SUM(b.kind = 'hard') AS hard, SUM(b.kind = 'soft') AS soft,
-                            SUM(b.kind = 'complaint') AS complaint
+                "SELECT COUNT(*) FILTER (WHERE hard > 0),
+                        COUNT(*) FILTER (WHERE hard = 0 AND soft > 0),
+                        COUNT(*) FILTER (WHERE complaint > 0) FROM (
+                     SELECT COUNT(*) FILTER (WHERE b.kind = 'hard') AS hard,
+                            COUNT(*) FILTER (WHERE b.kind = 'soft') AS soft,
+                            COUNT(*) FILTER (WHERE b.kind = 'complaint') AS complaint
                      FROM bounces b JOIN messages m ON m.rowid = b.message
-                     WHERE m.campaign = ?1 GROUP BY b.message)",
-                [campaign],
+                     WHERE m.campaign = ?1 GROUP BY b.message) AS per_message",
+                args![campaign],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
-            let mut stmt = c.prepare(
-                "SELECT domain, COUNT(*) FROM bounces WHERE kind = 'policy' OR kind = 'other'
-                 GROUP BY domain ORDER BY domain",
-            )?;
-            let policy_by_domain = stmt
-                .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let policy_by_domain = c
+                .query(
+                    "SELECT domain, COUNT(*) FROM bounces WHERE kind = 'policy' OR kind = 'other'
+                     GROUP BY domain ORDER BY domain",
+                    args![],
+                    |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)? as u64)),
+                )?
+                .into_iter()
+                .collect();
             Ok(BounceCounts {
                 bounced_hard: hard as u64,
                 bounced_soft: soft as u64,
@@ -222,19 +222,18 @@ impl Ledger {
 
 /// Records one mailbox message as read and its effect; `None` when it was read before.
 fn mail_in(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Db,
     (mailbox, id, class): (&str, &str, &str),
     effect: &MailEffect,
     soft: SoftRule,
     now: DateTime<Utc>,
-) -> rusqlite::Result<Option<Recorded>> {
+) -> DbResult<Option<Recorded>> {
     let at = timestamp(now);
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO processed_mail (mailbox, id, class, processed_at)
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![mailbox, id, class, at])?;
+    let inserted = tx.execute(
+        "INSERT INTO processed_mail (mailbox, id, class, processed_at)
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        args![mailbox, id, class, at],
+    )?;
     if inserted == 0 {
         return Ok(None);
     }
@@ -260,53 +259,46 @@ fn mail_in(
     Ok(Some(recorded))
 }
 
-fn suppressed_in(tx: &rusqlite::Transaction<'_>, token: &str) -> rusqlite::Result<bool> {
+fn suppressed_in(tx: &Db, token: &str) -> DbResult<bool> {
     Ok(super::feedback::token_in(tx, token)?.is_some_and(|r| r.suppressed))
 }
 
 /// Records one event; returns whether it newly suppressed its address.
-fn event_in(
-    tx: &rusqlite::Transaction<'_>,
-    e: &MailEvent,
-    soft: SoftRule,
-    now: DateTime<Utc>,
-) -> rusqlite::Result<bool> {
+fn event_in(tx: &Db, e: &MailEvent, soft: SoftRule, now: DateTime<Utc>) -> DbResult<bool> {
     let at = timestamp(now);
-    tx.prepare_cached(
+    tx.execute(
         "INSERT INTO bounces (message, address, kind, status, diagnostic, domain, at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        e.message,
-        e.address,
-        e.kind.as_str(),
-        e.status,
-        e.diagnostic,
-        domain_of(&e.address),
-        at
-    ])?;
+        args![
+            e.message,
+            e.address,
+            e.kind.as_str(),
+            e.status,
+            e.diagnostic,
+            domain_of(&e.address),
+            at
+        ],
+    )?;
     let suppress = match e.kind {
         EventKind::Hard | EventKind::Complaint => true,
         EventKind::Policy | EventKind::Other => false,
         EventKind::Soft => {
             let since = timestamp(now - soft.window);
-            let n: i64 = tx
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM bounces WHERE address = ?1 AND kind = 'soft' AND at > ?2",
-                )?
-                .query_row(params![e.address, since], |r| r.get(0))?;
+            let n: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM bounces WHERE address = ?1 AND kind = 'soft' AND at > ?2",
+                args![e.address, since],
+                |r| r.get(0),
+            )?;
             n >= i64::from(soft.limit)
         }
     };
     if !suppress {
         return Ok(false);
     }
-    let added = tx.prepare_cached(suppressions::INSERT)?.execute(params![
-        e.address,
-        reason(e),
-        "bounce mailbox",
-        at
-    ])?;
+    let added = tx.execute(
+        suppressions::INSERT,
+        args![e.address, reason(e), "bounce mailbox", at],
+    )?;
     Ok(added == 1)
 }
 

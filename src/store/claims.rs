@@ -12,13 +12,12 @@
 //! [`Writer`](super::writer::Writer): outcomes and claims of many messages in one transaction,
 //! fsynced before any of its claims is acknowledged.
 
-use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
-
-use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
+use super::db::{Begin, Db, DbResult, args};
+use super::sqlite::{Ledger, LedgerError, timestamp};
 use super::suppressions;
 use crate::config::FrequencyCap;
 use crate::model::{Channel, State};
+use chrono::{DateTime, Utc};
 
 /// Where a granted claim's row is: the run's report reads it back by this (one lookup by
 /// integer key, in claim order) instead of by campaign, channel and address.
@@ -116,12 +115,9 @@ impl Ledger {
         claims: &[Claim],
         now: DateTime<Utc>,
     ) -> Result<Vec<Claimed>, LedgerError> {
-        let sqlite = sqlite_error(&self.path);
         let sync = if claims.is_empty() { "NORMAL" } else { "FULL" };
         if sync != self.synchronous {
-            self.conn
-                .execute_batch(&format!("PRAGMA synchronous = {sync}"))
-                .map_err(sqlite)?;
+            self.sqlite(|c| c.execute_batch(&format!("PRAGMA synchronous = {sync}")))?;
             self.synchronous = sync;
         }
         let since = self
@@ -130,15 +126,11 @@ impl Ledger {
         let now = timestamp(now);
         // Immediate: the write lock from the start, so that what a claim reads (suppressions,
         // the other campaigns' messages for the frequency cap) cannot change before it writes.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sqlite)?;
-        record_in(&tx, campaign, outcomes, &now).map_err(sqlite)?;
-        let run = (claimed_by.0, claimed_by.1, since);
-        let granted = claim_in(&tx, campaign, run, claims, &now).map_err(sqlite)?;
-        tx.commit().map_err(sqlite)?;
-        Ok(granted)
+        self.transaction(Begin::Immediate, |tx| {
+            record_in(tx, campaign, outcomes, &now)?;
+            let run = (claimed_by.0, claimed_by.1, since);
+            claim_in(tx, campaign, run, claims, &now)
+        })
     }
 }
 
@@ -175,38 +167,39 @@ impl Ledger {
 /// start of its window) in `tx`: the never-twice rule, settled row by row in the database
 /// rather than by what the run believes (its plan may be stale: another run, `unsubscribe`).
 fn claim_in(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Db,
     campaign: &str,
     (run, fingerprint, cap): (i64, &str, Option<(u32, String)>),
     claims: &[Claim],
     now: &str,
-) -> rusqlite::Result<Vec<Claimed>> {
-    // A new message is one insert whose row id the connection keeps; only a message the ledger
-    // already holds pays for more statements. (`RETURNING` would open a temporary table in
-    // every execution.)
+) -> DbResult<Vec<Claimed>> {
+    // A new message is one insert; only a message the ledger already holds pays for more
+    // statements.
     // Not to a suppressed address: the suppression table may have grown since the plan (another
     // run's opt-outs, `outreach unsubscribe`), and the claim is where that is settled.
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO messages (campaign, channel, address, contact_id, state, attempts,
-                               fingerprint, run_id, created_at, updated_at, consent,
-                               consent_source)
-         SELECT ?1, ?2, ?3, ?4, 'sending', 1, ?5, ?6, ?7, ?7, ?8, ?9
+    const INSERT: &str = "INSERT INTO messages (campaign, channel, address, contact_id, state,
+                                   attempts, fingerprint, run_id, created_at, updated_at,
+                                   consent, consent_source)
+         SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS TEXT),
+                'sending', 1, CAST(?5 AS TEXT), CAST(?6 AS BIGINT), CAST(?7 AS TEXT),
+                CAST(?7 AS TEXT), CAST(?8 AS TEXT), CAST(?9 AS TEXT)
          WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?3)
-         ON CONFLICT (campaign, channel, address) DO NOTHING",
-    )?;
-    let mut existing = tx.prepare_cached(
-        "SELECT rowid, state, permanent,
-                EXISTS (SELECT 1 FROM suppressions WHERE address = ?3)
-         FROM messages WHERE campaign = ?1 AND channel = ?2 AND address = ?3",
-    )?;
-    let mut take_over = tx.prepare_cached(
-        "UPDATE messages SET state = 'sending', attempts = attempts + 1, contact_id = ?2,
-                             fingerprint = ?3, run_id = ?4, updated_at = ?5, consent = ?6,
-                             consent_source = ?7
-         WHERE rowid = ?1",
-    )?;
-    let mut index_token =
-        tx.prepare_cached("INSERT OR IGNORE INTO tokens (token, message) VALUES (?1, ?2)")?;
+         ON CONFLICT (campaign, channel, address) DO NOTHING";
+    const EXISTING: &str = "SELECT rowid, state, permanent,
+                CASE WHEN EXISTS (SELECT 1 FROM suppressions WHERE address = ?3)
+                     THEN 1 ELSE 0 END
+         FROM messages WHERE campaign = ?1 AND channel = ?2 AND address = ?3";
+    // Only while still failed or unknown: on PostgreSQL another run may take it over between
+    // the look and this change (its transactions do not hold the whole store the way SQLite's
+    // `BEGIN IMMEDIATE` does), and the row it changed first is then refused here.
+    // The same parameters as `INSERT`.
+    const TAKE_OVER: &str = "UPDATE messages SET state = 'sending', attempts = attempts + 1,
+                             contact_id = ?4, fingerprint = ?5, run_id = ?6, updated_at = ?7,
+                             consent = ?8, consent_source = ?9
+         WHERE campaign = ?1 AND channel = ?2 AND address = ?3
+           AND (state = 'failed' OR state = 'unknown')";
+    const INDEX_TOKEN: &str =
+        "INSERT INTO tokens (token, message) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
     let mut granted = Vec::with_capacity(claims.len());
     for c in claims {
         if let Some((count, since)) = &cap
@@ -215,9 +208,10 @@ fn claim_in(
             granted.push(Claimed::Capped);
             continue;
         }
-        let values = params![
+        let channel = c.channel.as_str();
+        let values = args![
             campaign,
-            c.channel.as_str(),
+            channel,
             c.address,
             c.contact_id,
             fingerprint,
@@ -226,10 +220,9 @@ fn claim_in(
             c.consent,
             c.consent_source
         ];
-        if insert.execute(values)? == 1 {
-            let row = tx.last_insert_rowid();
+        if let Some(row) = tx.insert_id(INSERT, values)? {
             if let Some(token) = &c.token {
-                index_token.execute(params![token, row])?;
+                tx.execute(INDEX_TOKEN, args![token, row])?;
             }
             granted.push(Claimed::Granted(Granted {
                 row: RowId(row),
@@ -238,16 +231,14 @@ fn claim_in(
             continue;
         }
         // Taken over when a failed or unknown message; refused when sent, or in flight.
-        let row = existing
-            .query_row(params![campaign, c.channel.as_str(), c.address], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, bool>(2)?,
-                    r.get::<_, bool>(3)?,
-                ))
-            })
-            .optional()?;
+        let row = tx.query_opt(EXISTING, args![campaign, channel, c.address], |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<bool>(2)?,
+                r.get::<bool>(3)?,
+            ))
+        })?;
         let Some((row, state, permanent, suppressed)) = row else {
             // No row, so the insert met a suppression.
             granted.push(Claimed::Suppressed);
@@ -262,17 +253,13 @@ fn claim_in(
             granted.push(Claimed::Suppressed);
             continue;
         }
-        take_over.execute(params![
-            row,
-            c.contact_id,
-            fingerprint,
-            run,
-            now,
-            c.consent,
-            c.consent_source
-        ])?;
+        let taken = tx.execute(TAKE_OVER, values)?;
+        if taken == 0 {
+            granted.push(Claimed::Refused);
+            continue;
+        }
         if let Some(token) = &c.token {
-            index_token.execute(params![token, row])?;
+            tx.execute(INDEX_TOKEN, args![token, row])?;
         }
         granted.push(Claimed::Granted(Granted {
             row: RowId(row),
@@ -302,24 +289,19 @@ macro_rules! cap_time {
 }
 pub(super) use {cap_counts, cap_time};
 
-fn capped(
-    tx: &rusqlite::Transaction<'_>,
-    campaign: &str,
-    c: &Claim,
-    since: &str,
-) -> rusqlite::Result<u64> {
-    tx.prepare_cached(concat!(
-        "SELECT COUNT(*) FROM campaigns c JOIN messages m
+fn capped(tx: &Db, campaign: &str, c: &Claim, since: &str) -> DbResult<u64> {
+    tx.query_row(
+        concat!(
+            "SELECT COUNT(*) FROM campaigns c JOIN messages m
              ON m.campaign = c.id AND m.channel = ?2 AND m.address = ?3
          WHERE c.id != ?1 AND ",
-        cap_counts!(),
-        " AND ",
-        cap_time!(),
-        " > ?4"
-    ))?
-    .query_row(
-        params![campaign, c.channel.as_str(), c.address, since],
-        |r| r.get::<_, i64>(0),
+            cap_counts!(),
+            " AND ",
+            cap_time!(),
+            " > ?4"
+        ),
+        args![campaign, c.channel.as_str(), c.address, since],
+        |r| r.get::<i64>(0),
     )
     .map(|n| n as u64)
 }
@@ -330,7 +312,7 @@ macro_rules! record_sql {
     ($row:literal) => {
         concat!(
             "UPDATE messages SET state = ?4, permanent = ?5, provider_id = COALESCE(?6, provider_id),
-                 last_error = CASE WHEN ?9 THEN COALESCE(last_error, ?7) ELSE ?7 END,
+                 last_error = CASE WHEN ?9 = 1 THEN COALESCE(last_error, ?7) ELSE ?7 END,
                  attempts = attempts - ?9, updated_at = ?8,
                  sent_at = CASE WHEN ?4 = 'sent' THEN ?8 ELSE sent_at END,
                  segments = CASE WHEN ?4 = 'sent' THEN ?10 ELSE segments END
@@ -343,62 +325,57 @@ macro_rules! record_sql {
 
 /// Writes `outcomes` in `tx`, each to its message's row if that row is still `sending`, and adds
 /// the addresses that opted out at the provider to the suppression table.
-fn record_in(
-    tx: &rusqlite::Transaction<'_>,
-    campaign: &str,
-    outcomes: &[Outcome],
-    now: &str,
-) -> rusqlite::Result<()> {
+fn record_in(tx: &Db, campaign: &str, outcomes: &[Outcome], now: &str) -> DbResult<()> {
     // By the claim's row: one step down the table, instead of a search of the address index
     // and then one down the table.
-    let mut by_row = tx.prepare_cached(record_sql!("rowid = ?11 AND "))?;
-    let mut by_key = tx.prepare_cached(record_sql!(""))?;
+    const BY_ROW: &str = record_sql!("rowid = ?11 AND ");
+    const BY_KEY: &str = record_sql!("");
     for o in outcomes {
         let row = o.row.map(|r| r.0);
-        let values: [&dyn rusqlite::ToSql; 11] = [
-            &campaign,
-            &o.channel.as_str(),
-            &o.address,
-            &o.state.as_str(),
-            &o.permanent,
-            &o.provider_id,
-            &o.error,
-            &now,
-            &o.released,
-            &o.segments,
-            &row,
+        let (channel, state) = (o.channel.as_str(), o.state.as_str());
+        let values = args![
+            campaign,
+            channel,
+            o.address,
+            state,
+            o.permanent,
+            o.provider_id,
+            o.error,
+            now,
+            o.released,
+            o.segments,
+            row,
         ];
         // A row id that is no longer the message's (`purge` of another campaign rebuilt the
         // file mid-run) changes nothing: the address finds the row then.
-        if row.is_none() || by_row.execute(&values[..])? == 0 {
-            by_key.execute(&values[..10])?;
+        if row.is_none() || tx.execute(BY_ROW, values)? == 0 {
+            tx.execute(BY_KEY, &values[..10])?;
         }
         // A sent SMS's ids, one per part, for its delivery receipts.
         if let (Channel::Sms, State::Sent, Some(ids)) = (o.channel, o.state, &o.provider_id) {
             let ids: Vec<&str> = ids.split(',').filter(|id| !id.is_empty()).collect();
-            let mut part = tx.prepare_cached(
-                "INSERT INTO sms_parts (provider_id, message, part, parts)
-                 SELECT ?1, rowid, ?2, ?3 FROM messages
+            const PART: &str = "INSERT INTO sms_parts (provider_id, message, part, parts)
+                 SELECT CAST(?1 AS TEXT), rowid, CAST(?2 AS BIGINT), CAST(?3 AS BIGINT)
+                 FROM messages
                  WHERE campaign = ?4 AND channel = 'sms' AND address = ?5
-                 ON CONFLICT (provider_id) DO NOTHING",
-            )?;
+                 ON CONFLICT (provider_id) DO NOTHING";
             for (i, id) in ids.iter().enumerate() {
-                part.execute(params![
-                    id,
-                    i as i64 + 1,
-                    ids.len() as i64,
-                    campaign,
-                    o.address
-                ])?;
+                tx.execute(
+                    PART,
+                    args![id, i as i64 + 1, ids.len() as i64, campaign, o.address],
+                )?;
             }
         }
         if let Some(reason) = &o.suppress {
-            tx.prepare_cached(suppressions::INSERT)?.execute(params![
-                o.address,
-                reason,
-                format!("{} reply, campaign {campaign}", o.channel),
-                now
-            ])?;
+            tx.execute(
+                suppressions::INSERT,
+                args![
+                    o.address,
+                    reason,
+                    format!("{} reply, campaign {campaign}", o.channel),
+                    now
+                ],
+            )?;
         }
     }
     Ok(())

@@ -16,8 +16,8 @@
 //! [`FeedbackWriter`](super::feedback_writer::FeedbackWriter)), so a provider's retry of the
 //! same request changes nothing.
 
+use super::db::{Begin, Db, DbResult, Row, args};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::sqlite::{Ledger, LedgerError, timestamp};
 use super::suppressions;
@@ -169,58 +169,57 @@ fn stop_source(sender: &str) -> String {
 }
 
 /// The message `token` stands for, if any.
-pub(super) fn token_in(tx: &Transaction<'_>, token: &str) -> rusqlite::Result<Option<TokenRow>> {
-    tx.prepare_cached(
+pub(super) fn token_in(tx: &Db, token: &str) -> DbResult<Option<TokenRow>> {
+    tx.query_opt(
         "SELECT m.campaign, m.channel, m.address,
                 EXISTS (SELECT 1 FROM suppressions s WHERE s.address = m.address)
          FROM tokens t JOIN messages m ON m.rowid = t.message WHERE t.token = ?1",
-    )?
-    .query_row([token], |r| {
-        Ok(TokenRow {
-            campaign: r.get(0)?,
-            channel: r.get::<_, String>(1)?.parse().unwrap_or(Channel::Email),
-            address: r.get(2)?,
-            suppressed: r.get(3)?,
-        })
-    })
-    .optional()
+        args![token],
+        |r| {
+            Ok(TokenRow {
+                campaign: r.get(0)?,
+                channel: r.get::<String>(1)?.parse().unwrap_or(Channel::Email),
+                address: r.get(2)?,
+                suppressed: r.get(3)?,
+            })
+        },
+    )
 }
 
 /// Records the unsubscribe of `token` (`how`: `one-click` or `page`): the address suppressed,
 /// the click kept once. `None` for a token that stands for no message.
 pub(super) fn unsubscribe_in(
-    tx: &Transaction<'_>,
+    tx: &Db,
     token: &str,
     how: &str,
     now: &str,
-) -> rusqlite::Result<Option<TokenRow>> {
+) -> DbResult<Option<TokenRow>> {
     let Some(row) = token_in(tx, token)? else {
         return Ok(None);
     };
-    tx.prepare_cached(suppressions::INSERT)?.execute(params![
-        row.address,
-        format!("unsubscribed by its link (campaign {})", row.campaign),
-        "unsubscribe link",
-        now
-    ])?;
-    tx.prepare_cached(
+    tx.execute(
+        suppressions::INSERT,
+        args![
+            row.address,
+            format!("unsubscribed by its link (campaign {})", row.campaign),
+            "unsubscribe link",
+            now
+        ],
+    )?;
+    tx.execute(
         "INSERT INTO unsubscribes (message, how, at)
-         SELECT message, ?2, ?3 FROM tokens WHERE token = ?1
+         SELECT message, CAST(?2 AS TEXT), CAST(?3 AS TEXT) FROM tokens WHERE token = ?1
          ON CONFLICT (message) DO NOTHING",
-    )?
-    .execute(params![token, how, now])?;
+        args![token, how, now],
+    )?;
     Ok(Some(row))
 }
 
 /// Records a receipt; a final state is never replaced. The suppression its code asks for is
 /// written in the same transaction, for the number the ledger sent the message to or, when the
 /// ledger does not hold it (yet), the number the receipt names.
-pub(super) fn receipt_in(
-    tx: &Transaction<'_>,
-    r: &ReceiptRecord,
-    now: &str,
-) -> rusqlite::Result<ReceiptDone> {
-    tx.prepare_cached(
+pub(super) fn receipt_in(tx: &Db, r: &ReceiptRecord, now: &str) -> DbResult<ReceiptDone> {
+    tx.execute(
         "INSERT INTO receipts (provider_id, state, status, code, carrier_time, received_at,
                                updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
@@ -228,28 +227,28 @@ pub(super) fn receipt_in(
              status = excluded.status, code = excluded.code,
              carrier_time = excluded.carrier_time, updated_at = excluded.updated_at
          WHERE receipts.state = 'pending'",
-    )?
-    .execute(params![
-        r.provider_id,
-        r.state,
-        r.status,
-        r.code,
-        r.carrier_time,
-        now
-    ])?;
-    let sent_to: Option<String> = tx
-        .prepare_cached(
-            "SELECT m.address FROM sms_parts p JOIN messages m ON m.rowid = p.message
+        args![
+            r.provider_id,
+            r.state,
+            r.status,
+            r.code,
+            r.carrier_time,
+            now
+        ],
+    )?;
+    let sent_to: Option<String> = tx.query_opt(
+        "SELECT m.address FROM sms_parts p JOIN messages m ON m.rowid = p.message
              WHERE p.provider_id = ?1",
-        )?
-        .query_row([&r.provider_id], |row| row.get(0))
-        .optional()?;
+        args![&r.provider_id],
+        |row| row.get(0),
+    )?;
     let matched = sent_to.is_some();
     let suppressed = match (&r.suppress, sent_to.or_else(|| r.recipient.clone())) {
         (Some(s), Some(address)) => {
-            tx.prepare_cached(suppressions::INSERT)?
-                .execute(params![address, s.reason, s.source, now])?
-                == 1
+            tx.execute(
+                suppressions::INSERT,
+                args![address, s.reason, s.source, now],
+            )? == 1
         }
         _ => false,
     };
@@ -261,23 +260,17 @@ pub(super) fn receipt_in(
 
 /// Records a reply once, and what it asks: an opt-out suppresses the number for SMS in every
 /// campaign; `START` lifts only an opt-out a STOP to the same sender made.
-pub(super) fn reply_in(
-    tx: &Transaction<'_>,
-    r: &ReplyRecord,
-    now: &str,
-) -> rusqlite::Result<ReplyAction> {
+pub(super) fn reply_in(tx: &Db, r: &ReplyRecord, now: &str) -> DbResult<ReplyAction> {
     let (part_of, part, parts) = match &r.part {
         Some((reference, n, total)) => (Some(reference.as_str()), Some(*n), Some(*total)),
         None => (None, None, None),
     };
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO replies (provider_id, campaign, from_number, to_number, body, keyword,
+    let inserted = tx.execute(
+        "INSERT INTO replies (provider_id, campaign, from_number, to_number, body, keyword,
                                   part_of, part, parts, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (provider_id) DO NOTHING",
-        )?
-        .execute(params![
+        args![
             r.provider_id,
             r.campaign,
             r.from,
@@ -288,18 +281,22 @@ pub(super) fn reply_in(
             part,
             parts,
             now
-        ])?;
+        ],
+    )?;
     if inserted == 0 {
         return Ok(ReplyAction::Repeated);
     }
     let action = match r.kind {
         ReplyKind::OptOut => {
-            let added = tx.prepare_cached(suppressions::INSERT)?.execute(params![
-                r.from,
-                format!("replied {:?}", r.body.trim()),
-                stop_source(&r.to),
-                now
-            ])?;
+            let added = tx.execute(
+                suppressions::INSERT,
+                args![
+                    r.from,
+                    format!("replied {:?}", r.body.trim()),
+                    stop_source(&r.to),
+                    now
+                ],
+            )?;
             if added == 1 {
                 ReplyAction::OptedOut
             } else {
@@ -308,21 +305,23 @@ pub(super) fn reply_in(
         }
         ReplyKind::OptIn => {
             // Kept in the lifts' history, with the reply as the patient's consent.
-            tx.prepare_cached(
+            tx.execute(
                 "INSERT INTO suppression_lifts (address, reason, source_was, reason_was,
                                                 added_at_was, lifted_at, lifted_by)
-                 SELECT address, ?3, source, reason, added_at, ?4, 'START reply'
+                 SELECT address, CAST(?3 AS TEXT), source, reason, added_at, CAST(?4 AS TEXT),
+                        'START reply'
                  FROM suppressions WHERE address = ?1 AND source = ?2",
-            )?
-            .execute(params![
-                r.from,
-                stop_source(&r.to),
-                format!("replied {:?} to {}", r.body.trim(), r.to),
-                now
-            ])?;
-            let lifted = tx
-                .prepare_cached("DELETE FROM suppressions WHERE address = ?1 AND source = ?2")?
-                .execute(params![r.from, stop_source(&r.to)])?;
+                args![
+                    r.from,
+                    stop_source(&r.to),
+                    format!("replied {:?} to {}", r.body.trim(), r.to),
+                    now
+                ],
+            )?;
+            let lifted = tx.execute(
+                "DELETE FROM suppressions WHERE address = ?1 AND source = ?2",
+                args![r.from, stop_source(&r.to)],
+            )?;
             if lifted == 1 {
                 ReplyAction::OptOutLifted
             } else {
@@ -331,8 +330,10 @@ pub(super) fn reply_in(
         }
         ReplyKind::Help | ReplyKind::Other => ReplyAction::Kept,
     };
-    tx.prepare_cached("UPDATE replies SET action = ?2 WHERE provider_id = ?1")?
-        .execute(params![r.provider_id, action.as_str()])?;
+    tx.execute(
+        "UPDATE replies SET action = ?2 WHERE provider_id = ?1",
+        args![r.provider_id, action.as_str()],
+    )?;
     Ok(action)
 }
 
@@ -353,7 +354,7 @@ pub struct Reply {
 /// The columns [`reply_from`] reads, in its order.
 const REPLY: &str = "id, campaign, from_number, body, keyword, action, received_at, read_at";
 
-fn reply_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Reply> {
+fn reply_from(r: &Row<'_>) -> DbResult<Reply> {
     Ok(Reply {
         id: r.get(0)?,
         campaign: r.get(1)?,
@@ -394,12 +395,7 @@ const UNINDEXED: &str = "SELECT rowid, campaign, address FROM messages
 impl Ledger {
     /// The message `token` stands for, if any.
     pub fn token(&mut self, token: &str) -> Result<Option<TokenRow>, LedgerError> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(super::sqlite::sqlite_error(&path))?;
-        token_in(&tx, token).map_err(super::sqlite::sqlite_error(&path))
+        self.sql(|c| token_in(c, token))
     }
 
     /// Writes the token of every email message that has none yet (those claimed by earlier
@@ -408,32 +404,30 @@ impl Ledger {
         &mut self,
         token_of: impl Fn(&str, &str) -> String,
     ) -> Result<usize, LedgerError> {
-        let sqlite = super::sqlite::sqlite_error(&self.path);
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        let missing: Vec<(i64, String, String)> = {
-            let mut stmt = tx.prepare(UNINDEXED).map_err(sqlite)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(sqlite)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(sqlite)?
-        };
-        {
-            let mut insert = tx
-                .prepare("INSERT OR IGNORE INTO tokens (token, message) VALUES (?1, ?2)")
-                .map_err(sqlite)?;
+        self.transaction(Begin::Deferred, |tx| {
+            let missing: Vec<(i64, String, String)> = tx.query(UNINDEXED, args![], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
             for (row, campaign, address) in &missing {
-                insert
-                    .execute(params![token_of(campaign, address), row])
-                    .map_err(sqlite)?;
+                tx.execute(
+                    "INSERT INTO tokens (token, message) VALUES (?1, ?2)
+                     ON CONFLICT DO NOTHING",
+                    args![token_of(campaign, address), row],
+                )?;
             }
-        }
-        tx.commit().map_err(sqlite)?;
-        Ok(missing.len())
+            Ok(missing.len())
+        })
     }
 
     /// Whether any delivery receipt was ever recorded in this state directory.
     pub fn has_receipts(&self) -> Result<bool, LedgerError> {
-        self.sql(|c| c.query_row("SELECT EXISTS (SELECT 1 FROM receipts)", [], |r| r.get(0)))
+        self.sql(|c| {
+            c.query_row(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM receipts) THEN 1 ELSE 0 END",
+                args![],
+                |r| r.get(0),
+            )
+        })
     }
 
     /// What came back for the campaign `tally` counted (delivery, unsubscribes) and for the
@@ -441,7 +435,7 @@ impl Ledger {
     pub fn feedback_counts(&self, tally: &Tally) -> Result<FeedbackCounts, LedgerError> {
         self.sql(|c| {
             let count = |sql: &str| {
-                c.query_row(sql, [], |r| r.get::<_, i64>(0))
+                c.query_row(sql, args![], |r| r.get::<i64>(0))
                     .map(|n| n as u64)
             };
             Ok(FeedbackCounts {
@@ -462,12 +456,15 @@ impl Ledger {
     /// The replies kept, newest first: unread ones only unless `all`.
     pub fn replies(&self, all: bool) -> Result<Vec<Reply>, LedgerError> {
         self.sql(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {REPLY} FROM replies WHERE ?1 OR (read_at IS NULL AND keyword = 'other')
-                 ORDER BY received_at DESC, id DESC"
-            ))?;
-            let rows = stmt.query_map([all], reply_from)?;
-            rows.collect()
+            c.query(
+                &format!(
+                    "SELECT {REPLY} FROM replies
+                     WHERE ?1 = 1 OR (read_at IS NULL AND keyword = 'other')
+                     ORDER BY received_at DESC, id DESC"
+                ),
+                args![all],
+                reply_from,
+            )
         })
     }
 
@@ -479,43 +476,37 @@ impl Ledger {
         opt_out: bool,
         now: DateTime<Utc>,
     ) -> Result<Vec<Reply>, LedgerError> {
-        let sqlite = super::sqlite::sqlite_error(&self.path);
         let now = timestamp(now);
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        let mut found = Vec::new();
-        for id in ids {
-            let reply = tx
-                .query_row(
+        self.transaction(Begin::Deferred, |tx| {
+            let mut found = Vec::new();
+            for id in ids {
+                let reply = tx.query_opt(
                     &format!("SELECT {REPLY} FROM replies WHERE id = ?1"),
-                    [id],
+                    args![id],
                     reply_from,
-                )
-                .optional()
-                .map_err(sqlite)?;
-            let Some(reply) = reply else { continue };
-            tx.execute(
-                "UPDATE replies SET read_at = COALESCE(read_at, ?2),
-                     action = CASE WHEN ?3 THEN 'opted out by staff' ELSE action END
-                 WHERE id = ?1",
-                params![id, now, opt_out],
-            )
-            .map_err(sqlite)?;
-            if opt_out {
+                )?;
+                let Some(reply) = reply else { continue };
                 tx.execute(
-                    suppressions::INSERT,
-                    params![
-                        reply.from,
-                        format!("reply {:?} read as an opt-out by staff", reply.body.trim()),
-                        "staff, from a reply",
-                        now
-                    ],
-                )
-                .map_err(sqlite)?;
+                    "UPDATE replies SET read_at = COALESCE(read_at, ?2),
+                         action = CASE WHEN ?3 = 1 THEN 'opted out by staff' ELSE action END
+                     WHERE id = ?1",
+                    args![id, now, opt_out],
+                )?;
+                if opt_out {
+                    tx.execute(
+                        suppressions::INSERT,
+                        args![
+                            reply.from,
+                            format!("reply {:?} read as an opt-out by staff", reply.body.trim()),
+                            "staff, from a reply",
+                            now
+                        ],
+                    )?;
+                }
+                found.push(reply);
             }
-            found.push(reply);
-        }
-        tx.commit().map_err(sqlite)?;
-        Ok(found)
+            Ok(found)
+        })
     }
 }
 
@@ -544,7 +535,7 @@ mod tests {
 
         // Not a search of `tokens` per email: the cost grew with the square of the emails.
         let plan: Vec<String> = l
-            .conn
+            .conn()
             .prepare(&format!("EXPLAIN QUERY PLAN {UNINDEXED}"))
             .unwrap()
             .query_map([], |r| r.get(3))

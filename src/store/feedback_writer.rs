@@ -7,11 +7,12 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
+use super::db::Begin;
 use super::feedback::{
     ReceiptDone, ReceiptRecord, ReplyAction, ReplyRecord, TokenRow, receipt_in, reply_in, token_in,
     unsubscribe_in,
 };
-use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
+use super::sqlite::{Ledger, LedgerError, timestamp};
 use super::writer::ClockFn;
 
 /// Most requests one commit takes.
@@ -126,20 +127,18 @@ fn commit(
     batch: &[(Op, Reply)],
     now: &str,
 ) -> Result<Vec<Answer>, LedgerError> {
-    let sqlite = sqlite_error(&ledger.path);
-    let tx = ledger.conn.transaction().map_err(sqlite)?;
-    let mut answers = Vec::with_capacity(batch.len());
-    for (op, _) in batch {
-        let answer = match op {
-            Op::Lookup(token) => token_in(&tx, token).map(Answer::Token),
-            Op::Unsubscribe { token, how } => {
-                unsubscribe_in(&tx, token, how, now).map(Answer::Token)
-            }
-            Op::Receipt(r) => receipt_in(&tx, r, now).map(Answer::Receipt),
-            Op::Reply(r) => reply_in(&tx, r, now).map(Answer::Reply),
-        };
-        answers.push(answer.map_err(sqlite)?);
-    }
-    tx.commit().map_err(sqlite)?;
-    Ok(answers)
+    ledger.transaction(Begin::Deferred, |tx| {
+        let mut answers = Vec::with_capacity(batch.len());
+        for (op, _) in batch {
+            answers.push(match op {
+                Op::Lookup(token) => token_in(tx, token).map(Answer::Token),
+                Op::Unsubscribe { token, how } => {
+                    unsubscribe_in(tx, token, how, now).map(Answer::Token)
+                }
+                Op::Receipt(r) => receipt_in(tx, r, now).map(Answer::Receipt),
+                Op::Reply(r) => reply_in(tx, r, now).map(Answer::Reply),
+            }?);
+        }
+        Ok(answers)
+    })
 }

@@ -11,8 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::db::{Db, DbResult, args};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::{Channel, State};
 use crate::plan::{Prior, Priors, Recent};
@@ -20,7 +20,7 @@ use crate::plan::{Prior, Priors, Recent};
 pub use super::claims::{Claim, Claimed, Granted, Outcome, RowId};
 use super::claims::{cap_counts, cap_time};
 pub use super::purge::CampaignRows;
-use super::sqlite::sqlite_error;
+use super::sqlite::store_error;
 pub use super::sqlite::{FILE, Ledger, LedgerError, timestamp};
 pub use super::suppressions::{Lift, Suppression};
 pub use super::writer::{BeforeCommit, ClockFn, Writer, WriterHandle};
@@ -85,7 +85,7 @@ impl Ledger {
                      WHERE campaign = ?1 AND state = 'sending'",
                     campaign_rows(c)?
                 ),
-                params![campaign, timestamp(now)],
+                args![campaign, timestamp(now)],
             )
         })
     }
@@ -99,12 +99,11 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<Option<String>, LedgerError> {
         let known: Option<(String, String)> = self.sql(|c| {
-            c.query_row(
+            c.query_opt(
                 "SELECT fingerprint, started_at FROM campaigns WHERE id = ?1",
-                [campaign],
+                args![campaign],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()
         })?;
         match known {
             Some((fp, started)) if fp != fingerprint => Ok(Some(started)),
@@ -113,7 +112,7 @@ impl Ledger {
                 self.sql(|c| {
                     c.execute(
                         "INSERT INTO campaigns (id, fingerprint, started_at) VALUES (?1, ?2, ?3)",
-                        params![campaign, fingerprint, timestamp(now)],
+                        args![campaign, fingerprint, timestamp(now)],
                     )
                 })?;
                 Ok(None)
@@ -135,7 +134,7 @@ impl Ledger {
                 "INSERT INTO campaign_files (campaign, file, seen_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (campaign) DO UPDATE SET file = excluded.file,
                                                       seen_at = excluded.seen_at",
-                params![campaign, file.to_string_lossy(), timestamp(now)],
+                args![campaign, file.to_string_lossy(), timestamp(now)],
             )
         })?;
         Ok(())
@@ -144,38 +143,38 @@ impl Ledger {
     /// The campaign files the ledger knows, by campaign id ([`Ledger::remember_file`]).
     pub fn campaign_files(&self) -> Result<Vec<(String, PathBuf)>, LedgerError> {
         self.sql(|c| {
-            let mut stmt =
-                c.prepare("SELECT campaign, file FROM campaign_files ORDER BY campaign")?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    PathBuf::from(r.get::<_, String>(1)?),
-                ))
-            })?;
-            rows.collect()
+            c.query(
+                "SELECT campaign, file FROM campaign_files ORDER BY campaign",
+                args![],
+                |r| Ok((r.get::<String>(0)?, PathBuf::from(r.get::<String>(1)?))),
+            )
         })
     }
 
     /// Everything the ledger knows of `campaign`, keyed by channel and address.
     pub fn priors(&self, campaign: &str) -> Result<Priors, LedgerError> {
         self.sql(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT channel, address, state, permanent, attempts FROM {} WHERE campaign = ?1",
-                campaign_rows(c)?
-            ))?;
             let mut out = Priors::default();
-            let mut rows = stmt.query([campaign])?;
-            while let Some(r) = rows.next()? {
-                let Ok(channel) = r.get_ref(0)?.as_str()?.parse::<Channel>() else {
-                    continue;
-                };
-                let prior = Prior {
-                    state: State::parse(r.get_ref(2)?.as_str()?),
-                    permanent: r.get::<_, i64>(3)? != 0,
-                    attempts: r.get::<_, i64>(4)? as u32,
-                };
-                out.insert(channel, r.get_ref(1)?.as_str()?, prior);
-            }
+            c.for_each(
+                &format!(
+                    "SELECT channel, address, state, permanent, attempts FROM {}
+                     WHERE campaign = ?1",
+                    campaign_rows(c)?
+                ),
+                args![campaign],
+                |r| {
+                    let Ok(channel) = r.str(0)?.unwrap_or_default().parse::<Channel>() else {
+                        return Ok(());
+                    };
+                    let prior = Prior {
+                        state: State::parse(r.str(2)?.unwrap_or_default()),
+                        permanent: r.get::<i64>(3)? != 0,
+                        attempts: r.get::<i64>(4)? as u32,
+                    };
+                    out.insert(channel, r.str(1)?.unwrap_or_default(), prior);
+                    Ok(())
+                },
+            )?;
             Ok(out)
         })
     }
@@ -196,8 +195,8 @@ impl Ledger {
                          AND state = 'sent' AND sent_at >= ?3 AND sent_at < ?4",
                     campaign_rows(c)?
                 ),
-                params![campaign, channel.as_str(), timestamp(from), timestamp(to)],
-                |r| r.get::<_, i64>(0),
+                args![campaign, channel.as_str(), timestamp(from), timestamp(to)],
+                |r| r.get::<i64>(0),
             )
         })
         .map(|n| n as u32)
@@ -213,12 +212,13 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<(i64, i64), LedgerError> {
         self.sql(|c| {
-            c.execute(
-                "INSERT INTO runs (campaign, pid, started_at) VALUES (?1, ?2, ?3)",
-                params![campaign, std::process::id(), timestamp(now)],
-            )?;
-            let id = c.last_insert_rowid();
-            let number = c.query_row(RUN_NUMBER, [id], |r| r.get(0))?;
+            let id = c
+                .insert_id(
+                    "INSERT INTO runs (campaign, pid, started_at) VALUES (?1, ?2, ?3)",
+                    args![campaign, std::process::id(), timestamp(now)],
+                )?
+                .expect("a run's row is always inserted");
+            let number = c.query_row(RUN_NUMBER, args![id], |r| r.get(0))?;
             Ok((id, number))
         })
     }
@@ -234,7 +234,7 @@ impl Ledger {
         self.sql(|c| {
             c.execute(
                 "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4 WHERE id = ?1",
-                params![run, timestamp(now), outcome, summary],
+                args![run, timestamp(now), outcome, summary],
             )
         })
         .map(|_| ())
@@ -243,19 +243,17 @@ impl Ledger {
     /// The latest run of `campaign`.
     pub fn last_run(&self, campaign: &str) -> Result<Option<RunRecord>, LedgerError> {
         self.sql(|c| {
-            let found = c
-                .query_row(
-                    concat!(
-                        run_columns!(),
-                        " FROM runs WHERE campaign = ?1 ORDER BY id DESC LIMIT 1"
-                    ),
-                    [campaign],
-                    run_from,
-                )
-                .optional()?;
+            let found = c.query_opt(
+                concat!(
+                    run_columns!(),
+                    " FROM runs WHERE campaign = ?1 ORDER BY id DESC LIMIT 1"
+                ),
+                args![campaign],
+                run_from,
+            )?;
             found
                 .map(|mut run| {
-                    run.number = c.query_row(RUN_NUMBER, [run.id], |r| r.get(0))?;
+                    run.number = c.query_row(RUN_NUMBER, args![run.id], |r| r.get(0))?;
                     Ok(run)
                 })
                 .transpose()
@@ -266,49 +264,46 @@ impl Ledger {
     /// (sent, in flight or unknown: what `sending.max_per_patient` counts).
     pub fn recent(&self, campaign: &str, since: DateTime<Utc>) -> Result<Recent, LedgerError> {
         self.sql(|c| {
-            let mut stmt = c.prepare(concat!(
-                "SELECT m.channel, m.address, ",
-                cap_time!(),
-                " AS at FROM messages m WHERE m.campaign != ?1 AND ",
-                cap_counts!(),
-                " AND at > ?2"
-            ))?;
-            let mut rows = stmt.query(params![campaign, timestamp(since)])?;
             let mut recent = Recent::default();
-            while let Some(r) = rows.next()? {
-                let (Ok(channel), Ok(at)) = (
-                    r.get::<_, String>(0)?.parse::<Channel>(),
-                    DateTime::parse_from_rfc3339(&r.get::<_, String>(2)?),
-                ) else {
-                    continue;
-                };
-                recent.push(channel, r.get(1)?, at.with_timezone(&Utc));
-            }
+            c.for_each(
+                concat!(
+                    "SELECT m.channel, m.address, ",
+                    cap_time!(),
+                    " FROM messages m WHERE m.campaign != ?1 AND ",
+                    cap_counts!(),
+                    " AND ",
+                    cap_time!(),
+                    " > ?2"
+                ),
+                args![campaign, timestamp(since)],
+                |r| {
+                    let (Ok(channel), Ok(at)) = (
+                        r.get::<String>(0)?.parse::<Channel>(),
+                        DateTime::parse_from_rfc3339(&r.get::<String>(2)?),
+                    ) else {
+                        return Ok(());
+                    };
+                    recent.push(channel, r.get(1)?, at.with_timezone(&Utc));
+                    Ok(())
+                },
+            )?;
             Ok(recent)
         })
     }
 
-    /// Looks up many rows of `campaign` with one prepared statement, in one read transaction:
-    /// SQLite then takes its shared lock once, not once per row.
+    /// Looks up many rows of `campaign`, each statement prepared once, in one read
+    /// transaction: SQLite then takes its shared lock once, not once per row.
     pub fn rows_of<'a>(&'a self, campaign: &'a str) -> Result<RowLookup<'a>, LedgerError> {
-        let sqlite = sqlite_error(&self.path);
-        let read = self.conn.unchecked_transaction().map_err(sqlite)?;
-        let stmt = self
-            .conn
-            .prepare(&format!("{SELECT_ROWS} AND channel = ?2 AND address = ?3"))
-            .map_err(sqlite)?;
-        let cells_by_row = self
-            .conn
-            .prepare(&format!(
-                "SELECT {CELLS} FROM messages
-                 WHERE campaign = ?1 AND channel = ?2 AND address = ?3 AND rowid = ?4"
-            ))
-            .map_err(sqlite)?;
+        let read = self.db.read().map_err(store_error(&self.path))?;
         Ok(RowLookup {
+            db: &self.db,
             path: &self.path,
             campaign,
-            stmt,
-            cells_by_row,
+            by_key: format!("{SELECT_ROWS} AND channel = ?2 AND address = ?3"),
+            cells_by_row: format!(
+                "SELECT {CELLS} FROM messages
+                 WHERE campaign = ?1 AND channel = ?2 AND address = ?3 AND rowid = ?4"
+            ),
             _read: read,
         })
     }
@@ -316,12 +311,10 @@ impl Ledger {
     /// Calls `f` with every row of `campaign`, without holding them all in memory.
     pub fn each_row(&self, campaign: &str, mut f: impl FnMut(Row)) -> Result<(), LedgerError> {
         self.sql(|c| {
-            let mut stmt = c.prepare(SELECT_ROWS)?;
-            let mut rows = stmt.query([campaign])?;
-            while let Some(r) = rows.next()? {
+            c.for_each(SELECT_ROWS, args![campaign], |r| {
                 f(row_from(r)?);
-            }
-            Ok(())
+                Ok(())
+            })
         })
     }
 }
@@ -382,15 +375,20 @@ pub const AFTER_SENDING: [&str; 6] = [
 macro_rules! delivery_columns {
     () => {
         "CASE WHEN channel = 'sms' THEN
-             (SELECT CASE WHEN SUM(r.state = 'undelivered') > 0 THEN 'undelivered'
-                          WHEN SUM(r.state = 'delivered') = MAX(p.parts) THEN 'delivered' END
+             (SELECT CASE WHEN COUNT(*) FILTER (WHERE r.state = 'undelivered') > 0
+                               THEN 'undelivered'
+                          WHEN COUNT(*) FILTER (WHERE r.state = 'delivered') = MAX(p.parts)
+                               THEN 'delivered' END
               FROM sms_parts p LEFT JOIN receipts r ON r.provider_id = p.provider_id
               WHERE p.message = messages.rowid)
          ELSE
-             (SELECT CASE WHEN SUM(b.kind = 'complaint') > 0 THEN 'complained'
-                          WHEN SUM(b.kind = 'hard') > 0 THEN 'bounced'
-                          WHEN SUM(b.kind = 'policy' OR b.kind = 'other') > 0 THEN 'undelivered'
-                          WHEN SUM(b.kind = 'soft') > 0 THEN 'soft-bounced' END
+             (SELECT CASE WHEN COUNT(*) FILTER (WHERE b.kind = 'complaint') > 0
+                               THEN 'complained'
+                          WHEN COUNT(*) FILTER (WHERE b.kind = 'hard') > 0 THEN 'bounced'
+                          WHEN COUNT(*) FILTER (WHERE b.kind = 'policy' OR b.kind = 'other') > 0
+                               THEN 'undelivered'
+                          WHEN COUNT(*) FILTER (WHERE b.kind = 'soft') > 0
+                               THEN 'soft-bounced' END
               FROM bounces b WHERE b.message = messages.rowid) END,
          CASE WHEN channel = 'sms' THEN
              (SELECT r.code FROM sms_parts p JOIN receipts r ON r.provider_id = p.provider_id
@@ -416,21 +414,25 @@ const CELLS: &str = concat!(
 
 /// Rows of one campaign, looked up one by one ([`Ledger::rows_of`]).
 pub struct RowLookup<'a> {
+    db: &'a Db,
     path: &'a Path,
     campaign: &'a str,
-    stmt: rusqlite::Statement<'a>,
-    cells_by_row: rusqlite::Statement<'a>,
-    /// Ended (it only read) after the statements are dropped.
-    _read: rusqlite::Transaction<'a>,
+    by_key: String,
+    cells_by_row: String,
+    /// Ended (it only read) when the lookup is dropped.
+    _read: super::db::Read<'a>,
 }
 
 impl RowLookup<'_> {
     /// The row of one message, if the ledger has it.
     pub fn get(&mut self, channel: Channel, address: &str) -> Result<Option<Row>, LedgerError> {
-        self.stmt
-            .query_row(params![self.campaign, channel.as_str(), address], row_from)
-            .optional()
-            .map_err(sqlite_error(self.path))
+        self.db
+            .query_opt(
+                &self.by_key,
+                args![self.campaign, channel.as_str(), address],
+                row_from,
+            )
+            .map_err(store_error(self.path))
     }
 
     /// Calls `f` with the report's cells of the message whose claim returned `row`, read in
@@ -443,34 +445,34 @@ impl RowLookup<'_> {
         row: RowId,
         f: impl FnOnce(Option<Cells<'_>>) -> T,
     ) -> Result<T, LedgerError> {
-        let sqlite = sqlite_error(self.path);
-        let mut rows = self
-            .cells_by_row
-            .query(params![self.campaign, channel.as_str(), address, row.0])
-            .map_err(sqlite)?;
-        if let Some(r) = rows.next().map_err(sqlite)? {
-            let text = |i| {
-                r.get_ref(i)
-                    .map(|v| v.as_str_or_null().map(Option::unwrap_or_default))
-            };
-            let cells = (|| -> rusqlite::Result<Cells<'_>> {
-                Ok(Cells {
-                    attempts: r.get::<_, i64>(0)? as u32,
-                    provider_id: text(1)??,
-                    last_error: text(2)??,
-                    sent_at: text(3)??,
-                    updated_at: text(4)??,
-                    delivery: text(5)??,
-                    delivery_code: text(6)??,
-                    opted_out: text(7)??,
-                    consent: text(8)??,
-                    consent_source: text(9)??,
-                })
-            })()
-            .map_err(sqlite)?;
-            return Ok(f(Some(cells)));
+        let mut f = Some(f);
+        let found = self
+            .db
+            .query_opt(
+                &self.cells_by_row,
+                args![self.campaign, channel.as_str(), address, row.0],
+                |r| {
+                    let text = |i| r.str(i).map(Option::unwrap_or_default);
+                    let cells = Cells {
+                        attempts: r.get::<i64>(0)? as u32,
+                        provider_id: text(1)?,
+                        last_error: text(2)?,
+                        sent_at: text(3)?,
+                        updated_at: text(4)?,
+                        delivery: text(5)?,
+                        delivery_code: text(6)?,
+                        opted_out: text(7)?,
+                        consent: text(8)?,
+                        consent_source: text(9)?,
+                    };
+                    Ok(f.take().map(|f| f(Some(cells))))
+                },
+            )
+            .map_err(store_error(self.path))?;
+        if let Some(Some(t)) = found {
+            return Ok(t);
         }
-        drop(rows);
+        let f = f.take().expect("not called yet");
         let found = self.get(channel, address)?;
         Ok(f(found.as_ref().map(Cells::from)))
     }
@@ -485,7 +487,7 @@ macro_rules! run_columns {
 pub(super) use run_columns;
 
 /// A run's record from a row of [`run_columns!`] (its `number` left 0 for the caller to count).
-pub(super) fn run_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+pub(super) fn run_from(r: &super::db::Row<'_>) -> DbResult<RunRecord> {
     Ok(RunRecord {
         id: r.get(0)?,
         number: 0,
@@ -505,8 +507,13 @@ const SCAN_CAMPAIGNS: i64 = 10;
 /// in 1.2 s, the whole table in 0.45 s (turning interrupted rows into `unknown`: 0.5 s against
 /// 0.04 s). The whole table is the faster read unless the campaign is a small part of it, so it
 /// is read while the ledger holds at most [`SCAN_CAMPAIGNS`] campaigns.
-pub(super) fn campaign_rows(c: &Connection) -> rusqlite::Result<&'static str> {
-    let campaigns: i64 = c.query_row("SELECT COUNT(*) FROM campaigns", [], |r| r.get(0))?;
+///
+/// SQLite's own: PostgreSQL's planner chooses for itself.
+pub(super) fn campaign_rows(c: &Db) -> DbResult<&'static str> {
+    if c.sqlite().is_none() {
+        return Ok("messages");
+    }
+    let campaigns: i64 = c.query_row("SELECT COUNT(*) FROM campaigns", args![], |r| r.get(0))?;
     Ok(if campaigns <= SCAN_CAMPAIGNS {
         "messages NOT INDEXED"
     } else {
@@ -522,14 +529,14 @@ const SELECT_ROWS: &str = concat!(
     ", consent, consent_source FROM messages WHERE campaign = ?1"
 );
 
-fn row_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+fn row_from(r: &super::db::Row<'_>) -> DbResult<Row> {
     Ok(Row {
         channel: r.get(0)?,
         address: r.get(1)?,
         contact_id: r.get(2)?,
-        state: State::parse(&r.get::<_, String>(3)?),
-        permanent: r.get::<_, i64>(4)? != 0,
-        attempts: r.get::<_, i64>(5)? as u32,
+        state: State::parse(&r.get::<String>(3)?),
+        permanent: r.get::<i64>(4)? != 0,
+        attempts: r.get::<i64>(5)? as u32,
         provider_id: r.get(6)?,
         last_error: r.get(7)?,
         created_at: r.get(8)?,
@@ -606,7 +613,7 @@ mod tests {
                 .unwrap();
             if round == 0 || round == 11 {
                 assert_eq!(
-                    campaign_rows(&l.conn).unwrap(),
+                    campaign_rows(&l.db).unwrap(),
                     if round == 0 {
                         "messages NOT INDEXED"
                     } else {

@@ -22,14 +22,15 @@
 //! - the other commands: `suppress` (`unsubscribe`), `suppression_rows`, `lifts` and `lift`
 //!   (`suppressions`), `approve` and `approval`, `campaign_rows` and `purge`.
 //!
-//! # A second backend
+//! # One SQL, two backends
 //!
-//! A PostgreSQL store, where several runs share one campaign, would implement those same calls
-//! with the same records; the writer thread, its batching and its handle would stay, with
-//! `Ledger::commit` as the one write path: claims would take their rows with `SELECT … FOR UPDATE
-//! SKIP LOCKED`, so that concurrent runs split a campaign's messages instead of refusing each
-//! other. What stays SQLite's own: the file (`ledger::FILE`, `Ledger::path`), the schema's
-//! migrations, the table-or-index read (`ledger.rs`) and how `purge` scrubs the file.
+//! Every module speaks to the database through [`db`]'s `Db`: statements with numbered
+//! parameters, typed arguments (`args!`), rows read by column, transactions. The statements are
+//! written once, in the SQL that SQLite and PostgreSQL share (`db.rs` says which parts of each
+//! that leaves out), so a claim means the same on both. What stays SQLite's own: the file
+//! (`ledger::FILE`, `Ledger::path`), its pragmas and migrations (`sqlite.rs`), the
+//! table-or-index read (`ledger.rs`) and how `purge` scrubs the file; each is reached through
+//! `Ledger::sqlite` and skipped elsewhere.
 //!
 //! The run lock ([`lock`]) is, on SQLite, the run's lease: `lock::acquire` is taken before
 //! `Ledger::open` and held until the run ends; a second run of the campaign exits 4. Holding it
@@ -42,6 +43,7 @@
 pub mod approvals;
 pub mod bounces;
 mod claims;
+mod db;
 pub mod feedback;
 pub mod feedback_writer;
 pub mod ledger;

@@ -4,7 +4,8 @@
 //! rebuilt, the write-ahead log emptied). The suppressions, shared by all campaigns, and other
 //! campaigns' rows stay.
 
-use super::sqlite::{Ledger, LedgerError, sqlite_error};
+use super::db::{Begin, DbResult, args};
+use super::sqlite::{Ledger, LedgerError};
 
 /// What `purge --ledger` deletes of one campaign.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -55,7 +56,7 @@ impl Ledger {
     /// How many rows of `campaign` the ledger holds (what `purge --ledger` would delete).
     pub fn campaign_rows(&self, campaign: &str) -> Result<CampaignRows, LedgerError> {
         self.sql(|c| {
-            let count = |sql: &str| c.query_row(sql, [campaign], |r| r.get::<_, i64>(0));
+            let count = |sql: &str| c.query_row(sql, args![campaign], |r| r.get::<i64>(0));
             Ok(CampaignRows {
                 messages: count("SELECT COUNT(*) FROM messages WHERE campaign = ?1")? as u64,
                 runs: count("SELECT COUNT(*) FROM runs WHERE campaign = ?1")? as u64,
@@ -63,7 +64,7 @@ impl Ledger {
                 feedback: FEEDBACK_ROWS
                     .iter()
                     .map(|(_, rows)| count(&format!("SELECT COUNT(*) FROM {rows}")))
-                    .sum::<rusqlite::Result<i64>>()? as u64,
+                    .sum::<DbResult<i64>>()? as u64,
             })
         })
     }
@@ -74,34 +75,34 @@ impl Ledger {
     /// deleted keys) and the write-ahead log emptied, so no patient address lingers.
     pub fn purge(&mut self, campaign: &str) -> Result<CampaignRows, LedgerError> {
         let rows = self.campaign_rows(campaign)?;
-        let sqlite = sqlite_error(&self.path);
-        self.conn
-            .execute_batch("PRAGMA secure_delete = ON")
-            .map_err(sqlite)?;
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        for (_, rows) in FEEDBACK_ROWS {
-            tx.execute(&format!("DELETE FROM {rows}"), [campaign])
-                .map_err(sqlite)?;
-        }
-        for sql in [
-            "DELETE FROM approval_rows WHERE approval IN
-                 (SELECT id FROM approvals WHERE campaign = ?1)",
-            "DELETE FROM approvals WHERE campaign = ?1",
-            "DELETE FROM messages WHERE campaign = ?1",
-            "DELETE FROM runs WHERE campaign = ?1",
-            "DELETE FROM campaigns WHERE id = ?1",
-            "DELETE FROM campaign_files WHERE campaign = ?1",
-        ] {
-            tx.execute(sql, [campaign]).map_err(sqlite)?;
-        }
-        tx.commit().map_err(sqlite)?;
-        // Interior b-tree pages keep copies of deleted keys as dividers: rebuild the file.
-        self.conn.execute_batch("VACUUM").map_err(sqlite)?;
-        let busy: i64 = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-            .map_err(sqlite)?;
-        if busy != 0 {
+        self.sqlite(|c| c.execute_batch("PRAGMA secure_delete = ON"))?;
+        self.transaction(Begin::Deferred, |tx| {
+            for (_, rows) in FEEDBACK_ROWS {
+                tx.execute(&format!("DELETE FROM {rows}"), args![campaign])?;
+            }
+            for sql in [
+                "DELETE FROM approval_rows WHERE approval IN
+                     (SELECT id FROM approvals WHERE campaign = ?1)",
+                "DELETE FROM approvals WHERE campaign = ?1",
+                "DELETE FROM messages WHERE campaign = ?1",
+                "DELETE FROM runs WHERE campaign = ?1",
+                "DELETE FROM campaigns WHERE id = ?1",
+                "DELETE FROM campaign_files WHERE campaign = ?1",
+            ] {
+                tx.execute(sql, args![campaign])?;
+            }
+            Ok(())
+        })?;
+        // Interior b-tree pages keep copies of deleted keys as dividers: rebuild the file. On
+        // PostgreSQL, VACUUM frees the deleted rows' space for reuse; their old versions may
+        // linger in the server's write-ahead log and its backups until those are recycled.
+        self.sql(|c| c.execute_batch("VACUUM"))?;
+        let busy = self.sqlite(|c| {
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })?;
+        if busy.is_some_and(|busy| busy != 0) {
             tracing::warn!(
                 "{}: another process holds the ledger; its write-ahead log is emptied when it \
                  closes",

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
+use super::db::{Begin, Db, DbError, DbResult};
+
 /// The ledger's file inside `state_dir`.
 pub const FILE: &str = "ledger.sqlite";
 
@@ -18,10 +20,7 @@ pub const FILE: &str = "ledger.sqlite";
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LedgerError {
     #[error("ledger {path}: {source}")]
-    Sqlite {
-        path: PathBuf,
-        source: Arc<rusqlite::Error>,
-    },
+    Store { path: PathBuf, source: Arc<DbError> },
     #[error("ledger {path}: {source}")]
     Io {
         path: PathBuf,
@@ -44,7 +43,7 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 
 /// The ledger of one state directory.
 pub struct Ledger {
-    pub(super) conn: Connection,
+    pub(super) db: Db,
     pub(super) path: PathBuf,
     /// The connection's `PRAGMA synchronous`, set per commit only when it changes.
     pub(super) synchronous: &'static str,
@@ -64,14 +63,16 @@ impl Ledger {
         crate::private::create_dir(state_dir).map_err(io)?;
         // SQLite would create the file with the umask's mode: create it private first.
         crate::private::open(&path, crate::private::Open::ReadWrite).map_err(io)?;
-        let conn = Connection::open(&path).map_err(sqlite_error(&path))?;
+        let conn = Connection::open(&path).map_err(|e| store_error(&path)(e.into()))?;
+        // The store's statements, each prepared once per connection.
+        conn.set_prepared_statement_cache_capacity(64);
         let ledger = Ledger {
-            conn,
+            db: Db::Sqlite(conn),
             path,
             synchronous: "FULL",
             frequency_cap: None,
         };
-        ledger.sql(|c| {
+        ledger.sqlite(|c| {
             c.execute_batch(&format!(
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
@@ -148,12 +149,38 @@ impl Ledger {
         Ok(ledger)
     }
 
-    /// Runs `f` on the connection, its error naming the ledger file.
-    pub(super) fn sql<T>(
+    /// Runs `f` on the connection, its error naming the ledger.
+    pub(super) fn sql<T>(&self, f: impl FnOnce(&Db) -> DbResult<T>) -> Result<T, LedgerError> {
+        f(&self.db).map_err(store_error(&self.path))
+    }
+
+    /// Runs `f` in a transaction (see [`Db::transaction`]), its error naming the ledger.
+    pub(super) fn transaction<T>(
+        &self,
+        begin: Begin,
+        f: impl FnOnce(&Db) -> DbResult<T>,
+    ) -> Result<T, LedgerError> {
+        self.db
+            .transaction(begin, f)
+            .map_err(store_error(&self.path))
+    }
+
+    /// Runs `f` on SQLite's own connection, for what only SQLite has (pragmas, the file's
+    /// migrations, `VACUUM`); `None` on another backend.
+    pub(super) fn sqlite<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, LedgerError> {
-        f(&self.conn).map_err(sqlite_error(&self.path))
+    ) -> Result<Option<T>, LedgerError> {
+        self.db
+            .sqlite()
+            .map(|c| f(c).map_err(|e| store_error(&self.path)(e.into())))
+            .transpose()
+    }
+
+    /// SQLite's connection, for tests of the file's own schema.
+    #[cfg(test)]
+    pub(super) fn conn(&self) -> &Connection {
+        self.db.sqlite().expect("a SQLite ledger")
     }
 
     /// The ledger file.
@@ -162,9 +189,9 @@ impl Ledger {
     }
 }
 
-/// The error of a SQLite call on the ledger at `path`.
-pub(super) fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + Copy + '_ {
-    |source| LedgerError::Sqlite {
+/// The error of a call on the ledger at `path`.
+pub(super) fn store_error(path: &Path) -> impl Fn(DbError) -> LedgerError + Copy + '_ {
+    |source| LedgerError::Store {
         path: path.to_path_buf(),
         source: Arc::new(source),
     }
@@ -364,13 +391,13 @@ mod tests {
     fn an_earlier_ledgers_sent_at_index_is_dropped_and_the_cap_still_counts() {
         let dir = tempfile::tempdir().unwrap();
         let l = Ledger::open(dir.path()).unwrap();
-        l.conn
+        l.conn()
             .execute_batch("CREATE INDEX messages_sent_at ON messages (campaign, channel, sent_at)")
             .unwrap();
         drop(l);
         let mut l = Ledger::open(dir.path()).unwrap();
         let indexes: i64 = l
-            .conn
+            .conn()
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE name = 'messages_sent_at'",
                 [],
@@ -423,7 +450,7 @@ mod tests {
         for _ in 0..2 {
             let l = Ledger::open(dir.path()).unwrap();
             let row: (String, Option<String>, Option<String>) = l
-                .conn
+                .conn()
                 .query_row(
                     "SELECT address, consent, consent_source FROM messages",
                     [],
@@ -479,7 +506,7 @@ mod tests {
         };
         let mut l = Ledger::open(dir.path()).unwrap();
         let sql: String = l
-            .conn
+            .conn()
             .query_row(
                 "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'",
                 [],
@@ -487,9 +514,9 @@ mod tests {
             )
             .unwrap();
         assert!(!sql.contains(" IN ("), "{sql}");
-        assert_eq!(rows(&l.conn), before);
+        assert_eq!(rows(l.conn()), before);
         // The check still holds, and the rows still decide claims.
-        let bad = l.conn.execute(
+        let bad = l.conn().execute(
             "INSERT INTO messages VALUES
                  ('c', 'email', 'e', 'P5', 'bogus', 0, 1, NULL, NULL, 'fp', 2, 't', 't', NULL)",
             [],
@@ -505,6 +532,6 @@ mod tests {
         drop(l);
         // Opened again: nothing left to rebuild, nothing changed.
         let l = Ledger::open(dir.path()).unwrap();
-        assert_eq!(rows(&l.conn).len(), before.len() + 1);
+        assert_eq!(rows(l.conn()).len(), before.len() + 1);
     }
 }

@@ -4,10 +4,9 @@
 //! (`suppression_lifts`, with what it lifted), so an address's history survives its lifting.
 //! The user's own suppression files are read with the contacts and never written.
 
+use super::db::{Begin, DbResult, Row, args};
+use super::sqlite::{Ledger, LedgerError, timestamp};
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
-
-use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
 
 /// Adds an address (parameters: address, reason, source, time) unless it is already there: the
 /// first reason stays.
@@ -44,7 +43,7 @@ pub struct Lift {
 const SUPPRESSION: &str = "address, reason, source, added_at";
 const LIFT: &str = "address, reason, source_was, reason_was, added_at_was, lifted_at, lifted_by";
 
-fn suppression_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suppression> {
+fn suppression_from(r: &Row<'_>) -> DbResult<Suppression> {
     Ok(Suppression {
         address: r.get(0)?,
         reason: r.get(1)?,
@@ -53,7 +52,7 @@ fn suppression_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suppression> {
     })
 }
 
-fn lift_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lift> {
+fn lift_from(r: &Row<'_>) -> DbResult<Lift> {
     Ok(Lift {
         address: r.get(0)?,
         reason: r.get(1)?,
@@ -75,40 +74,48 @@ impl Ledger {
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError> {
-        self.sql(|c| c.execute(INSERT, params![address, reason, source, timestamp(now)]))
+        self.sql(|c| c.execute(INSERT, args![address, reason, source, timestamp(now)]))
             .map(|_| ())
     }
 
     /// The suppression table: address → (reason, source).
     pub fn suppressions(&self) -> Result<Vec<(String, String, Option<String>)>, LedgerError> {
         self.sql(|c| {
-            let mut stmt = c.prepare("SELECT address, reason, source FROM suppressions")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect()
+            c.query(
+                "SELECT address, reason, source FROM suppressions",
+                args![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
         })
     }
 
     /// The suppression table's rows, oldest first; only `address`'s when given.
     pub fn suppression_rows(&self, address: Option<&str>) -> Result<Vec<Suppression>, LedgerError> {
         self.sql(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {SUPPRESSION} FROM suppressions WHERE ?1 IS NULL OR address = ?1
-                 ORDER BY added_at, address"
-            ))?;
-            let rows = stmt.query_map([address], suppression_from)?;
-            rows.collect()
+            c.query(
+                &format!(
+                    "SELECT {SUPPRESSION} FROM suppressions
+                     WHERE CAST(?1 AS TEXT) IS NULL OR address = CAST(?1 AS TEXT)
+                     ORDER BY added_at, address"
+                ),
+                args![address],
+                suppression_from,
+            )
         })
     }
 
     /// The lifted suppressions, oldest lift first; only `address`'s when given.
     pub fn lifts(&self, address: Option<&str>) -> Result<Vec<Lift>, LedgerError> {
         self.sql(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {LIFT} FROM suppression_lifts WHERE ?1 IS NULL OR address = ?1
-                 ORDER BY lifted_at, id"
-            ))?;
-            let rows = stmt.query_map([address], lift_from)?;
-            rows.collect()
+            c.query(
+                &format!(
+                    "SELECT {LIFT} FROM suppression_lifts
+                     WHERE CAST(?1 AS TEXT) IS NULL OR address = CAST(?1 AS TEXT)
+                     ORDER BY lifted_at, id"
+                ),
+                args![address],
+                lift_from,
+            )
         })
     }
 
@@ -121,45 +128,44 @@ impl Ledger {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Lift>, LedgerError> {
-        let sqlite = sqlite_error(&self.path);
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        let row = tx
-            .query_row(
+        self.transaction(Begin::Deferred, |tx| {
+            let row = tx.query_opt(
                 &format!("SELECT {SUPPRESSION} FROM suppressions WHERE address = ?1"),
-                [address],
+                args![address],
                 suppression_from,
-            )
-            .optional()
-            .map_err(sqlite)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let lift = Lift {
-            address: row.address,
-            reason: reason.to_string(),
-            source_was: row.source,
-            reason_was: row.reason,
-            added_at_was: row.added_at,
-            lifted_at: timestamp(now),
-            lifted_by: by.to_string(),
-        };
-        tx.execute(
-            &format!("INSERT INTO suppression_lifts ({LIFT}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-            params![
-                lift.address,
-                lift.reason,
-                lift.source_was,
-                lift.reason_was,
-                lift.added_at_was,
-                lift.lifted_at,
-                lift.lifted_by
-            ],
-        )
-        .map_err(sqlite)?;
-        tx.execute("DELETE FROM suppressions WHERE address = ?1", [address])
-            .map_err(sqlite)?;
-        tx.commit().map_err(sqlite)?;
-        Ok(Some(lift))
+            )?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let lift = Lift {
+                address: row.address,
+                reason: reason.to_string(),
+                source_was: row.source,
+                reason_was: row.reason,
+                added_at_was: row.added_at,
+                lifted_at: timestamp(now),
+                lifted_by: by.to_string(),
+            };
+            tx.execute(
+                &format!(
+                    "INSERT INTO suppression_lifts ({LIFT}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                ),
+                args![
+                    lift.address,
+                    lift.reason,
+                    lift.source_was,
+                    lift.reason_was,
+                    lift.added_at_was,
+                    lift.lifted_at,
+                    lift.lifted_by
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM suppressions WHERE address = ?1",
+                args![address],
+            )?;
+            Ok(Some(lift))
+        })
     }
 }
 

@@ -9,11 +9,10 @@
 //! own transaction: a sync killed at any point has recorded whole answers or none, and a rerun
 //! asks only about what is still open.
 
-use chrono::{DateTime, Utc};
-use rusqlite::params;
-
+use super::db::{Begin, args};
 use super::feedback::{ReceiptDone, ReceiptRecord, receipt_in};
-use super::sqlite::{Ledger, LedgerError, sqlite_error, timestamp};
+use super::sqlite::{Ledger, LedgerError, timestamp};
+use chrono::{DateTime, Utc};
 
 /// A sent SMS part with no final receipt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,41 +38,41 @@ impl Ledger {
     /// `campaign`'s sent SMS parts that have no final receipt, in the order they were sent.
     pub fn open_sms_parts(&self, campaign: &str) -> Result<Vec<OpenPart>, LedgerError> {
         self.sql(|c| {
-            c.prepare(
+            c.query(
                 "SELECT p.provider_id, m.address FROM sms_parts p
                  JOIN messages m ON m.rowid = p.message
                  LEFT JOIN receipts r ON r.provider_id = p.provider_id
                  WHERE m.campaign = ?1 AND m.channel = 'sms'
                    AND (r.state IS NULL OR r.state = 'pending')
                  ORDER BY m.rowid, p.part",
-            )?
-            .query_map([campaign], |r| {
-                Ok(OpenPart {
-                    provider_id: r.get(0)?,
-                    address: r.get(1)?,
-                })
-            })?
-            .collect()
+                args![campaign],
+                |r| {
+                    Ok(OpenPart {
+                        provider_id: r.get(0)?,
+                        address: r.get(1)?,
+                    })
+                },
+            )
         })
     }
 
     /// `campaign`'s SMS rows left `unknown`.
     pub fn unknown_sms(&self, campaign: &str) -> Result<Vec<UnknownSms>, LedgerError> {
         self.sql(|c| {
-            c.prepare(
+            c.query(
                 "SELECT rowid, contact_id, address, created_at, updated_at FROM messages
                  WHERE campaign = ?1 AND channel = 'sms' AND state = 'unknown' ORDER BY rowid",
-            )?
-            .query_map([campaign], |r| {
-                Ok(UnknownSms {
-                    row: r.get(0)?,
-                    contact_id: r.get(1)?,
-                    address: r.get(2)?,
-                    created_at: r.get(3)?,
-                    updated_at: r.get(4)?,
-                })
-            })?
-            .collect()
+                args![campaign],
+                |r| {
+                    Ok(UnknownSms {
+                        row: r.get(0)?,
+                        contact_id: r.get(1)?,
+                        address: r.get(2)?,
+                        created_at: r.get(3)?,
+                        updated_at: r.get(4)?,
+                    })
+                },
+            )
         })
     }
 
@@ -84,12 +83,8 @@ impl Ledger {
         receipt: &ReceiptRecord,
         now: DateTime<Utc>,
     ) -> Result<ReceiptDone, LedgerError> {
-        let sqlite = sqlite_error(&self.path);
         let now = timestamp(now);
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        let done = receipt_in(&tx, receipt, &now).map_err(sqlite)?;
-        tx.commit().map_err(sqlite)?;
-        Ok(done)
+        self.transaction(Begin::Deferred, |tx| receipt_in(tx, receipt, &now))
     }
 
     /// An `unknown` row the gateway lists as sent, with `sid`: now `sent`, its id beside it as
@@ -100,27 +95,24 @@ impl Ledger {
         sid: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, LedgerError> {
-        let sqlite = sqlite_error(&self.path);
         let now = timestamp(now);
-        let tx = self.conn.transaction().map_err(sqlite)?;
-        let changed = tx
-            .execute(
+        self.transaction(Begin::Deferred, |tx| {
+            let changed = tx.execute(
                 "UPDATE messages SET state = 'sent', permanent = 0, provider_id = ?2,
                      last_error = NULL, updated_at = ?3, sent_at = ?3
                  WHERE rowid = ?1 AND state = 'unknown'",
-                params![row, sid, now],
-            )
-            .map_err(sqlite)?;
-        if changed == 1 {
-            tx.execute(
-                "INSERT INTO sms_parts (provider_id, message, part, parts) VALUES (?1, ?2, 1, 1)
-                 ON CONFLICT (provider_id) DO NOTHING",
-                params![sid, row],
-            )
-            .map_err(sqlite)?;
-        }
-        tx.commit().map_err(sqlite)?;
-        Ok(changed == 1)
+                args![row, sid, now],
+            )?;
+            if changed == 1 {
+                tx.execute(
+                    "INSERT INTO sms_parts (provider_id, message, part, parts)
+                     VALUES (?1, ?2, 1, 1)
+                     ON CONFLICT (provider_id) DO NOTHING",
+                    args![sid, row],
+                )?;
+            }
+            Ok(changed == 1)
+        })
     }
 
     /// An `unknown` row the gateway does not list, long enough after its claim: a retryable
@@ -137,7 +129,7 @@ impl Ledger {
                 "UPDATE messages SET state = 'failed', permanent = 0, last_error = ?2,
                      updated_at = ?3
                  WHERE rowid = ?1 AND state = 'unknown'",
-                params![row, why, timestamp(now)],
+                args![row, why, timestamp(now)],
             )
         })?;
         Ok(changed == 1)

@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::Connection;
+use super::db::{Db, DbResult, Row, args};
 
 use super::sqlite::{Ledger, LedgerError};
 use crate::model::{Channel, State};
@@ -206,19 +206,55 @@ struct Back {
 }
 
 impl Back {
-    fn read(c: &Connection) -> rusqlite::Result<Back> {
+    fn read(c: &Db) -> DbResult<Back> {
         let mut back = Back::default();
-        let mut stmt = c.prepare(
+        c.for_each(
             "SELECT p.message, p.parts, r.state, r.received_at, r.code
              FROM sms_parts p LEFT JOIN receipts r ON r.provider_id = p.provider_id",
+            args![],
+            |r| back.receipt(r),
         )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
+        c.for_each(
+            "SELECT message, kind FROM bounces WHERE message IS NOT NULL",
+            args![],
+            |r| {
+                let m = back.email.entry(r.get(0)?).or_default();
+                match r.str(1)?.unwrap_or_default() {
+                    "complaint" => m.complaint = true,
+                    "hard" => m.hard = true,
+                    "policy" | "other" => m.refused = true,
+                    "soft" => m.soft = true,
+                    _ => {}
+                }
+                Ok(())
+            },
+        )?;
+        c.for_each("SELECT message, at FROM unsubscribes", args![], |r| {
+            back.unsubscribed
+                .insert(r.get(0)?, Hour::of(r.str(1)?.unwrap_or_default()));
+            Ok(())
+        })?;
+        c.for_each(
+            "SELECT from_number, received_at FROM replies WHERE keyword = 'opt_out'
+             ORDER BY from_number, received_at",
+            args![],
+            |r| {
+                back.stops.entry(r.get(0)?).or_default().push(r.get(1)?);
+                Ok(())
+            },
+        )?;
+        Ok(back)
+    }
+
+    /// Counts one SMS part and its receipt: `message, parts, state, received_at, code`.
+    fn receipt(&mut self, r: &Row<'_>) -> DbResult<()> {
+        let back = self;
+        {
             let message: i64 = r.get(0)?;
             let m = back.sms.entry(message).or_default();
             m.parts = m.parts.max(r.get(1)?);
-            let Some(state) = r.get_ref(2)?.as_str_or_null()? else {
-                continue;
+            let Some(state) = r.str(2)? else {
+                return Ok(());
             };
             back.matched_receipts += 1;
             match state {
@@ -233,36 +269,10 @@ impl Back {
                 }
                 _ => {}
             }
-            let at = Hour::of(r.get_ref(3)?.as_str()?);
+            let at = Hour::of(r.str(3)?.unwrap_or_default());
             m.last = m.last.max(Some(at));
         }
-        let mut stmt = c.prepare("SELECT message, kind FROM bounces WHERE message IS NOT NULL")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let m = back.email.entry(r.get(0)?).or_default();
-            match r.get_ref(1)?.as_str()? {
-                "complaint" => m.complaint = true,
-                "hard" => m.hard = true,
-                "policy" | "other" => m.refused = true,
-                "soft" => m.soft = true,
-                _ => {}
-            }
-        }
-        let mut stmt = c.prepare("SELECT message, at FROM unsubscribes")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            back.unsubscribed
-                .insert(r.get(0)?, Hour::of(r.get_ref(1)?.as_str()?));
-        }
-        let mut stmt = c.prepare(
-            "SELECT from_number, received_at FROM replies WHERE keyword = 'opt_out'
-             ORDER BY from_number, received_at",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            back.stops.entry(r.get(0)?).or_default().push(r.get(1)?);
-        }
-        Ok(back)
+        Ok(())
     }
 
     /// The hour of the first STOP reply from `number` at or after `sent_at`.
@@ -295,16 +305,16 @@ impl Ledger {
         self.sql(|c| {
             let back = Back::read(c)?;
             let mut counter = Counter::new(&back, detail == Detail::Report);
-            let mut stmt = c.prepare(&format!(
-                "SELECT rowid, channel, state, permanent, sent_at, updated_at, segments, run_id,
-                        address, last_error
-                 FROM {} WHERE campaign = ?1",
-                super::ledger::campaign_rows(c)?
-            ))?;
-            let mut rows = stmt.query([campaign])?;
-            while let Some(r) = rows.next()? {
-                counter.add(r)?;
-            }
+            c.for_each(
+                &format!(
+                    "SELECT rowid, channel, state, permanent, sent_at, updated_at, segments,
+                            run_id, address, last_error
+                     FROM {} WHERE campaign = ?1",
+                    super::ledger::campaign_rows(c)?
+                ),
+                args![campaign],
+                |r| counter.add(r),
+            )?;
             let returned = match counter.report {
                 true => returned_mail(c, campaign)?,
                 false => Vec::new(),
@@ -338,14 +348,14 @@ impl<'b> Counter<'b> {
 
     /// Counts one message: `rowid, channel, state, permanent, sent_at, updated_at, segments,
     /// run_id, address, last_error`.
-    fn add(&mut self, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
+    fn add(&mut self, r: &Row<'_>) -> DbResult<()> {
         let id: i64 = r.get(0)?;
-        let Ok(channel) = r.get_ref(1)?.as_str()?.parse::<Channel>() else {
+        let Ok(channel) = r.str(1)?.unwrap_or_default().parse::<Channel>() else {
             return Ok(());
         };
-        let state = State::parse(r.get_ref(2)?.as_str()?);
-        let permanent = r.get::<_, i64>(3)? != 0;
-        let sent_at = r.get_ref(4)?.as_str_or_null()?;
+        let state = State::parse(r.str(2)?.unwrap_or_default());
+        let permanent = r.get::<i64>(3)? != 0;
+        let sent_at = r.str(4)?;
         let mut key = Key {
             channel,
             state,
@@ -375,7 +385,7 @@ impl<'b> Counter<'b> {
                     }
                 }
                 if let Some(sent_at) = sent_at.filter(|_| !back.stops.is_empty()) {
-                    key.opted_out = back.stop_after(r.get_ref(8)?.as_str()?, sent_at);
+                    key.opted_out = back.stop_after(r.str(8)?.unwrap_or_default(), sent_at);
                 }
             }
             Channel::Email => {
@@ -388,13 +398,13 @@ impl<'b> Counter<'b> {
             key.opted_out = key.opted_out.map(|_| Hour::of(""));
         } else if state == State::Sent {
             key.sent = sent_at.map(Hour::of);
-            key.segments = r.get::<_, Option<i64>>(6)?.map(|n| n as u32);
+            key.segments = r.get::<Option<i64>>(6)?.map(|n| n as u32);
             key.run = r.get(7)?;
         } else if state == State::Failed && permanent {
-            key.failed = Some(Hour::of(r.get_ref(5)?.as_str()?));
+            key.failed = Some(Hour::of(r.str(5)?.unwrap_or_default()));
             let domain = match channel {
                 Channel::Email => {
-                    let address = r.get_ref(8)?.as_str()?;
+                    let address = r.str(8)?.unwrap_or_default();
                     let at = address.find('@').map_or(0, |i| i + 1);
                     Some(address[at..].to_ascii_lowercase())
                 }
@@ -469,27 +479,32 @@ impl<'b> Counter<'b> {
 }
 
 /// `campaign`'s returned mail by kind, DSN status and receiving domain (messages, not bounces).
-fn returned_mail(c: &Connection, campaign: &str) -> rusqlite::Result<Vec<FailureGroup>> {
-    let mut stmt = c.prepare(
-        "SELECT b.kind, b.status, b.domain, COUNT(DISTINCT b.message)
-         FROM bounces b CROSS JOIN messages m ON m.rowid = b.message
-         WHERE m.campaign = ?1
-         GROUP BY b.kind, b.status, b.domain",
-    )?;
-    let rows = stmt.query_map([campaign], |r| {
-        Ok(FailureGroup {
-            channel: Channel::Email,
-            kind: r.get(0)?,
-            detail: r.get(1)?,
-            domain: r.get(2)?,
-            count: r.get::<_, i64>(3)? as u64,
-        })
-    })?;
-    rows.collect()
+fn returned_mail(c: &Db, campaign: &str) -> DbResult<Vec<FailureGroup>> {
+    c.query(
+        &format!(
+            "SELECT b.kind, b.status, b.domain, COUNT(DISTINCT b.message)
+             FROM bounces b {} messages m ON m.rowid = b.message
+             WHERE m.campaign = ?1
+             GROUP BY b.kind, b.status, b.domain",
+            c.join_in_order()
+        ),
+        args![campaign],
+        |r| {
+            Ok(FailureGroup {
+                channel: Channel::Email,
+                kind: r.get(0)?,
+                detail: r.get(1)?,
+                domain: r.get(2)?,
+                count: r.get::<i64>(3)? as u64,
+            })
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
     use super::*;
 
     /// A ledger holding `sql`'s rows (after the schema `Ledger::open` makes).

@@ -155,7 +155,7 @@ impl Owner {
         // allocate them again; it is emptied when the run's last commit is done.
         let mut failed = self
             .ledger
-            .sql(|c| {
+            .sqlite(|c| {
                 c.execute_batch(
                     "PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = -1;",
                 )
@@ -178,11 +178,9 @@ impl Owner {
         tracing::debug!(commits, requests, "ledger writer done");
         // Another process reading the ledger (`status`, `preview --serve`) may keep part of the
         // log for now; it is cut back when that reader is done.
-        if let Err(e) = self
-            .ledger
-            .conn
-            .execute_batch("PRAGMA journal_size_limit = 4194304; PRAGMA wal_checkpoint(TRUNCATE);")
-        {
+        if let Err(e) = self.ledger.sqlite(|c| {
+            c.execute_batch("PRAGMA journal_size_limit = 4194304; PRAGMA wal_checkpoint(TRUNCATE);")
+        }) {
             tracing::debug!("ledger: emptying the write-ahead log: {e}");
         }
         self.ledger
@@ -221,8 +219,9 @@ impl Owner {
 fn is_busy(e: &LedgerError) -> bool {
     matches!(
         e,
-        LedgerError::Sqlite { source, .. }
-            if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+        LedgerError::Store { source, .. }
+            if matches!(&**source, super::db::DbError::Sqlite(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy))
     )
 }
 

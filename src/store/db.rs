@@ -1,0 +1,374 @@
+//! The one connection every store module speaks through ([`Db`]): statements with numbered
+//! parameters (`?1`), typed arguments ([`Arg`], made by [`args!`]), rows read by column
+//! ([`Row::get`]), and transactions ([`Db::transaction`]). The store's SQL is written once, in
+//! the subset SQLite and PostgreSQL share, and this module is where the two backends differ:
+//! SQLite's connection is used as it is (statements prepared once and cached), PostgreSQL's is
+//! `store/postgres.rs`. What only SQLite has (its pragmas, the file's migrations, `VACUUM` of
+//! the file) is reached through [`Db::sqlite`].
+//!
+//! What the shared subset leaves out, so that a statement means the same on both: booleans are
+//! integers in tables (`0`/`1`) and in results (`CASE WHEN … THEN 1 ELSE 0 END`, or a `COUNT`
+//! with `FILTER`); a `SUM` is cast back to `BIGINT`; a parameter whose type its place does not
+//! say (`SELECT ?1` in an `INSERT … SELECT`) is `CAST`; a new row's id comes from
+//! [`Db::insert_id`]; `INSERT OR IGNORE` is `ON CONFLICT DO NOTHING`.
+
+use rusqlite::Connection;
+
+/// An error of a statement, from either backend.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store's schema is not one this `outreach` can use.
+    #[error("{0}")]
+    Schema(String),
+    /// A column read as a type it does not hold (a bug in the statement, not in the data).
+    #[error("column {column}: {problem}")]
+    Column { column: usize, problem: String },
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// A statement's argument, borrowed from the caller.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+}
+
+/// What can be a statement's argument.
+pub trait ToArg {
+    fn arg(&self) -> Arg<'_>;
+}
+
+macro_rules! int_arg {
+    ($($t:ty),*) => {$(
+        impl ToArg for $t {
+            fn arg(&self) -> Arg<'_> {
+                Arg::Int(*self as i64)
+            }
+        }
+    )*};
+}
+int_arg!(i64, i32, u32, u16, u8);
+
+impl ToArg for usize {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+    }
+}
+
+impl ToArg for u64 {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+    }
+}
+
+impl ToArg for bool {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Int(i64::from(*self))
+    }
+}
+
+impl ToArg for f64 {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Real(*self)
+    }
+}
+
+impl ToArg for str {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Text(self)
+    }
+}
+
+impl ToArg for std::borrow::Cow<'_, str> {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Text(self)
+    }
+}
+
+impl ToArg for String {
+    fn arg(&self) -> Arg<'_> {
+        Arg::Text(self)
+    }
+}
+
+impl<T: ToArg + ?Sized> ToArg for &T {
+    fn arg(&self) -> Arg<'_> {
+        (**self).arg()
+    }
+}
+
+impl<T: ToArg> ToArg for Option<T> {
+    fn arg(&self) -> Arg<'_> {
+        self.as_ref().map_or(Arg::Null, ToArg::arg)
+    }
+}
+
+impl<'a> ToArg for Arg<'a> {
+    fn arg(&self) -> Arg<'_> {
+        *self
+    }
+}
+
+/// A statement's arguments, in order: `args![campaign, row, now]`.
+macro_rules! args {
+    ($($x:expr),* $(,)?) => {
+        &[$($crate::store::db::ToArg::arg(&$x)),*][..]
+    };
+}
+pub(crate) use args;
+
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Arg::Null => ValueRef::Null,
+            Arg::Int(v) => ValueRef::Integer(v),
+            Arg::Real(v) => ValueRef::Real(v),
+            Arg::Text(s) => ValueRef::Text(s.as_bytes()),
+        }))
+    }
+}
+
+/// A row of a result.
+pub enum Row<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+}
+
+impl Row<'_> {
+    /// Column `i` (from 0) as a `T`.
+    pub fn get<T: FromColumn>(&self, i: usize) -> DbResult<T> {
+        match self {
+            Row::Sqlite(r) => T::sqlite(r, i),
+        }
+    }
+
+    /// Text column `i`, borrowed from the row (`None` for `NULL`).
+    pub fn str(&self, i: usize) -> DbResult<Option<&str>> {
+        match self {
+            Row::Sqlite(r) => r.get_ref(i)?.as_str_or_null().map_err(|e| DbError::Column {
+                column: i,
+                problem: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// What a column can be read as.
+pub trait FromColumn: Sized {
+    fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> DbResult<Self>;
+}
+
+macro_rules! sqlite_column {
+    ($($t:ty),*) => {$(
+        impl FromColumn for $t {
+            fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> DbResult<Self> {
+                Ok(row.get(i)?)
+            }
+        }
+        impl FromColumn for Option<$t> {
+            fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> DbResult<Self> {
+                Ok(row.get(i)?)
+            }
+        }
+    )*};
+}
+sqlite_column!(i64, i32, u32, bool, f64, String);
+
+macro_rules! unsigned_column {
+    ($($t:ty),*) => {$(
+        impl FromColumn for $t {
+            fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> DbResult<Self> {
+                let n: i64 = row.get(i)?;
+                <$t>::try_from(n).map_err(|e| DbError::Column {
+                    column: i,
+                    problem: e.to_string(),
+                })
+            }
+        }
+    )*};
+}
+unsigned_column!(u64, usize);
+
+/// Which database a [`Db`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+}
+
+/// A connection to the store.
+pub enum Db {
+    Sqlite(Connection),
+}
+
+/// How a transaction starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// Reads first; the write lock when it first writes.
+    Deferred,
+    /// The write lock from the start (SQLite's `BEGIN IMMEDIATE`): what it reads cannot change
+    /// before it writes.
+    Immediate,
+}
+
+impl Db {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// A join that reads its left table first: SQLite's `CROSS JOIN` (its planner keeps the
+    /// order written); a plain `JOIN` elsewhere, whose planners choose well by themselves.
+    pub fn join_in_order(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "CROSS JOIN",
+        }
+    }
+
+    /// SQLite's connection, for what only SQLite has.
+    pub fn sqlite(&self) -> Option<&Connection> {
+        match self {
+            Db::Sqlite(c) => Some(c),
+        }
+    }
+
+    /// Runs a statement; returns how many rows it changed.
+    pub fn execute(&self, sql: &str, args: &[Arg<'_>]) -> DbResult<usize> {
+        match self {
+            Db::Sqlite(c) => Ok(c
+                .prepare_cached(sql)?
+                .execute(rusqlite::params_from_iter(args))?),
+        }
+    }
+
+    /// Runs statements separated by `;`, without arguments.
+    pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
+        match self {
+            Db::Sqlite(c) => Ok(c.execute_batch(sql)?),
+        }
+    }
+
+    /// Runs an `INSERT` of one row; returns the new row's id, or `None` when it inserted nothing
+    /// (`ON CONFLICT DO NOTHING`, or a `SELECT … WHERE` that chose no row).
+    pub fn insert_id(&self, sql: &str, args: &[Arg<'_>]) -> DbResult<Option<i64>> {
+        match self {
+            // `RETURNING` would open a temporary table in every execution.
+            Db::Sqlite(c) => {
+                let n = c
+                    .prepare_cached(sql)?
+                    .execute(rusqlite::params_from_iter(args))?;
+                Ok((n == 1).then(|| c.last_insert_rowid()))
+            }
+        }
+    }
+
+    /// The first row's `f`; an error when there is none.
+    pub fn query_row<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        f: impl FnOnce(&Row<'_>) -> DbResult<T>,
+    ) -> DbResult<T> {
+        self.query_opt(sql, args, f)?
+            .ok_or(DbError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    /// The first row's `f`, if there is a row.
+    pub fn query_opt<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        f: impl FnOnce(&Row<'_>) -> DbResult<T>,
+    ) -> DbResult<Option<T>> {
+        match self {
+            Db::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+                match rows.next()? {
+                    Some(r) => f(&Row::Sqlite(r)).map(Some),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// `f` of every row, in order.
+    pub fn query<T>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        mut f: impl FnMut(&Row<'_>) -> DbResult<T>,
+    ) -> DbResult<Vec<T>> {
+        let mut all = Vec::new();
+        self.for_each(sql, args, |r| {
+            all.push(f(r)?);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    /// Calls `f` on every row as it comes, without keeping them.
+    pub fn for_each(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        mut f: impl FnMut(&Row<'_>) -> DbResult<()>,
+    ) -> DbResult<()> {
+        match self {
+            Db::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+                while let Some(r) = rows.next()? {
+                    f(&Row::Sqlite(r))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts a transaction that only reads, ended when the guard is dropped: its reads see
+    /// one state of the store, and SQLite takes its shared lock once for all of them.
+    pub fn read(&self) -> DbResult<Read<'_>> {
+        self.execute_batch("BEGIN")?;
+        Ok(Read(self))
+    }
+
+    /// Runs `f` in a transaction: committed when `f` returns `Ok`, rolled back otherwise.
+    pub fn transaction<T, E: From<DbError>>(
+        &self,
+        begin: Begin,
+        f: impl FnOnce(&Db) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.execute_batch(match (self.backend(), begin) {
+            (Backend::Sqlite, Begin::Immediate) => "BEGIN IMMEDIATE",
+            (_, _) => "BEGIN",
+        })?;
+        match f(self) {
+            Ok(t) => match self.execute_batch("COMMIT") {
+                Ok(()) => Ok(t),
+                Err(e) => {
+                    let _ = self.execute_batch("ROLLBACK");
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                let _ = self.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A transaction that only reads ([`Db::read`]).
+pub struct Read<'a>(&'a Db);
+
+impl Drop for Read<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("ROLLBACK");
+    }
+}
