@@ -317,3 +317,28 @@ fn each_url_is_a_new_empty_database_of_one_cluster() {
     );
     assert_eq!(c.psql(&a, "SHOW fsync").trim(), "off");
 }
+
+#[test]
+fn a_campaign_file_gets_the_state_url_in_its_sending_table_once() {
+    use crate::common::{campaign_toml, with_state_url};
+    let url = "postgres://outreach@127.0.0.1:5999/t_1?sslmode=disable";
+    for extra in [
+        "",
+        "[sending]\nemail_rate = \"0\"\n",
+        "[sending]\nemail_rate = \"0\"\n\n[listen]\nbase_url = \"https://x.example\"\n",
+        "[listen]\nbase_url = \"https://x.example\"",
+    ] {
+        let toml = campaign_toml(extra);
+        let with = with_state_url(&toml, url);
+        let t: toml::Table = with.parse().unwrap_or_else(|e| panic!("{e}\n{with}"));
+        assert_eq!(t["sending"]["state_url"].as_str(), Some(url), "{with}");
+        if extra.contains("email_rate") {
+            assert_eq!(t["sending"]["email_rate"].as_str(), Some("0"), "{with}");
+        }
+        // Read back and written again: unchanged.
+        assert_eq!(with_state_url(&with, url), with);
+        // Only the lines after [sending] move.
+        let at = toml.find("[sending]").unwrap_or(toml.len());
+        assert_eq!(&with[..at], &toml[..at]);
+    }
+}
