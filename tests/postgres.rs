@@ -342,3 +342,47 @@ fn a_campaign_file_gets_the_state_url_in_its_sending_table_once() {
         assert_eq!(&with[..at], &toml[..at]);
     }
 }
+
+#[test]
+fn a_ledger_reads_the_same_from_sqlite_and_postgresql() {
+    use crate::common::Ledger;
+    let dir = tempfile::tempdir().unwrap();
+    let url = postgres_url();
+    let ledgers = [
+        Ledger::Sqlite(dir.path().join("ledger.sqlite")),
+        Ledger::Postgres(url),
+    ];
+    let mut seen = Vec::new();
+    for db in &ledgers {
+        // Not made yet: no file, or a database without a table.
+        assert!(!db.exists());
+        db.execute(
+            "CREATE TABLE messages (campaign TEXT NOT NULL, address TEXT NOT NULL, \
+             attempts INTEGER NOT NULL, last_error TEXT)",
+        );
+        assert!(db.exists());
+        db.execute(
+            "INSERT INTO messages VALUES ('c', 'ann@example.com', 3, NULL), \
+             ('c', 'bo@example.com', 1, 'tab\there, a newline\nand a \\ backslash')",
+        );
+        let rows = db.query("SELECT * FROM messages ORDER BY address");
+        assert_eq!(db.count("SELECT COUNT(*) FROM messages"), 2);
+        assert_eq!(
+            db.value("SELECT campaign || address FROM messages ORDER BY address"),
+            "cann@example.com"
+        );
+        assert_eq!(
+            db.rows("SELECT address, attempts FROM messages ORDER BY address"),
+            [["ann@example.com", "3"], ["bo@example.com", "1"]]
+        );
+        seen.push(rows);
+        db.remove();
+        assert!(!db.exists());
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(
+        seen[0][1][3].as_deref(),
+        Some("tab\there, a newline\nand a \\ backslash")
+    );
+    assert_eq!(seen[0][0][3], None);
+}
