@@ -66,6 +66,9 @@ outbox = "outbox/sms.jsonl"
 /// A temporary campaign directory.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
+    /// On PostgreSQL ([`store`]), the fixture's own database: every campaign file written with
+    /// [`Fixture::write`] keeps its ledger there (`[sending] state_url`).
+    state_url: Option<String>,
 }
 
 impl Fixture {
@@ -74,6 +77,10 @@ impl Fixture {
     pub fn new(contacts: &str) -> Self {
         let f = Fixture {
             dir: tempfile::tempdir().unwrap(),
+            state_url: match store() {
+                Store::Sqlite => None,
+                Store::Postgres => Some(postgres_url()),
+            },
         };
         let psoas = repo().join("templates/psoas");
         for file in [
@@ -112,8 +119,16 @@ impl Fixture {
         self.dir.path().join(rel)
     }
 
+    /// Writes `contents` to `rel`. On PostgreSQL, a campaign file (a `.toml` file with a
+    /// `[campaign]` table) gets the fixture's database as its `[sending] state_url` (see
+    /// [`with_state_url`]); on SQLite it is written as given.
     pub fn write(&self, rel: &str, contents: &str) {
-        self.write_bytes(rel, contents.as_bytes());
+        match &self.state_url {
+            Some(url) if is_campaign_file(rel, contents) => {
+                self.write_bytes(rel, with_state_url(contents, url).as_bytes())
+            }
+            _ => self.write_bytes(rel, contents.as_bytes()),
+        }
     }
 
     pub fn write_bytes(&self, rel: &str, contents: &[u8]) {
@@ -146,6 +161,24 @@ impl Fixture {
                 std::fs::create_dir_all(self.path(to)).unwrap();
                 std::fs::copy(entry.path(), self.path(&rel)).unwrap();
             }
+        }
+    }
+
+    /// The ledger of the fixture's campaigns: `.outreach/ledger.sqlite`, or on PostgreSQL the
+    /// fixture's database.
+    pub fn ledger(&self) -> Ledger {
+        match &self.state_url {
+            None => Ledger::Sqlite(self.path(".outreach/ledger.sqlite")),
+            Some(url) => Ledger::Postgres(url.clone()),
+        }
+    }
+
+    /// The ledger as `outreach` names it in what it prints, run from the fixture directory:
+    /// `.outreach/ledger.sqlite`, or the database's URL (which holds no password).
+    pub fn ledger_name(&self) -> String {
+        match &self.state_url {
+            None => ".outreach/ledger.sqlite".to_string(),
+            Some(url) => url.clone(),
         }
     }
 
@@ -301,4 +334,256 @@ impl Drop for ServerLog {
             );
         }
     }
+}
+
+// --- The ledger's store: SQLite, or PostgreSQL for the PostgreSQL pass ------------------------
+
+pub use crate::postgres::postgres_url;
+
+/// Where the suite keeps the ledger: SQLite (`STATE_DIR/ledger.sqlite`, the default) or
+/// PostgreSQL (`[sending] state_url`, a database of the throwaway cluster per [`Fixture`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+/// The store of this test process: `OUTREACH_TEST_STORE=postgres` runs the suite's parameterised
+/// tests (scripts/test names them) on PostgreSQL; unset, empty or `sqlite`, on SQLite.
+pub fn store() -> Store {
+    static STORE: std::sync::OnceLock<Store> = std::sync::OnceLock::new();
+    *STORE.get_or_init(|| match std::env::var("OUTREACH_TEST_STORE").as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("" | "sqlite") => Store::Sqlite,
+        Ok("postgres") => Store::Postgres,
+        Ok(other) => panic!("OUTREACH_TEST_STORE={other}: sqlite (the default) or postgres"),
+        Err(e) => panic!("OUTREACH_TEST_STORE: {e}"),
+    })
+}
+
+/// Marks a test of what only the SQLite store does (`why`): on PostgreSQL it fails here, at once
+/// and saying so. scripts/test's PostgreSQL pass skips each such test by name (`--skip`).
+pub fn sqlite_only(why: &str) {
+    assert_eq!(
+        store(),
+        Store::Sqlite,
+        "a SQLite-only test ({why}): the PostgreSQL pass of scripts/test skips it"
+    );
+}
+
+/// `--set sending.state_url=URL` for a campaign that is not a [`Fixture`]'s (the shipped one),
+/// with a new database, on PostgreSQL; nothing on SQLite. Call it once per test and pass the
+/// same arguments to every run that must share the ledger.
+pub fn state_args() -> Vec<String> {
+    match store() {
+        Store::Sqlite => Vec::new(),
+        Store::Postgres => vec![
+            "--set".to_string(),
+            format!("sending.state_url={}", postgres_url()),
+        ],
+    }
+}
+
+/// Whether `rel` with `contents` is a campaign file: a `.toml` file with a `[campaign]` table.
+fn is_campaign_file(rel: &str, contents: &str) -> bool {
+    rel.ends_with(".toml") && contents.lines().any(|l| l.trim() == "[campaign]")
+}
+
+/// The campaign file `toml` with `state_url = "URL"` as the first key of its `[sending]` table
+/// (a table added at the end when it has none). A file that already sets `state_url` (one read
+/// back and written again) is left as it is. Only the lines after `[sending]` move down one.
+pub fn with_state_url(toml: &str, url: &str) -> String {
+    if toml
+        .lines()
+        .any(|l| l.trim_start().starts_with("state_url"))
+    {
+        return toml.to_string();
+    }
+    let key = format!("state_url = \"{url}\"\n");
+    let mut at = 0;
+    for line in toml.split_inclusive('\n') {
+        at += line.len();
+        if line.trim() == "[sending]" {
+            let sep = if line.ends_with('\n') { "" } else { "\n" };
+            return format!("{}{sep}{key}{}", &toml[..at], &toml[at..]);
+        }
+    }
+    let sep = if toml.is_empty() || toml.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    format!("{toml}{sep}\n[sending]\n{key}")
+}
+
+/// A ledger read (and rarely written) behind `outreach`'s back, with the same SQL on both
+/// stores: what the tests ask is plain SQL (`SELECT`, `COUNT(*)`, `||`) over the tables both
+/// stores share.
+#[derive(Clone, Debug)]
+pub enum Ledger {
+    /// The SQLite file.
+    Sqlite(PathBuf),
+    /// The database's URL.
+    Postgres(String),
+}
+
+impl Ledger {
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Ledger::Sqlite(_))
+    }
+
+    /// Whether `outreach` has made the ledger: the SQLite file exists, or the database holds a
+    /// table (the database itself is the test's).
+    pub fn exists(&self) -> bool {
+        match self {
+            Ledger::Sqlite(path) => path.exists(),
+            Ledger::Postgres(url) => {
+                crate::postgres::cluster()
+                    .psql(
+                        url,
+                        "SELECT count(*) FROM pg_catalog.pg_tables \
+                         WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+                    )
+                    .trim()
+                    != "0"
+            }
+        }
+    }
+
+    /// The rows `sql` returns, each column as text (an integer in decimal, as both stores print
+    /// it), `None` for NULL.
+    pub fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        match self {
+            Ledger::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(10))
+                    .unwrap();
+                let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let n = stmt.column_count();
+                stmt.query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            use rusqlite::types::ValueRef;
+                            Ok(match r.get_ref(i)? {
+                                ValueRef::Null => None,
+                                ValueRef::Integer(v) => Some(v.to_string()),
+                                ValueRef::Real(v) => Some(v.to_string()),
+                                ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                                ValueRef::Blob(b) => Some(format!(
+                                    "\\x{}",
+                                    b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+                                )),
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .map(|r| r.unwrap_or_else(|e| panic!("{sql}: {e}")))
+                .collect()
+            }
+            Ledger::Postgres(url) => {
+                // COPY's text format: a line a row, tab-separated, \N for NULL, the rest escaped.
+                let out = crate::postgres::cluster().psql(url, &format!("COPY ({sql}) TO STDOUT"));
+                out.lines()
+                    .map(|line| line.split('\t').map(copy_field).collect())
+                    .collect()
+            }
+        }
+    }
+
+    /// The rows `sql` returns, each column as text; a NULL fails the test.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        self.query(sql)
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|v| v.unwrap_or_else(|| panic!("{sql}: a NULL")))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The first column of the first row `sql` returns (not NULL).
+    pub fn value(&self, sql: &str) -> String {
+        let rows = self.rows(sql);
+        let row = rows
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("{sql}: no row"));
+        row.into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("{sql}: no column"))
+    }
+
+    /// The integer `sql` returns (`SELECT COUNT(*) …`).
+    pub fn count(&self, sql: &str) -> i64 {
+        let v = self.value(sql);
+        v.parse()
+            .unwrap_or_else(|e| panic!("{sql}: {v:?} is not an integer: {e}"))
+    }
+
+    /// Runs `sql` (an `INSERT` another process makes), waiting out a SQLite writer.
+    pub fn execute(&self, sql: &str) {
+        match self {
+            Ledger::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(10))
+                    .unwrap();
+                conn.execute_batch(sql)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            Ledger::Postgres(url) => {
+                crate::postgres::cluster().psql(url, sql);
+            }
+        }
+    }
+
+    /// Deletes the ledger, as if no run had been: the SQLite file (and its `-wal` and `-shm`),
+    /// or the database's every table (the database is dropped and made again, empty, under the
+    /// same name).
+    pub fn remove(&self) {
+        match self {
+            Ledger::Sqlite(path) => {
+                std::fs::remove_file(path).unwrap();
+                for ext in ["sqlite-wal", "sqlite-shm"] {
+                    let _ = std::fs::remove_file(path.with_extension(ext));
+                }
+            }
+            Ledger::Postgres(url) => {
+                let db = url
+                    .rsplit('/')
+                    .next()
+                    .and_then(|d| d.split('?').next())
+                    .unwrap();
+                let c = crate::postgres::cluster();
+                c.psql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+                c.psql("postgres", &format!("CREATE DATABASE {db}"));
+            }
+        }
+    }
+}
+
+/// One field of COPY's text format: `\N` is NULL; `\t`, `\n`, `\\`… are unescaped.
+fn copy_field(field: &str) -> Option<String> {
+    if field == "\\N" {
+        return None;
+    }
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('v') => out.push('\u{b}'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    Some(out)
 }

@@ -21,6 +21,7 @@ mod listen;
 mod listen_tls;
 mod new;
 mod outbox;
+mod postgres;
 mod preview;
 mod report;
 mod send;

@@ -1,5 +1,6 @@
-//! `outreach send` with the file transports, end to end: the outbox and the SQLite ledger are
-//! read back after every run. Nobody is messaged twice, whatever happens to the process.
+//! `outreach send` with the file transports, end to end: the outbox and the ledger (SQLite, or
+//! PostgreSQL in the PostgreSQL pass: `common::store`) are read back after every run. Nobody is
+//! messaged twice, whatever happens to the process.
 
 use crate::common;
 
@@ -85,13 +86,13 @@ fn outbox(f: &Fixture) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
 
 /// The ledger's rows: (channel, address) → state.
 fn ledger(f: &Fixture) -> BTreeMap<(String, String), String> {
-    let conn = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT channel, address, state FROM messages")
-        .unwrap();
-    stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
+    f.ledger()
+        .rows("SELECT channel, address, state FROM messages")
+        .into_iter()
+        .map(|r| {
+            let [channel, address, state] = <[String; 3]>::try_from(r).unwrap();
+            ((channel, address), state)
+        })
         .collect()
 }
 
@@ -115,6 +116,8 @@ fn mask_seconds(s: &str) -> String {
 #[test]
 fn shipped_campaign_cron_summary_is_exact_and_a_rerun_sends_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    // On PostgreSQL, a database of the test's own for the ledger.
+    let state = common::state_args();
     // The shipped campaign, with its state and outbox in a temporary directory.
     let args = |extra: &[&str]| {
         let mut c = common::outreach();
@@ -137,6 +140,7 @@ fn shipped_campaign_cron_summary_is_exact_and_a_rerun_sends_nothing() {
                 dir.path().join("outbox/sms.jsonl").display()
             ))
             .args(["--set", "sending.email_rate=0"])
+            .args(&state)
             // A fresh state directory on purpose: the test's own.
             .arg("--new-ledger")
             .args(extra);
@@ -156,7 +160,8 @@ fn shipped_campaign_cron_summary_is_exact_and_a_rerun_sends_nothing() {
         .arg(format!(
             "sending.state_dir={}",
             dir.path().join("state").display()
-        ));
+        ))
+        .args(&state);
     assert_eq!(run(approve).0, 0);
 
     let (code, out, err) = run(args(&[]));
@@ -314,7 +319,9 @@ fn eml_in_the_outbox_is_the_message_preview_shows() {
         assert_eq!(mode(&dir[0].as_ref().unwrap().path()), 0o600);
         assert_eq!(mode(&f.path("outbox/email")), 0o700);
         assert_eq!(mode(&f.path(".outreach")), 0o700);
-        assert_eq!(mode(&f.path(".outreach/ledger.sqlite")), 0o600);
+        if f.ledger().is_sqlite() {
+            assert_eq!(mode(&f.path(".outreach/ledger.sqlite")), 0o600);
+        }
     }
 }
 
@@ -431,8 +438,10 @@ impl ValuesSum for serde_json::Value {
     }
 }
 
+/// SQLite only: exit 4 and the run lock are SQLite's (on PostgreSQL runs share the work).
 #[test]
 fn a_second_run_exits_4_naming_the_holder() {
+    common::sqlite_only("exit 4: another run holds the lock");
     let f = fast_sms(&format!(
         "{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\nP2,Bo,Ng,,(312) 555-0102,sms,,yes,\nP3,Cy,Ox,,(312) 555-0103,sms,,yes,\n"
     ));
@@ -502,16 +511,10 @@ fn an_address_suppressed_during_a_run_is_not_sent_to() {
         assert!(std::time::Instant::now() < deadline, "nothing was sent");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let other = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    other.busy_timeout(Duration::from_secs(10)).unwrap();
-    other
-        .execute(
-            "INSERT INTO suppressions (address, reason, source, added_at)
-             VALUES ('+13125550110', 'opted out', 'another campaign', '2026-11-25T18:00:00Z')",
-            [],
-        )
-        .unwrap();
-    drop(other);
+    f.ledger().execute(
+        "INSERT INTO suppressions (address, reason, source, added_at)
+         VALUES ('+13125550110', 'opted out', 'another campaign', '2026-11-25T18:00:00Z')",
+    );
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
@@ -704,7 +707,7 @@ fn dry_run_records_nothing_and_matches_check() {
     assert_eq!(v["channels"][0]["sent"], 1);
     assert_eq!(v["channels"][1]["sent"], 1);
     assert!(!f.path("outbox").exists());
-    assert!(!f.path(".outreach/ledger.sqlite").exists());
+    assert!(!f.ledger().exists());
     let (_, check, _) = f.run(&["check", "campaign.toml", "--format", "json"]);
     let c = json(&check);
     assert_eq!(c["channels"][0]["due"], v["channels"][0]["sent"]);
@@ -801,7 +804,7 @@ fn test_to_sends_to_staff_and_records_nothing() {
         "inert link"
     );
     assert!(!text.contains("ann@example.com"));
-    assert!(!f.path(".outreach/ledger.sqlite").exists());
+    assert!(!f.ledger().exists());
     // A phone picks the SMS channel; in quiet hours too.
     let mut c = f.cmd(&[
         "send",
@@ -855,22 +858,10 @@ fn failures_retry_record_and_set_the_exit_code() {
         rows[&("email".into(), "pat3@example.com".into())],
         "unknown"
     );
-    let conn = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    let attempts: i64 = conn
-        .query_row(
-            "SELECT attempts FROM messages WHERE address = 'pat1@example.com'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let db = f.ledger();
+    let attempts = db.count("SELECT attempts FROM messages WHERE address = 'pat1@example.com'");
     assert_eq!(attempts, 3);
-    let err: String = conn
-        .query_row(
-            "SELECT last_error FROM messages WHERE address = 'pat2@example.com'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let err = db.value("SELECT last_error FROM messages WHERE address = 'pat2@example.com'");
     assert!(err.contains("injected permanent fault"), "{err}");
     // A rerun leaves failed and unknown alone.
     let (code, v, _) = run_with("", &[]);
@@ -961,10 +952,7 @@ fn opted_out_replies_suppress_and_do_not_fail_the_run() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(json(&out)["channels"][0]["opted_out"], 1);
     // The reply suppresses the number for every campaign of the state directory.
-    let conn = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    let reason: String = conn
-        .query_row("SELECT reason FROM suppressions", [], |r| r.get(0))
-        .unwrap();
+    let reason = f.ledger().value("SELECT reason FROM suppressions");
     assert!(
         reason.starts_with("opted out: injected optout fault"),
         "{reason}"
@@ -985,7 +973,7 @@ fn status_and_report() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0],
-        "Campaign test-campaign (ledger .outreach/ledger.sqlite)"
+        format!("Campaign test-campaign (ledger {})", f.ledger_name())
     );
     assert_eq!(
         lines[1],
@@ -1087,8 +1075,10 @@ fn a_campaign_that_cannot_run_sends_nothing() {
     assert!(err.contains("cannot be overridden"));
 }
 
+/// SQLite only: the state directory is where the SQLite ledger is (on PostgreSQL the URL is).
 #[test]
 fn a_state_directory_set_on_the_command_line_must_know_the_campaign() {
+    common::sqlite_only("sending.state_dir picks the ledger");
     let f = Fixture::email_only(&format!(
         "{HEADER}\nP1,Ann,Lee,ann@example.com,,email,yes,,\nP2,Bo,Ng,bo@example.com,,email,yes,,\n"
     ));

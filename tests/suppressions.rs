@@ -56,8 +56,14 @@ fn suppressions(f: &Fixture, args: &[&str]) -> (i32, String, String) {
     run(c)
 }
 
-const LEDGER_LINE: &str =
-    "Suppressions in the ledger .outreach/ledger.sqlite (every campaign of its state directory)";
+/// The list's first line: the ledger as `outreach` names it (`.outreach/ledger.sqlite`).
+fn ledger_line(f: &Fixture) -> String {
+    format!(
+        "Suppressions in the ledger {} (every campaign of its state directory)",
+        f.ledger_name()
+    )
+}
+
 const HINT: &str =
     "Lift a ledger suppression with `outreach suppressions remove CAMPAIGN ADDRESS --reason TEXT`.";
 
@@ -69,7 +75,7 @@ fn list_shows_the_ledgers_suppressions_and_the_clinics_files_masked() {
     assert_eq!(
         out,
         format!(
-            "{LEDGER_LINE}: 2\n\
+            "{}: 2\n\
              \x20 +1312***03        since 2026-11-25 12:00 CST  sms reply, campaign test-campaign: \
              opted out: injected optout fault (OUTREACH_FILE_FAULTS)\n\
              \x20 a***@example.com  since 2026-11-25 12:00 CST  outreach unsubscribe \
@@ -77,7 +83,8 @@ fn list_shows_the_ledgers_suppressions_and_the_clinics_files_masked() {
              The clinic's suppression files (opt-outs.csv; yours to edit, outreach never does): 2\n\
              \x20 opt-outs.csv:2  d***@example.com\n\
              \x20 opt-outs.csv:3  +1312***99\n\
-             {HINT}\n"
+             {HINT}\n",
+            ledger_line(&f)
         )
     );
 }
@@ -93,13 +100,14 @@ fn one_address_is_shown_in_full_by_email_in_any_case_or_phone_in_any_form() {
     assert_eq!(
         out,
         format!(
-            "Suppressions of ann@example.com in the ledger .outreach/ledger.sqlite (every \
+            "Suppressions of ann@example.com in the ledger {} (every \
              campaign of its state directory): 1\n\
              \x20 ann@example.com  since 2026-11-25 12:00 CST  outreach unsubscribe \
              (test-campaign): unsubscribed\n\
              The clinic's suppression files (opt-outs.csv; yours to edit, outreach never does) \
              of ann@example.com: 0\n\
-             {HINT}\n"
+             {HINT}\n",
+            f.ledger_name()
         )
     );
     for phone in ["312.555.0103", "+1 (312) 555-0103", "3125550103"] {
@@ -221,7 +229,7 @@ fn remove_lifts_a_ledger_suppression_and_keeps_the_lift() {
     // The lift shows in the list, with who lifted it, and the address is no longer suppressed.
     let (_, out, _) = suppressions(&f, &["list", "campaign.toml"]);
     assert!(
-        out.starts_with(&format!("{LEDGER_LINE}: 1\n  +1312***03 ")),
+        out.starts_with(&format!("{}: 1\n  +1312***03 ", ledger_line(&f))),
         "{out}"
     );
     assert!(
@@ -372,7 +380,7 @@ fn a_state_directory_without_a_ledger_lists_the_files_and_creates_none() {
     let (code, out, err) = suppressions(&f, &["list", "campaign.toml"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.starts_with(&format!("{LEDGER_LINE}: 0\nThe clinic's")),
+        out.starts_with(&format!("{}: 0\nThe clinic's", ledger_line(&f))),
         "{out}"
     );
     let (code, _, err) = suppressions(
