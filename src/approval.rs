@@ -427,11 +427,11 @@ impl fmt::Display for Status {
 
 /// The latest approval of the loaded campaign, if its ledger has one.
 pub fn latest(loaded: &Loaded) -> Result<Option<Approval>, LedgerError> {
-    let state_dir = &loaded.campaign.sending.state_dir;
-    if !state_dir.join(ledger::FILE).exists() {
-        return Ok(None);
+    let store = loaded.campaign.sending.store();
+    match Ledger::open_existing(&store)? {
+        Some(l) => l.approval(&loaded.campaign.id),
+        None => Ok(None),
     }
-    Ledger::open(state_dir)?.approval(&loaded.campaign.id)
 }
 
 /// Compares the loaded campaign with its latest approval.

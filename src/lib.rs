@@ -118,6 +118,15 @@ impl Error {
         match self {
             Error::Send(send::SendError::Lock(LockError::Held { .. })) => Exit::Locked,
             Error::Send(send::SendError::Unavailable { .. }) => Exit::Stopped,
+            // The ledger's database out of reach: nothing is lost (what went was claimed
+            // first, and is reported unknown), and a later run resumes once it is back.
+            Error::Send(send::SendError::Ledger(e))
+            | Error::Ledger(e)
+            | Error::Sync(sync::SyncError::Ledger(e))
+                if e.is_unreachable() =>
+            {
+                Exit::Stopped
+            }
             Error::Purge(purge::PurgeError::Lock(LockError::Held { .. })) => Exit::Locked,
             Error::Purge(purge::PurgeError::OutboxInUse(_)) => Exit::Locked,
             Error::Sync(sync::SyncError::Lock(LockError::Held { .. })) => Exit::Locked,
@@ -425,12 +434,9 @@ fn refuse_a_new_ledger(campaign: &config::Campaign, args: &cli::CampaignArgs) ->
         return Ok(());
     };
     let id = &campaign.id;
-    let file = sending.state_dir.join(store::ledger::FILE);
-    if file.exists()
-        && store::ledger::Ledger::open(&sending.state_dir)?
-            .campaign_rows(id)?
-            .total()
-            > 0
+    let store = sending.store();
+    if let Some(l) = store::ledger::Ledger::open_existing(&store)?
+        && l.campaign_rows(id)?.total() > 0
     {
         return Ok(());
     }

@@ -12,7 +12,7 @@ use crate::config::{self, Campaign, ConfigError};
 use crate::contacts::{self, ContactList, ContactsError, FileWarning, Suppressions};
 use crate::model::{Channel, Clock, ClockError};
 use crate::plan::{Priors, Recent, Redo};
-use crate::store::ledger::{self, Ledger};
+use crate::store::ledger::Ledger;
 use crate::template_sets::TemplateSets;
 use crate::templates::{SMS_TEXT, TemplateError};
 use crate::token::TokenKey;
@@ -256,11 +256,10 @@ impl Loaded {
     /// Reads what the ledger knows (if the campaign ever sent): the messages' states, and the
     /// suppressions learnt while sending (opt-out replies, `unsubscribe`).
     pub fn read_ledger(&mut self) -> Result<(), LoadError> {
-        let state_dir = &self.campaign.sending.state_dir;
-        if !state_dir.join(ledger::FILE).exists() {
+        let store = self.campaign.sending.store();
+        let Some(l) = Ledger::open_existing(&store)? else {
             return Ok(());
-        }
-        let l = Ledger::open(state_dir)?;
+        };
         self.priors = l.priors(&self.campaign.id)?;
         self.recent = self.recent_of(&l)?;
         for (address, _reason, _source) in l.suppressions()? {

@@ -228,6 +228,9 @@ pub fn each_row(
 pub enum ReportError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The state directory's `store.toml` (where its PostgreSQL ledger is) cannot be used.
+    #[error(transparent)]
+    Store(#[from] crate::config::ConfigError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -41,7 +41,7 @@ pub fn record(loaded: &Loaded, options: &Options) -> Result<Outcome, LedgerError
         .filter(|b| !b.trim().is_empty())
         .unwrap_or_else(os_user);
     let fingerprint = approval::fingerprint(loaded);
-    let mut ledger = Ledger::open(&loaded.campaign.sending.state_dir)?;
+    let mut ledger = Ledger::open_store(&loaded.campaign.sending.store())?;
     ledger.approve(&loaded.campaign.id, by.trim(), loaded.now, &fingerprint)?;
     ledger.remember_file(&loaded.campaign.id, &loaded.campaign.file, loaded.now)?;
     drop(ledger);

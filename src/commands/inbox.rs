@@ -62,7 +62,7 @@ impl From<Reply> for Shown {
 
 /// Lists (and settles) the replies kept in `campaign`'s state directory.
 pub fn run(campaign: &Campaign, request: &Request) -> Result<Inbox, LedgerError> {
-    let dir = &campaign.sending.state_dir;
+    let store = campaign.sending.store();
     let mut inbox = Inbox {
         campaign: campaign.id.clone(),
         settled: Vec::new(),
@@ -70,10 +70,9 @@ pub fn run(campaign: &Campaign, request: &Request) -> Result<Inbox, LedgerError>
         all: request.all,
         opted_out: !request.opt_out.is_empty(),
     };
-    if !dir.join(crate::store::ledger::FILE).exists() {
+    let Some(mut ledger) = Ledger::open_existing(&store)? else {
         return Ok(inbox);
-    }
-    let mut ledger = Ledger::open(dir)?;
+    };
     let now = crate::model::Clock::from_env()
         .map(|c| c.now())
         .unwrap_or_else(|_| chrono::Utc::now());

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Campaign, EmailTransport, SmsTransport};
-use crate::store::ledger::{self, CampaignRows, Ledger, LedgerError};
+use crate::store::ledger::{CampaignRows, Ledger, LedgerError};
 
 /// Why nothing (or not everything) was purged.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +71,9 @@ pub enum Target {
         bytes: u64,
     },
     Ledger {
-        path: PathBuf,
+        /// The file, or the database, as shown.
+        name: String,
+        store: Box<crate::config::Store>,
         rows: CampaignRows,
     },
 }
@@ -110,11 +112,11 @@ impl fmt::Display for Target {
                 plural(*files as u64, "file", "files"),
                 plural(*bytes, "byte", "bytes")
             ),
-            Target::Ledger { path, rows } => write!(
+            Target::Ledger { name, store, rows } => write!(
                 f,
                 "ledger {}: {}, {}, {}{} of this campaign (shared suppressions and other \
-                 campaigns stay; a later send would message everyone again)",
-                show(path),
+                 campaigns stay; a later send would message everyone again{})",
+                name,
                 plural(rows.messages, "message row", "message rows"),
                 plural(rows.runs, "run", "runs"),
                 plural(rows.approvals, "approval", "approvals"),
@@ -125,6 +127,12 @@ impl fmt::Display for Target {
                     )
                 } else {
                     String::new()
+                },
+                if store.url.is_some() {
+                    "; PostgreSQL may keep old versions of the rows in its write-ahead log and \
+                     backups until it recycles them"
+                } else {
+                    ""
                 }
             ),
         }
@@ -295,9 +303,8 @@ fn delete(target: &Target, campaign: &str) -> Result<(), PurgeError> {
             }
         }
         Target::Folder { dir, .. } => std::fs::remove_dir_all(dir).map_err(io(dir))?,
-        Target::Ledger { path, .. } => {
-            let state_dir = path.parent().unwrap_or(Path::new("."));
-            Ledger::open(state_dir)?.purge(campaign)?;
+        Target::Ledger { store, .. } => {
+            Ledger::open_store(store)?.purge(campaign)?;
         }
     }
     Ok(())
@@ -338,6 +345,18 @@ pub fn run(
     let state_dir = &campaign.sending.state_dir;
     // Held until everything is deleted: no send of this campaign can start meanwhile.
     let _lock = crate::store::lock::acquire(state_dir, id)?;
+    // A PostgreSQL store's runs may be on other hosts: its own lock keeps them out too.
+    let store = campaign.sending.store();
+    let _held = match store.url.is_some() {
+        true => Ledger::open_existing(&store)?,
+        false => None,
+    };
+    if let Some(l) = &_held
+        && !l.hold_run_lock(id)?
+    {
+        let name = Ledger::name_of(&store);
+        return Err(crate::store::lock::LockError::held_in_store(id, &name).into());
+    }
     let targets = targets(campaign, options)?;
     if targets.is_empty() {
         return Ok(Purged::Nothing);
@@ -383,10 +402,13 @@ fn targets(campaign: &Campaign, options: &Options) -> Result<Vec<Target>, PurgeE
     if let Some(dir) = &options.preview {
         targets.push(preview_folder(dir, id)?);
     }
-    if options.ledger && state_dir.join(ledger::FILE).exists() {
-        let l = Ledger::open(state_dir)?;
+    let store = campaign.sending.store();
+    if options.ledger
+        && let Some(l) = Ledger::open_existing(&store)?
+    {
         targets.push(Target::Ledger {
-            path: l.path().to_path_buf(),
+            name: Ledger::name_of(&store),
+            store: Box::new(store),
             rows: l.campaign_rows(id)?,
         });
     }

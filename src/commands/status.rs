@@ -3,7 +3,6 @@
 //! its output is what cron mails.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use crate::model::{Channel, State};
 use crate::store::bounces::BounceCounts;
@@ -15,7 +14,8 @@ use crate::store::tally::Detail;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Status {
     pub campaign: String,
-    pub ledger: PathBuf,
+    /// The ledger's file, or its database.
+    pub ledger: String,
     /// channel → state → count (`failed` is permanent; `retry` is a transient failure).
     pub counts: BTreeMap<Channel, BTreeMap<&'static str, u64>>,
     pub last_run: Option<crate::store::ledger::RunRecord>,
@@ -34,7 +34,7 @@ pub struct Status {
 
 /// Reads the campaign's state from the ledger (without loading contacts).
 pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError> {
-    let path = campaign.sending.state_dir.join(crate::store::ledger::FILE);
+    let store = campaign.sending.store();
     let mut counts: BTreeMap<Channel, BTreeMap<&'static str, u64>> = BTreeMap::new();
     for c in &campaign.channels {
         let m = counts.entry(*c).or_default();
@@ -53,8 +53,7 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
             m.insert(word, 0);
         }
     }
-    if path.exists() {
-        let ledger = Ledger::open(&campaign.sending.state_dir)?;
+    if let Some(ledger) = Ledger::open_existing(&store)? {
         let tally = ledger.tally(&campaign.id, Detail::Counts)?;
         for (channel, state, permanent, n) in tally.counts() {
             let word = match (state, permanent) {
@@ -77,7 +76,7 @@ pub fn status(campaign: &crate::config::Campaign) -> Result<Status, LedgerError>
     }
     Ok(Status {
         campaign: campaign.id.clone(),
-        ledger: path,
+        ledger: Ledger::name_of(&store),
         counts,
         last_run,
         suppressed,
@@ -98,12 +97,7 @@ fn after_words(channel: Channel) -> impl Iterator<Item = &'static str> {
 
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "Campaign {} (ledger {})",
-            self.campaign,
-            crate::paths::show_path(&self.ledger)
-        )?;
+        writeln!(f, "Campaign {} (ledger {})", self.campaign, self.ledger)?;
         let states = ["sent", "failed", "retry", "unknown", "sending"];
         write!(f, "{:<7}", "")?;
         for s in states {

@@ -19,7 +19,7 @@ use crate::config::Campaign;
 use crate::contacts::{ContactsError, Suppressions};
 use crate::model::{Channel, mask};
 use crate::paths::show_path;
-use crate::store::ledger::{self, Ledger, LedgerError, Lift, Suppression};
+use crate::store::ledger::{Ledger, LedgerError, Lift, Suppression};
 
 /// Why `suppressions` could not do what it was asked; nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -70,11 +70,8 @@ fn channel_of(address: &str) -> Channel {
 /// The ledger of the campaign's state directory, if it was ever written: `list` and `remove`
 /// create none.
 fn ledger(campaign: &Campaign) -> Result<Option<Ledger>, LedgerError> {
-    let dir = &campaign.sending.state_dir;
-    if !dir.join(ledger::FILE).exists() {
-        return Ok(None);
-    }
-    Ledger::open(dir).map(Some)
+    let store = campaign.sending.store();
+    Ledger::open_existing(&store)
 }
 
 /// A suppression of the ledger, as shown.
@@ -210,7 +207,7 @@ pub fn list(campaign: &Campaign, address: Option<&str>) -> Result<Listing, Suppr
     };
     Ok(Listing {
         campaign: campaign.id.clone(),
-        ledger: show_path(&campaign.sending.state_dir.join(ledger::FILE)),
+        ledger: Ledger::name_of(&campaign.sending.store()),
         files: file_entries(campaign, address.as_deref())?,
         address,
         suppressed: suppressed.into_iter().map(|s| entry(s, asked)).collect(),

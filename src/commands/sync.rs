@@ -176,7 +176,11 @@ pub fn run(loaded: &Loaded, options: &Options) -> Result<Synced, SyncError> {
         }
     };
     let _lock = lock::acquire(&campaign.sending.state_dir, &campaign.id)?;
-    let ledger = Ledger::open(&campaign.sending.state_dir)?;
+    let store = campaign.sending.store();
+    let ledger = Ledger::open_store(&store)?;
+    if !ledger.hold_run_lock(&campaign.id)? {
+        return Err(LockError::held_in_store(&campaign.id, &Ledger::name_of(&store)).into());
+    }
     let interval = campaign
         .sending
         .sms_rate

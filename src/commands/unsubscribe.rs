@@ -147,7 +147,7 @@ fn search_table(
 /// first, and only when it is not there, searched for among the campaign's addresses.
 pub fn run(loaded: &Loaded, tokens: &[String]) -> Result<Outcome, LedgerError> {
     let campaign = &loaded.campaign;
-    let mut ledger = Ledger::open(&campaign.sending.state_dir)?;
+    let mut ledger = Ledger::open_store(&campaign.sending.store())?;
     let mut found: HashMap<String, (Channel, String)> = HashMap::new();
     let mut missing = false;
     for token in tokens {

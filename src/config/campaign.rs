@@ -16,6 +16,7 @@ use super::gateway::{SmsSettings, validate_sms};
 use super::listen::{ListenSettings, validate_listen};
 use super::raw::{RawClinic, RawConfig, RawContacts, RawRate, RawSending};
 use super::report::{ReportSettings, validate_report};
+use super::store::{StateUrl, Store, state_url};
 use super::utm::{UtmSettings, validate_utm};
 use super::values::{
     FrequencyCap, Rate, WindowEdge, check_url, parse_duration, parse_frequency_cap, parse_rate,
@@ -165,6 +166,8 @@ pub struct Sending {
     /// campaign of the state directory.
     pub max_per_patient: Option<FrequencyCap>,
     pub state_dir: PathBuf,
+    /// `state_url`: the PostgreSQL database that holds the ledger instead of `state_dir`.
+    pub state_url: Option<StateUrl>,
     /// The `--set` argument that gave `state_dir`, when one did (`send` then refuses a ledger
     /// that has never seen the campaign, unless `--new-ledger`).
     pub state_dir_override: Option<String>,
@@ -512,8 +515,25 @@ fn sending(rs: RawSending, loc: &Locator, dir: &Path) -> Result<Sending, ConfigE
             rs.state_dir.as_deref().unwrap_or(DEFAULT_STATE_DIR),
             dir,
         ),
+        state_url: state_url(
+            rs.state_url.as_deref(),
+            rs.state_password_env.as_deref(),
+            rs.state_password_file.as_deref(),
+            loc,
+            dir,
+        )?,
         state_dir_override: loc.override_around("sending.state_dir").map(str::to_string),
     })
+}
+
+impl Sending {
+    /// Where the ledger is.
+    pub fn store(&self) -> Store {
+        Store {
+            dir: self.state_dir.clone(),
+            url: self.state_url.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -52,6 +52,9 @@ pub enum ConfigError {
     },
     #[error("--set {arg}: {message}")]
     Override { arg: String, message: String },
+    /// A state directory's `store.toml` (where its PostgreSQL store is) that cannot be used.
+    #[error("{path}: {message}")]
+    Pointer { path: PathBuf, message: String },
 }
 
 /// Where each dotted key was written, so semantic errors can name a line.

@@ -21,6 +21,7 @@ mod parse;
 mod raw;
 mod report;
 mod secrets;
+mod store;
 mod utm;
 mod values;
 
@@ -52,6 +53,7 @@ pub use imap::{DEFAULT_IMAP_FOLDER, DEFAULT_IMAP_TIMEOUT, ImapSettings, ImapTls,
 pub use listen::{DEFAULT_LISTEN_ADDR, ListenSettings, TlsFiles, WebhookCheck, WebhookSettings};
 pub use report::{DEFAULT_CURRENCY, Price, ReportSettings};
 pub use secrets::{SecretError, SecretSource};
+pub use store::{DEFAULT_CONNECT_TIMEOUT, POINTER_FILE, SslMode, StateUrl, Store};
 pub use utm::{DEFAULT_UTM_SOURCE, UtmSettings, url_host};
 pub use values::{
     FrequencyCap, InvalidValue, QuietHours, Rate, WindowEdge, parse_duration, parse_quiet_hours,

@@ -253,7 +253,7 @@ mod tests {
             ),
             (
                 &["sending.bogus=1"],
-                "--set sending.bogus=1: `sending.bogus`: unknown field `bogus`, expected one of `email_rate`, `sms_rate`, `concurrency`, `max_attempts`, `max_consecutive_failures`, `retry_delay`, `daily_cap`, `max_per_patient`, `state_dir`",
+                "--set sending.bogus=1: `sending.bogus`: unknown field `bogus`, expected one of `email_rate`, `sms_rate`, `concurrency`, `max_attempts`, `max_consecutive_failures`, `retry_delay`, `daily_cap`, `max_per_patient`, `state_dir`, `state_url`, `state_password_env`, `state_password_file`",
             ),
             (
                 &["sending.concurrency=lots"],

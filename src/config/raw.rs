@@ -294,4 +294,7 @@ pub(super) struct RawSending {
     pub daily_cap: Option<u32>,
     pub max_per_patient: Option<String>,
     pub state_dir: Option<String>,
+    pub state_url: Option<String>,
+    pub state_password_env: Option<String>,
+    pub state_password_file: Option<String>,
 }

@@ -31,7 +31,8 @@ use crate::load::Loaded;
 use crate::model::{Channel, Exit};
 use crate::plan::{Decision, Redo};
 use crate::recipients::RunRow;
-use crate::store::ledger::{self, Ledger, Writer};
+use crate::store::ledger::{Ledger, Writer};
+use crate::store::lock::LockError;
 use lane::{Lane, Run};
 
 /// What the ledger says before a run starts, under the lock.
@@ -186,7 +187,6 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
 /// this run's start; then reads the ledger's records for the plan (again, under the lock: the
 /// recovery may have changed rows).
 fn begin(loaded: &mut Loaded, opts: &SendOptions, now: DateTime<Utc>) -> Result<Begun, SendError> {
-    let state_dir = &loaded.campaign.sending.state_dir;
     let id = &loaded.campaign.id;
     let mut begun = Begun {
         ledger: None,
@@ -195,11 +195,18 @@ fn begin(loaded: &mut Loaded, opts: &SendOptions, now: DateTime<Utc>) -> Result<
         recovered_unknown: 0,
         templates_changed_since: None,
     };
-    if opts.dry_run && !state_dir.join(ledger::FILE).exists() {
-        return Ok(begun);
-    }
-    let mut l = Ledger::open(state_dir)?;
+    let store = loaded.campaign.sending.store();
+    let mut l = match opts.dry_run {
+        true => match Ledger::open_existing(&store)? {
+            Some(l) => l,
+            None => return Ok(begun),
+        },
+        false => Ledger::open_store(&store)?,
+    };
     if !opts.dry_run {
+        if !l.hold_run_lock(id)? {
+            return Err(LockError::held_in_store(id, &Ledger::name_of(&store)).into());
+        }
         begun.recovered_unknown = l.recover_interrupted(id, now)?;
         begun.templates_changed_since =
             l.fingerprint_change(id, &loaded.templates.fingerprint, now)?;

@@ -66,6 +66,7 @@ impl Ledger {
                     "INSERT INTO approvals (campaign, approved_by, approved_at, fingerprint)
                      VALUES (?1, ?2, ?3, ?4)",
                     args![campaign, by, timestamp(at), summary],
+                    "id",
                 )?
                 .expect("an approval's row is always inserted");
             const ROW: &str = "INSERT INTO approval_rows (approval, kind, file, key, hash)

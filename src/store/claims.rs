@@ -200,6 +200,9 @@ fn claim_in(
            AND (state = 'failed' OR state = 'unknown')";
     const INDEX_TOKEN: &str =
         "INSERT INTO tokens (token, message) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+    if cap.is_some() {
+        lock_addresses(tx, claims)?;
+    }
     let mut granted = Vec::with_capacity(claims.len());
     for c in claims {
         if let Some((count, since)) = &cap
@@ -220,7 +223,7 @@ fn claim_in(
             c.consent,
             c.consent_source
         ];
-        if let Some(row) = tx.insert_id(INSERT, values)? {
+        if let Some(row) = tx.insert_id(INSERT, values, "rowid")? {
             if let Some(token) = &c.token {
                 tx.execute(INDEX_TOKEN, args![token, row])?;
             }
@@ -267,6 +270,28 @@ fn claim_in(
         }));
     }
     Ok(granted)
+}
+
+/// Holds, until `tx` ends, a lock on each address `claims` name, for the frequency cap's count
+/// and the claim that follows it: on SQLite the transaction's write lock already keeps every
+/// other claim out; on PostgreSQL, where another campaign's run may claim at the same moment,
+/// an advisory lock per address does, taken in one order (sorted) so that two batches cannot
+/// wait on each other.
+fn lock_addresses(tx: &Db, claims: &[Claim]) -> DbResult<()> {
+    if tx.sqlite().is_some() {
+        return Ok(());
+    }
+    let mut addresses: Vec<&str> = claims.iter().map(|c| c.address.as_str()).collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    for address in addresses {
+        tx.query_row(
+            "SELECT pg_advisory_xact_lock(hashtext('outreach cap'), hashtext(?1))",
+            args![address],
+            |_| Ok(()),
+        )?;
+    }
+    Ok(())
 }
 
 /// How many messages the other campaigns of the ledger sent to `c`'s address on its channel

@@ -19,6 +19,9 @@ use rusqlite::Connection;
 pub enum DbError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    #[cfg(feature = "postgres")]
+    #[error(transparent)]
+    Postgres(#[from] super::postgres::PgError),
     /// The store's schema is not one this `outreach` can use.
     #[error("{0}")]
     Schema(String),
@@ -29,114 +32,14 @@ pub enum DbError {
 
 pub type DbResult<T> = Result<T, DbError>;
 
-/// A statement's argument, borrowed from the caller.
-#[derive(Debug, Clone, Copy)]
-pub enum Arg<'a> {
-    Null,
-    Int(i64),
-    Real(f64),
-    Text(&'a str),
-}
-
-/// What can be a statement's argument.
-pub trait ToArg {
-    fn arg(&self) -> Arg<'_>;
-}
-
-macro_rules! int_arg {
-    ($($t:ty),*) => {$(
-        impl ToArg for $t {
-            fn arg(&self) -> Arg<'_> {
-                Arg::Int(*self as i64)
-            }
-        }
-    )*};
-}
-int_arg!(i64, i32, u32, u16, u8);
-
-impl ToArg for usize {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Int(i64::try_from(*self).unwrap_or(i64::MAX))
-    }
-}
-
-impl ToArg for u64 {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Int(i64::try_from(*self).unwrap_or(i64::MAX))
-    }
-}
-
-impl ToArg for bool {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Int(i64::from(*self))
-    }
-}
-
-impl ToArg for f64 {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Real(*self)
-    }
-}
-
-impl ToArg for str {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Text(self)
-    }
-}
-
-impl ToArg for std::borrow::Cow<'_, str> {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Text(self)
-    }
-}
-
-impl ToArg for String {
-    fn arg(&self) -> Arg<'_> {
-        Arg::Text(self)
-    }
-}
-
-impl<T: ToArg + ?Sized> ToArg for &T {
-    fn arg(&self) -> Arg<'_> {
-        (**self).arg()
-    }
-}
-
-impl<T: ToArg> ToArg for Option<T> {
-    fn arg(&self) -> Arg<'_> {
-        self.as_ref().map_or(Arg::Null, ToArg::arg)
-    }
-}
-
-impl<'a> ToArg for Arg<'a> {
-    fn arg(&self) -> Arg<'_> {
-        *self
-    }
-}
-
-/// A statement's arguments, in order: `args![campaign, row, now]`.
-macro_rules! args {
-    ($($x:expr),* $(,)?) => {
-        &[$($crate::store::db::ToArg::arg(&$x)),*][..]
-    };
-}
-pub(crate) use args;
-
-impl rusqlite::ToSql for Arg<'_> {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::{ToSqlOutput, ValueRef};
-        Ok(ToSqlOutput::Borrowed(match *self {
-            Arg::Null => ValueRef::Null,
-            Arg::Int(v) => ValueRef::Integer(v),
-            Arg::Real(v) => ValueRef::Real(v),
-            Arg::Text(s) => ValueRef::Text(s.as_bytes()),
-        }))
-    }
-}
+pub use super::arg::Arg;
+pub(crate) use super::arg::args;
 
 /// A row of a result.
 pub enum Row<'a> {
     Sqlite(&'a rusqlite::Row<'a>),
+    #[cfg(feature = "postgres")]
+    Postgres(&'a tokio_postgres::Row),
 }
 
 impl Row<'_> {
@@ -144,6 +47,10 @@ impl Row<'_> {
     pub fn get<T: FromColumn>(&self, i: usize) -> DbResult<T> {
         match self {
             Row::Sqlite(r) => T::sqlite(r, i),
+            #[cfg(feature = "postgres")]
+            Row::Postgres(r) => {
+                T::postgres(r, i).map_err(|problem| DbError::Column { column: i, problem })
+            }
         }
     }
 
@@ -154,6 +61,11 @@ impl Row<'_> {
                 column: i,
                 problem: e.to_string(),
             }),
+            #[cfg(feature = "postgres")]
+            Row::Postgres(r) => r.try_get(i).map_err(|e| DbError::Column {
+                column: i,
+                problem: e.to_string(),
+            }),
         }
     }
 }
@@ -161,23 +73,61 @@ impl Row<'_> {
 /// What a column can be read as.
 pub trait FromColumn: Sized {
     fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> DbResult<Self>;
+    /// Read loosely, by the column's own type (`store/postgres.rs`'s readers): the shared SQL
+    /// need not cast every count and flag.
+    #[cfg(feature = "postgres")]
+    fn postgres(row: &tokio_postgres::Row, i: usize) -> Result<Self, String>;
 }
 
-macro_rules! sqlite_column {
-    ($($t:ty),*) => {$(
+/// What a column read as `T` must not be: `NULL`.
+#[cfg(feature = "postgres")]
+fn not_null<T>(v: Option<T>) -> Result<T, String> {
+    v.ok_or_else(|| "NULL where a value was expected".to_string())
+}
+
+/// How a type is read from PostgreSQL: the reader for its kind, then a conversion.
+#[cfg(feature = "postgres")]
+macro_rules! postgres_column {
+    (Option<$t:ty>, $read:ident, $convert:expr) => {
+        fn postgres(row: &tokio_postgres::Row, i: usize) -> Result<Self, String> {
+            let convert: fn(_) -> Result<$t, String> = $convert;
+            super::postgres::$read(row, i)?.map(convert).transpose()
+        }
+    };
+    ($t:ty, $read:ident, $convert:expr) => {
+        fn postgres(row: &tokio_postgres::Row, i: usize) -> Result<Self, String> {
+            let convert: fn(_) -> Result<$t, String> = $convert;
+            convert(not_null(super::postgres::$read(row, i)?)?)
+        }
+    };
+}
+
+macro_rules! column {
+    ($($t:ty: $read:ident, $convert:expr;)*) => {$(
         impl FromColumn for $t {
             fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> DbResult<Self> {
                 Ok(row.get(i)?)
             }
+            #[cfg(feature = "postgres")]
+            postgres_column!($t, $read, $convert);
         }
         impl FromColumn for Option<$t> {
             fn sqlite(row: &rusqlite::Row<'_>, i: usize) -> DbResult<Self> {
                 Ok(row.get(i)?)
             }
+            #[cfg(feature = "postgres")]
+            postgres_column!(Option<$t>, $read, $convert);
         }
     )*};
 }
-sqlite_column!(i64, i32, u32, bool, f64, String);
+column! {
+    i64: int, Ok;
+    i32: int, |n: i64| i32::try_from(n).map_err(|e| e.to_string());
+    u32: int, |n: i64| u32::try_from(n).map_err(|e| e.to_string());
+    bool: boolean, Ok;
+    f64: real, Ok;
+    String: text, Ok;
+}
 
 macro_rules! unsigned_column {
     ($($t:ty),*) => {$(
@@ -189,6 +139,8 @@ macro_rules! unsigned_column {
                     problem: e.to_string(),
                 })
             }
+            #[cfg(feature = "postgres")]
+            postgres_column!($t, int, |n: i64| <$t>::try_from(n).map_err(|e| e.to_string()));
         }
     )*};
 }
@@ -198,11 +150,17 @@ unsigned_column!(u64, usize);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
+    #[cfg(feature = "postgres")]
+    Postgres,
 }
 
 /// A connection to the store.
 pub enum Db {
     Sqlite(Connection),
+    /// Boxed: a connection of its own is larger than SQLite's handle, and one is made per
+    /// ledger opened.
+    #[cfg(feature = "postgres")]
+    Postgres(Box<super::postgres::Pg>),
 }
 
 /// How a transaction starts.
@@ -219,6 +177,8 @@ impl Db {
     pub fn backend(&self) -> Backend {
         match self {
             Db::Sqlite(_) => Backend::Sqlite,
+            #[cfg(feature = "postgres")]
+            Db::Postgres(_) => Backend::Postgres,
         }
     }
 
@@ -227,6 +187,8 @@ impl Db {
     pub fn join_in_order(&self) -> &'static str {
         match self {
             Db::Sqlite(_) => "CROSS JOIN",
+            #[cfg(feature = "postgres")]
+            Db::Postgres(_) => "JOIN",
         }
     }
 
@@ -234,6 +196,8 @@ impl Db {
     pub fn sqlite(&self) -> Option<&Connection> {
         match self {
             Db::Sqlite(c) => Some(c),
+            #[cfg(feature = "postgres")]
+            Db::Postgres(_) => None,
         }
     }
 
@@ -243,6 +207,8 @@ impl Db {
             Db::Sqlite(c) => Ok(c
                 .prepare_cached(sql)?
                 .execute(rusqlite::params_from_iter(args))?),
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pg) => Ok(pg.execute(sql, args)? as usize),
         }
     }
 
@@ -250,19 +216,32 @@ impl Db {
     pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
         match self {
             Db::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pg) => Ok(pg.batch_execute(sql)?),
         }
     }
 
-    /// Runs an `INSERT` of one row; returns the new row's id, or `None` when it inserted nothing
-    /// (`ON CONFLICT DO NOTHING`, or a `SELECT … WHERE` that chose no row).
-    pub fn insert_id(&self, sql: &str, args: &[Arg<'_>]) -> DbResult<Option<i64>> {
+    /// Runs an `INSERT` of one row into a table keyed by the integer column `key` (`rowid`,
+    /// `id`); returns the new row's key, or `None` when it inserted nothing (`ON CONFLICT DO
+    /// NOTHING`, or a `SELECT … WHERE` that chose no row).
+    pub fn insert_id(&self, sql: &str, args: &[Arg<'_>], key: &str) -> DbResult<Option<i64>> {
         match self {
-            // `RETURNING` would open a temporary table in every execution.
+            // The key is the row id; `RETURNING` would open a temporary table in every
+            // execution.
             Db::Sqlite(c) => {
+                let _ = key;
                 let n = c
                     .prepare_cached(sql)?
                     .execute(rusqlite::params_from_iter(args))?;
                 Ok((n == 1).then(|| c.last_insert_rowid()))
+            }
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pg) => {
+                let sql = format!("{sql} RETURNING {key}");
+                pg.query_opt(&sql, args)?
+                    .map(|row| i64::postgres(&row, 0))
+                    .transpose()
+                    .map_err(|problem| DbError::Column { column: 0, problem })
             }
         }
     }
@@ -294,6 +273,11 @@ impl Db {
                     None => Ok(None),
                 }
             }
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pg) => match pg.query_opt(sql, args)? {
+                Some(r) => f(&Row::Postgres(&r)).map(Some),
+                None => Ok(None),
+            },
         }
     }
 
@@ -328,6 +312,8 @@ impl Db {
                 }
                 Ok(())
             }
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pg) => pg.for_each(sql, args, |r| f(&Row::Postgres(r))),
         }
     }
 

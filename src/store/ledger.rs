@@ -216,6 +216,7 @@ impl Ledger {
                 .insert_id(
                     "INSERT INTO runs (campaign, pid, started_at) VALUES (?1, ?2, ?3)",
                     args![campaign, std::process::id(), timestamp(now)],
+                    "id",
                 )?
                 .expect("a run's row is always inserted");
             let number = c.query_row(RUN_NUMBER, args![id], |r| r.get(0))?;

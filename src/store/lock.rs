@@ -27,6 +27,18 @@ pub struct RunLock {
     _file: std::fs::File,
 }
 
+impl LockError {
+    /// Another run holds `campaign`'s lock in the ledger's database (`store::Ledger::
+    /// hold_run_lock`), perhaps on another host.
+    pub fn held_in_store(campaign: &str, store: &str) -> LockError {
+        LockError::Held {
+            campaign: campaign.to_string(),
+            holder: format!("it holds the campaign's lock in {store}, perhaps from another host"),
+            path: PathBuf::from(store),
+        }
+    }
+}
+
 /// Takes the campaign's lock without waiting.
 pub fn acquire(state_dir: &Path, campaign: &str) -> Result<RunLock, LockError> {
     let path = state_dir.join(format!("{campaign}.lock"));

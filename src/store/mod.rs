@@ -1,4 +1,6 @@
-//! The store: what outlives a run, in SQLite in `state_dir`. The ledger of messages and runs (the
+//! The store: what outlives a run, in SQLite in `state_dir` or in the PostgreSQL database of
+//! `sending.state_url` (opened by `open.rs`: `Ledger::open_store`, or `open_existing` to create
+//! nothing). The ledger of messages and runs (the
 //! never-twice invariant), the suppressions learnt while sending, the approvals, and the run lock.
 //! It takes and returns plain records (strings, times, `model` values, the plan's `Priors`, the
 //! structs of `store::ledger`) and knows no command and no send policy.
@@ -8,7 +10,7 @@
 //! Callers reach everything through [`ledger`] (the records, [`ledger::Ledger`] and its error
 //! [`ledger::LedgerError`]), [`approvals`] and [`lock`]. The ledger's calls, by who makes them:
 //!
-//! - a run's start and end: `Ledger::open`, `recover_interrupted`, `fingerprint_change`,
+//! - a run's start and end: `Ledger::open_store`, `hold_run_lock`, `recover_interrupted`, `fingerprint_change`,
 //!   `begin_run`, `end_run`;
 //! - the plan: `priors`, `sent_between`, `suppressions`;
 //! - the run's claims and outcomes, only through the batched writer: `Writer::start` (the
@@ -30,17 +32,22 @@
 //! that leaves out), so a claim means the same on both. What stays SQLite's own: the file
 //! (`ledger::FILE`, `Ledger::path`), its pragmas and migrations (`sqlite.rs`), the
 //! table-or-index read (`ledger.rs`) and how `purge` scrubs the file; each is reached through
-//! `Ledger::sqlite` and skipped elsewhere.
+//! `Ledger::sqlite` and skipped elsewhere. PostgreSQL's own: its connection (`postgres.rs`: TLS
+//! by `sslmode`, statements prepared once, arguments bound as the types it infers) and its
+//! schema, created and migrated in numbered steps (`postgres_schema.rs`).
 //!
-//! The run lock ([`lock`]) is, on SQLite, the run's lease: `lock::acquire` is taken before
-//! `Ledger::open` and held until the run ends; a second run of the campaign exits 4. Holding it
-//! is what lets `recover_interrupted` turn *every* `sending` row of the campaign into `unknown`:
-//! no live run can own one. With shared campaigns the lease becomes a row per run (`runs`,
-//! renewed by a heartbeat) taken in the lock's place, a second run is no longer refused, and
-//! recovery turns into `unknown` only the `sending` rows (they carry their `run_id`) of runs
-//! whose lease has expired.
+//! The run lock ([`lock`]) is the run's lease: `lock::acquire` is taken before the ledger is
+//! opened and held until the run ends; a second run of the campaign exits 4. On PostgreSQL, whose
+//! runs may be on other hosts, the run also holds the campaign's lock in the database
+//! (`Ledger::hold_run_lock`, a session advisory lock the server drops with the connection).
+//! Holding it is what lets `recover_interrupted` turn *every* `sending` row of the campaign into
+//! `unknown`: no live run can own one. With shared campaigns the lease would become a row per
+//! run (`runs`, renewed by a heartbeat), a second run would no longer be refused, and recovery
+//! would turn into `unknown` only the `sending` rows (they carry their `run_id`) of runs whose
+//! lease has expired.
 
 pub mod approvals;
+mod arg;
 pub mod bounces;
 mod claims;
 mod db;
@@ -48,6 +55,11 @@ pub mod feedback;
 pub mod feedback_writer;
 pub mod ledger;
 pub mod lock;
+mod open;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_schema;
 mod purge;
 pub mod report;
 mod sqlite;

@@ -26,6 +26,10 @@ pub enum LedgerError {
         path: PathBuf,
         source: Arc<std::io::Error>,
     },
+    /// The store cannot be reached as configured (its password unreadable, no support for it
+    /// in this build).
+    #[error("ledger {path}: {message}")]
+    Secret { path: PathBuf, message: String },
     /// What a commit's outcomes speak of could not be made durable first (the run's
     /// [`BeforeCommit`](super::writer::BeforeCommit)): the commit, and every later one, is not
     /// made, so those messages stay `sending` and the next run reports them unknown.
@@ -34,6 +38,20 @@ pub enum LedgerError {
     /// The writer thread is gone (it panicked, or the run finished it): nothing more is written.
     #[error("the ledger writer stopped")]
     WriterGone,
+}
+
+impl LedgerError {
+    /// Whether the ledger's database went out of reach (the connection was lost or refused):
+    /// the run stops, and a later one resumes once it is back.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            #[cfg(feature = "postgres")]
+            LedgerError::Store { source, .. } => {
+                matches!(&**source, DbError::Postgres(e) if e.is_connection_lost())
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Times are stored as fixed-width RFC 3339 UTC, so they sort as text.

@@ -214,15 +214,23 @@ impl Owner {
     }
 }
 
-/// Whether `e` is another connection holding the write lock (`SQLITE_BUSY`; a table locked
-/// within this connection, `SQLITE_LOCKED`, would not pass by waiting).
+/// Whether `e` is another connection in the way, which waiting gets past: SQLite's write lock
+/// held elsewhere (`SQLITE_BUSY`; a table locked within this connection, `SQLITE_LOCKED`,
+/// would not pass by waiting), or PostgreSQL ending the transaction to break a deadlock or a
+/// serialization conflict (`40P01`, `40001`: the whole commit is rolled back, so trying it
+/// again is the same commit).
 fn is_busy(e: &LedgerError) -> bool {
-    matches!(
-        e,
-        LedgerError::Store { source, .. }
-            if matches!(&**source, super::db::DbError::Sqlite(e)
-                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy))
-    )
+    let LedgerError::Store { source, .. } = e else {
+        return false;
+    };
+    match &**source {
+        super::db::DbError::Sqlite(e) => {
+            e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+        }
+        #[cfg(feature = "postgres")]
+        super::db::DbError::Postgres(e) => matches!(e.code(), Some("40P01" | "40001")),
+        _ => false,
+    }
 }
 
 /// The requests one commit takes, sorted by kind.

@@ -34,7 +34,7 @@ struct Read {
 pub fn run(options: &Options) -> Result<Summary, BouncesError> {
     let setup = setup::load(options)?;
     let mut mailbox = setup.open_mailbox()?;
-    let mut ledger = Ledger::open(&setup.state_dir)?;
+    let mut ledger = Ledger::open_store(&setup.store)?;
     let index = matching::Index::build(&ledger, &setup.campaigns)?;
     let name = mailbox.name();
     let ids = setup.campaigns.iter().map(|c| c.id.clone()).collect();

@@ -62,7 +62,7 @@ pub enum BouncesError {
 /// The campaigns and what they agree on.
 pub(super) struct Setup {
     pub campaigns: Vec<Campaign>,
-    pub state_dir: PathBuf,
+    pub store: config::Store,
     pub feedback: FeedbackSettings,
     pub soft: SoftRule,
     /// The distinct `email.bounce_address` patterns.
@@ -93,9 +93,7 @@ pub(super) fn load(options: &Options) -> Result<Setup, BouncesError> {
             imap @ MailboxSource::Imap(_) => imap,
         };
         if let Some(first) = campaigns.first() {
-            if canonical_or_same(&first.sending.state_dir)
-                != canonical_or_same(&c.sending.state_dir)
-            {
+            if !first.sending.store().same_ledger(&c.sending.store()) {
                 return Err(BouncesError::StateDirs(first.file.clone(), path.clone()));
             }
             if feedback.as_ref() != Some(&f) {
@@ -108,7 +106,7 @@ pub(super) fn load(options: &Options) -> Result<Setup, BouncesError> {
     let (Some(feedback), Some(first)) = (feedback, campaigns.first()) else {
         unreachable!("clap requires at least one campaign")
     };
-    let state_dir = first.sending.state_dir.clone();
+    let store = first.sending.store();
     let mut patterns: Vec<String> = Vec::new();
     let mut mailtos: Vec<String> = Vec::new();
     for e in campaigns.iter().filter_map(|c| c.email.as_ref()) {
@@ -127,7 +125,7 @@ pub(super) fn load(options: &Options) -> Result<Setup, BouncesError> {
             window: feedback.soft_bounce_window,
         },
         campaigns,
-        state_dir,
+        store,
         feedback,
         patterns,
         mailtos,
@@ -144,15 +142,15 @@ fn expand(options: &Options) -> Result<Vec<(PathBuf, Campaign)>, BouncesError> {
             loaded.push((path.clone(), config::load(path, &options.overrides)?));
             continue;
         }
-        if !path.join(crate::store::ledger::FILE).exists() {
+        let store = config::Store::of_dir(path)?;
+        let Some(ledger) = Ledger::open_existing(&store)? else {
             return Err(BouncesError::NoLedger(path.clone()));
-        }
-        let dir = canonical_or_same(path);
+        };
         let mut left_out = Vec::new();
         let before = loaded.len();
-        for (id, file) in Ledger::open(path)?.campaign_files()? {
+        for (id, file) in ledger.campaign_files()? {
             let why = match config::load(&file, &options.overrides) {
-                Ok(c) if canonical_or_same(&c.sending.state_dir) == dir => {
+                Ok(c) if c.sending.store().same_ledger(&store) => {
                     loaded.push((file, c));
                     continue;
                 }

@@ -74,7 +74,7 @@ pub fn run(opts: &Options) -> Result<(), ListenError> {
         path: site.state_dir.clone(),
         source,
     })?;
-    let mut ledger = Ledger::open(&site.state_dir)?;
+    let mut ledger = Ledger::open_store(&site.store)?;
     // Emails claimed by earlier versions have no indexed token yet.
     let indexed =
         ledger.index_tokens(|campaign, address| key.token(campaign, Channel::Email, address))?;

@@ -101,6 +101,8 @@ pub struct Served {
 pub struct Site {
     pub listen: ListenSettings,
     pub state_dir: PathBuf,
+    /// Where the ledger is (the campaigns share it).
+    pub store: config::Store,
     /// By campaign id.
     pub campaigns: BTreeMap<String, Served>,
     /// Campaigns whose SMS webhooks are not taken, and why: said at start.
@@ -111,13 +113,16 @@ pub struct Site {
 pub fn site(files: &[PathBuf], overrides: &[String]) -> Result<Site, ListenError> {
     let mut campaigns: BTreeMap<String, Served> = BTreeMap::new();
     let mut listen: Option<(PathBuf, ListenSettings)> = None;
-    let mut state: Option<(PathBuf, PathBuf)> = None;
+    let mut state: Option<(PathBuf, PathBuf, config::Store)> = None;
     let mut deaf = Vec::new();
     for file in files {
         let campaign = config::load(file, overrides)?;
         let dir = canonical(&campaign.sending.state_dir);
+        let store = campaign.sending.store();
         match &state {
-            Some((first, first_dir)) if *first_dir != dir => {
+            Some((first, first_dir, first_store))
+                if *first_dir != dir || !first_store.same_ledger(&store) =>
+            {
                 return Err(ListenError::StateDirs {
                     first: first.clone(),
                     other: file.clone(),
@@ -126,7 +131,7 @@ pub fn site(files: &[PathBuf], overrides: &[String]) -> Result<Site, ListenError
                 });
             }
             Some(_) => {}
-            None => state = Some((file.clone(), dir)),
+            None => state = Some((file.clone(), dir, store)),
         }
         match (&listen, &campaign.listen) {
             (Some((first, l)), Some(this)) if l != this => {
@@ -158,10 +163,11 @@ pub fn site(files: &[PathBuf], overrides: &[String]) -> Result<Site, ListenError
             files.first().cloned().unwrap_or_default(),
         ));
     };
-    let (_, state_dir) = state.expect("at least one campaign");
+    let (_, state_dir, store) = state.expect("at least one campaign");
     Ok(Site {
         listen,
         state_dir,
+        store,
         campaigns,
         deaf,
     })

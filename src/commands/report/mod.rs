@@ -68,11 +68,8 @@ fn write_private(path: &Path, text: &[u8]) -> Result<(), ReportError> {
 /// Writes the report of `loaded` to `out`, else to the state directory's `reports/` folder.
 pub fn run(loaded: &Loaded, kind: Kind, out: Option<&Path>) -> Result<Written, ReportError> {
     let state_dir = &loaded.campaign.sending.state_dir;
-    let ledger = if state_dir.join(ledger::FILE).exists() {
-        Some(Ledger::open(state_dir)?)
-    } else {
-        None
-    };
+    let store = loaded.campaign.sending.store();
+    let ledger = Ledger::open_existing(&store)?;
     let id = &loaded.campaign.id;
     match kind {
         Kind::Csv => {
@@ -160,16 +157,16 @@ pub fn run_all(
     out: Option<&Path>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Written, ReportError> {
-    if !state_dir.join(ledger::FILE).exists() {
+    let store = crate::config::Store::of_dir(state_dir)?;
+    let Some(ledger) = Ledger::open_existing(&store)? else {
         return Err(ReportError::Io {
-            path: state_dir.join(ledger::FILE),
+            path: Ledger::name_of(&store).into(),
             source: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "no ledger here: give the state directory of a campaign that has sent",
             ),
         });
-    }
-    let ledger = Ledger::open(state_dir)?;
+    };
     let lines = all::lines(&ledger)?;
     let (name, text) = match kind {
         Kind::Csv => ("all-campaigns.csv", all::csv(&lines)?),
