@@ -37,6 +37,18 @@ at_exit pg_stop
 pg_start
 [[ -z ${PG_OPTS:-} ]] || say "PG_OPTS='$PG_OPTS': a diagnosis, not the benchmark's figures"
 
+# room DIR: waits (up to 10 minutes) until DIR's file system has room for a send's outbox and
+# ledger (BENCH_MIN_FREE_MB, 3000: 180,640 messages take ~1.5 GB of outbox): the disk is shared,
+# and a send that runs out of it fails its messages instead of measuring anything.
+room() {
+    local need=${BENCH_MIN_FREE_MB:-3000} free waited=0
+    while free=$(df -Pm "$1" | awk 'NR == 2 { print $4 }'); (( free < need )); do
+        (( waited < 600 )) || { say "FAIL: only $free MB free on $1's file system (need $need)"; exit 1; }
+        say "only $free MB free on $1's file system (need $need): waiting"
+        sleep 15; waited=$((waited + 15))
+    done
+}
+
 # one STORE ROUND: a send and its rerun with the ledger in STORE; appends a line to results.tsv.
 one() {
     local store=$1 r=$2 dir=$TMP/$1-$2 url= db=bench_r$2 cpu0=0 cpu1=0 sent rows
@@ -47,6 +59,7 @@ one() {
         pg_sql -c CHECKPOINT
     fi
     send_sets "$dir" "$url"
+    room "$dir"
     sync
     sleep 1   # the backends of the statements above reaped, their CPU counted before the send
     [[ $store == postgres ]] && cpu0=$(pg_cpu)
@@ -64,6 +77,8 @@ one() {
     du -sh "$dir/outbox" | cut -f1 >"$TMP/outbox-size"
     rm -rf "$dir"
     printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$store" "$sent" "$cpu0" "$cpu1" >>"$TMP/results.tsv"
+    say "round $r, $store: $(cat "$TMP/$store-$r.time") (wall s, peak RSS KiB, user s, system s)," \
+        "server CPU $(python3 -c "print(f'{$cpu1 - $cpu0:.2f}')") s, rerun $(cut -d' ' -f1 "$TMP/$store-$r-rerun.time") s"
 }
 
 for r in $(seq 1 "$ROUNDS"); do
