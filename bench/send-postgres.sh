@@ -25,7 +25,8 @@
 #      (on 2 cores it shares the CPU with the sender), from /proc.
 #
 # Knobs (environment): OUTREACH_BIN, BENCH_CONTACTS=100000 BENCH_SEED=2026 BENCH_ROUNDS=3
-# BENCH_KEEP=0, PG_BIN, PG_OPTS (server settings for a diagnosis, see bench/pg-cluster.sh).
+# BENCH_KEEP=0, BENCH_OUTBOX_DIR (see bench/send-common.sh), PG_BIN, PG_OPTS (server settings
+# for a diagnosis, see bench/pg-cluster.sh).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,14 +38,21 @@ at_exit pg_stop
 pg_start
 [[ -z ${PG_OPTS:-} ]] || say "PG_OPTS='$PG_OPTS': a diagnosis, not the benchmark's figures"
 
-# room DIR: waits (up to 10 minutes) until DIR's file system has room for a send's outbox and
-# ledger (BENCH_MIN_FREE_MB, 3000: 180,640 messages take ~1.5 GB of outbox): the disk is shared,
-# and a send that runs out of it fails its messages instead of measuring anything.
+# room STORE DIR: waits (up to 10 minutes) until the disk has room for a send's ledger and
+# outbox: ~1.5 GB of outbox for 180,640 messages (unless BENCH_OUTBOX_DIR puts it elsewhere);
+# PostgreSQL's database and write-ahead log (up to max_wal_size, 1 GB, between checkpoints).
+# The disk is shared, and a send that runs out of it fails its messages instead of measuring.
 room() {
-    local need=${BENCH_MIN_FREE_MB:-3000} free waited=0
-    while free=$(df -Pm "$1" | awk 'NR == 2 { print $4 }'); (( free < need )); do
-        (( waited < 600 )) || { say "FAIL: only $free MB free on $1's file system (need $need)"; exit 1; }
-        say "only $free MB free on $1's file system (need $need): waiting"
+    local need=0 free waited=0 outbox
+    outbox=$(dirname "$(outbox_of "$2")")
+    [[ $1 == postgres ]] && need=1500
+    if [[ $(df -P "$outbox" | awk 'NR == 2 { print $1 }') == $(df -P "$2" | awk 'NR == 2 { print $1 }') ]]; then
+        need=$((need + 1800))
+    fi
+    need=$((need + 200))
+    while free=$(df -Pm "$2" | awk 'NR == 2 { print $4 }'); (( free < need )); do
+        (( waited < 600 )) || { say "FAIL: only $free MB free on $2's file system (need $need)"; exit 1; }
+        say "only $free MB free on $2's file system (need $need): waiting"
         sleep 15; waited=$((waited + 15))
     done
 }
@@ -59,7 +67,7 @@ one() {
         pg_sql -c CHECKPOINT
     fi
     send_sets "$dir" "$url"
-    room "$dir"
+    room "$store" "$dir"
     sync
     sleep 1   # the backends of the statements above reaped, their CPU counted before the send
     [[ $store == postgres ]] && cpu0=$(pg_cpu)
@@ -74,8 +82,8 @@ one() {
         PG_DB=$db pg_sql -c "SELECT pg_size_pretty(pg_database_size('$db'))" >"$TMP/pg-size"
         pg_sql -c "DROP DATABASE $db"
     fi
-    du -sh "$dir/outbox" | cut -f1 >"$TMP/outbox-size"
-    rm -rf "$dir"
+    du -sh "$(outbox_of "$dir")" | cut -f1 >"$TMP/outbox-size"
+    rm -rf "$dir" "$(outbox_of "$dir")"
     printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$store" "$sent" "$cpu0" "$cpu1" >>"$TMP/results.tsv"
     say "round $r, $store: $(cat "$TMP/$store-$r.time") (wall s, peak RSS KiB, user s, system s)," \
         "server CPU $(python3 -c "print(f'{$cpu1 - $cpu0:.2f}')") s, rerun $(cut -d' ' -f1 "$TMP/$store-$r-rerun.time") s"
