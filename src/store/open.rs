@@ -25,6 +25,12 @@ impl Ledger {
         }
     }
 
+    /// Opens (creating or migrating its schema) the PostgreSQL ledger `url` names, for a copy
+    /// into it (`state migrate`): no state directory is told about it.
+    pub fn open_url(url: &StateUrl) -> Result<Self, LedgerError> {
+        Ok(Ledger::connect(url, true)?.expect("created if missing"))
+    }
+
     /// Opens the ledger `store` names if it is there already, creating nothing (no file, no
     /// table, no state directory): what commands that only read, or refuse, call.
     pub fn open_existing(store: &Store) -> Result<Option<Self>, LedgerError> {
@@ -65,6 +71,12 @@ impl Ledger {
         };
         let pg =
             super::postgres::Pg::connect(url, password.as_deref()).map_err(|e| fail(e.into()))?;
+        // A claim must be durable before its message goes, whatever the server's default: with
+        // `synchronous_commit = off` a commit is acknowledged before its WAL is written, and a
+        // server crash would forget claims whose messages went (the next run would send them
+        // again). Outcome-only commits relax it per transaction (`store/claims.rs`).
+        pg.batch_execute("SET synchronous_commit TO on")
+            .map_err(|e| fail(e.into()))?;
         let ledger = Ledger {
             db: Db::Postgres(Box::new(pg)),
             path: path.clone(),
