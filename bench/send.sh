@@ -10,43 +10,36 @@
 #   1. cargo build --release; bench/gen-contacts.py writes BENCH_CONTACTS (100000) contacts;
 #   2. reference, same run: `send --dry-run` renders every message and records nothing (the cost
 #      of the plan and rendering alone);
-#   3. `send` with rates off: every message claimed in the SQLite ledger (fsynced group commits),
-#      written to the outbox (.eml files, SMS JSON lines), outcome recorded; the JSON summary
-#      must show every due message sent, and the outbox must hold exactly that many messages;
+#   3. `send` with rates off: every message claimed in the ledger (SQLite unless BENCH_STORE says
+#      otherwise; fsynced group commits), written to the outbox (.eml files, SMS JSON lines),
+#      outcome recorded; the JSON summary must show every due message sent, and the outbox must
+#      hold exactly that many messages;
 #   4. `send` again over the completed campaign: nothing new may go;
 #   each under /usr/bin/time (wall time, peak RSS); then a table.
 #
-# Knobs (environment): OUTREACH_BIN (a prebuilt binary), BENCH_CONTACTS=100000 BENCH_SEED=2026 BENCH_KEEP=0 (1 keeps the temp dir).
+# With BENCH_STORE=postgres the ledger is in a throwaway PostgreSQL 15 cluster instead
+# (bench/pg-cluster.sh: 127.0.0.1, trust, fsync and synchronous_commit on); bench/send-postgres.sh
+# compares the two stores in interleaved rounds.
+#
+# Knobs (environment): OUTREACH_BIN (a prebuilt binary), BENCH_CONTACTS=100000 BENCH_SEED=2026
+# BENCH_KEEP=0 (1 keeps the temp dir), BENCH_STORE=sqlite (or postgres).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-N=${BENCH_CONTACTS:-100000}
-SEED=${BENCH_SEED:-2026}
-export OUTREACH_NOW=${OUTREACH_NOW:-2026-11-25T18:00:00Z}   # US midday: no quiet hours
+source "$ROOT/bench/send-common.sh"
 
-say() { printf '==> %s\n' "$*" >&2; }
-command -v /usr/bin/time >/dev/null || { say "installing GNU time"; apt-get install -y -qq time >/dev/null; }
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/outreach-send-bench.XXXXXX")
-if [[ ${BENCH_KEEP:-0} == 1 ]]; then trap 'say "kept $TMP"' EXIT; else trap 'rm -rf "$TMP"' EXIT; fi
-
-source "$ROOT/bench/binary.sh"
-say "generating $N contacts"
-python3 bench/gen-contacts.py "$TMP/contacts.csv" -n "$N" --seed "$SEED" >/dev/null
-
-sets=(--set "contacts.path=$TMP/contacts.csv" --set "contacts.suppress=[]" --set "campaign.require_approval=false"
-      --set "sending.state_dir=$TMP/state" --set "email.outbox=$TMP/outbox/email"
-      --set "sms.outbox=$TMP/outbox/sms.jsonl" --set "sending.email_rate=0" --set "sending.sms_rate=0")
-
-# run NAME ARGS...: runs outreach under /usr/bin/time; leaves NAME.json, NAME.wall, NAME.rss
-run() {
-    local name=$1; shift
-    /usr/bin/time -f '%e %M' -o "$TMP/$name.time" "$BIN" "$@" --format json >"$TMP/$name.json"
-    read -r wall rss <"$TMP/$name.time"
-    echo "$wall" >"$TMP/$name.wall"; echo "$rss" >"$TMP/$name.rss"
-}
-field() { python3 -c "import json,sys; v=json.load(open(sys.argv[1])); print(sum(c[sys.argv[2]] for c in v['channels']))" "$TMP/$1.json" "$2"; }
+url=
+if [[ ${BENCH_STORE:-sqlite} == postgres ]]; then
+    source "$ROOT/bench/pg-cluster.sh"
+    at_exit pg_stop
+    pg_start
+    pg_sql -c "CREATE DATABASE bench OWNER outreach"
+    url=$(pg_url bench)
+elif [[ ${BENCH_STORE:-sqlite} != sqlite ]]; then
+    say "BENCH_STORE=$BENCH_STORE: sqlite or postgres"; exit 2
+fi
+send_sets "$TMP" "$url"
 
 say "reference: send --dry-run (render everything, record nothing)"
 run dry send campaigns/psoas.toml "${sets[@]}" --dry-run
@@ -55,12 +48,7 @@ run first send campaigns/psoas.toml "${sets[@]}" --new-ledger
 say "send again over the completed campaign"
 run rerun send campaigns/psoas.toml "${sets[@]}"
 
-due=$(field first due); sent=$(field first sent); again=$(field rerun sent)
-files=$(find "$TMP/outbox/email" -name '*.eml' | wc -l); lines=$(wc -l <"$TMP/outbox/sms.jsonl")
-[[ $sent == "$due" ]] || { say "FAIL: $sent sent of $due due"; exit 1; }
-[[ $((files + lines)) == "$sent" ]] || { say "FAIL: outbox holds $((files + lines)), ledger says $sent"; exit 1; }
-[[ $again == 0 ]] || { say "FAIL: the rerun sent $again"; exit 1; }
-say "verified: $sent messages sent ($files emails, $lines SMS), each once; the rerun sent none"
+verify first rerun "$TMP" >/dev/null
 
 python3 - "$TMP" "$N" <<'EOF'
 import sys
