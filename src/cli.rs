@@ -123,6 +123,9 @@ pub enum Command {
     /// Why addresses are suppressed (the ledger's suppressions, shared by every campaign of the
     /// state directory, and the clinic's suppression files), and lifting a ledger suppression.
     Suppressions(SuppressionsArgs),
+    /// Where the ledger is kept: `state migrate` copies a state directory's SQLite ledger into
+    /// PostgreSQL.
+    State(StateArgs),
     /// Print the shell completion script for bash, zsh or fish. The packages install them; from
     /// source: `outreach completions bash > ~/.local/share/bash-completion/completions/outreach`
     /// (zsh: a file `_outreach` in a directory of $fpath; fish:
@@ -156,6 +159,46 @@ pub struct ManArgs {
     /// The directory to write the pages into (made if missing).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
+}
+
+/// `outreach state`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(subcommand)]
+    pub command: StateCommand,
+}
+
+/// `outreach state migrate`.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Copy a state directory's SQLite ledger (messages, runs, suppressions and their lifts,
+    /// approvals, receipts, replies, bounces, the unsubscribe token index) into a PostgreSQL
+    /// database, in one transaction, each table checked before it commits. Safe to run again:
+    /// rows already there are compared, not copied twice; a database holding another ledger's
+    /// rows is refused. Then set `sending.state_url` in the campaign files, and copy the token key
+    /// to every sending host: the summary says where.
+    #[command(after_help = EXIT_CODES)]
+    Migrate(StateMigrateArgs),
+}
+
+/// `outreach state migrate`.
+#[derive(Debug, Args)]
+pub struct StateMigrateArgs {
+    /// The state directory whose ledger.sqlite to copy.
+    #[arg(long, value_name = "STATE_DIR")]
+    pub from: PathBuf,
+    /// The database: postgres://ROLE@HOST[:PORT]/DB[?sslmode=...], as `sending.state_url`.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// The environment variable holding the role's password.
+    #[arg(long, value_name = "NAME", conflicts_with = "password_file")]
+    pub password_env: Option<String>,
+    /// The file holding the role's password.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `outreach suppressions`.

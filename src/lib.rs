@@ -49,7 +49,7 @@ use std::io::Write;
 
 use cli::{Cli, Command, Format};
 use commands::{
-    approve, bounces, check, inbox, listen, new, preview, purge, report, serve, status,
+    approve, bounces, check, inbox, listen, new, preview, purge, report, serve, state, status,
     suppressions, sync, unsubscribe,
 };
 use load::{LoadError, Loaded};
@@ -92,6 +92,8 @@ pub enum Error {
     #[error(transparent)]
     Bounces(#[from] bounces::BouncesError),
     #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(transparent)]
     New(#[from] new::NewError),
     #[error(transparent)]
     Manual(#[from] manual::ManError),
@@ -130,6 +132,7 @@ impl Error {
             Error::Purge(purge::PurgeError::Lock(LockError::Held { .. })) => Exit::Locked,
             Error::Purge(purge::PurgeError::OutboxInUse(_)) => Exit::Locked,
             Error::Sync(sync::SyncError::Lock(LockError::Held { .. })) => Exit::Locked,
+            Error::State(e) if e.is_unreachable() => Exit::Stopped,
             Error::Load(_)
             | Error::NotApproved(_)
             | Error::Unapprovable { .. }
@@ -145,6 +148,7 @@ impl Error {
             | Error::Suppressions(_)
             | Error::Sync(_)
             | Error::Bounces(_)
+            | Error::State(_)
             | Error::New(_)
             | Error::Manual(_)
             | Error::NewLedger { .. } => Exit::Unusable,
@@ -273,6 +277,22 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             Ok(exit)
         }
         Command::Suppressions(args) => run_suppressions(args.command, quiet),
+        Command::State(args) => match args.command {
+            cli::StateCommand::Migrate(args) => {
+                let password = match (args.password_env, args.password_file) {
+                    (Some(name), _) => Some(config::SecretSource::Env(name)),
+                    (None, Some(file)) => Some(config::SecretSource::File(file)),
+                    (None, None) => None,
+                };
+                let migrated = state::migrate(&state::Options {
+                    from: &args.from,
+                    to: &args.to,
+                    password,
+                })?;
+                print(args.format, !quiet, &migrated)?;
+                Ok(Exit::Ok)
+            }
+        },
         Command::Sync(args) => {
             let loaded = load(&args.campaign)?;
             let options = sync::Options {

@@ -38,6 +38,9 @@ pub struct Cluster {
     dir: PathBuf,
     /// The TCP port on 127.0.0.1.
     pub port: u16,
+    /// The user it runs as (`None`: ourselves), and the server's options: to start it again.
+    user: Option<(u32, u32)>,
+    options: String,
     /// The watchdog, kept (never written to) so that its stdin closes only when we exit.
     _watchdog: Child,
 }
@@ -63,7 +66,53 @@ pub fn postgres_url() -> String {
     c.url(&name)
 }
 
+/// A cluster of the calling test's own, which it may stop and start again (the shared one of
+/// [`cluster`] serves every other test at once). Gone when the process ends, like the other.
+pub fn private_cluster() -> Cluster {
+    start().unwrap_or_else(|e| panic!("a test PostgreSQL cluster: {e}"))
+}
+
 impl Cluster {
+    fn pg_ctl_start(&self) -> Command {
+        let mut pg_ctl = as_cluster_user(&self.bin.join("pg_ctl"), self.user, &self.dir);
+        pg_ctl
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &self.options, "start"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        pg_ctl
+    }
+
+    /// Stops the server at once, as a crash or a lost network would (`-m immediate`).
+    pub fn stop(&self) {
+        let out = as_cluster_user(&self.bin.join("pg_ctl"), self.user, &self.dir)
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl stop: {out:?}");
+    }
+
+    /// Starts it again after [`Cluster::stop`], on the same port.
+    pub fn start_again(&self) {
+        let out = self.pg_ctl_start().output().unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {out:?}{}",
+            self.log_tail()
+        );
+    }
+
+    /// A new empty database of this cluster, and its URL.
+    pub fn new_database(&self, name: &str) -> String {
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        self.url(name)
+    }
+
     /// The URL of database `db`.
     pub fn url(&self, db: &str) -> String {
         format!(
@@ -259,29 +308,20 @@ fn start() -> Result<Cluster, String> {
     .map_err(|e| format!("writing pg_hba.conf: {e}"))?;
 
     let port = free_port();
-    let mut pg_ctl = as_cluster_user(&bin.join("pg_ctl"), user, &dir);
-    pg_ctl
-        .arg("-D")
-        .arg(&data)
-        .arg("-l")
-        .arg(dir.join("server.log"))
-        .args(["-w", "-t", "60", "-o"])
-        .arg(format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
-            dir.display()
-        ))
-        .arg("start")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    run(pg_ctl, "pg_ctl start")?;
-
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+        dir.display()
+    );
     let cluster = Cluster {
         bin,
-        dir,
+        dir: dir.clone(),
         port,
+        user,
+        options,
         _watchdog: watchdog,
     };
+    run(cluster.pg_ctl_start(), "pg_ctl start")?;
     // Ready means a query goes through, over TCP as the tests connect.
     let one = cluster.psql("postgres", "SELECT 1");
     if one.trim() != "1" {

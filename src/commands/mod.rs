@@ -13,6 +13,7 @@ pub mod preview;
 pub mod purge;
 pub mod report;
 pub mod serve;
+pub mod state;
 pub mod status;
 pub mod suppressions;
 pub mod sync;

@@ -86,13 +86,7 @@ impl StateUrl {
         password: Option<SecretSource>,
         dir: &Path,
     ) -> Result<StateUrl, String> {
-        // libpq's way to name a Unix socket: no host in the URL, its directory in `?host=`.
-        // The URL parser wants a host after a role: one stands in until `host=` replaces it.
-        let socket_form = url.contains("@/") && url.contains("host=/");
-        let parseable = match socket_form {
-            true => std::borrow::Cow::Owned(url.replacen("@/", "@socket/", 1)),
-            false => std::borrow::Cow::Borrowed(url),
-        };
+        let parseable = parseable(url)?;
         let parsed = url::Url::parse(&parseable)
             .map_err(|e| format!("not a URL ({e}): write postgres://ROLE@HOST:PORT/DATABASE"))?;
         if !matches!(parsed.scheme(), "postgres" | "postgresql") {
@@ -239,6 +233,33 @@ const URL_PART: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'#')
     .add(b'[')
     .add(b']');
+
+/// `url` as the URL parser can read it, or why it must not be read at all.
+fn parseable(url: &str) -> Result<std::borrow::Cow<'_, str>, String> {
+    // As libpq reads it, the user part ends at the first '@' before any '/'. Any later '@'
+    // is refused: a password holding a '/', '?' or '@' would put it there, and the URL
+    // would otherwise be read as another host, port and database, and shown in messages.
+    if let Some(rest) = url.split_once("://").map(|(_, rest)| rest) {
+        let user_part_end = rest
+            .find(['@', '/'])
+            .filter(|&i| rest.as_bytes()[i] == b'@');
+        let after = user_part_end.map_or(rest, |i| &rest[i + 1..]);
+        if after.contains('@') {
+            return Err(
+                "has an '@' after its role: write a literal '@' as %40 (a password \
+                 belongs in sending.state_password_env or sending.state_password_file)"
+                    .into(),
+            );
+        }
+    }
+    // libpq's way to name a Unix socket: no host in the URL, its directory in `?host=`.
+    // The URL parser wants a host after a role: one stands in until `host=` replaces it.
+    let socket_form = url.contains("@/") && url.contains("host=/");
+    Ok(match socket_form {
+        true => std::borrow::Cow::Owned(url.replacen("@/", "@socket/", 1)),
+        false => std::borrow::Cow::Borrowed(url),
+    })
+}
 
 /// Where a state directory's store is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -435,6 +456,12 @@ mod tests {
             parse("postgres://db.example.org/x")
                 .unwrap_err()
                 .contains("no role")
+        );
+        // A password holding a '/': no host, port or database made of its pieces.
+        let e = parse("postgres://u:1234/x@h/db").unwrap_err();
+        assert!(
+            e.contains("'@' after its role") && !e.contains("1234"),
+            "{e}"
         );
     }
 

@@ -127,6 +127,10 @@ impl Ledger {
         // Immediate: the write lock from the start, so that what a claim reads (suppressions,
         // the other campaigns' messages for the frequency cap) cannot change before it writes.
         self.transaction(Begin::Immediate, |tx| {
+            if claims.is_empty() && tx.sqlite().is_none() {
+                // PostgreSQL's counterpart of `synchronous = NORMAL` above.
+                tx.execute_batch("SET LOCAL synchronous_commit TO off")?;
+            }
             record_in(tx, campaign, outcomes, &now)?;
             let run = (claimed_by.0, claimed_by.1, since);
             claim_in(tx, campaign, run, claims, &now)

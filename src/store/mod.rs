@@ -50,6 +50,7 @@ pub mod approvals;
 mod arg;
 pub mod bounces;
 mod claims;
+pub mod copy;
 mod db;
 pub mod feedback;
 pub mod feedback_writer;

@@ -25,6 +25,12 @@ impl Ledger {
         }
     }
 
+    /// Opens (creating or migrating its schema) the PostgreSQL ledger `url` names, for a copy
+    /// into it (`state migrate`): no state directory is told about it.
+    pub fn open_url(url: &StateUrl) -> Result<Self, LedgerError> {
+        Ok(Ledger::connect(url, true)?.expect("created if missing"))
+    }
+
     /// Opens the ledger `store` names if it is there already, creating nothing (no file, no
     /// table, no state directory): what commands that only read, or refuse, call.
     pub fn open_existing(store: &Store) -> Result<Option<Self>, LedgerError> {
@@ -57,7 +63,7 @@ impl Ledger {
             source: Arc::new(source),
         };
         let password = match &url.password {
-            Some(secret) => Some(secret.read().map_err(|e| LedgerError::Secret {
+            Some(secret) => Some(secret.read().map_err(|e| LedgerError::Unusable {
                 path: path.clone(),
                 message: e.to_string(),
             })?),
@@ -65,6 +71,12 @@ impl Ledger {
         };
         let pg =
             super::postgres::Pg::connect(url, password.as_deref()).map_err(|e| fail(e.into()))?;
+        // A claim must be durable before its message goes, whatever the server's default: with
+        // `synchronous_commit = off` a commit is acknowledged before its WAL is written, and a
+        // server crash would forget claims whose messages went (the next run would send them
+        // again). Outcome-only commits relax it per transaction (`store/claims.rs`).
+        pg.batch_execute("SET synchronous_commit TO on")
+            .map_err(|e| fail(e.into()))?;
         let ledger = Ledger {
             db: Db::Postgres(Box::new(pg)),
             path: path.clone(),
@@ -81,7 +93,7 @@ impl Ledger {
     /// Without PostgreSQL support, a `state_url` cannot be used.
     #[cfg(not(feature = "postgres"))]
     fn connect(url: &StateUrl, _create: bool) -> Result<Option<Self>, LedgerError> {
-        Err(LedgerError::Secret {
+        Err(LedgerError::Unusable {
             path: PathBuf::from(url.display()),
             message: "this outreach was built without PostgreSQL support (the `postgres` \
                       feature): build it with the default features"

@@ -469,7 +469,8 @@ impl Pg {
         let timeout = Some(target.connect_timeout);
         // The result comes back through a futures channel rather than the task's JoinHandle:
         // a JoinHandle polled from inside another runtime's task spends that task's tokio
-        // budget, which a blocking wait never gives back.
+        // budget (128 polls), which only the task yielding restores and a blocking wait never
+        // does; with a JoinHandle, the 129th connection made in one task waited forever.
         let (tx, rx) = futures::channel::oneshot::channel();
         runtime.spawn(async move {
             let result = match timeout {
@@ -628,7 +629,10 @@ async fn establish(
     ended: Arc<Mutex<Option<String>>>,
 ) -> Result<Client, Established> {
     let drive = move |result: Result<(), tokio_postgres::Error>| {
-        if let Err(e) = result {
+        // A plain end of the stream says no more than the client's own "connection closed".
+        if let Err(e) = result
+            && !e.is_closed()
+        {
             let why = match e.as_db_error() {
                 Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
                 None => e.source().map_or(e.to_string(), |c| format!("{e}: {c}")),
@@ -1572,6 +1576,19 @@ mod tests {
     #[test]
     fn a_server_stopped_mid_session_is_a_lost_connection() {
         let cluster = Cluster::start(&Options::default());
+        // A session ended by the server (an administrator's pg_terminate_backend): its last
+        // words are in the error.
+        let (doomed, admin) = (cluster.connect(""), cluster.connect(""));
+        let pid = one_int(&doomed, "SELECT pg_backend_pid()", &[]).unwrap();
+        let terminate = "SELECT CASE WHEN pg_terminate_backend(CAST(?1 AS INTEGER)) THEN 1 END";
+        assert_eq!(
+            one_int(&admin, terminate, &[Arg::Int(pid.unwrap())]),
+            Ok(Some(1))
+        );
+        let e = doomed.execute("SELECT 1", &[]).unwrap_err();
+        assert!(e.is_connection_lost(), "{e}");
+        assert!(e.to_string().contains("57P01"), "{e}");
+        // The server itself stopped.
         let pg = cluster.connect("");
         assert_eq!(one_int(&pg, "SELECT 1", &[]), Ok(Some(1)));
         cluster.stop();
