@@ -27,17 +27,17 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+STORE=${BENCH_STORE:-sqlite}
+[[ $STORE == sqlite || $STORE == postgres ]] || { echo "BENCH_STORE=$STORE: sqlite or postgres" >&2; exit 2; }
 source "$ROOT/bench/send-common.sh"
 
 url=
-if [[ ${BENCH_STORE:-sqlite} == postgres ]]; then
+if [[ $STORE == postgres ]]; then
     source "$ROOT/bench/pg-cluster.sh"
     at_exit pg_stop
     pg_start
     pg_sql -c "CREATE DATABASE bench OWNER outreach"
     url=$(pg_url bench)
-elif [[ ${BENCH_STORE:-sqlite} != sqlite ]]; then
-    say "BENCH_STORE=$BENCH_STORE: sqlite or postgres"; exit 2
 fi
 send_sets "$TMP" "$url"
 
