@@ -61,6 +61,8 @@ mod open;
 mod postgres;
 #[cfg(feature = "postgres")]
 mod postgres_schema;
+#[cfg(feature = "postgres")]
+mod postgres_tls;
 mod purge;
 pub mod report;
 mod sqlite;
