@@ -267,6 +267,11 @@ impl Run {
                 self.give_back(lane);
                 return Some(Attempt::Deferred("frequency_cap"));
             }
+            Ok(Claimed::DailyCapped) => {
+                // The campaign's other runs (PostgreSQL) took the rest of the day's cap.
+                self.give_back(lane);
+                return Some(Attempt::Deferred(Defer::DailyCap.label()));
+            }
             Ok(Claimed::Suppressed) => {
                 // Suppressed since the plan was made: by another run, or an unsubscribe.
                 tracing::info!(contact = %contact.id, %channel, to = %masked, "suppressed since the run began: not sent");

@@ -72,11 +72,18 @@ pub struct RunRecord {
 impl Ledger {
     /// Turns every `sending` row of `campaign` into `unknown`. Call it holding the campaign lock:
     /// then no live run owns those rows, so each belongs to a run that died mid-send.
+    ///
+    /// On PostgreSQL, where runs of the campaign may be live elsewhere, only the rows of runs
+    /// that are not: finished, unknown, or whose lease expired (`store/lease.rs`), which it
+    /// also marks finished, `lost`.
     pub fn recover_interrupted(
         &mut self,
         campaign: &str,
         now: DateTime<Utc>,
     ) -> Result<usize, LedgerError> {
+        if self.db.sqlite().is_none() {
+            return self.recover_lapsed(campaign, now);
+        }
         self.sql(|c| {
             c.execute(
                 &format!(
@@ -212,13 +219,38 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<(i64, i64), LedgerError> {
         self.sql(|c| {
-            let id = c
-                .insert_id(
-                    "INSERT INTO runs (campaign, pid, started_at) VALUES (?1, ?2, ?3)",
-                    args![campaign, std::process::id(), timestamp(now)],
-                    "id",
-                )?
-                .expect("a run's row is always inserted");
+            // On PostgreSQL the run's lease starts with it, by the server's clock, and says
+            // where it runs (`store/lease.rs`).
+            let insert = match c.sqlite() {
+                Some(_) => "INSERT INTO runs (campaign, pid, started_at) VALUES (?1, ?2, ?3)",
+                None => {
+                    "INSERT INTO runs (campaign, pid, started_at, host, heartbeat_at)
+                     VALUES (?1, ?2, ?3, ?4, now())"
+                }
+            };
+            let (pid, started, host) = (std::process::id(), timestamp(now), super::lease::host());
+            let values = args![campaign, pid, started, host];
+            let values = match c.sqlite() {
+                Some(_) => &values[..3],
+                None => values,
+            };
+            let id = match c.sqlite() {
+                Some(_) => c.insert_id(insert, values, "id")?,
+                // With its own lock (`store/lease.rs`), taken before another run can see the
+                // row; the connection keeps it after the commit.
+                None => c.transaction(super::db::Begin::Deferred, |tx| {
+                    let id = tx.insert_id(insert, values, "id")?;
+                    if let Some(id) = id {
+                        tx.query_row(
+                            "SELECT pg_advisory_lock(CAST(?1 AS INTEGER), CAST(?2 AS INTEGER))",
+                            args![super::lease::RUN_LOCK, id],
+                            |_| Ok(()),
+                        )?;
+                    }
+                    Ok::<_, super::db::DbError>(id)
+                })?,
+            }
+            .expect("a run's row is always inserted");
             let number = c.query_row(RUN_NUMBER, args![id], |r| r.get(0))?;
             Ok((id, number))
         })
