@@ -150,6 +150,60 @@ fn a_run_killed_mid_run_is_found_dead_by_the_other_which_goes_on() {
 }
 
 #[test]
+fn a_run_that_stops_renewing_its_lease_is_found_lost_and_stops_when_it_wakes() {
+    let url = postgres_url();
+    let (a, b) = (
+        Fixture::sms_only(&contacts(40)),
+        Fixture::sms_only(&contacts(40)),
+    );
+    campaign(&a, &url, "10/s");
+    campaign(&b, &url, "10/s");
+    let lease = [("OUTREACH_TEST_LEASE_SECONDS", "2")];
+    let stuck = spawn_send(&a, &lease);
+    wait_until("the first run's messages", || sent_to(&a).len() >= 4);
+    let survivor = spawn_send(&b, &lease);
+    wait_until("the second run's messages", || sent_to(&b).len() >= 2);
+    // Stopped, its connections open: only its lease can say it is gone.
+    let signal = |sig: &str| {
+        let pid = stuck.id().to_string();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status();
+        assert!(ok.unwrap().success());
+    };
+    signal("-STOP");
+    std::thread::sleep(Duration::from_secs(4));
+    let runs = crate::postgres::cluster().psql(&url, "SELECT outcome FROM runs ORDER BY id");
+    assert_eq!(runs.lines().next(), Some("lost"), "{runs}");
+    signal("-CONT");
+    let out = stuck.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains("lease"), "{said}");
+    let out = survivor.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let mut all = [sent_to(&a), sent_to(&b)].concat();
+    all.sort();
+    let total = all.len() as u64;
+    all.dedup();
+    assert_eq!(all.len() as u64, total, "a patient got two");
+    let (sent, unknown) = counts(&b);
+    assert_eq!(sent + unknown, 40);
+    assert!(
+        total >= sent && total - sent <= unknown,
+        "lost {} {sent} {unknown}",
+        total - sent
+    );
+    let runs = crate::postgres::cluster().psql(&url, "SELECT outcome FROM runs ORDER BY id");
+    assert_eq!(
+        runs.lines().collect::<Vec<_>>(),
+        ["lost", "completed"],
+        "{runs}"
+    );
+}
+
+#[test]
 fn the_daily_cap_holds_across_two_runs() {
     let url = postgres_url();
     let (a, b) = (

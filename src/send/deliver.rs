@@ -250,6 +250,11 @@ impl Run {
             consent_source: Some(contact.consent_source())
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
+            resumes_unknown: self
+                .loaded
+                .priors
+                .get(channel, address)
+                .is_some_and(|p| p.state == State::Unknown),
         };
         let was = match writer.claim(claim).await {
             Ok(Claimed::Granted(claimed)) => {

@@ -74,6 +74,11 @@ pub struct Claim {
     /// clinic's evidence of each message it sent.
     pub consent: Option<String>,
     pub consent_source: Option<String>,
+    /// The run's plan saw the message `unknown` and resends it (`--resend-unknown`). On
+    /// PostgreSQL, where another run may leave a row `unknown` after this run's plan was made
+    /// (its outcome unknown, or the run found dead mid-send), an `unknown` row is taken over
+    /// only then: otherwise the message may already have reached the patient.
+    pub resumes_unknown: bool,
 }
 
 /// A message's outcome.
@@ -306,6 +311,10 @@ fn claim_in(
         }
         if suppressed {
             granted.push(Claimed::Suppressed);
+            continue;
+        }
+        if state == State::Unknown && !c.resumes_unknown && tx.sqlite().is_none() {
+            granted.push(Claimed::Refused);
             continue;
         }
         let taken = tx.execute(TAKE_OVER, values)?;
@@ -723,6 +732,7 @@ pub(super) mod fixtures {
             token: None,
             consent: None,
             consent_source: None,
+            resumes_unknown: false,
             channel: Channel::Email,
             address: addr.into(),
             contact_id: "P1".into(),

@@ -116,13 +116,24 @@ impl Ledger {
             Some((fp, started)) if fp != fingerprint => Ok(Some(started)),
             Some(_) => Ok(None),
             None => {
-                self.sql(|c| {
-                    c.execute(
-                        "INSERT INTO campaigns (id, fingerprint, started_at) VALUES (?1, ?2, ?3)",
-                        args![campaign, fingerprint, timestamp(now)],
-                    )
+                // On PostgreSQL another run of the campaign may be starting at the same moment:
+                // the first insert wins, and the other compares with it.
+                let inserted = self.sql(|c| {
+                    let sql = match c.sqlite() {
+                        Some(_) => {
+                            "INSERT INTO campaigns (id, fingerprint, started_at) VALUES (?1, ?2, ?3)"
+                        }
+                        None => {
+                            "INSERT INTO campaigns (id, fingerprint, started_at) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (id) DO NOTHING"
+                        }
+                    };
+                    c.execute(sql, args![campaign, fingerprint, timestamp(now)])
                 })?;
-                Ok(None)
+                match inserted {
+                    0 => self.fingerprint_change(campaign, fingerprint, now),
+                    _ => Ok(None),
+                }
             }
         }
     }
@@ -265,10 +276,18 @@ impl Ledger {
         summary: &str,
     ) -> Result<(), LedgerError> {
         self.sql(|c| {
-            c.execute(
-                "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4 WHERE id = ?1",
-                args![run, timestamp(now), outcome, summary],
-            )
+            // On PostgreSQL a run another run found dead stays `lost` (`store/lease.rs`): its
+            // messages in flight were reported unknown then, whatever it did after.
+            let sql = match c.sqlite() {
+                Some(_) => {
+                    "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4 WHERE id = ?1"
+                }
+                None => {
+                    "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4
+                     WHERE id = ?1 AND outcome IS DISTINCT FROM 'lost'"
+                }
+            };
+            c.execute(sql, args![run, timestamp(now), outcome, summary])
         })
         .map(|_| ())
     }

@@ -1807,5 +1807,19 @@ mod tests {
             ),
             Some("lost,lost,-".into())
         );
+        // b's plan did not see y unknown: b may not take it over (it may have gone); a run
+        // that resends unknown messages may.
+        let y = claim("y");
+        assert_eq!(
+            l.commit("c", (b, "fp"), &[], std::slice::from_ref(&y), now)
+                .unwrap(),
+            [Claimed::Refused]
+        );
+        let resumed = crate::store::ledger::Claim {
+            resumes_unknown: true,
+            ..y
+        };
+        let claimed = l.commit("c", (b, "fp"), &[], &[resumed], now).unwrap();
+        assert!(granted(&claimed));
     }
 }
