@@ -238,6 +238,32 @@ fn the_daily_cap_holds_across_two_runs() {
     assert_eq!(counts(&a), (10, 0));
 }
 
+#[test]
+fn purge_waits_for_the_campaigns_live_runs() {
+    let url = postgres_url();
+    let f = Fixture::sms_only(&contacts(20));
+    campaign(&f, &url, "2/s");
+    let mut child = spawn_send(&f, &[]);
+    wait_until("the run's first message", || !sent_to(&f).is_empty());
+    let (code, out, err) = f.run(&["purge", "campaign.toml", "--ledger", "--yes"]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(err.contains("another run of campaign"), "{err}");
+    // Killed, its connection gone: its lock and its lease go with it.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, out, err) = f.run(&["purge", "campaign.toml", "--ledger", "--yes"]);
+        if code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{code} {out}{err}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let runs = crate::postgres::cluster().psql(&url, "SELECT COUNT(*) FROM runs");
+    assert_eq!(runs.trim(), "0");
+}
+
 /// What `status` counts of `f`'s campaign's SMS: sent, unknown.
 fn counts(f: &Fixture) -> (u64, u64) {
     let (code, status, err) = f.run(&["status", "campaign.toml", "--format", "json"]);
