@@ -239,6 +239,30 @@ fn the_daily_cap_holds_across_two_runs() {
 }
 
 #[test]
+fn the_rate_is_the_campaigns_shared_by_its_runs() {
+    let url = postgres_url();
+    let (a, b) = (
+        Fixture::sms_only(&contacts(20)),
+        Fixture::sms_only(&contacts(20)),
+    );
+    campaign(&a, &url, "5/s");
+    campaign(&b, &url, "5/s");
+    let started = Instant::now();
+    let (first, second) = (spawn_send(&a, &[]), spawn_send(&b, &[]));
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+    }
+    // 20 at 5 a second take 3.8 s whoever sends them; each run paced alone, about 2.
+    let took = started.elapsed();
+    assert!(took > Duration::from_millis(3600), "{took:?}");
+    let (from_a, from_b) = (sent_to(&a), sent_to(&b));
+    assert!(!from_a.is_empty() && !from_b.is_empty());
+    assert_eq!(from_a.len() + from_b.len(), 20);
+}
+
+#[test]
 fn purge_waits_for_the_campaigns_live_runs() {
     let url = postgres_url();
     let f = Fixture::sms_only(&contacts(20));

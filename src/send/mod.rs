@@ -14,6 +14,7 @@ mod error;
 mod heartbeat;
 mod lane;
 mod options;
+mod pace;
 mod summary;
 mod test_send;
 mod workers;
@@ -336,16 +337,27 @@ fn lanes(
     };
     let (email_rate, sms_rate, concurrency) =
         (sending.email_rate, sending.sms_rate, sending.concurrency);
-    Ok((
-        Lane::new(
-            Channel::Email,
-            email,
-            email_rate,
-            concurrency,
-            sent_today[0],
-        ),
-        Lane::new(Channel::Sms, sms, sms_rate, concurrency, sent_today[1]),
-    ))
+    let mut email = Lane::new(
+        Channel::Email,
+        email,
+        email_rate,
+        concurrency,
+        sent_today[0],
+    );
+    let mut sms = Lane::new(Channel::Sms, sms, sms_rate, concurrency, sent_today[1]);
+    // On PostgreSQL a rate is the campaign's, shared by its runs (`pace.rs`).
+    if sending.state_url.is_some() {
+        let (store, id, mut ledger) = (sending.store(), &loaded.campaign.id, None);
+        if let (Some(rate), Some(_)) = (email_rate, &email.transport) {
+            let pace = pace::SharedPace::new(&mut ledger, &store, id, Channel::Email, rate)?;
+            email.shared_pace = Some(pace);
+        }
+        if let (Some(rate), Some(_)) = (sms_rate, &sms.transport) {
+            let pace = pace::SharedPace::new(&mut ledger, &store, id, Channel::Sms, rate)?;
+            sms.shared_pace = Some(pace);
+        }
+    }
+    Ok((email, sms))
 }
 
 /// The start and end (UTC) of the clinic's calendar day that contains `now`.

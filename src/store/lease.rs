@@ -159,3 +159,38 @@ impl Ledger {
         .map(|n| n as u64)
     }
 }
+
+impl Ledger {
+    /// Reserves `slots` send slots of `campaign`'s `channel`, `period` apart, after every slot
+    /// any run reserved before (PostgreSQL's `pacing` row, by the server's clock); returns how
+    /// long from now each one starts (0 for one already due). The rate is then the campaign's,
+    /// shared by its runs, not each process's.
+    pub fn reserve_slots(
+        &self,
+        campaign: &str,
+        channel: &str,
+        period: Duration,
+        slots: u32,
+    ) -> Result<Vec<Duration>, LedgerError> {
+        let block = period * slots;
+        let micros = i64::try_from(block.as_micros()).unwrap_or(i64::MAX);
+        let end = self.sql(|c| {
+            c.query_row(
+                "INSERT INTO pacing (campaign, channel, next_at)
+                 VALUES (?1, ?2, clock_timestamp() + CAST(?3 AS BIGINT) * interval '1 microsecond')
+                 ON CONFLICT (campaign, channel) DO UPDATE
+                 SET next_at = GREATEST(pacing.next_at, clock_timestamp())
+                               + CAST(?3 AS BIGINT) * interval '1 microsecond'
+                 RETURNING CAST(EXTRACT(EPOCH FROM (next_at - clock_timestamp())) * 1000000
+                                AS BIGINT)",
+                args![campaign, channel, micros],
+                |r| r.get::<i64>(0),
+            )
+        })?;
+        // The block ends `end` from now; its slots start `period` apart before that.
+        let end = Duration::from_micros(u64::try_from(end).unwrap_or(0));
+        Ok((0..slots)
+            .map(|i| end.saturating_sub(period * (slots - i)))
+            .collect())
+    }
+}

@@ -1730,7 +1730,7 @@ mod tests {
         };
         assert_eq!(
             one_int(&pg, "SELECT MAX(version) FROM outreach_schema", &[]),
-            Ok(Some(2))
+            Ok(Some(3))
         );
         assert_eq!(
             one_text(
@@ -1821,5 +1821,14 @@ mod tests {
         };
         let claimed = l.commit("c", (b, "fp"), &[], &[resumed], now).unwrap();
         assert!(granted(&claimed));
+        // The pace: a block of slots a period apart, the next block after it, whoever asks.
+        let ms = std::time::Duration::from_millis;
+        let first = l.reserve_slots("c", "sms", ms(100), 3).unwrap();
+        let second = l.reserve_slots("c", "sms", ms(100), 2).unwrap();
+        assert!(
+            first[0] < ms(50) && first[2] > ms(150) && first[2] < ms(250),
+            "{first:?}"
+        );
+        assert!(second[0] > ms(250) && second[1] < ms(450), "{second:?}");
     }
 }
