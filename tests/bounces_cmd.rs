@@ -240,22 +240,9 @@ pub(crate) fn check_unchanged(f: &Fixture) {
     assert_eq!(rows(f, "SELECT COUNT(*) FROM bounces"), 6);
 }
 
-/// A count from the ledger, read by the sqlite3 of Python's standard library.
+/// A count from the ledger.
 pub(crate) fn rows(f: &Fixture, sql: &str) -> u64 {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])",
-        ])
-        .arg(f.path(".outreach/ledger.sqlite"))
-        .arg(sql)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    f.ledger().count(sql) as u64
 }
 
 #[test]
@@ -292,14 +279,8 @@ fn a_run_killed_mid_way_loses_and_doubles_nothing() {
         .spawn()
         .unwrap();
     // Killed as soon as its first batch is committed.
-    let ledger = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    let processed = || -> u64 {
-        ledger
-            .query_row("SELECT COUNT(*) FROM processed_mail", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_or(0, |n| n as u64)
-    };
+    // (The send of the fixture made the ledger's tables.)
+    let processed = || rows(&f, "SELECT COUNT(*) FROM processed_mail");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while processed() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(2));

@@ -105,15 +105,10 @@ fn two_campaigns_sending_at_once_never_both_pass_the_cap() {
             .unwrap_or(0);
     }
     assert_eq!((sent, capped), (N as u64, N as u64));
-    let ledger = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    let twice: i64 = ledger
-        .query_row(
-            "SELECT COUNT(*) FROM (SELECT address FROM messages WHERE state = 'sent'
-                                   GROUP BY address HAVING COUNT(*) > 1)",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let twice = f.ledger().count(
+        "SELECT COUNT(*) FROM (SELECT address FROM messages WHERE state = 'sent'
+                               GROUP BY address HAVING COUNT(*) > 1) AS twice",
+    );
     assert_eq!(twice, 0, "a patient got both campaigns within the week");
     let files =
         |id: &str| std::fs::read_dir(f.path(&format!("outbox/{id}"))).map_or(0, |d| d.count());

@@ -569,21 +569,17 @@ fn twilio_receipts_are_checked_recorded_once_and_never_go_back() {
         out.contains("Receipts for no message this ledger holds: 1"),
         "{out}"
     );
-    let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    let (state, code): (String, Option<String>) = db
-        .query_row(
-            "SELECT state, code FROM receipts WHERE provider_id = ?1",
-            [sid(2)],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let db = f.ledger();
+    let receipt = db.query(&format!(
+        "SELECT state, code FROM receipts WHERE provider_id = '{}'",
+        sid(2)
+    ));
+    let [state, code] = <[Option<String>; 2]>::try_from(receipt[0].clone()).unwrap();
     assert_eq!(
-        (state.as_str(), code.as_deref()),
-        ("undelivered", Some("30003"))
+        (state.as_deref(), code.as_deref()),
+        (Some("undelivered"), Some("30003"))
     );
-    let rows: i64 = db
-        .query_row("SELECT COUNT(*) FROM receipts", [], |r| r.get(0))
-        .unwrap();
+    let rows = db.count("SELECT COUNT(*) FROM receipts");
     assert_eq!(rows, 4);
     // The next run's summary says how its SMS fared so far.
     let mut c = f.cmd(&["send", "campaign.toml"]);
@@ -632,7 +628,6 @@ fn twilio_receipts_are_checked_recorded_once_and_never_go_back() {
     let a = http("POST", &format!("{}/sms/other/status", l.url), &[], "");
     assert_eq!(a.status, 404);
     assert_eq!(l.stop(), Some(0));
-    drop(db);
     // `purge --ledger` takes what came back with the campaign's rows; the unmatched receipt
     // (no campaign's) stays.
     let (code, out, err) = f.run(&["purge", "campaign.toml", "--ledger", "--yes"]);
@@ -643,24 +638,22 @@ fn twilio_receipts_are_checked_recorded_once_and_never_go_back() {
         ),
         "{out}"
     );
-    let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    let db = f.ledger();
     for (table, left) in [("receipts", 1), ("sms_parts", 0), ("messages", 0)] {
-        let n: i64 = db
-            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-            .unwrap();
+        let n = db.count(&format!("SELECT COUNT(*) FROM {table}"));
         assert_eq!(n, left, "{table}");
     }
 }
 
 /// The suppressions table: address, reason, source, by address.
 fn suppression_rows(f: &Fixture) -> Vec<(String, String, String)> {
-    let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    let mut q = db
-        .prepare("SELECT address, reason, source FROM suppressions ORDER BY address")
-        .unwrap();
-    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
+    f.ledger()
+        .rows("SELECT address, reason, source FROM suppressions ORDER BY address")
+        .into_iter()
+        .map(|r| {
+            let [address, reason, source] = <[String; 3]>::try_from(r).unwrap();
+            (address, reason, source)
+        })
         .collect()
 }
 
@@ -890,12 +883,8 @@ async fn in_chromium_the_pages_own_button_unsubscribes_and_the_next_send_skips_t
     assert_eq!(b.js("return document.scripts.length").await, 0);
     drop(b);
     assert_eq!(l.stop(), Some(0));
-    let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    let how: String = db
-        .query_row("SELECT how FROM unsubscribes", [], |r| r.get(0))
-        .unwrap();
+    let how = f.ledger().value("SELECT how FROM unsubscribes");
     assert_eq!(how, "page");
-    drop(db);
     // The next campaign of this state directory does not message her.
     f.write(
         "second.toml",
@@ -1079,14 +1068,9 @@ fn vonage_receipts_are_signed_json_and_a_message_in_parts_is_delivered_when_ever
         f.after_sending("campaign.toml", "sms", &["opted out"]),
         "1 opted out"
     );
-    let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    let source: String = db
-        .query_row(
-            "SELECT source FROM suppressions WHERE address = '+13125550102'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let source = f
+        .ledger()
+        .value("SELECT source FROM suppressions WHERE address = '+13125550102'");
     assert_eq!(source, "STOP reply to +13125550100");
     assert_eq!(l.stop(), Some(0));
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::bounces_cmd::{SET_VERP, bounces, corpus, write_maildir};
 use crate::browser::Browser;
-use crate::common::{self, Fixture, HEADER};
+use crate::common::{self, Fixture, HEADER, Ledger};
 use crate::listen::{ACCOUNT, BASE, Listening, TOKEN_ENV, twilio_post, twilio_receipt};
 
 /// The second run's day.
@@ -157,14 +157,11 @@ fn send(f: &Fixture, file: &str, now: &str) {
 }
 
 /// The provider id of the SMS sent to `phone` (E.164).
-fn sms_id(db: &rusqlite::Connection, phone: &str) -> String {
-    db.query_row(
+fn sms_id(db: &Ledger, phone: &str) -> String {
+    db.value(&format!(
         "SELECT p.provider_id FROM sms_parts p JOIN messages m ON m.rowid = p.message
-         WHERE m.address = ?1 AND m.campaign = 'test-campaign'",
-        [phone],
-        |r| r.get(0),
-    )
-    .unwrap()
+         WHERE m.address = '{phone}' AND m.campaign = 'test-campaign'"
+    ))
 }
 
 /// A campaign sent on two days, with receipts, a STOP reply and returned mail; and a second
@@ -192,7 +189,7 @@ pub(crate) fn reported() -> Fixture {
     // Receipts: Annika, Cyrielle, Dimitra delivered; Borislav's undelivered (30003); and a
     // STOP from Edmundo.
     let l = Listening::start(&f, &["campaign.toml", "--set", "sms.transport=http"]);
-    let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    let db = f.ledger();
     for (phone, status, code) in [
         ("+13125550101", "delivered", ""),
         ("+13125550102", "undelivered", "30003"),
@@ -257,19 +254,19 @@ fn plotted(titles: &[String], what: &str) -> BTreeMap<String, u64> {
 }
 
 /// A number the ledger gives for `sql`.
-fn count(db: &rusqlite::Connection, sql: &str) -> u64 {
-    db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64
+fn count(db: &Ledger, sql: &str) -> u64 {
+    db.count(sql) as u64
 }
 
 /// The ledger's counts of `sql` (`SELECT key, COUNT(*) … GROUP BY key`), without zeros.
-fn grouped(db: &rusqlite::Connection, sql: &str) -> BTreeMap<String, u64> {
-    let mut q = db.prepare(sql).unwrap();
-    q.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+fn grouped(db: &Ledger, sql: &str) -> BTreeMap<String, u64> {
+    db.rows(sql)
+        .into_iter()
+        .map(|r| {
+            let [key, n] = <[String; 2]>::try_from(r).unwrap();
+            (key, n.parse().unwrap())
+        })
+        .collect()
 }
 
 fn without_zeros(m: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
@@ -306,15 +303,20 @@ fn the_html_reports_charts_plot_the_ledgers_counts() {
     let f = reported();
     let html = html_report(&f);
     let t = titles(&html);
-    let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
+    let db = f.ledger();
     let v = status(&f);
     let ours = "FROM messages WHERE campaign = 'test-campaign'";
     // Sent per clinic day (Chicago is UTC-6 in November), per channel.
+    let day = if db.is_sqlite() {
+        "date(substr(sent_at, 1, 19), '-6 hours')"
+    } else {
+        "to_char(CAST(substr(sent_at, 1, 19) AS timestamp) - interval '6 hours', 'YYYY-MM-DD')"
+    };
     for channel in ["email", "sms"] {
         let per_day = grouped(
             &db,
             &format!(
-                "SELECT date(substr(sent_at, 1, 19), '-6 hours'), COUNT(*) {ours}
+                "SELECT {day}, COUNT(*) {ours}
                  AND channel = '{channel}' AND state = 'sent' GROUP BY 1"
             ),
         );

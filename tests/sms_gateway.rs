@@ -88,31 +88,30 @@ pub(crate) struct Row {
 
 /// The ledger's SMS rows by address (empty when there is no ledger).
 pub(crate) fn ledger(f: &Fixture) -> BTreeMap<String, Row> {
-    let p = f.path(".outreach/ledger.sqlite");
-    if !p.exists() {
+    let db = f.ledger();
+    if !db.exists() {
         return BTreeMap::new();
     }
-    let conn = rusqlite::Connection::open(p).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT address, state, permanent, attempts, provider_id, last_error FROM messages \
-             WHERE channel = 'sms'",
-        )
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok((
-            r.get(0)?,
+    db.query(
+        "SELECT address, state, permanent, attempts, provider_id, last_error FROM messages \
+         WHERE channel = 'sms'",
+    )
+    .into_iter()
+    .map(|r| {
+        let [address, state, permanent, attempts, provider_id, error] =
+            <[Option<String>; 6]>::try_from(r).unwrap();
+        let int = |v: Option<String>| v.unwrap().parse::<i64>().unwrap();
+        (
+            address.unwrap(),
             Row {
-                state: r.get(1)?,
-                permanent: r.get::<_, i64>(2)? != 0,
-                attempts: r.get::<_, i64>(3)? as u32,
-                provider_id: r.get(4)?,
-                error: r.get(5)?,
+                state: state.unwrap(),
+                permanent: int(permanent) != 0,
+                attempts: int(attempts) as u32,
+                provider_id,
+                error,
             },
-        ))
+        )
     })
-    .unwrap()
-    .map(Result::unwrap)
     .collect()
 }
 
@@ -135,13 +134,13 @@ fn all_retryable(f: &Fixture) -> BTreeMap<String, Row> {
 }
 
 pub(crate) fn suppressions(f: &Fixture) -> Vec<(String, String)> {
-    let conn = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT address, reason FROM suppressions")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
+    f.ledger()
+        .rows("SELECT address, reason FROM suppressions")
+        .into_iter()
+        .map(|r| {
+            let [address, reason] = <[String; 2]>::try_from(r).unwrap();
+            (address, reason)
+        })
         .collect()
 }
 

@@ -171,15 +171,13 @@ fn rejected_credentials_stop_the_run() {
 
 /// Makes every SMS row `unknown`, as a lost reply leaves it, claimed at `claimed`.
 fn make_unknown(f: &Fixture, claimed: &[(&str, &str)]) {
-    let conn = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    conn.execute("DELETE FROM sms_parts", []).unwrap();
+    let db = f.ledger();
+    db.execute("DELETE FROM sms_parts");
     for (address, at) in claimed {
-        conn.execute(
+        db.execute(&format!(
             "UPDATE messages SET state = 'unknown', provider_id = NULL, sent_at = NULL,
-                 created_at = ?2, updated_at = ?2 WHERE address = ?1",
-            [address, at],
-        )
-        .unwrap();
+                 created_at = '{at}', updated_at = '{at}' WHERE address = '{address}'"
+        ));
     }
 }
 
@@ -360,18 +358,12 @@ fn sync_requests_conform_to_twilios_published_api() {
     let (code, out, err) = run(c);
     assert_eq!(code, 0, "{out}{err}");
     // One row left unknown: its settling lists the number's messages.
-    let conn = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    conn.execute(
+    let db = f.ledger();
+    db.execute(
         "DELETE FROM sms_parts WHERE message =
              (SELECT rowid FROM messages WHERE address = '+13125550103')",
-        [],
-    )
-    .unwrap();
-    conn.execute(
-        "UPDATE messages SET state = 'unknown' WHERE address = '+13125550103'",
-        [],
-    )
-    .unwrap();
+    );
+    db.execute("UPDATE messages SET state = 'unknown' WHERE address = '+13125550103'");
     let (code, out, err) = sync(&f, &[]);
     assert_eq!(code, 0, "{out}{err}{}", prism.log());
     // The send's 4 (a credentials check, three messages, every one answered with the

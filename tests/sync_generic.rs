@@ -137,14 +137,9 @@ fn statuses_are_read_by_pointers_paced_and_final_ones_never_asked_again() {
 fn unknown_rows_stay_unknown_and_a_status_outside_the_lists_fails() {
     let rt = runtime();
     let (s, f) = sent_three(&rt, crate::sms_gateway::FAST);
-    let conn = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-    conn.execute("DELETE FROM sms_parts WHERE provider_id = 'G3'", [])
-        .unwrap();
-    conn.execute(
-        "UPDATE messages SET state = 'unknown' WHERE address = '+13125550103'",
-        [],
-    )
-    .unwrap();
+    let db = f.ledger();
+    db.execute("DELETE FROM sms_parts WHERE provider_id = 'G3'");
+    db.execute("UPDATE messages SET state = 'unknown' WHERE address = '+13125550103'");
     on_status(&rt, &s, "G1", state("DELIVRD", None));
     on_status(&rt, &s, "G2", state("HELD", None));
     let (code, out, err) = sync(&f, &[]);
@@ -225,13 +220,10 @@ fn a_sync_killed_mid_run_loses_nothing_and_never_asks_twice_about_a_final_messag
     on_status(&rt, &s, "G2", slow("UNDELIV"));
     on_status(&rt, &s, "G3", slow("DELIVRD"));
     let receipts = |f: &Fixture| -> Vec<String> {
-        let db = rusqlite::Connection::open(f.path(".outreach/ledger.sqlite")).unwrap();
-        let mut q = db
-            .prepare("SELECT provider_id FROM receipts ORDER BY provider_id")
-            .unwrap();
-        q.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
+        f.ledger()
+            .rows("SELECT provider_id FROM receipts ORDER BY provider_id")
+            .into_iter()
+            .flatten()
             .collect()
     };
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("outreach"))

@@ -110,7 +110,7 @@ impl Ledger {
     /// Copies every row of this (SQLite) ledger into `target` (PostgreSQL), in one transaction
     /// of the target; returns what it did, table by table.
     pub fn copy_into(&self, target: &Ledger) -> Result<Vec<TableCopy>, LedgerError> {
-        let source = self.db.sqlite().ok_or_else(|| LedgerError::Secret {
+        let source = self.db.sqlite().ok_or_else(|| LedgerError::Unusable {
             path: self.path.clone(),
             message: "the ledger to copy from must be a SQLite file".into(),
         })?;

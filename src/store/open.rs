@@ -63,7 +63,7 @@ impl Ledger {
             source: Arc::new(source),
         };
         let password = match &url.password {
-            Some(secret) => Some(secret.read().map_err(|e| LedgerError::Secret {
+            Some(secret) => Some(secret.read().map_err(|e| LedgerError::Unusable {
                 path: path.clone(),
                 message: e.to_string(),
             })?),
@@ -94,7 +94,7 @@ impl Ledger {
     /// Without PostgreSQL support, a `state_url` cannot be used.
     #[cfg(not(feature = "postgres"))]
     fn connect(url: &StateUrl, _create: bool) -> Result<Option<Self>, LedgerError> {
-        Err(LedgerError::Secret {
+        Err(LedgerError::Unusable {
             path: PathBuf::from(url.display()),
             message: "this outreach was built without PostgreSQL support (the `postgres` \
                       feature): build it with the default features"

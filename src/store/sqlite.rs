@@ -29,7 +29,7 @@ pub enum LedgerError {
     /// The store cannot be reached as configured (its password unreadable, no support for it
     /// in this build).
     #[error("ledger {path}: {message}")]
-    Secret { path: PathBuf, message: String },
+    Unusable { path: PathBuf, message: String },
     /// What a commit's outcomes speak of could not be made durable first (the run's
     /// [`BeforeCommit`](super::writer::BeforeCommit)): the commit, and every later one, is not
     /// made, so those messages stay `sending` and the next run reports them unknown.
