@@ -357,6 +357,14 @@ pub fn run(
         let name = Ledger::name_of(&store);
         return Err(crate::store::lock::LockError::held_in_store(id, &name).into());
     }
+    // A run that died still owns its messages in flight until its lease expires (and another
+    // run, or the next, reports them unknown): not purged under it.
+    if let Some(l) = &_held
+        && l.live_runs(id)? > 0
+    {
+        let name = Ledger::name_of(&store);
+        return Err(crate::store::lock::LockError::leased_in_store(id, &name).into());
+    }
     let targets = targets(campaign, options)?;
     if targets.is_empty() {
         return Ok(Purged::Nothing);

@@ -162,7 +162,9 @@ impl Run {
         }
         // A dry run sends nothing, so nothing paces it: at `sms_rate = "1/s"` a list of 20,000
         // would otherwise take five and a half hours to preview.
-        if let Some(limiter) = lane.limiter.as_ref().filter(|_| !self.opts.dry_run) {
+        if let Some(pace) = lane.shared_pace.as_ref().filter(|_| !self.opts.dry_run) {
+            pace.until_ready().await;
+        } else if let Some(limiter) = lane.limiter.as_ref().filter(|_| !self.opts.dry_run) {
             limiter.until_ready().await;
         }
         if self.stopped() {
@@ -250,6 +252,11 @@ impl Run {
             consent_source: Some(contact.consent_source())
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
+            resumes_unknown: self
+                .loaded
+                .priors
+                .get(channel, address)
+                .is_some_and(|p| p.state == State::Unknown),
         };
         let was = match writer.claim(claim).await {
             Ok(Claimed::Granted(claimed)) => {
@@ -259,18 +266,35 @@ impl Run {
             Ok(Claimed::Refused) => {
                 // Already sent or in flight: the ledger says no, and it is always right.
                 self.give_back(lane);
+                if let Some(pace) = &lane.shared_pace {
+                    pace.give_back();
+                }
                 return Some(Attempt::Skipped("already_sent"));
             }
             Ok(Claimed::Capped) => {
                 // Another campaign messaged the patient since the plan was made.
                 tracing::info!(contact = %contact.id, %channel, to = %masked, "frequency cap reached since the run began: not sent now");
                 self.give_back(lane);
+                if let Some(pace) = &lane.shared_pace {
+                    pace.give_back();
+                }
                 return Some(Attempt::Deferred("frequency_cap"));
+            }
+            Ok(Claimed::DailyCapped) => {
+                // The campaign's other runs (PostgreSQL) took the rest of the day's cap.
+                self.give_back(lane);
+                if let Some(pace) = &lane.shared_pace {
+                    pace.give_back();
+                }
+                return Some(Attempt::Deferred(Defer::DailyCap.label()));
             }
             Ok(Claimed::Suppressed) => {
                 // Suppressed since the plan was made: by another run, or an unsubscribe.
                 tracing::info!(contact = %contact.id, %channel, to = %masked, "suppressed since the run began: not sent");
                 self.give_back(lane);
+                if let Some(pace) = &lane.shared_pace {
+                    pace.give_back();
+                }
                 return Some(Attempt::Skipped("suppressed"));
             }
             Err(e) => {

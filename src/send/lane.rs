@@ -25,6 +25,8 @@ pub(super) struct Lane<M> {
     pub transport: Option<Arc<dyn Transport<M>>>,
     /// Paces the channel (`sending.email_rate`, `sms_rate`); none when unlimited.
     pub limiter: Option<DefaultDirectRateLimiter>,
+    /// On PostgreSQL, paces it instead with every run of the campaign (`pace.rs`).
+    pub shared_pace: Option<super::pace::SharedPace>,
     /// A permit per session, taken after the claim. Claims run ahead of sessions
     /// (`Transport::in_flight`) so that one ledger commit covers many; a message whose turn
     /// comes after the run stopped is released unsent.
@@ -51,6 +53,7 @@ impl<M> Lane<M> {
             channel,
             transport,
             limiter: limiter(rate),
+            shared_pace: None,
             sessions,
             consecutive: AtomicU32::new(0),
             sent_today: AtomicU32::new(sent_today),

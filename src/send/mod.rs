@@ -11,8 +11,10 @@
 
 mod deliver;
 mod error;
+mod heartbeat;
 mod lane;
 mod options;
+mod pace;
 mod summary;
 mod test_send;
 mod workers;
@@ -65,7 +67,10 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         .filter(|c| opts.channel.is_none_or(|o| o == *c))
         .collect();
     let state_dir = loaded.campaign.sending.state_dir.clone();
-    let _lock = match opts.dry_run {
+    // One run at a time on SQLite; on PostgreSQL runs of the campaign share the work, each
+    // with its lease (`store/lease.rs`), so no lock file keeps a second one out.
+    let shared = loaded.campaign.sending.state_url.is_some();
+    let _lock = match opts.dry_run || shared {
         true => None,
         false => Some(crate::store::lock::acquire(
             &state_dir,
@@ -78,7 +83,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         failed: opts.retry_failed,
     };
     let mut begun = begin(&mut loaded, opts, now)?;
-    let planned = plan(&loaded, &channels, now);
+    let mut planned = plan(&loaded, &channels, now);
     let lanes = lanes(
         &loaded,
         opts,
@@ -106,6 +111,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         (Some(mut l), Some(run)) if !opts.dry_run => {
             let clock = loaded.clock;
             l.set_frequency_cap(loaded.campaign.sending.max_per_patient);
+            l.set_daily_cap(loaded.campaign.sending.daily_cap, clinic_day(&loaded, now));
             Some(Writer::start(
                 l,
                 loaded.campaign.id.clone(),
@@ -125,7 +131,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
         sms,
         SystemTime::from(now),
     );
-    let results = match workers::work(Arc::new(run), planned.due, &channels, &planned.stats) {
+    let results = match work(run, &loaded, begun.run_id, &mut planned, &channels) {
         Ok(results) => results,
         Err(e) => {
             let mut l = writer.map(Writer::finish);
@@ -183,6 +189,26 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
     Ok(summary)
 }
 
+/// Works the run's due messages (`workers::work`), its lease renewed meanwhile when it sends
+/// (`run_id`) with its ledger in PostgreSQL (`heartbeat.rs`). The
+/// run, and its handle of the ledger writer, are gone when it returns.
+fn work(
+    run: Run,
+    loaded: &Loaded,
+    run_id: Option<i64>,
+    planned: &mut Planned,
+    channels: &[Channel],
+) -> Result<workers::Worked, SendError> {
+    let (sends, due) = (run.writer.is_some(), std::mem::take(&mut planned.due));
+    let run = Arc::new(run);
+    let heartbeat = heartbeat::Heartbeat::for_run(loaded, sends, run_id, &run)?;
+    let worked = workers::work(Arc::clone(&run), due, channels, &planned.stats);
+    if let Some(h) = heartbeat {
+        h.stop();
+    }
+    worked
+}
+
 /// Opens the ledger and, for a real run, recovers what a dead run left in flight and records
 /// this run's start; then reads the ledger's records for the plan (again, under the lock: the
 /// recovery may have changed rows).
@@ -204,7 +230,7 @@ fn begin(loaded: &mut Loaded, opts: &SendOptions, now: DateTime<Utc>) -> Result<
         false => Ledger::open_store(&store)?,
     };
     if !opts.dry_run {
-        if !l.hold_run_lock(id)? {
+        if !l.hold_send_lock(id)? {
             return Err(LockError::held_in_store(id, &Ledger::name_of(&store)).into());
         }
         begun.recovered_unknown = l.recover_interrupted(id, now)?;
@@ -311,16 +337,27 @@ fn lanes(
     };
     let (email_rate, sms_rate, concurrency) =
         (sending.email_rate, sending.sms_rate, sending.concurrency);
-    Ok((
-        Lane::new(
-            Channel::Email,
-            email,
-            email_rate,
-            concurrency,
-            sent_today[0],
-        ),
-        Lane::new(Channel::Sms, sms, sms_rate, concurrency, sent_today[1]),
-    ))
+    let mut email = Lane::new(
+        Channel::Email,
+        email,
+        email_rate,
+        concurrency,
+        sent_today[0],
+    );
+    let mut sms = Lane::new(Channel::Sms, sms, sms_rate, concurrency, sent_today[1]);
+    // On PostgreSQL a rate is the campaign's, shared by its runs (`pace.rs`).
+    if sending.state_url.is_some() {
+        let (store, id, mut ledger) = (sending.store(), &loaded.campaign.id, None);
+        if let (Some(rate), Some(_)) = (email_rate, &email.transport) {
+            let pace = pace::SharedPace::new(&mut ledger, &store, id, Channel::Email, rate)?;
+            email.shared_pace = Some(pace);
+        }
+        if let (Some(rate), Some(_)) = (sms_rate, &sms.transport) {
+            let pace = pace::SharedPace::new(&mut ledger, &store, id, Channel::Sms, rate)?;
+            sms.shared_pace = Some(pace);
+        }
+    }
+    Ok((email, sms))
 }
 
 /// The start and end (UTC) of the clinic's calendar day that contains `now`.

@@ -12,7 +12,7 @@
 //! [`Writer`](super::writer::Writer): outcomes and claims of many messages in one transaction,
 //! fsynced before any of its claims is acknowledged.
 
-use super::db::{Begin, Db, DbResult, args};
+use super::db::{Begin, Db, DbError, DbResult, args};
 use super::sqlite::{Ledger, LedgerError, timestamp};
 use super::suppressions;
 use crate::config::FrequencyCap;
@@ -36,6 +36,9 @@ pub enum Claimed {
     /// Other campaigns messaged the address up to `sending.max_per_patient` within its window,
     /// counting their claims committed since the plan was made: not sent now.
     Capped,
+    /// On PostgreSQL: the campaign's runs together reached `sending.daily_cap` for the clinic's
+    /// day (sent that day, or in flight): not sent now.
+    DailyCapped,
 }
 
 impl Claimed {
@@ -71,6 +74,11 @@ pub struct Claim {
     /// clinic's evidence of each message it sent.
     pub consent: Option<String>,
     pub consent_source: Option<String>,
+    /// The run's plan saw the message `unknown` and resends it (`--resend-unknown`). On
+    /// PostgreSQL, where another run may leave a row `unknown` after this run's plan was made
+    /// (its outcome unknown, or the run found dead mid-send), an `unknown` row is taken over
+    /// only then: otherwise the message may already have reached the patient.
+    pub resumes_unknown: bool,
 }
 
 /// A message's outcome.
@@ -103,6 +111,16 @@ impl Ledger {
         self.frequency_cap = cap;
     }
 
+    /// On PostgreSQL, makes every later claim check `sending.daily_cap` (`cap`, 0 for none) in
+    /// its transaction, for the clinic's day `day` (its start and end): the campaign's runs,
+    /// on any host, count together what was sent that day and what is in flight, one claim at
+    /// a time (a lock per campaign, held until the claim commits). On SQLite, one run at a time
+    /// counts its own (`send`'s lanes): nothing changes.
+    pub fn set_daily_cap(&mut self, cap: u32, day: (DateTime<Utc>, DateTime<Utc>)) {
+        self.daily_cap = (cap > 0 && self.db.sqlite().is_none())
+            .then(|| (cap, timestamp(day.0), timestamp(day.1)));
+    }
+
     /// Records `outcomes`, then claims `claims` (for run and fingerprint `claimed_by`), in one
     /// transaction. It is fsynced when it claims anything: a claim must be on disk before its
     /// message goes. Outcomes alone are not: one lost to a power cut leaves its row `sending`,
@@ -124,17 +142,42 @@ impl Ledger {
             .frequency_cap
             .map(|cap| (cap.count, timestamp(now - cap.window)));
         let now = timestamp(now);
+        let mut lapsed = false;
         // Immediate: the write lock from the start, so that what a claim reads (suppressions,
         // the other campaigns' messages for the frequency cap) cannot change before it writes.
-        self.transaction(Begin::Immediate, |tx| {
+        let claimed = self.transaction(Begin::Immediate, |tx| {
             if claims.is_empty() && tx.sqlite().is_none() {
                 // PostgreSQL's counterpart of `synchronous = NORMAL` above.
                 tx.execute_batch("SET LOCAL synchronous_commit TO off")?;
             }
             record_in(tx, campaign, outcomes, &now)?;
+            // On PostgreSQL a run claims only while its lease is fresh (`store/lease.rs`):
+            // other runs may otherwise already count its claims lost. Rolled back when not.
+            if !claims.is_empty() && tx.sqlite().is_none() {
+                let window = super::lease::millis(super::lease::claim_window());
+                let live = tx.query_opt(
+                    super::lease::RUN_IS_LIVE,
+                    args![claimed_by.0, window],
+                    |_| Ok(()),
+                )?;
+                if live.is_none() {
+                    lapsed = true;
+                    return Err(DbError::Schema("the run's lease lapsed".into()));
+                }
+            }
             let run = (claimed_by.0, claimed_by.1, since);
-            claim_in(tx, campaign, run, claims, &now)
-        })
+            let daily = match &self.daily_cap {
+                Some(cap) if !claims.is_empty() => Some(DailyCount::start(tx, campaign, cap)?),
+                _ => None,
+            };
+            claim_in(tx, campaign, run, daily, claims, &now)
+        });
+        match claimed {
+            Err(_) if lapsed => Err(LedgerError::LeaseLost {
+                path: self.path.clone(),
+            }),
+            claimed => claimed,
+        }
     }
 }
 
@@ -174,6 +217,7 @@ fn claim_in(
     tx: &Db,
     campaign: &str,
     (run, fingerprint, cap): (i64, &str, Option<(u32, String)>),
+    mut daily: Option<DailyCount<'_>>,
     claims: &[Claim],
     now: &str,
 ) -> DbResult<Vec<Claimed>> {
@@ -215,6 +259,12 @@ fn claim_in(
             granted.push(Claimed::Capped);
             continue;
         }
+        if let Some(daily) = daily.as_mut()
+            && !daily.fits(tx, campaign, c.channel)?
+        {
+            granted.push(Claimed::DailyCapped);
+            continue;
+        }
         let channel = c.channel.as_str();
         let values = args![
             campaign,
@@ -235,6 +285,9 @@ fn claim_in(
                 row: RowId(row),
                 was: None,
             }));
+            if let Some(daily) = daily.as_mut() {
+                daily.take(c.channel);
+            }
             continue;
         }
         // Taken over when a failed or unknown message; refused when sent, or in flight.
@@ -260,6 +313,10 @@ fn claim_in(
             granted.push(Claimed::Suppressed);
             continue;
         }
+        if state == State::Unknown && !c.resumes_unknown && tx.sqlite().is_none() {
+            granted.push(Claimed::Refused);
+            continue;
+        }
         let taken = tx.execute(TAKE_OVER, values)?;
         if taken == 0 {
             granted.push(Claimed::Refused);
@@ -272,8 +329,68 @@ fn claim_in(
             row: RowId(row),
             was: Some((state, permanent)),
         }));
+        if let Some(daily) = daily.as_mut() {
+            daily.take(c.channel);
+        }
     }
     Ok(granted)
+}
+
+/// The daily cap's count in a claim's transaction (PostgreSQL): the campaign's messages of each
+/// channel sent in the clinic's day or in flight, read once per channel after the campaign's
+/// lock is taken, plus what this transaction granted.
+struct DailyCount<'a> {
+    cap: u32,
+    day: (&'a str, &'a str),
+    counts: [Option<u64>; 2],
+}
+
+impl<'a> DailyCount<'a> {
+    /// Takes the campaign's daily-cap lock for the rest of `tx` (before any address lock, in
+    /// every transaction: no two wait on each other).
+    fn start(
+        tx: &Db,
+        campaign: &str,
+        (cap, from, to): &'a (u32, String, String),
+    ) -> DbResult<Self> {
+        tx.query_row(
+            "SELECT pg_advisory_xact_lock(hashtext('outreach daily cap'), hashtext(?1))",
+            args![campaign],
+            |_| Ok(()),
+        )?;
+        Ok(DailyCount {
+            cap: *cap,
+            day: (from, to),
+            counts: [None, None],
+        })
+    }
+
+    /// Whether one more message of `channel` fits under the cap.
+    fn fits(&mut self, tx: &Db, campaign: &str, channel: Channel) -> DbResult<bool> {
+        let slot = &mut self.counts[channel as usize];
+        let n = match slot {
+            Some(n) => *n,
+            None => {
+                let n = tx.query_row(
+                    "SELECT COUNT(*) FROM messages WHERE campaign = ?1 AND channel = ?2
+                       AND ((state = 'sent' AND sent_at >= ?3 AND sent_at < ?4)
+                            OR (state = 'sending' AND updated_at >= ?3 AND updated_at < ?4))",
+                    args![campaign, channel.as_str(), self.day.0, self.day.1],
+                    |r| r.get::<i64>(0),
+                )? as u64;
+                *slot = Some(n);
+                n
+            }
+        };
+        Ok(n < u64::from(self.cap))
+    }
+
+    /// Counts a granted claim of `channel`.
+    fn take(&mut self, channel: Channel) {
+        if let Some(n) = self.counts[channel as usize].as_mut() {
+            *n += 1;
+        }
+    }
 }
 
 /// Holds, until `tx` ends, a lock on each address `claims` name, for the frequency cap's count
@@ -615,6 +732,7 @@ pub(super) mod fixtures {
             token: None,
             consent: None,
             consent_source: None,
+            resumes_unknown: false,
             channel: Channel::Email,
             address: addr.into(),
             contact_id: "P1".into(),

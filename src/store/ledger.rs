@@ -72,11 +72,18 @@ pub struct RunRecord {
 impl Ledger {
     /// Turns every `sending` row of `campaign` into `unknown`. Call it holding the campaign lock:
     /// then no live run owns those rows, so each belongs to a run that died mid-send.
+    ///
+    /// On PostgreSQL, where runs of the campaign may be live elsewhere, only the rows of runs
+    /// that are not: finished, unknown, or whose lease expired (`store/lease.rs`), which it
+    /// also marks finished, `lost`.
     pub fn recover_interrupted(
         &mut self,
         campaign: &str,
         now: DateTime<Utc>,
     ) -> Result<usize, LedgerError> {
+        if self.db.sqlite().is_none() {
+            return self.recover_lapsed(campaign, now);
+        }
         self.sql(|c| {
             c.execute(
                 &format!(
@@ -109,13 +116,24 @@ impl Ledger {
             Some((fp, started)) if fp != fingerprint => Ok(Some(started)),
             Some(_) => Ok(None),
             None => {
-                self.sql(|c| {
-                    c.execute(
-                        "INSERT INTO campaigns (id, fingerprint, started_at) VALUES (?1, ?2, ?3)",
-                        args![campaign, fingerprint, timestamp(now)],
-                    )
+                // On PostgreSQL another run of the campaign may be starting at the same moment:
+                // the first insert wins, and the other compares with it.
+                let inserted = self.sql(|c| {
+                    let sql = match c.sqlite() {
+                        Some(_) => {
+                            "INSERT INTO campaigns (id, fingerprint, started_at) VALUES (?1, ?2, ?3)"
+                        }
+                        None => {
+                            "INSERT INTO campaigns (id, fingerprint, started_at) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (id) DO NOTHING"
+                        }
+                    };
+                    c.execute(sql, args![campaign, fingerprint, timestamp(now)])
                 })?;
-                Ok(None)
+                match inserted {
+                    0 => self.fingerprint_change(campaign, fingerprint, now),
+                    _ => Ok(None),
+                }
             }
         }
     }
@@ -212,13 +230,38 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<(i64, i64), LedgerError> {
         self.sql(|c| {
-            let id = c
-                .insert_id(
-                    "INSERT INTO runs (campaign, pid, started_at) VALUES (?1, ?2, ?3)",
-                    args![campaign, std::process::id(), timestamp(now)],
-                    "id",
-                )?
-                .expect("a run's row is always inserted");
+            // On PostgreSQL the run's lease starts with it, by the server's clock, and says
+            // where it runs (`store/lease.rs`).
+            let insert = match c.sqlite() {
+                Some(_) => "INSERT INTO runs (campaign, pid, started_at) VALUES (?1, ?2, ?3)",
+                None => {
+                    "INSERT INTO runs (campaign, pid, started_at, host, heartbeat_at)
+                     VALUES (?1, ?2, ?3, ?4, now())"
+                }
+            };
+            let (pid, started, host) = (std::process::id(), timestamp(now), super::lease::host());
+            let values = args![campaign, pid, started, host];
+            let values = match c.sqlite() {
+                Some(_) => &values[..3],
+                None => values,
+            };
+            let id = match c.sqlite() {
+                Some(_) => c.insert_id(insert, values, "id")?,
+                // With its own lock (`store/lease.rs`), taken before another run can see the
+                // row; the connection keeps it after the commit.
+                None => c.transaction(super::db::Begin::Deferred, |tx| {
+                    let id = tx.insert_id(insert, values, "id")?;
+                    if let Some(id) = id {
+                        tx.query_row(
+                            "SELECT pg_advisory_lock(CAST(?1 AS INTEGER), CAST(?2 AS INTEGER))",
+                            args![super::lease::RUN_LOCK, id],
+                            |_| Ok(()),
+                        )?;
+                    }
+                    Ok::<_, super::db::DbError>(id)
+                })?,
+            }
+            .expect("a run's row is always inserted");
             let number = c.query_row(RUN_NUMBER, args![id], |r| r.get(0))?;
             Ok((id, number))
         })
@@ -233,10 +276,18 @@ impl Ledger {
         summary: &str,
     ) -> Result<(), LedgerError> {
         self.sql(|c| {
-            c.execute(
-                "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4 WHERE id = ?1",
-                args![run, timestamp(now), outcome, summary],
-            )
+            // On PostgreSQL a run another run found dead stays `lost` (`store/lease.rs`): its
+            // messages in flight were reported unknown then, whatever it did after.
+            let sql = match c.sqlite() {
+                Some(_) => {
+                    "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4 WHERE id = ?1"
+                }
+                None => {
+                    "UPDATE runs SET finished_at = ?2, outcome = ?3, summary = ?4
+                     WHERE id = ?1 AND outcome IS DISTINCT FROM 'lost'"
+                }
+            };
+            c.execute(sql, args![run, timestamp(now), outcome, summary])
         })
         .map(|_| ())
     }

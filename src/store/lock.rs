@@ -37,6 +37,20 @@ impl LockError {
             path: PathBuf::from(store),
         }
     }
+
+    /// A run of `campaign` holds a live lease in the ledger's database (`store/lease.rs`),
+    /// perhaps from another host, or died less than a lease ago.
+    pub fn leased_in_store(campaign: &str, store: &str) -> LockError {
+        LockError::Held {
+            campaign: campaign.to_string(),
+            holder: format!(
+                "a run holds a live lease in {store}, perhaps from another host, or died less \
+                 than {} s ago",
+                crate::store::lease::lease().as_secs()
+            ),
+            path: PathBuf::from(store),
+        }
+    }
 }
 
 /// Takes the campaign's lock without waiting.

@@ -10,8 +10,9 @@
 //! Callers reach everything through [`ledger`] (the records, [`ledger::Ledger`] and its error
 //! [`ledger::LedgerError`]), [`approvals`] and [`lock`]. The ledger's calls, by who makes them:
 //!
-//! - a run's start and end: `Ledger::open_store`, `hold_run_lock`, `recover_interrupted`, `fingerprint_change`,
-//!   `begin_run`, `end_run`;
+//! - a run's start and end: `Ledger::open_store`, `hold_run_lock` (or `hold_send_lock`),
+//!   `recover_interrupted`, `fingerprint_change`, `begin_run`, `end_run`; on PostgreSQL, while
+//!   it runs, `heartbeat` ([`lease`]);
 //! - the plan: `priors`, `sent_between`, `suppressions`;
 //! - the run's claims and outcomes, only through the batched writer: `Writer::start` (the
 //!   ledger, campaign, run, fingerprint, clock, and the caller's `BeforeCommit`, run before a
@@ -36,15 +37,19 @@
 //! by `sslmode`, statements prepared once, arguments bound as the types it infers) and its
 //! schema, created and migrated in numbered steps (`postgres_schema.rs`).
 //!
-//! The run lock ([`lock`]) is the run's lease: `lock::acquire` is taken before the ledger is
-//! opened and held until the run ends; a second run of the campaign exits 4. On PostgreSQL, whose
-//! runs may be on other hosts, the run also holds the campaign's lock in the database
-//! (`Ledger::hold_run_lock`, a session advisory lock the server drops with the connection).
-//! Holding it is what lets `recover_interrupted` turn *every* `sending` row of the campaign into
-//! `unknown`: no live run can own one. With shared campaigns the lease would become a row per
-//! run (`runs`, renewed by a heartbeat), a second run would no longer be refused, and recovery
-//! would turn into `unknown` only the `sending` rows (they carry their `run_id`) of runs whose
-//! lease has expired.
+//! The run lock ([`lock`]): on SQLite, `lock::acquire` is taken before the ledger is opened and
+//! held until the run ends; a second run of the campaign exits 4, and `recover_interrupted`
+//! turns *every* `sending` row of the campaign into `unknown`: no live run can own one.
+//!
+//! On PostgreSQL, runs of a campaign on one host or many share the work: no lock file, and in
+//! the database only a shared advisory lock (`Ledger::hold_send_lock`, which keeps out a
+//! `purge` or a `sync` of the campaign, which take it exclusively with `hold_run_lock`). Each
+//! run has a lease instead ([`lease`]): its `runs` row, renewed by a heartbeat with the
+//! server's clock, and a lock of its own that its connection holds. `recover_interrupted` turns
+//! into `unknown` only the `sending` rows (they carry their `run_id`) of runs that are not live
+//! (finished, unknown, their lease expired or their connection gone), and marks such runs
+//! `lost`. Each claim's transaction checks the claiming run's own lease, and the daily cap
+//! across the campaign's runs (`Ledger::set_daily_cap`).
 
 pub mod approvals;
 mod arg;
@@ -54,6 +59,7 @@ pub mod copy;
 mod db;
 pub mod feedback;
 pub mod feedback_writer;
+pub mod lease;
 pub mod ledger;
 pub mod lock;
 mod open;

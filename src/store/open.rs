@@ -82,6 +82,7 @@ impl Ledger {
             path: path.clone(),
             synchronous: "FULL",
             frequency_cap: None,
+            daily_cap: None,
         };
         if !create && !super::postgres_schema::exists(&ledger.db).map_err(fail)? {
             return Ok(None);
@@ -121,6 +122,28 @@ impl Ledger {
         }
         let _ = campaign;
         Ok(true)
+    }
+}
+
+impl Ledger {
+    /// What a `send` holds of `campaign`'s lock in the store, for as long as this ledger is open;
+    /// `false` when it cannot run now. On PostgreSQL, the lock shared (a session advisory lock
+    /// taken shared): runs of the campaign do not keep each other out (each has its lease
+    /// instead, `store/lease.rs`), but a `purge` or a `sync` of it, which take it exclusively
+    /// ([`Ledger::hold_run_lock`]), keeps them out and is kept out by them. On SQLite, as
+    /// [`Ledger::hold_run_lock`]: the lock file is the whole story.
+    pub fn hold_send_lock(&self, campaign: &str) -> Result<bool, LedgerError> {
+        #[cfg(feature = "postgres")]
+        if self.db.sqlite().is_none() {
+            return self.sql(|c| {
+                c.query_row(
+                    "SELECT pg_try_advisory_lock_shared(hashtext('outreach run'), hashtext(?1))",
+                    super::db::args![campaign],
+                    |r| r.get::<bool>(0),
+                )
+            });
+        }
+        self.hold_run_lock(campaign)
     }
 }
 

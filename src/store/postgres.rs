@@ -1518,4 +1518,149 @@ mod tests {
         let e = Pg::connect(&target, None).unwrap_err();
         assert!(e.to_string().contains("password missing"), "{e}");
     }
+
+    // --- Leases (`store/lease.rs`) on the schema's version 2 -----------------------------
+
+    fn ledger_on(pg: Pg) -> crate::store::ledger::Ledger {
+        crate::store::ledger::Ledger {
+            db: crate::store::db::Db::Postgres(Box::new(pg)),
+            path: "postgres-test".into(),
+            synchronous: "FULL",
+            frequency_cap: None,
+            daily_cap: None,
+        }
+    }
+
+    fn one_text(pg: &Pg, sql: &str) -> Option<String> {
+        let row = pg.query_opt(sql, &[]).unwrap().expect("a row");
+        super::text(&row, 0).unwrap()
+    }
+
+    #[test]
+    fn a_version_1_store_is_migrated_to_leases_and_a_lapsed_run_is_recovered() {
+        use crate::model::{Channel, State};
+        use crate::store::claims::fixtures::{claim, outcome};
+        use crate::store::ledger::{Claimed, LedgerError};
+        let cluster = Cluster::start(&Options::default());
+        let pg = cluster.connect("sslmode=disable");
+        // A store as the first version left it, with a run that never finished.
+        pg.batch_execute(
+            "CREATE TABLE outreach_schema (version BIGINT NOT NULL);
+             INSERT INTO outreach_schema (version) VALUES (1);",
+        )
+        .unwrap();
+        pg.batch_execute(crate::store::postgres_schema::STEPS[0])
+            .unwrap();
+        pg.batch_execute(
+            "INSERT INTO runs (campaign, pid, started_at) VALUES ('c', 7, '2026-01-01T00:00:00Z')",
+        )
+        .unwrap();
+        let db = crate::store::db::Db::Postgres(Box::new(pg));
+        crate::store::postgres_schema::migrate(&db).unwrap();
+        let crate::store::db::Db::Postgres(pg) = db else {
+            unreachable!()
+        };
+        assert_eq!(
+            one_int(&pg, "SELECT MAX(version) FROM outreach_schema", &[]),
+            Ok(Some(3))
+        );
+        assert_eq!(
+            one_text(
+                &pg,
+                "SELECT COALESCE(host, 'none') || CAST(heartbeat_at AS TEXT) FROM runs"
+            ),
+            None,
+            "the old run has neither"
+        );
+        let mut l = ledger_on(*pg);
+        let admin = cluster.connect("sslmode=disable");
+        let now = chrono::Utc::now();
+        l.fingerprint_change("c", "fp", now).unwrap();
+        // The old run has no lease: recovery marks it lost.
+        assert_eq!(l.recover_interrupted("c", now).unwrap(), 0);
+        let (a, _) = l.begin_run("c", now).unwrap();
+        let (b, _) = l.begin_run("c", now).unwrap();
+        let pg = &admin;
+        assert_eq!(
+            one_text(
+                pg,
+                "SELECT string_agg(COALESCE(outcome, '-'), ',' ORDER BY id) FROM runs"
+            ),
+            Some("lost,-,-".into())
+        );
+        assert_eq!(
+            one_int(
+                pg,
+                "SELECT COUNT(*) FROM runs WHERE host IS NOT NULL AND heartbeat_at > now() - interval '1 minute'",
+                &[]
+            ),
+            Ok(Some(2))
+        );
+        // Two live runs claim side by side; a's claims are in flight when its lease lapses.
+        let granted = |c: &[Claimed]| c.iter().all(|c| c.granted().is_some());
+        let claims_a = l
+            .commit("c", (a, "fp"), &[], &[claim("x"), claim("y")], now)
+            .unwrap();
+        let claims_b = l.commit("c", (b, "fp"), &[], &[claim("z")], now).unwrap();
+        assert!(granted(&claims_a) && granted(&claims_b));
+        l.commit("c", (a, "fp"), &[outcome("x", State::Sent)], &[], now)
+            .unwrap();
+        assert_eq!(l.recover_interrupted("c", now).unwrap(), 0, "both are live");
+        assert_eq!(l.live_runs("c").unwrap(), 2);
+        pg.execute(
+            "UPDATE runs SET heartbeat_at = now() - interval '1 hour' WHERE id = ?1",
+            &[Arg::Int(a)],
+        )
+        .unwrap();
+        assert!(matches!(
+            l.commit("c", (a, "fp"), &[], &[claim("w")], now),
+            Err(LedgerError::LeaseLost { .. })
+        ));
+        assert_eq!(l.recover_interrupted("c", now).unwrap(), 1, "a's y only");
+        assert_eq!(l.live_runs("c").unwrap(), 1);
+        assert!(!l.heartbeat(a).unwrap(), "a is lost: it must stop");
+        assert!(l.heartbeat(b).unwrap());
+        let priors = l.priors("c").unwrap();
+        let state = |addr| priors.get(Channel::Email, addr).map(|p| p.state);
+        assert_eq!(
+            [state("x"), state("y"), state("z"), state("w")],
+            [
+                Some(State::Sent),
+                Some(State::Unknown),
+                Some(State::Sending),
+                None
+            ]
+        );
+        let pg = &admin;
+        assert_eq!(
+            one_text(
+                pg,
+                "SELECT string_agg(COALESCE(outcome, '-'), ',' ORDER BY id) FROM runs"
+            ),
+            Some("lost,lost,-".into())
+        );
+        // b's plan did not see y unknown: b may not take it over (it may have gone); a run
+        // that resends unknown messages may.
+        let y = claim("y");
+        assert_eq!(
+            l.commit("c", (b, "fp"), &[], std::slice::from_ref(&y), now)
+                .unwrap(),
+            [Claimed::Refused]
+        );
+        let resumed = crate::store::ledger::Claim {
+            resumes_unknown: true,
+            ..y
+        };
+        let claimed = l.commit("c", (b, "fp"), &[], &[resumed], now).unwrap();
+        assert!(granted(&claimed));
+        // The pace: a block of slots a period apart, the next block after it, whoever asks.
+        let ms = std::time::Duration::from_millis;
+        let first = l.reserve_slots("c", "sms", ms(100), 3).unwrap();
+        let second = l.reserve_slots("c", "sms", ms(100), 2).unwrap();
+        assert!(
+            first[0] < ms(50) && first[2] > ms(150) && first[2] < ms(250),
+            "{first:?}"
+        );
+        assert!(second[0] > ms(250) && second[1] < ms(450), "{second:?}");
+    }
 }

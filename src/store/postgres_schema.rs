@@ -14,7 +14,18 @@ use super::db::{Begin, Db, DbError, DbResult, args};
 const MIGRATION_LOCK: i64 = 0x6f75_7472_6561_6368; // "outreach"
 
 /// The steps, in order: step `i` leads to version `i + 1`.
-const STEPS: &[&str] = &[V1];
+pub(super) const STEPS: &[&str] = &[V1, V2, V3];
+
+/// Leases (version 2): a run of a shared campaign is live while its heartbeat is recent, by the
+/// server's clock (`heartbeat_at`, renewed with `now()`; never the tool's clock, which
+/// `OUTREACH_NOW` may fix), and says where it runs (`host`). The partial indexes keep what a
+/// heartbeat looks at small: the campaign's unfinished runs and its rows in flight.
+const V2: &str = r#"
+ALTER TABLE runs ADD COLUMN host TEXT COLLATE "C";
+ALTER TABLE runs ADD COLUMN heartbeat_at TIMESTAMPTZ;
+CREATE INDEX runs_unfinished ON runs (campaign) WHERE finished_at IS NULL;
+CREATE INDEX messages_sending ON messages (campaign, run_id) WHERE state = 'sending';
+"#;
 
 /// The tables of the first version.
 const V1: &str = r#"
@@ -156,6 +167,18 @@ CREATE TABLE bounces (
 );
 CREATE INDEX bounces_message ON bounces (message);
 CREATE INDEX bounces_address ON bounces (address, kind, at);
+"#;
+
+/// Shared pacing (version 3): for each campaign and channel, when the next send slot is free,
+/// whichever run takes it (`Ledger::reserve_slots`): `sending.sms_rate` and `email_rate` are
+/// the campaign's, however many runs send it.
+const V3: &str = r#"
+CREATE TABLE pacing (
+    campaign TEXT COLLATE "C" NOT NULL,
+    channel TEXT COLLATE "C" NOT NULL,
+    next_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (campaign, channel)
+);
 "#;
 
 /// Whether the database holds a ledger (any version of it).

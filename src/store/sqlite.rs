@@ -35,6 +35,13 @@ pub enum LedgerError {
     /// made, so those messages stay `sending` and the next run reports them unknown.
     #[error("not recorded: {0}")]
     BeforeCommit(String),
+    /// On PostgreSQL: the run's lease lapsed (its heartbeat not renewed in time, or another run
+    /// found it expired): it claims nothing more (`store/lease.rs`).
+    #[error(
+        "ledger {path}: this run's lease lapsed (its heartbeat was not renewed in time): it \
+         claims nothing more, and its messages in flight are reported unknown"
+    )]
+    LeaseLost { path: PathBuf },
     /// The writer thread is gone (it panicked, or the run finished it): nothing more is written.
     #[error("the ledger writer stopped")]
     WriterGone,
@@ -68,6 +75,10 @@ pub struct Ledger {
     /// `sending.max_per_patient` of the campaign whose claims this ledger takes: checked in
     /// each claim's transaction ([`Ledger::set_frequency_cap`]).
     pub(super) frequency_cap: Option<crate::config::FrequencyCap>,
+    /// On PostgreSQL, `sending.daily_cap` of the campaign and the clinic's day (its start and
+    /// end, as stored), checked in each claim's transaction across every run of the campaign
+    /// ([`Ledger::set_daily_cap`]).
+    pub(super) daily_cap: Option<(u32, String, String)>,
 }
 
 impl Ledger {
@@ -89,6 +100,7 @@ impl Ledger {
             path,
             synchronous: "FULL",
             frequency_cap: None,
+            daily_cap: None,
         };
         ledger.sqlite(|c| {
             c.execute_batch(&format!(
