@@ -12,7 +12,9 @@
 //! [`Writer`](super::writer::Writer): outcomes and claims of many messages in one transaction,
 //! fsynced before any of its claims is acknowledged.
 
+use super::arg::{Arg, ToArg};
 use super::db::{Begin, Db, DbError, DbResult, args};
+use super::rows::{self, Texts};
 use super::sqlite::{Ledger, LedgerError, timestamp};
 use super::suppressions;
 use crate::config::FrequencyCap;
@@ -213,6 +215,12 @@ impl Ledger {
 /// Claims `claims` for `run` (its id, its fingerprint, and the frequency cap's count and the
 /// start of its window) in `tx`: the never-twice rule, settled row by row in the database
 /// rather than by what the run believes (its plan may be stale: another run, `unsubscribe`).
+///
+/// New messages, the common case, are inserted a chunk at a time ([`insert_new`]); a message
+/// the ledger already holds (or whose insert met a suppression) is then settled on its own
+/// ([`claim_existing`]). With a cap to count (`max_per_patient`, or the daily cap on
+/// PostgreSQL) each claim is counted and inserted in turn, as a claim refused by the ledger
+/// must leave its place under the cap to the next.
 fn claim_in(
     tx: &Db,
     campaign: &str,
@@ -221,33 +229,21 @@ fn claim_in(
     claims: &[Claim],
     now: &str,
 ) -> DbResult<Vec<Claimed>> {
-    // A new message is one insert; only a message the ledger already holds pays for more
-    // statements.
-    // Not to a suppressed address: the suppression table may have grown since the plan (another
-    // run's opt-outs, `outreach unsubscribe`), and the claim is where that is settled.
-    const INSERT: &str = "INSERT INTO messages (campaign, channel, address, contact_id, state,
-                                   attempts, fingerprint, run_id, created_at, updated_at,
-                                   consent, consent_source)
-         SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS TEXT),
-                'sending', 1, CAST(?5 AS TEXT), CAST(?6 AS BIGINT), CAST(?7 AS TEXT),
-                CAST(?7 AS TEXT), CAST(?8 AS TEXT), CAST(?9 AS TEXT)
-         WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE address = ?3)
-         ON CONFLICT (campaign, channel, address) DO NOTHING";
-    const EXISTING: &str = "SELECT rowid, state, permanent,
-                CASE WHEN EXISTS (SELECT 1 FROM suppressions WHERE address = ?3)
-                     THEN 1 ELSE 0 END
-         FROM messages WHERE campaign = ?1 AND channel = ?2 AND address = ?3";
-    // Only while still failed or unknown: on PostgreSQL another run may take it over between
-    // the look and this change (its transactions do not hold the whole store the way SQLite's
-    // `BEGIN IMMEDIATE` does), and the row it changed first is then refused here.
-    // The same parameters as `INSERT`.
-    const TAKE_OVER: &str = "UPDATE messages SET state = 'sending', attempts = attempts + 1,
-                             contact_id = ?4, fingerprint = ?5, run_id = ?6, updated_at = ?7,
-                             consent = ?8, consent_source = ?9
-         WHERE campaign = ?1 AND channel = ?2 AND address = ?3
-           AND (state = 'failed' OR state = 'unknown')";
-    const INDEX_TOKEN: &str =
-        "INSERT INTO tokens (token, message) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+    let by = Claimant {
+        campaign,
+        run,
+        fingerprint,
+        now,
+    };
+    if cap.is_none() && daily.is_none() {
+        let mut granted = insert_new(tx, &by, claims)?;
+        for (c, g) in claims.iter().zip(granted.iter_mut()) {
+            if g.is_none() {
+                *g = Some(claim_existing(tx, &by, c)?);
+            }
+        }
+        return Ok(granted.into_iter().map(|g| g.expect("settled")).collect());
+    }
     if cap.is_some() {
         lock_addresses(tx, claims)?;
     }
@@ -265,75 +261,168 @@ fn claim_in(
             granted.push(Claimed::DailyCapped);
             continue;
         }
-        let channel = c.channel.as_str();
-        let values = args![
-            campaign,
-            channel,
-            c.address,
-            c.contact_id,
-            fingerprint,
-            run,
-            now,
-            c.consent,
-            c.consent_source
-        ];
-        if let Some(row) = tx.insert_id(INSERT, values, "rowid")? {
-            if let Some(token) = &c.token {
-                tx.execute(INDEX_TOKEN, args![token, row])?;
-            }
-            granted.push(Claimed::Granted(Granted {
+        let claimed = match insert_new(tx, &by, std::slice::from_ref(c))?[0] {
+            Some(g) => g,
+            None => claim_existing(tx, &by, c)?,
+        };
+        if let (Some(daily), Claimed::Granted(_)) = (daily.as_mut(), claimed) {
+            daily.take(c.channel);
+        }
+        granted.push(claimed);
+    }
+    Ok(granted)
+}
+
+/// Who claims: the campaign, the run and its fingerprint, and the time of the claim.
+struct Claimant<'a> {
+    campaign: &'a str,
+    run: i64,
+    fingerprint: &'a str,
+    now: &'a str,
+}
+
+/// Inserts the rows of `claims` the ledger does not hold yet, one statement per chunk, each
+/// `sending` for the claimant's run, with its unsubscribe token indexed; not for an address in
+/// the suppression table (it may have grown since the plan: another run's opt-outs, `outreach
+/// unsubscribe`; the claim is where that is settled). Returns each claim's grant, or `None`
+/// where nothing was inserted (a row already there, or a suppression).
+fn insert_new(tx: &Db, by: &Claimant<'_>, claims: &[Claim]) -> DbResult<Vec<Option<Claimed>>> {
+    /// The claims' columns: channel, address, contact_id, consent, consent_source.
+    const COLUMNS: [&str; 5] = ["TEXT"; 5];
+    static INSERT: Texts = Texts::new(|rows| {
+        format!(
+            "INSERT INTO messages (campaign, channel, address, contact_id, state, attempts,
+                                   fingerprint, run_id, created_at, updated_at,
+                                   consent, consent_source)
+             SELECT CAST(?1 AS TEXT), v.column1, v.column2, v.column3, 'sending', 1,
+                    CAST(?2 AS TEXT), CAST(?3 AS BIGINT), CAST(?4 AS TEXT), CAST(?4 AS TEXT),
+                    v.column4, v.column5
+             FROM ({}) AS v
+             WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = v.column2)
+             ON CONFLICT (campaign, channel, address) DO NOTHING
+             RETURNING rowid, channel, address",
+            rows::values(&COLUMNS, rows, 5)
+        )
+    });
+    static INDEX_TOKENS: Texts = Texts::new(|rows| {
+        let pairs: Vec<String> = (0..rows)
+            .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        format!(
+            "INSERT INTO tokens (token, message) VALUES {} ON CONFLICT DO NOTHING",
+            pairs.join(", ")
+        )
+    });
+    let mut granted = vec![None; claims.len()];
+    let mut start = 0;
+    for chunk in rows::chunks(claims) {
+        let mut values = Vec::with_capacity(4 + COLUMNS.len() * chunk.len());
+        values.extend_from_slice(args![by.campaign, by.fingerprint, by.run, by.now]);
+        for c in chunk {
+            values.extend_from_slice(&[
+                Arg::Text(c.channel.as_str()),
+                c.address.arg(),
+                c.contact_id.arg(),
+                c.consent.arg(),
+                c.consent_source.arg(),
+            ]);
+        }
+        let inserted = tx.query(INSERT.get(chunk.len()), &values, |r| {
+            Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?))
+        })?;
+        // The rows come back in no promised order: each to the first claim of its message (a
+        // second claim of the same message in the chunk met the first's row, and is settled
+        // as a message the ledger holds).
+        let mut tokens = Vec::new();
+        for (row, channel, address) in inserted {
+            let Some(i) = chunk.iter().enumerate().position(|(i, c)| {
+                granted[start + i].is_none()
+                    && c.channel.as_str() == channel
+                    && c.address == address
+            }) else {
+                continue;
+            };
+            granted[start + i] = Some(Claimed::Granted(Granted {
                 row: RowId(row),
                 was: None,
             }));
-            if let Some(daily) = daily.as_mut() {
-                daily.take(c.channel);
+            if let Some(token) = &chunk[i].token {
+                tokens.push((token.as_str(), row));
             }
-            continue;
         }
-        // Taken over when a failed or unknown message; refused when sent, or in flight.
-        let row = tx.query_opt(EXISTING, args![campaign, channel, c.address], |r| {
-            Ok((
-                r.get::<i64>(0)?,
-                r.get::<String>(1)?,
-                r.get::<bool>(2)?,
-                r.get::<bool>(3)?,
-            ))
-        })?;
-        let Some((row, state, permanent, suppressed)) = row else {
-            // No row, so the insert met a suppression.
-            granted.push(Claimed::Suppressed);
-            continue;
-        };
-        let state = State::parse(&state);
-        if !matches!(state, State::Failed | State::Unknown) {
-            granted.push(Claimed::Refused);
-            continue;
+        for pairs in rows::chunks(&tokens) {
+            let values: Vec<_> = pairs
+                .iter()
+                .flat_map(|&(token, row)| [Arg::Text(token), Arg::Int(row)])
+                .collect();
+            tx.execute(INDEX_TOKENS.get(pairs.len()), &values)?;
         }
-        if suppressed {
-            granted.push(Claimed::Suppressed);
-            continue;
-        }
-        if state == State::Unknown && !c.resumes_unknown && tx.sqlite().is_none() {
-            granted.push(Claimed::Refused);
-            continue;
-        }
-        let taken = tx.execute(TAKE_OVER, values)?;
-        if taken == 0 {
-            granted.push(Claimed::Refused);
-            continue;
-        }
-        if let Some(token) = &c.token {
-            tx.execute(INDEX_TOKEN, args![token, row])?;
-        }
-        granted.push(Claimed::Granted(Granted {
-            row: RowId(row),
-            was: Some((state, permanent)),
-        }));
-        if let Some(daily) = daily.as_mut() {
-            daily.take(c.channel);
-        }
+        start += chunk.len();
     }
     Ok(granted)
+}
+
+/// Settles the claim `c` of a message whose row the insert did not make: taken over when that
+/// row is `failed` or `unknown`; refused when `sent`, or in flight; suppressed when the
+/// address is (no row at all then means the insert met the suppression).
+fn claim_existing(tx: &Db, by: &Claimant<'_>, c: &Claim) -> DbResult<Claimed> {
+    const EXISTING: &str = "SELECT rowid, state, permanent,
+                CASE WHEN EXISTS (SELECT 1 FROM suppressions WHERE address = ?3)
+                     THEN 1 ELSE 0 END
+         FROM messages WHERE campaign = ?1 AND channel = ?2 AND address = ?3";
+    // Only while still failed or unknown: on PostgreSQL another run may take it over between
+    // the look and this change (its transactions do not hold the whole store the way SQLite's
+    // `BEGIN IMMEDIATE` does), and the row it changed first is then refused here.
+    const TAKE_OVER: &str = "UPDATE messages SET state = 'sending', attempts = attempts + 1,
+                             contact_id = ?4, fingerprint = ?5, run_id = ?6, updated_at = ?7,
+                             consent = ?8, consent_source = ?9
+         WHERE campaign = ?1 AND channel = ?2 AND address = ?3
+           AND (state = 'failed' OR state = 'unknown')";
+    const INDEX_TOKEN: &str =
+        "INSERT INTO tokens (token, message) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+    let channel = c.channel.as_str();
+    let row = tx.query_opt(EXISTING, args![by.campaign, channel, c.address], |r| {
+        Ok((
+            r.get::<i64>(0)?,
+            r.get::<String>(1)?,
+            r.get::<bool>(2)?,
+            r.get::<bool>(3)?,
+        ))
+    })?;
+    let Some((row, state, permanent, suppressed)) = row else {
+        return Ok(Claimed::Suppressed);
+    };
+    let state = State::parse(&state);
+    if !matches!(state, State::Failed | State::Unknown) {
+        return Ok(Claimed::Refused);
+    }
+    if suppressed {
+        return Ok(Claimed::Suppressed);
+    }
+    if state == State::Unknown && !c.resumes_unknown && tx.sqlite().is_none() {
+        return Ok(Claimed::Refused);
+    }
+    let values = args![
+        by.campaign,
+        channel,
+        c.address,
+        c.contact_id,
+        by.fingerprint,
+        by.run,
+        by.now,
+        c.consent,
+        c.consent_source
+    ];
+    if tx.execute(TAKE_OVER, values)? == 0 {
+        return Ok(Claimed::Refused);
+    }
+    if let Some(token) = &c.token {
+        tx.execute(INDEX_TOKEN, args![token, row])?;
+    }
+    Ok(Claimed::Granted(Granted {
+        row: RowId(row),
+        was: Some((state, permanent)),
+    }))
 }
 
 /// The daily cap's count in a claim's transaction (PostgreSQL): the campaign's messages of each
@@ -453,31 +542,95 @@ fn capped(tx: &Db, campaign: &str, c: &Claim, since: &str) -> DbResult<u64> {
 }
 
 /// How [`record_in`] writes an outcome to the message's row (parameters 1-3: campaign, channel,
-/// address), found first by `$row` (parameter 10, the row id) if given.
-macro_rules! record_sql {
-    ($row:literal) => {
-        concat!(
-            "UPDATE messages SET state = ?4, permanent = ?5, provider_id = COALESCE(?6, provider_id),
-                 last_error = CASE WHEN ?9 = 1 THEN COALESCE(last_error, ?7) ELSE ?7 END,
-                 attempts = attempts - ?9, updated_at = ?8,
-                 sent_at = CASE WHEN ?4 = 'sent' THEN ?8 ELSE sent_at END,
-                 segments = CASE WHEN ?4 = 'sent' THEN ?10 ELSE segments END
-             WHERE ",
-            $row,
-            "campaign = ?1 AND channel = ?2 AND address = ?3 AND state = 'sending'"
+/// address), found by the address.
+const RECORD_BY_KEY: &str = "UPDATE messages SET state = ?4, permanent = ?5,
+         provider_id = COALESCE(?6, provider_id),
+         last_error = CASE WHEN ?9 = 1 THEN COALESCE(last_error, ?7) ELSE ?7 END,
+         attempts = attempts - ?9, updated_at = ?8,
+         sent_at = CASE WHEN ?4 = 'sent' THEN ?8 ELSE sent_at END,
+         segments = CASE WHEN ?4 = 'sent' THEN ?10 ELSE segments END
+     WHERE campaign = ?1 AND channel = ?2 AND address = ?3 AND state = 'sending'";
+
+/// The same change for a chunk of outcomes, each found by the row its claim returned: one step
+/// down the table instead of a search of the address index, and one statement for the chunk.
+/// Parameters: campaign, now, then per outcome its row, channel, address, state, permanent,
+/// provider id, error, released, segments. Returns the rows it changed.
+static RECORD_BY_ROW: Texts = Texts::new(|rows| {
+    format!(
+        "UPDATE messages SET state = v.column4, permanent = v.column5,
+             provider_id = COALESCE(v.column6, messages.provider_id),
+             last_error = CASE WHEN v.column8 = 1 THEN COALESCE(messages.last_error, v.column7)
+                               ELSE v.column7 END,
+             attempts = messages.attempts - v.column8, updated_at = CAST(?2 AS TEXT),
+             sent_at = CASE WHEN v.column4 = 'sent' THEN CAST(?2 AS TEXT)
+                            ELSE messages.sent_at END,
+             segments = CASE WHEN v.column4 = 'sent' THEN v.column9 ELSE messages.segments END
+         FROM ({}) AS v
+         WHERE messages.rowid = v.column1 AND messages.campaign = ?1
+           AND messages.channel = v.column2 AND messages.address = v.column3
+           AND messages.state = 'sending'
+         RETURNING messages.rowid",
+        rows::values(
+            &[
+                "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT"
+            ],
+            rows,
+            3
         )
-    };
-}
+    )
+});
+
+/// A sent SMS's parts, each with its provider id, for its delivery receipts: parameters
+/// campaign, then per part its id, number, count and the message's address.
+static RECORD_PARTS: Texts = Texts::new(|rows| {
+    format!(
+        "INSERT INTO sms_parts (provider_id, message, part, parts)
+         SELECT v.column1, m.rowid, v.column2, v.column3
+         FROM ({}) AS v
+         JOIN messages m ON m.campaign = ?1 AND m.channel = 'sms' AND m.address = v.column4
+         WHERE true
+         ON CONFLICT (provider_id) DO NOTHING",
+        rows::values(&["TEXT", "BIGINT", "BIGINT", "TEXT"], rows, 2)
+    )
+});
 
 /// Writes `outcomes` in `tx`, each to its message's row if that row is still `sending`, and adds
 /// the addresses that opted out at the provider to the suppression table.
 fn record_in(tx: &Db, campaign: &str, outcomes: &[Outcome], now: &str) -> DbResult<()> {
-    // By the claim's row: one step down the table, instead of a search of the address index
-    // and then one down the table.
-    const BY_ROW: &str = record_sql!("rowid = ?11 AND ");
-    const BY_KEY: &str = record_sql!("");
-    for o in outcomes {
-        let row = o.row.map(|r| r.0);
+    // Outcomes with their claim's row, a chunk at a time; those without, or whose row is no
+    // longer the message's (`purge` of another campaign rebuilt the file mid-run), by the
+    // address. A row named twice in a batch (not made by the writer) goes by the address too,
+    // in order, as one `UPDATE … FROM` changes a row once.
+    let mut rows_seen = std::collections::HashSet::new();
+    let (by_row, by_key): (Vec<&Outcome>, Vec<&Outcome>) = outcomes
+        .iter()
+        .partition(|o| o.row.is_some_and(|r| rows_seen.insert(r.0)));
+    let mut changed = std::collections::HashSet::new();
+    for chunk in rows::chunks(&by_row) {
+        let mut values = Vec::with_capacity(2 + 9 * chunk.len());
+        values.extend_from_slice(args![campaign, now]);
+        for o in chunk {
+            values.extend_from_slice(&[
+                o.row.map_or(Arg::Null, |r| Arg::Int(r.0)),
+                Arg::Text(o.channel.as_str()),
+                o.address.arg(),
+                Arg::Text(o.state.as_str()),
+                Arg::Int(i64::from(o.permanent)),
+                o.provider_id.arg(),
+                o.error.arg(),
+                Arg::Int(i64::from(o.released)),
+                o.segments.map_or(Arg::Null, |n| Arg::Int(i64::from(n))),
+            ]);
+        }
+        tx.for_each(RECORD_BY_ROW.get(chunk.len()), &values, |r| {
+            changed.insert(r.get::<i64>(0)?);
+            Ok(())
+        })?;
+    }
+    let missed = by_row
+        .iter()
+        .filter(|o| !o.row.is_some_and(|r| changed.contains(&r.0)));
+    for o in missed.chain(by_key.iter()) {
         let (channel, state) = (o.channel.as_str(), o.state.as_str());
         let values = args![
             campaign,
@@ -490,28 +643,34 @@ fn record_in(tx: &Db, campaign: &str, outcomes: &[Outcome], now: &str) -> DbResu
             now,
             o.released,
             o.segments,
-            row,
         ];
-        // A row id that is no longer the message's (`purge` of another campaign rebuilt the
-        // file mid-run) changes nothing: the address finds the row then.
-        if row.is_none() || tx.execute(BY_ROW, values)? == 0 {
-            tx.execute(BY_KEY, &values[..10])?;
-        }
-        // A sent SMS's ids, one per part, for its delivery receipts.
+        tx.execute(RECORD_BY_KEY, values)?;
+    }
+    // A sent SMS's ids, one per part, for its delivery receipts.
+    let mut parts = Vec::new();
+    for o in outcomes {
         if let (Channel::Sms, State::Sent, Some(ids)) = (o.channel, o.state, &o.provider_id) {
             let ids: Vec<&str> = ids.split(',').filter(|id| !id.is_empty()).collect();
-            const PART: &str = "INSERT INTO sms_parts (provider_id, message, part, parts)
-                 SELECT CAST(?1 AS TEXT), rowid, CAST(?2 AS BIGINT), CAST(?3 AS BIGINT)
-                 FROM messages
-                 WHERE campaign = ?4 AND channel = 'sms' AND address = ?5
-                 ON CONFLICT (provider_id) DO NOTHING";
-            for (i, id) in ids.iter().enumerate() {
-                tx.execute(
-                    PART,
-                    args![id, i as i64 + 1, ids.len() as i64, campaign, o.address],
-                )?;
+            let count = ids.len() as i64;
+            for (i, id) in ids.into_iter().enumerate() {
+                parts.push((id, i as i64 + 1, count, o.address.as_str()));
             }
         }
+    }
+    for chunk in rows::chunks(&parts) {
+        let mut values = Vec::with_capacity(1 + 4 * chunk.len());
+        values.extend_from_slice(args![campaign]);
+        for &(id, part, count, address) in chunk {
+            values.extend_from_slice(&[
+                Arg::Text(id),
+                Arg::Int(part),
+                Arg::Int(count),
+                Arg::Text(address),
+            ]);
+        }
+        tx.execute(RECORD_PARTS.get(chunk.len()), &values)?;
+    }
+    for o in outcomes {
         if let Some(reason) = &o.suppress {
             tx.execute(
                 suppressions::INSERT,
@@ -610,6 +769,101 @@ mod tests {
         let wrong = other[0].unwrap();
         assert_eq!(cells(&mut lookup, "b", wrong), expected);
         assert_eq!(cells(&mut lookup, "zz", b), None);
+    }
+
+    #[test]
+    fn a_batch_longer_than_a_chunk_settles_each_claim_as_one_at_a_time_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let addr = |i: usize| format!("p{i}");
+        // Before the batch: p5 sent, p6 failed, p7 in flight; p8 suppressed.
+        let before: Vec<Claim> = (5..8).map(|i| claim(&addr(i))).collect();
+        let rows = l.claim("c", 1, "fp", &before, now).unwrap();
+        l.record(
+            "c",
+            &[outcome("p5", State::Sent), outcome("p6", State::Failed)],
+            now,
+        )
+        .unwrap();
+        l.suppress("p8", "opted out", "test", now).unwrap();
+        // 300 claims (chunks of 128, 128, 32, 8, 4), p9 twice in one chunk, tokens on all.
+        let mut batch: Vec<Claim> = (0..299)
+            .map(|i| Claim {
+                token: Some(format!("t{i}")),
+                ..claim(&addr(i))
+            })
+            .collect();
+        batch.insert(10, claim("p9"));
+        let claimed = l.commit("c", (2, "fp"), &[], &batch, now).unwrap();
+        assert_eq!(claimed.len(), 300);
+        let by_addr = |a: &str| -> Vec<Claimed> {
+            batch
+                .iter()
+                .zip(&claimed)
+                .filter(|(c, _)| c.address == a)
+                .map(|(_, g)| *g)
+                .collect()
+        };
+        assert_eq!(by_addr("p5"), [Claimed::Refused], "sent");
+        assert_eq!(by_addr("p7"), [Claimed::Refused], "in flight");
+        assert_eq!(by_addr("p8"), [Claimed::Suppressed]);
+        let p6 = by_addr("p6")[0].granted().expect("failed: taken over");
+        assert_eq!(p6.row, rows[1].unwrap());
+        assert_eq!(p6.was, Some((State::Failed, false)));
+        let p9 = by_addr("p9");
+        assert!(
+            p9[0].granted().is_some() && p9[1] == Claimed::Refused,
+            "{p9:?}"
+        );
+        let granted: Vec<(&Claim, Granted)> = batch
+            .iter()
+            .zip(&claimed)
+            .filter_map(|(c, g)| g.granted().map(|g| (c, g)))
+            .collect();
+        assert_eq!(granted.len(), 296);
+        let mut rows: Vec<i64> = granted.iter().map(|(_, g)| g.row.0).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        assert_eq!(rows.len(), 296, "one row each");
+        // Each token found its row.
+        let db = l.db.sqlite().unwrap();
+        let tokens: i64 = db
+            .query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tokens, 296);
+        for (c, g) in &granted {
+            let Some(token) = &c.token else { continue };
+            let (row, address): (i64, String) = db
+                .query_row(
+                    "SELECT m.rowid, m.address FROM tokens t JOIN messages m ON m.rowid = t.message
+                     WHERE t.token = ?1",
+                    [token],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((row, address.as_str()), (g.row.0, c.address.as_str()));
+        }
+        // Their outcomes in one batch, one of them with a row that is not its own.
+        let mut outcomes: Vec<Outcome> = granted
+            .iter()
+            .map(|(c, g)| Outcome {
+                row: Some(g.row),
+                ..outcome(&c.address, State::Sent)
+            })
+            .collect();
+        outcomes[3].row = Some(granted[4].1.row);
+        l.record("c", &outcomes, now).unwrap();
+        let priors = l.priors("c").unwrap();
+        for (c, _) in &granted {
+            let row = priors.get(Channel::Email, &c.address).unwrap();
+            assert_eq!(row.state, State::Sent, "{}", c.address);
+        }
+        assert_eq!(priors.get(Channel::Email, "p6").unwrap().attempts, 2);
+        assert_eq!(
+            priors.get(Channel::Email, "p7").unwrap().state,
+            State::Sending
+        );
     }
 
     #[test]

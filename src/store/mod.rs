@@ -71,6 +71,7 @@ mod postgres_schema;
 mod postgres_tls;
 mod purge;
 pub mod report;
+mod rows;
 mod sqlite;
 mod suppressions;
 pub mod sync;
