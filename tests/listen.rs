@@ -1129,6 +1129,27 @@ fn it_listens_on_loopback_unless_told_otherwise_and_refuses_what_it_cannot_serve
     let (code, _, err) = f.run(&["listen", "campaign.toml", "other.toml"]);
     assert_eq!(code, 2);
     assert!(err.contains("different state directories"), "{err}");
+    // One state directory, two ledgers (a `state_url` on one only, or two databases): named.
+    let elsewhere = "postgres://outreach@127.0.0.1:1/elsewhere";
+    let other: String = f
+        .read("campaign.toml")
+        .replace("id = \"test-campaign\"", "id = \"other\"")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("state_url"))
+        .map(|l| match l.trim() {
+            "[sending]" => format!("{l}\nstate_url = \"{elsewhere}\"\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    f.write("other.toml", &other);
+    let (code, _, err) = f.run(&["listen", "campaign.toml", "other.toml"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("keep their ledgers in different databases")
+            && err.contains("postgres://outreach@127.0.0.1:1/elsewhere?sslmode=disable")
+            && !err.contains("state directories"),
+        "{err}"
+    );
     // A base URL in clear text off this machine: refused, naming the key.
     let (code, _, err) = f.run(&[
         "listen",

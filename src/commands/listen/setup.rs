@@ -36,6 +36,17 @@ pub enum ListenError {
         first_dir: PathBuf,
         other_dir: PathBuf,
     },
+    #[error(
+        "{} and {} keep their ledgers in different databases ({} and {}): run one listen per \
+         ledger",
+        show_path(.first), show_path(.other), .first_ledger, .other_ledger
+    )]
+    Ledgers {
+        first: PathBuf,
+        other: PathBuf,
+        first_ledger: String,
+        other_ledger: String,
+    },
     #[error("{} and {} give different [listen] tables: give them the same one", show_path(.0), show_path(.1))]
     Differ(PathBuf, PathBuf),
     #[error("{} and {} are both campaign {id}", show_path(.first), show_path(.other))]
@@ -120,14 +131,25 @@ pub fn site(files: &[PathBuf], overrides: &[String]) -> Result<Site, ListenError
         let dir = canonical(&campaign.sending.state_dir);
         let store = campaign.sending.store();
         match &state {
-            Some((first, first_dir, first_store))
-                if *first_dir != dir || !first_store.same_ledger(&store) =>
-            {
+            Some((first, first_dir, first_store)) if *first_dir != dir => {
                 return Err(ListenError::StateDirs {
                     first: first.clone(),
                     other: file.clone(),
                     first_dir: first_dir.clone(),
                     other_dir: dir,
+                });
+            }
+            // One state directory, but `state_url` differs (or one has it and the other not).
+            Some((first, _, first_store)) if !first_store.same_ledger(&store) => {
+                let place = |s: &config::Store| match &s.url {
+                    Some(url) => url.display(),
+                    None => show_path(&s.dir.join("ledger.sqlite")).to_string(),
+                };
+                return Err(ListenError::Ledgers {
+                    first: first.clone(),
+                    other: file.clone(),
+                    first_ledger: place(first_store),
+                    other_ledger: place(&store),
                 });
             }
             Some(_) => {}
