@@ -75,7 +75,7 @@ fn in_words(message: &str, key: &str) -> String {
 }
 
 /// The line and column (both from 1) of byte `offset` of `text`.
-fn line_of(text: &str, offset: usize) -> (usize, usize) {
+pub(super) fn line_of(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;

@@ -308,7 +308,14 @@ impl Store {
             path: path.clone(),
             message,
         };
-        let p: Pointer = toml::from_str(&text).map_err(|e| invalid(e.message().to_string()))?;
+        let p: Pointer = toml::from_str(&text).map_err(|e| {
+            // Where in the file: TOML's message alone names no line.
+            let at = e.span().map(|s| super::parse::line_of(&text, s.start));
+            invalid(match at {
+                Some((line, column)) => format!("line {line}, column {column}: {}", e.message()),
+                None => e.message().to_string(),
+            })
+        })?;
         let password = match (p.state_password_env, p.state_password_file) {
             (Some(e), _) => Some(SecretSource::Env(e)),
             (None, Some(f)) => Some(SecretSource::File(f)),
@@ -486,5 +493,13 @@ mod tests {
         );
         std::fs::write(dir.path().join(POINTER_FILE), text).unwrap();
         assert_eq!(Store::of_dir(dir.path()).unwrap(), store);
+        // A broken one is named with the line of its fault.
+        let broken = "state_url = \"postgres://o@db.example.org/x\"\nstate_password_env = 7\n";
+        std::fs::write(dir.path().join(POINTER_FILE), broken).unwrap();
+        let e = Store::of_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("store.toml: line 2, column 22: invalid type"),
+            "{e}"
+        );
     }
 }
