@@ -45,6 +45,8 @@ struct Begun {
     run_number: Option<i64>,
     recovered_unknown: usize,
     templates_changed_since: Option<String>,
+    /// How many other runs of the campaign were live when this one began (PostgreSQL).
+    others_live: u64,
 }
 
 /// The plan of a run: counts per channel, each channel's due contacts, and the rows of the
@@ -84,6 +86,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
     };
     let mut begun = begin(&mut loaded, opts, now)?;
     let mut planned = plan(&loaded, &channels, now);
+    start_apart(&mut planned.due, begun.others_live);
     let lanes = lanes(
         &loaded,
         opts,
@@ -209,6 +212,22 @@ fn work(
     worked
 }
 
+/// Where runs of one campaign share the work (PostgreSQL), a run that begins while `others`
+/// are live starts its walk of each channel's due messages a share of the way in (the second
+/// run half-way, the third two thirds), then comes round to the start. Runs walking from the
+/// same place would claim the same messages at the same moment: each claim of one would wait
+/// for the other's commit to be refused, and two runs would go no faster than one.
+fn start_apart(due: &mut [Vec<usize>; 2], others: u64) {
+    if others == 0 {
+        return;
+    }
+    for list in due.iter_mut() {
+        let n = list.len() as u64;
+        let at = n * others / (others + 1);
+        list.rotate_left(at as usize);
+    }
+}
+
 /// Opens the ledger and, for a real run, recovers what a dead run left in flight and records
 /// this run's start; then reads the ledger's records for the plan (again, under the lock: the
 /// recovery may have changed rows).
@@ -220,6 +239,7 @@ fn begin(loaded: &mut Loaded, opts: &SendOptions, now: DateTime<Utc>) -> Result<
         run_number: None,
         recovered_unknown: 0,
         templates_changed_since: None,
+        others_live: 0,
     };
     let store = loaded.campaign.sending.store();
     let mut l = match opts.dry_run {
@@ -240,6 +260,7 @@ fn begin(loaded: &mut Loaded, opts: &SendOptions, now: DateTime<Utc>) -> Result<
         let (run_id, number) = l.begin_run(id, now)?;
         begun.run_id = Some(run_id);
         begun.run_number = Some(number);
+        begun.others_live = l.live_runs(id)?.saturating_sub(1);
     }
     loaded.priors = l.priors(id)?;
     loaded.recent = loaded.recent_of(&l)?;
@@ -373,4 +394,23 @@ fn clinic_day(loaded: &Loaded, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<U
             .with_timezone(&Utc)
     };
     (start_of(local), start_of(local + chrono::Days::new(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_apart;
+
+    #[test]
+    fn a_run_beside_others_starts_its_walk_a_share_of_the_way_in() {
+        let list = || (0..12).collect::<Vec<usize>>();
+        let mut due = [list(), list()];
+        start_apart(&mut due, 0);
+        assert_eq!(due[0], list(), "alone: from the start");
+        start_apart(&mut due, 1);
+        assert_eq!(due[0], [6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 4, 5]);
+        let mut due = [list(), vec![]];
+        start_apart(&mut due, 2);
+        assert_eq!(due[0][..2], [8, 9]);
+        assert!(due[1].is_empty());
+    }
 }

@@ -237,6 +237,7 @@ fn claim_in(
     };
     if cap.is_none() && daily.is_none() {
         let mut granted = insert_new(tx, &by, claims)?;
+        refuse_taken(tx, campaign, claims, &mut granted)?;
         for (c, g) in claims.iter().zip(granted.iter_mut()) {
             if g.is_none() {
                 *g = Some(claim_existing(tx, &by, c)?);
@@ -360,6 +361,55 @@ fn insert_new(tx: &Db, by: &Claimant<'_>, claims: &[Claim]) -> DbResult<Vec<Opti
         start += chunk.len();
     }
     Ok(granted)
+}
+
+/// Refuses, a chunk at a time, the claims `insert_new` left unsettled whose message is `sent`
+/// or in flight: where runs of a campaign work one list at once, most of one run's claims meet
+/// the other's rows, and one look per chunk settles them instead of one per claim. What is
+/// left (a `failed` or `unknown` row to take over, a suppression) goes to [`claim_existing`].
+fn refuse_taken(
+    tx: &Db,
+    campaign: &str,
+    claims: &[Claim],
+    granted: &mut [Option<Claimed>],
+) -> DbResult<()> {
+    static TAKEN: Texts = Texts::new(|rows| {
+        format!(
+            "SELECT channel, address FROM messages
+             WHERE campaign = ?1 AND (state = 'sent' OR state = 'sending')
+               AND (channel, address) IN ({})",
+            rows::values(&["TEXT", "TEXT"], rows, 2)
+        )
+    });
+    let open: Vec<usize> = (0..claims.len())
+        .filter(|&i| granted[i].is_none())
+        .collect();
+    for chunk in rows::chunks(&open) {
+        let mut values = Vec::with_capacity(1 + 2 * chunk.len());
+        values.push(Arg::Text(campaign));
+        for &i in chunk {
+            values.extend_from_slice(&[
+                Arg::Text(claims[i].channel.as_str()),
+                claims[i].address.arg(),
+            ]);
+        }
+        let taken: std::collections::HashSet<(String, String)> = tx
+            .query(TAKEN.get(chunk.len()), &values, |r| {
+                Ok((r.get::<String>(0)?, r.get::<String>(1)?))
+            })?
+            .into_iter()
+            .collect();
+        for &i in chunk {
+            let key = (
+                claims[i].channel.as_str().to_string(),
+                claims[i].address.clone(),
+            );
+            if taken.contains(&key) {
+                granted[i] = Some(Claimed::Refused);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Settles the claim `c` of a message whose row the insert did not make: taken over when that
