@@ -375,9 +375,10 @@ fn refuse_taken(
 ) -> DbResult<()> {
     static TAKEN: Texts = Texts::new(|rows| {
         format!(
-            "SELECT channel, address FROM messages
-             WHERE campaign = ?1 AND (state = 'sent' OR state = 'sending')
-               AND (channel, address) IN ({})",
+            "SELECT v.column1, v.column2 FROM ({}) AS v
+             JOIN messages m ON m.campaign = ?1 AND m.channel = v.column1
+                             AND m.address = v.column2
+             WHERE m.state = 'sent' OR m.state = 'sending'",
             rows::values(&["TEXT", "TEXT"], rows, 2)
         )
     });
