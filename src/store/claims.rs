@@ -236,14 +236,23 @@ fn claim_in(
         now,
     };
     if cap.is_none() && daily.is_none() {
-        let mut granted = insert_new(tx, &by, claims)?;
-        refuse_taken(tx, campaign, claims, &mut granted)?;
-        for (c, g) in claims.iter().zip(granted.iter_mut()) {
-            if g.is_none() {
-                *g = Some(claim_existing(tx, &by, c)?);
-            }
+        // In one order, the messages' keys, in every transaction: runs claiming the same
+        // messages at once then wait for each other in turn, never each for the other (a
+        // deadlock, which PostgreSQL takes a second to see and break). A stable sort: a
+        // message claimed twice keeps its first claim first.
+        let mut order: Vec<usize> = (0..claims.len()).collect();
+        order.sort_by_key(|&i| (claims[i].channel.as_str(), claims[i].address.as_str()));
+        let sorted: Vec<&Claim> = order.iter().map(|&i| &claims[i]).collect();
+        let mut granted = insert_new(tx, &by, &sorted)?;
+        refuse_taken(tx, campaign, &sorted, &mut granted)?;
+        let mut settled = vec![Claimed::Refused; claims.len()];
+        for ((c, g), &i) in sorted.iter().zip(granted).zip(&order) {
+            settled[i] = match g {
+                Some(g) => g,
+                None => claim_existing(tx, &by, c)?,
+            };
         }
-        return Ok(granted.into_iter().map(|g| g.expect("settled")).collect());
+        return Ok(settled);
     }
     if cap.is_some() {
         lock_addresses(tx, claims)?;
@@ -262,7 +271,7 @@ fn claim_in(
             granted.push(Claimed::DailyCapped);
             continue;
         }
-        let claimed = match insert_new(tx, &by, std::slice::from_ref(c))?[0] {
+        let claimed = match insert_new(tx, &by, &[c])?[0] {
             Some(g) => g,
             None => claim_existing(tx, &by, c)?,
         };
@@ -307,7 +316,7 @@ static INSERT_NEW: Texts = Texts::new(|rows| {
 /// the suppression table (it may have grown since the plan: another run's opt-outs, `outreach
 /// unsubscribe`; the claim is where that is settled). Returns each claim's grant, or `None`
 /// where nothing was inserted (a row already there, or a suppression).
-fn insert_new(tx: &Db, by: &Claimant<'_>, claims: &[Claim]) -> DbResult<Vec<Option<Claimed>>> {
+fn insert_new(tx: &Db, by: &Claimant<'_>, claims: &[&Claim]) -> DbResult<Vec<Option<Claimed>>> {
     static INDEX_TOKENS: Texts = Texts::new(|rows| {
         let pairs: Vec<String> = (0..rows)
             .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
@@ -369,10 +378,10 @@ fn insert_new(tx: &Db, by: &Claimant<'_>, claims: &[Claim]) -> DbResult<Vec<Opti
 /// Which messages of a chunk are sent or in flight ([`refuse_taken`]).
 static TAKEN: Texts = Texts::new(|rows| {
     format!(
-        "SELECT v.column1, v.column2 FROM ({}) AS v CROSS JOIN messages m
-         WHERE m.campaign = ?1 AND m.channel = v.column1 AND m.address = v.column2
+        "SELECT v.column2, v.column3 FROM ({}) AS v CROSS JOIN messages m
+         WHERE m.campaign = v.column1 AND m.channel = v.column2 AND m.address = v.column3
            AND (m.state = 'sent' OR m.state = 'sending')",
-        rows::values(&["TEXT", "TEXT"], rows, 2)
+        rows::values(&["TEXT", "TEXT", "TEXT"], rows, 1)
     )
 });
 
@@ -383,17 +392,17 @@ static TAKEN: Texts = Texts::new(|rows| {
 fn refuse_taken(
     tx: &Db,
     campaign: &str,
-    claims: &[Claim],
+    claims: &[&Claim],
     granted: &mut [Option<Claimed>],
 ) -> DbResult<()> {
     let open: Vec<usize> = (0..claims.len())
         .filter(|&i| granted[i].is_none())
         .collect();
     for chunk in rows::chunks(&open) {
-        let mut values = Vec::with_capacity(1 + 2 * chunk.len());
-        values.push(Arg::Text(campaign));
+        let mut values = Vec::with_capacity(3 * chunk.len());
         for &i in chunk {
             values.extend_from_slice(&[
+                Arg::Text(campaign),
                 Arg::Text(claims[i].channel.as_str()),
                 claims[i].address.arg(),
             ]);
@@ -608,7 +617,7 @@ const RECORD_BY_KEY: &str = "UPDATE messages SET state = ?4, permanent = ?5,
 
 /// The same change for a chunk of outcomes, each found by the row its claim returned: one step
 /// down the table instead of a search of the address index, and one statement for the chunk.
-/// Parameters: campaign, now, then per outcome its row, channel, address, state, permanent,
+/// Parameters: now, then per outcome its row, campaign, channel, address, state, permanent,
 /// provider id, error, released, segments. Returns the rows it changed.
 static RECORD_BY_ROW: Texts = Texts::new(|rows| {
     // The chunk's rows are found from `v` (a `CROSS JOIN`, which SQLite keeps in that order):
@@ -616,40 +625,44 @@ static RECORD_BY_ROW: Texts = Texts::new(|rows| {
     // look up 128 row ids, and did, in a benchmark where a send ran 4 times slower. Which row
     // is the message's is checked there; whether it is still `sending` on the row changed (on
     // PostgreSQL, checked again on the newest version of a row another run changed meanwhile).
+    // The campaign comes with each row rather than as one parameter: SQLite re-prepares, at
+    // every use, a join of `VALUES` that compares a column with a parameter.
     format!(
-        "UPDATE messages SET state = x.column4, permanent = x.column5,
-             provider_id = COALESCE(x.column6, messages.provider_id),
-             last_error = CASE WHEN x.column8 = 1 THEN COALESCE(messages.last_error, x.column7)
-                               ELSE x.column7 END,
-             attempts = messages.attempts - x.column8, updated_at = CAST(?2 AS TEXT),
-             sent_at = CASE WHEN x.column4 = 'sent' THEN CAST(?2 AS TEXT)
+        "UPDATE messages SET state = x.column5, permanent = x.column6,
+             provider_id = COALESCE(x.column7, messages.provider_id),
+             last_error = CASE WHEN x.column9 = 1 THEN COALESCE(messages.last_error, x.column8)
+                               ELSE x.column8 END,
+             attempts = messages.attempts - x.column9, updated_at = CAST(?1 AS TEXT),
+             sent_at = CASE WHEN x.column5 = 'sent' THEN CAST(?1 AS TEXT)
                             ELSE messages.sent_at END,
-             segments = CASE WHEN x.column4 = 'sent' THEN x.column9 ELSE messages.segments END
+             segments = CASE WHEN x.column5 = 'sent' THEN x.column10 ELSE messages.segments END
          FROM (SELECT v.* FROM ({}) AS v CROSS JOIN messages m
-               WHERE m.rowid = v.column1 AND m.campaign = ?1
-                 AND m.channel = v.column2 AND m.address = v.column3) AS x
+               WHERE m.rowid = v.column1 AND m.campaign = v.column2
+                 AND m.channel = v.column3 AND m.address = v.column4) AS x
          WHERE messages.rowid = x.column1 AND messages.state = 'sending'
          RETURNING messages.rowid",
         rows::values(
             &[
-                "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT"
+                "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT",
+                "BIGINT"
             ],
             rows,
-            3
+            2
         )
     )
 });
 
-/// A sent SMS's parts, each with its provider id, for its delivery receipts: parameters
-/// campaign, then per part its id, number, count and the message's address.
+/// A sent SMS's parts, each with its provider id, for its delivery receipts: per part the
+/// campaign, its id, number, count and the message's address (the campaign with each row, as
+/// in [`RECORD_BY_ROW`]).
 static RECORD_PARTS: Texts = Texts::new(|rows| {
     format!(
         "INSERT INTO sms_parts (provider_id, message, part, parts)
-         SELECT v.column1, m.rowid, v.column2, v.column3
+         SELECT v.column2, m.rowid, v.column3, v.column4
          FROM ({}) AS v CROSS JOIN messages m
-         WHERE m.campaign = ?1 AND m.channel = 'sms' AND m.address = v.column4
+         WHERE m.campaign = v.column1 AND m.channel = 'sms' AND m.address = v.column5
          ON CONFLICT (provider_id) DO NOTHING",
-        rows::values(&["TEXT", "BIGINT", "BIGINT", "TEXT"], rows, 2)
+        rows::values(&["TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT"], rows, 1)
     )
 });
 
@@ -666,11 +679,12 @@ fn record_in(tx: &Db, campaign: &str, outcomes: &[Outcome], now: &str) -> DbResu
         .partition(|o| o.row.is_some_and(|r| rows_seen.insert(r.0)));
     let mut changed = std::collections::HashSet::new();
     for chunk in rows::chunks(&by_row) {
-        let mut values = Vec::with_capacity(2 + 9 * chunk.len());
-        values.extend_from_slice(args![campaign, now]);
+        let mut values = Vec::with_capacity(1 + 10 * chunk.len());
+        values.push(Arg::Text(now));
         for o in chunk {
             values.extend_from_slice(&[
                 o.row.map_or(Arg::Null, |r| Arg::Int(r.0)),
+                Arg::Text(campaign),
                 Arg::Text(o.channel.as_str()),
                 o.address.arg(),
                 Arg::Text(o.state.as_str()),
@@ -717,10 +731,10 @@ fn record_in(tx: &Db, campaign: &str, outcomes: &[Outcome], now: &str) -> DbResu
         }
     }
     for chunk in rows::chunks(&parts) {
-        let mut values = Vec::with_capacity(1 + 4 * chunk.len());
-        values.extend_from_slice(args![campaign]);
+        let mut values = Vec::with_capacity(5 * chunk.len());
         for &(id, part, count, address) in chunk {
             values.extend_from_slice(&[
+                Arg::Text(campaign),
                 Arg::Text(id),
                 Arg::Int(part),
                 Arg::Int(count),
@@ -1091,6 +1105,19 @@ mod plans {
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
+            // Prepared once: run three times, never prepared again (a statement SQLite
+            // marks as depending on its parameters is, at every use, once the statement
+            // cache clears its bindings).
+            let ones = vec![crate::store::arg::Arg::Text("sent"); st.parameter_count()];
+            for _ in 0..3 {
+                l.db.for_each(sql, &ones, |_| Ok(())).unwrap();
+            }
+            let again = c.prepare_cached(sql).unwrap();
+            assert_eq!(
+                again.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql}"
+            );
             let reads = |p: &&String| p.contains(" messages ") || p.contains(" m ");
             assert!(
                 plan.iter().any(|p| p == "SCAN v")
