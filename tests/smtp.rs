@@ -41,9 +41,9 @@ fn wait_for_port(port: u16, child: &mut Child) {
 }
 
 /// A server process, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     /// Where it stores what it receives.
     store: PathBuf,
     /// Its stderr, shown if the test fails.
@@ -59,7 +59,7 @@ impl Drop for Server {
 
 impl Server {
     /// aiosmtpd with `args` (see tests/servers/smtpd.py).
-    fn smtpd(f: &Fixture, args: &[&str]) -> Server {
+    pub(crate) fn smtpd(f: &Fixture, args: &[&str]) -> Server {
         let port = common::free_port();
         let store = f.path("maildir");
         let (log, stderr) = ServerLog::new(&f.path(""), "aiosmtpd");
@@ -133,7 +133,7 @@ impl Server {
     }
 
     /// The messages aiosmtpd stored so far.
-    fn messages(&self) -> Vec<PathBuf> {
+    pub(crate) fn messages(&self) -> Vec<PathBuf> {
         let dir = if self.store.join("new").exists() {
             self.store.join("new")
         } else {
