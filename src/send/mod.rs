@@ -45,8 +45,8 @@ struct Begun {
     run_number: Option<i64>,
     recovered_unknown: usize,
     templates_changed_since: Option<String>,
-    /// How many other runs of the campaign were live when this one began (PostgreSQL).
-    others_live: u64,
+    /// How many live runs of the campaign began before this one (PostgreSQL).
+    earlier_live: u64,
 }
 
 /// The plan of a run: counts per channel, each channel's due contacts, and the rows of the
@@ -86,7 +86,7 @@ pub fn run(mut loaded: Loaded, opts: &SendOptions) -> Result<RunSummary, SendErr
     };
     let mut begun = begin(&mut loaded, opts, now)?;
     let mut planned = plan(&loaded, &channels, now);
-    start_apart(&mut planned.due, begun.others_live);
+    start_apart(&mut planned.due, begun.earlier_live);
     let lanes = lanes(
         &loaded,
         opts,
@@ -213,10 +213,12 @@ fn work(
 }
 
 /// Where runs of one campaign share the work (PostgreSQL), a run that begins while `others`
-/// are live starts its walk of each channel's due messages a share of the way in (the second
-/// run half-way, the third two thirds), then comes round to the start. Runs walking from the
-/// same place would claim the same messages at the same moment: each claim of one would wait
-/// for the other's commit to be refused, and two runs would go no faster than one.
+/// live runs began before it starts its walk of each channel's due messages a share of the
+/// way in (the second run half-way, the third two thirds), then comes round to the start. Runs
+/// walking from the same place would claim the same messages at the same moment: each claim
+/// of one would wait for the other's commit to be refused, and two runs would go no faster than
+/// one (measured: BENCHMARKS.md). Counted by the runs' ids, so that two runs started at the
+/// same instant (cron on two hosts) still start apart. A run alone keeps the list's order.
 fn start_apart(due: &mut [Vec<usize>; 2], others: u64) {
     if others == 0 {
         return;
@@ -239,7 +241,7 @@ fn begin(loaded: &mut Loaded, opts: &SendOptions, now: DateTime<Utc>) -> Result<
         run_number: None,
         recovered_unknown: 0,
         templates_changed_since: None,
-        others_live: 0,
+        earlier_live: 0,
     };
     let store = loaded.campaign.sending.store();
     let mut l = match opts.dry_run {
@@ -260,7 +262,7 @@ fn begin(loaded: &mut Loaded, opts: &SendOptions, now: DateTime<Utc>) -> Result<
         let (run_id, number) = l.begin_run(id, now)?;
         begun.run_id = Some(run_id);
         begun.run_number = Some(number);
-        begun.others_live = l.live_runs(id)?.saturating_sub(1);
+        begun.earlier_live = l.live_runs_before(id, run_id)?;
     }
     loaded.priors = l.priors(id)?;
     loaded.recent = loaded.recent_of(&l)?;

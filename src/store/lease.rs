@@ -161,6 +161,28 @@ impl Ledger {
 }
 
 impl Ledger {
+    /// How many live runs of `campaign` began before run `run` (PostgreSQL; 0 on SQLite):
+    /// its rank among the runs sharing the work. By the runs' ids, so that runs starting at the
+    /// same instant each get their own.
+    pub fn live_runs_before(&self, campaign: &str, run: i64) -> Result<u64, LedgerError> {
+        if self.db.sqlite().is_some() {
+            return Ok(0);
+        }
+        self.sql(|c| {
+            c.query_row(
+                concat!(
+                    "SELECT COUNT(*) FROM runs AS r WHERE r.campaign = ?1 AND r.id < ?3 AND ",
+                    run_is_live!("?2")
+                ),
+                args![campaign, millis(lease()), run],
+                |r| r.get::<i64>(0),
+            )
+        })
+        .map(|n| n as u64)
+    }
+}
+
+impl Ledger {
     /// Reserves `slots` send slots of `campaign`'s `channel`, `period` apart, after every slot
     /// any run reserved before (PostgreSQL's `pacing` row, by the server's clock); returns how
     /// long from now each one starts (0 for one already due). The rate is then the campaign's,
