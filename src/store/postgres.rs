@@ -1607,12 +1607,8 @@ mod tests {
             .unwrap();
         assert_eq!(l.recover_interrupted("c", now).unwrap(), 0, "both are live");
         assert_eq!(l.live_runs("c").unwrap(), 2);
-        let ranks = (l.live_runs_before("c", a), l.live_runs_before("c", b));
-        assert_eq!(
-            (ranks.0.unwrap(), ranks.1.unwrap()),
-            (0, 1),
-            "b began after a"
-        );
+        let rank = |r| l.live_runs_before("c", r).unwrap();
+        assert_eq!((rank(a), rank(b)), (0, 1), "b began after a");
         pg.execute(
             "UPDATE runs SET heartbeat_at = now() - interval '1 hour' WHERE id = ?1",
             &[Arg::Int(a)],
