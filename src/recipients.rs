@@ -13,7 +13,7 @@ use crate::load::Loaded;
 use crate::model::Channel;
 use crate::model::State;
 use crate::plan::Decision;
-use crate::store::ledger::{Cells, Ledger, LedgerError};
+use crate::store::ledger::{CHUNK, Cells, Chunk, Ledger, LedgerError, Wanted};
 
 /// The report's columns.
 pub const COLUMNS: &[&str] = &[
@@ -47,8 +47,8 @@ pub fn escape_cell(value: &str) -> Cow<'_, str> {
 }
 
 /// The ledger's word for a row (`failed` only when permanent, else `retry`).
-fn ledger_state(r: &crate::store::ledger::Row) -> &'static str {
-    match (r.state, r.permanent) {
+fn ledger_state(state: State, permanent: bool) -> &'static str {
+    match (state, permanent) {
         (State::Failed, false) => "retry",
         (s, _) => s.as_str(),
     }
@@ -152,8 +152,8 @@ impl<W: std::io::Write> ReportWriter<W> {
 
 /// Calls `f` with every row of the campaign's report: each contact on each enabled channel (the
 /// ledger's state where it has one, else the plan's word and reason), then ledger rows whose
-/// contact is no longer in the file. Rows are streamed: a 200,000-row report needs no more
-/// memory than one row.
+/// contact is no longer in the file. Rows are streamed: a 200,000-row report holds the ledger's
+/// rows of one chunk of contacts ([`CHUNK`]) at a time, read in one statement.
 pub fn each_row(
     loaded: &Loaded,
     ledger: Option<&Ledger>,
@@ -162,39 +162,50 @@ pub fn each_row(
     let campaign = &loaded.campaign.id;
     let mut lookup = ledger.map(|l| l.rows_of(campaign)).transpose()?;
     let mut known: HashSet<(Channel, &str)> = HashSet::new();
+    let mut chunk = Chunk::default();
+    let mut wanted = Vec::with_capacity(CHUNK);
     let mut n = 0;
     for channel in &loaded.campaign.channels {
-        for (index, contact) in loaded.contacts.contacts.iter().enumerate() {
-            let address = contact.address(*channel);
-            let own = address.filter(|_| contact.duplicate_of[*channel as usize].is_none());
-            if let Some(a) = own {
-                known.insert((*channel, a));
+        let contacts = &loaded.contacts.contacts;
+        for (k, some) in contacts.chunks(CHUNK).enumerate() {
+            wanted.clear();
+            wanted.extend(some.iter().map(|contact| {
+                let address = contact.address(*channel);
+                let own = address.filter(|_| contact.duplicate_of[*channel as usize].is_none());
+                own.map(|address| Wanted {
+                    channel: *channel,
+                    address,
+                    row: None,
+                })
+            }));
+            known.extend(wanted.iter().flatten().map(|w| (w.channel, w.address)));
+            if let Some(l) = lookup.as_mut() {
+                l.read_chunk(&wanted, &mut chunk)?;
             }
-            let prior = match (own, lookup.as_mut()) {
-                (Some(a), Some(l)) => l.get(*channel, a)?,
-                _ => None,
-            };
-            let name = contact.display_name();
-            match &prior {
-                Some(r) => f(&ReportRow::of(
-                    contact,
-                    *channel,
-                    &name,
-                    (ledger_state(r), ""),
-                    Some(r.into()),
-                ))?,
-                None => {
-                    let decision = loaded.decide(index, *channel, loaded.now, None);
-                    let reason = match &decision {
-                        Decision::Due | Decision::Done(_) => String::new(),
-                        Decision::Deferred(d) => d.to_string(),
-                        Decision::Skipped(s) => s.to_string(),
-                    };
-                    let word = (decision.word(), reason.as_str());
-                    f(&ReportRow::of(contact, *channel, &name, word, None))?
+            for (place, contact) in some.iter().enumerate() {
+                let name = contact.display_name();
+                match chunk.get(place) {
+                    Some(r) => f(&ReportRow::of(
+                        contact,
+                        *channel,
+                        &name,
+                        (ledger_state(r.state, r.permanent), ""),
+                        Some(r.cells),
+                    ))?,
+                    None => {
+                        let index = k * CHUNK + place;
+                        let decision = loaded.decide(index, *channel, loaded.now, None);
+                        let reason = match &decision {
+                            Decision::Due | Decision::Done(_) => String::new(),
+                            Decision::Deferred(d) => d.to_string(),
+                            Decision::Skipped(s) => s.to_string(),
+                        };
+                        let word = (decision.word(), reason.as_str());
+                        f(&ReportRow::of(contact, *channel, &name, word, None))?
+                    }
                 }
+                n += 1;
             }
-            n += 1;
         }
     }
     if let Some(l) = ledger {
@@ -212,7 +223,7 @@ pub fn each_row(
                 line: None,
                 name: "",
                 address: &r.address,
-                state: ledger_state(&r),
+                state: ledger_state(r.state, r.permanent),
                 reason: "no longer in the contacts file",
                 ledger: Some((&r).into()),
             });
@@ -270,6 +281,13 @@ pub struct RunRow {
     pub outcome: Cow<'static, str>,
 }
 
+impl RunRow {
+    /// Its outcome as the report's state and reason (`deferred`, `quiet hours`).
+    fn state_and_reason(&self) -> (&str, &str) {
+        self.outcome.split_once(": ").unwrap_or((&self.outcome, ""))
+    }
+}
+
 /// The report a `send` run leaves in `state_dir/reports/`: one row per message the run
 /// dispatched or deferred, with the ledger's details (the whole campaign: `outreach report`).
 pub fn write_run_report(
@@ -289,19 +307,29 @@ pub fn write_run_report(
     let mut w = ReportWriter::new(file).map_err(|e| io(e.into()))?;
     let campaign = &loaded.campaign.id;
     let mut lookup = ledger.rows_of(campaign)?;
-    for r in rows {
-        let contact = &loaded.contacts.contacts[r.index];
-        let (state, reason) = r.outcome.split_once(": ").unwrap_or((&r.outcome, ""));
-        let name = contact.display_name();
-        let mut write = |prior: Option<Cells<'_>>| {
-            let row = ReportRow::of(contact, r.channel, &name, (state, reason), prior);
-            w.row(campaign, &row).map_err(|e| io(e.into()))
-        };
-        match (contact.address(r.channel), r.row) {
-            _ if state == "deferred" => write(None)?,
-            (Some(a), Some(row)) => lookup.with_claimed(r.channel, a, row, write)??,
-            (Some(a), None) => write(lookup.get(r.channel, a)?.as_ref().map(Cells::from))?,
-            (None, _) => write(None)?,
+    let mut chunk = Chunk::default();
+    let mut wanted = Vec::with_capacity(CHUNK);
+    let contacts = &loaded.contacts.contacts;
+    for some in rows.chunks(CHUNK) {
+        // A message the run deferred shows no ledger cells: the run did not touch its row.
+        wanted.clear();
+        wanted.extend(some.iter().map(|r| {
+            let address = contacts[r.index].address(r.channel);
+            address
+                .filter(|_| r.state_and_reason().0 != "deferred")
+                .map(|address| Wanted {
+                    channel: r.channel,
+                    address,
+                    row: r.row,
+                })
+        }));
+        lookup.read_chunk(&wanted, &mut chunk)?;
+        for (place, r) in some.iter().enumerate() {
+            let contact = &contacts[r.index];
+            let name = contact.display_name();
+            let prior = chunk.get(place).map(|found| found.cells);
+            let row = ReportRow::of(contact, r.channel, &name, r.state_and_reason(), prior);
+            w.row(campaign, &row).map_err(|e| io(e.into()))?;
         }
     }
     w.finish().map_err(io)?;

@@ -72,7 +72,7 @@ const IDENTITIES: [(&str, &str); 6] = [
 ];
 
 /// Rows sent in one `INSERT`.
-const CHUNK: usize = 200;
+const CHUNK: usize = super::db::INSERT_ROWS;
 
 /// What the copy found and did for one table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -207,19 +207,12 @@ fn is_null(r: &super::db::Row<'_>, i: usize) -> bool {
 /// Inserts `rows` in one statement, leaving out those whose key the target holds; returns how
 /// many it wrote.
 fn insert(target: &Db, table: &str, columns: &str, rows: &[Vec<Value>]) -> DbResult<usize> {
-    let width = rows[0].len();
-    let values: Vec<String> = (0..rows.len())
-        .map(|r| {
-            let places: Vec<String> = (1..=width).map(|c| format!("?{}", r * width + c)).collect();
-            format!("({})", places.join(", "))
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO {table} ({columns}) VALUES {} ON CONFLICT DO NOTHING",
-        values.join(", ")
-    );
-    let args: Vec<Arg<'_>> = rows.iter().flatten().map(Value::arg).collect();
-    target.execute(&sql, &args)
+    target.insert_rows(
+        &format!("{table} ({columns})"),
+        "ON CONFLICT DO NOTHING",
+        rows[0].len(),
+        rows.iter().map(|row| row.iter().map(Value::arg)),
+    )
 }
 
 /// Checks that the target's row under `row`'s key is `row`; an error naming the table (never

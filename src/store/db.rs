@@ -154,6 +154,12 @@ pub enum Backend {
     Postgres,
 }
 
+/// Rows sent in one multi-row `INSERT` ([`Db::insert_rows`]). On PostgreSQL each statement is a
+/// round trip (~100 µs), and a row of a multi-row `INSERT` costs the server a quarter of a
+/// single-row one's work (BENCHMARKS.md); 200 rows of 18 columns (a `messages` row) stay far
+/// under either backend's limit on parameters (32,766 and 65,535).
+pub const INSERT_ROWS: usize = 200;
+
 /// A connection to the store.
 pub enum Db {
     Sqlite(Connection),
@@ -243,6 +249,51 @@ impl Db {
                     .transpose()
                     .map_err(|problem| DbError::Column { column: 0, problem })
             }
+        }
+    }
+
+    /// Inserts `rows`, `width` arguments each, [`INSERT_ROWS`] to a statement: `INSERT INTO
+    /// {into} VALUES (?1, …), (…) {tail}`. Returns how many rows the statements changed.
+    pub fn insert_rows<'a, R: IntoIterator<Item = Arg<'a>>>(
+        &self,
+        into: &str,
+        tail: &str,
+        width: usize,
+        rows: impl IntoIterator<Item = R>,
+    ) -> DbResult<usize> {
+        let statement = |count: usize| {
+            let values: Vec<String> = (0..count)
+                .map(|r| {
+                    let places: Vec<String> =
+                        (1..=width).map(|c| format!("?{}", r * width + c)).collect();
+                    format!("({})", places.join(", "))
+                })
+                .collect();
+            format!("INSERT INTO {into} VALUES {} {tail}", values.join(", "))
+        };
+        let mut full = None;
+        let mut args = Vec::with_capacity(width * INSERT_ROWS);
+        let mut rows = rows.into_iter();
+        let mut changed = 0;
+        loop {
+            args.clear();
+            rows.by_ref()
+                .take(INSERT_ROWS)
+                .for_each(|row| args.extend(row));
+            debug_assert_eq!(args.len() % width, 0, "rows of {width} arguments");
+            let count = args.len() / width;
+            if count == 0 {
+                return Ok(changed);
+            }
+            // The whole chunks' statement is made (and on PostgreSQL prepared) once.
+            let last;
+            let sql = if count == INSERT_ROWS {
+                full.get_or_insert_with(|| statement(count)).as_str()
+            } else {
+                last = statement(count);
+                last.as_str()
+            };
+            changed += self.execute(sql, &args)?;
         }
     }
 

@@ -1,8 +1,8 @@
 //! The ledger's reads, and a run's bookkeeping. What a plan needs: every earlier message of a
 //! campaign ([`Ledger::priors`]) and the day's sends for the daily cap. What `status` and
-//! `report` show: counts, the last run, every row, rows looked up one by one ([`RowLookup`]). A
-//! run's start and end: interrupted rows turned `unknown`, the campaign's first fingerprint, the
-//! `runs` table.
+//! `report` show: counts, the last run, every row (rows looked up by message, a chunk at a time,
+//! are `store/lookup.rs`'s [`RowLookup`]). A run's start and end: interrupted rows turned
+//! `unknown`, the campaign's first fingerprint, the `runs` table.
 //!
 //! `store::ledger` is also the one path where callers find every record the ledger takes and
 //! gives: the claims and outcomes (`store/claims.rs`), the writer that commits them
@@ -19,8 +19,8 @@ use crate::plan::{Prior, Priors, Recent};
 
 pub use super::claims::{Claim, Claimed, Granted, Outcome, RowId};
 use super::claims::{cap_counts, cap_time};
+pub use super::lookup::{CHUNK, Cells, Chunk, Found, RowLookup, Wanted};
 pub use super::purge::CampaignRows;
-use super::sqlite::store_error;
 pub use super::sqlite::{FILE, Ledger, LedgerError, timestamp};
 pub use super::suppressions::{Lift, Suppression};
 pub use super::writer::{BeforeCommit, ClockFn, Writer, WriterHandle};
@@ -343,23 +343,6 @@ impl Ledger {
         })
     }
 
-    /// Looks up many rows of `campaign`, each statement prepared once, in one read
-    /// transaction: SQLite then takes its shared lock once, not once per row.
-    pub fn rows_of<'a>(&'a self, campaign: &'a str) -> Result<RowLookup<'a>, LedgerError> {
-        let read = self.db.read().map_err(store_error(&self.path))?;
-        Ok(RowLookup {
-            db: &self.db,
-            path: &self.path,
-            campaign,
-            by_key: format!("{SELECT_ROWS} AND channel = ?2 AND address = ?3"),
-            cells_by_row: format!(
-                "SELECT {CELLS} FROM messages
-                 WHERE campaign = ?1 AND channel = ?2 AND address = ?3 AND rowid = ?4"
-            ),
-            _read: read,
-        })
-    }
-
     /// Calls `f` with every row of `campaign`, without holding them all in memory.
     pub fn each_row(&self, campaign: &str, mut f: impl FnMut(Row)) -> Result<(), LedgerError> {
         self.sql(|c| {
@@ -368,38 +351,6 @@ impl Ledger {
                 Ok(())
             })
         })
-    }
-}
-
-/// What a report shows of a message's ledger row, borrowed from it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Cells<'r> {
-    pub attempts: u32,
-    pub provider_id: &'r str,
-    pub last_error: &'r str,
-    pub sent_at: &'r str,
-    pub updated_at: &'r str,
-    pub delivery: &'r str,
-    pub delivery_code: &'r str,
-    pub opted_out: &'r str,
-    pub consent: &'r str,
-    pub consent_source: &'r str,
-}
-
-impl<'r> From<&'r Row> for Cells<'r> {
-    fn from(r: &'r Row) -> Self {
-        Cells {
-            attempts: r.attempts,
-            provider_id: r.provider_id.as_deref().unwrap_or_default(),
-            last_error: r.last_error.as_deref().unwrap_or_default(),
-            sent_at: r.sent_at.as_deref().unwrap_or_default(),
-            updated_at: &r.updated_at,
-            delivery: r.delivery.as_deref().unwrap_or_default(),
-            delivery_code: r.delivery_code.as_deref().unwrap_or_default(),
-            opted_out: r.opted_out.as_deref().unwrap_or_default(),
-            consent: r.consent.as_deref().unwrap_or_default(),
-            consent_source: r.consent_source.as_deref().unwrap_or_default(),
-        }
     }
 }
 
@@ -458,77 +409,11 @@ macro_rules! delivery_columns {
 }
 
 /// The columns of [`Cells`], in its order.
-const CELLS: &str = concat!(
+pub(super) const CELLS: &str = concat!(
     "attempts, provider_id, last_error, sent_at, updated_at, ",
     delivery_columns!(),
     ", consent, consent_source"
 );
-
-/// Rows of one campaign, looked up one by one ([`Ledger::rows_of`]).
-pub struct RowLookup<'a> {
-    db: &'a Db,
-    path: &'a Path,
-    campaign: &'a str,
-    by_key: String,
-    cells_by_row: String,
-    /// Ended (it only read) when the lookup is dropped.
-    _read: super::db::Read<'a>,
-}
-
-impl RowLookup<'_> {
-    /// The row of one message, if the ledger has it.
-    pub fn get(&mut self, channel: Channel, address: &str) -> Result<Option<Row>, LedgerError> {
-        self.db
-            .query_opt(
-                &self.by_key,
-                args![self.campaign, channel.as_str(), address],
-                row_from,
-            )
-            .map_err(store_error(self.path))
-    }
-
-    /// Calls `f` with the report's cells of the message whose claim returned `row`, read in
-    /// place (a report of 180,000 rows makes no strings for them), or with the row
-    /// [`RowLookup::get`] finds when `row` is no longer the message's.
-    pub fn with_claimed<T>(
-        &mut self,
-        channel: Channel,
-        address: &str,
-        row: RowId,
-        f: impl FnOnce(Option<Cells<'_>>) -> T,
-    ) -> Result<T, LedgerError> {
-        let mut f = Some(f);
-        let found = self
-            .db
-            .query_opt(
-                &self.cells_by_row,
-                args![self.campaign, channel.as_str(), address, row.0],
-                |r| {
-                    let text = |i| r.str(i).map(Option::unwrap_or_default);
-                    let cells = Cells {
-                        attempts: r.get::<i64>(0)? as u32,
-                        provider_id: text(1)?,
-                        last_error: text(2)?,
-                        sent_at: text(3)?,
-                        updated_at: text(4)?,
-                        delivery: text(5)?,
-                        delivery_code: text(6)?,
-                        opted_out: text(7)?,
-                        consent: text(8)?,
-                        consent_source: text(9)?,
-                    };
-                    Ok(f.take().map(|f| f(Some(cells))))
-                },
-            )
-            .map_err(store_error(self.path))?;
-        if let Some(Some(t)) = found {
-            return Ok(t);
-        }
-        let f = f.take().expect("not called yet");
-        let found = self.get(channel, address)?;
-        Ok(f(found.as_ref().map(Cells::from)))
-    }
-}
 
 /// The columns of `runs` that [`run_from`] reads, in its order.
 macro_rules! run_columns {
@@ -574,14 +459,14 @@ pub(super) fn campaign_rows(c: &Db) -> DbResult<&'static str> {
 }
 
 /// Every row of one campaign, with the columns [`row_from`] reads, in its order.
-const SELECT_ROWS: &str = concat!(
+pub(super) const SELECT_ROWS: &str = concat!(
     "SELECT channel, address, contact_id, state, permanent, attempts,
         provider_id, last_error, created_at, updated_at, sent_at, ",
     delivery_columns!(),
     ", consent, consent_source FROM messages WHERE campaign = ?1"
 );
 
-fn row_from(r: &super::db::Row<'_>) -> DbResult<Row> {
+pub(super) fn row_from(r: &super::db::Row<'_>) -> DbResult<Row> {
     Ok(Row {
         channel: r.get(0)?,
         address: r.get(1)?,

@@ -1531,6 +1531,19 @@ mod tests {
         }
     }
 
+    /// `store/lookup.rs`'s chunks on PostgreSQL: its parameters' types inferred from an `IN`
+    /// list, its row ids an identity column.
+    #[test]
+    fn chunks_read_what_lookups_by_key_find_on_postgres() {
+        let cluster = Cluster::start(&Options::default());
+        let db = crate::store::db::Db::Postgres(Box::new(cluster.connect("sslmode=disable")));
+        crate::store::postgres_schema::migrate(&db).unwrap();
+        let crate::store::db::Db::Postgres(pg) = db else {
+            unreachable!()
+        };
+        crate::store::lookup::tests::chunks_read_what_lookups_by_key_find(&mut ledger_on(*pg));
+    }
+
     fn one_text(pg: &Pg, sql: &str) -> Option<String> {
         let row = pg.query_opt(sql, &[]).unwrap().expect("a row");
         super::text(&row, 0).unwrap()
