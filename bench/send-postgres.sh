@@ -17,9 +17,9 @@
 # them (`sent` summed; every email's contact and every SMS's number once across both outboxes,
 # no more files and lines than that; a rerun sending none; the database counting them sent).
 # Reported besides: each one's share, the claims it found taken by the other (its summary's
-# `skipped: already_sent`), outreach's CPU (both processes) and the server's. BENCH_ROTATE=1:
-# the second sender reads the same contacts rotated by half (an experiment: what a run starting
-# its walk at another offset would do; `send` itself walks the list from its start).
+# `skipped: already_sent`), outreach's CPU (both processes) and the server's. (The second run
+# starts its walk of the list half-way: `send` does that when another run of the campaign is
+# live.)
 #
 # What it does, in one temporary directory (removed at the end):
 #   1. cargo build --release (or OUTREACH_BIN); bench/gen-contacts.py writes BENCH_CONTACTS
@@ -39,7 +39,7 @@
 #
 # Knobs (environment): OUTREACH_BIN, BENCH_CONTACTS=100000 BENCH_SEED=2026 BENCH_ROUNDS=3
 # BENCH_KEEP=0, BENCH_OUTBOX_DIR (see bench/send-common.sh), PG_BIN, PG_OPTS (server settings
-# for a diagnosis, see bench/pg-cluster.sh), BENCH_SENDERS=1 (or 2), BENCH_ROTATE=0 (or 1).
+# for a diagnosis, see bench/pg-cluster.sh), BENCH_SENDERS=1 (or 2).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -83,16 +83,6 @@ two() {
     local r=$1 dir=$2 url=$3 a b t0 t1
     send_sets "$dir/a" "$url"; local sets_a=("${sets[@]}")
     send_sets "$dir/b" "$url"; local sets_b=("${sets[@]}")
-    if [[ ${BENCH_ROTATE:-0} == 1 ]]; then
-        [[ -f $TMP/contacts-rotated.csv ]] || python3 - "$TMP/contacts.csv" "$TMP/contacts-rotated.csv" <<'PY'
-import sys
-lines = open(sys.argv[1], encoding="utf-8").readlines()
-head, rows = lines[0], lines[1:]
-half = len(rows) // 2
-open(sys.argv[2], "w", encoding="utf-8").writelines([head] + rows[half:] + rows[:half])
-PY
-        sets_b+=(--set "contacts.path=$TMP/contacts-rotated.csv")
-    fi
     mkdir -p "$dir/a" "$dir/b"
     say "round $r: two sends at once, ledger in postgres"
     t0=$(date +%s.%N)
