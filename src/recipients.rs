@@ -13,7 +13,8 @@ use crate::load::Loaded;
 use crate::model::Channel;
 use crate::model::State;
 use crate::plan::Decision;
-use crate::store::ledger::{CHUNK, Cells, Chunk, Ledger, LedgerError, Wanted};
+use crate::store::ledger::{Ledger, LedgerError};
+use crate::store::lookup::{CHUNK, Cells, Chunk, Wanted};
 
 /// The report's columns.
 pub const COLUMNS: &[&str] = &[

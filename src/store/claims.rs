@@ -763,7 +763,7 @@ fn record_in(tx: &Db, campaign: &str, outcomes: &[Outcome], now: &str) -> DbResu
 mod tests {
     use super::fixtures::{claim, outcome};
     use super::*;
-    use crate::store::ledger::RowLookup;
+    use crate::store::lookup::RowLookup;
 
     #[test]
     fn an_outcome_goes_to_its_claims_row_or_else_to_its_address() {

@@ -1,7 +1,7 @@
 //! The ledger's reads, and a run's bookkeeping. What a plan needs: every earlier message of a
 //! campaign ([`Ledger::priors`]) and the day's sends for the daily cap. What `status` and
 //! `report` show: counts, the last run, every row (rows looked up by message, a chunk at a time,
-//! are `store/lookup.rs`'s [`RowLookup`]). A run's start and end: interrupted rows turned
+//! are `store/lookup.rs`'s `RowLookup`). A run's start and end: interrupted rows turned
 //! `unknown`, the campaign's first fingerprint, the `runs` table.
 //!
 //! `store::ledger` is also the one path where callers find every record the ledger takes and
@@ -19,7 +19,6 @@ use crate::plan::{Prior, Priors, Recent};
 
 pub use super::claims::{Claim, Claimed, Granted, Outcome, RowId};
 use super::claims::{cap_counts, cap_time};
-pub use super::lookup::{CHUNK, Cells, Chunk, Found, RowLookup, Wanted};
 pub use super::purge::CampaignRows;
 pub use super::sqlite::{FILE, Ledger, LedgerError, timestamp};
 pub use super::suppressions::{Lift, Suppression};
@@ -408,7 +407,7 @@ macro_rules! delivery_columns {
     };
 }
 
-/// The columns of [`Cells`], in its order.
+/// The columns of `lookup::Cells`, in its order.
 pub(super) const CELLS: &str = concat!(
     "attempts, provider_id, last_error, sent_at, updated_at, ",
     delivery_columns!(),

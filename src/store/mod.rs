@@ -21,7 +21,7 @@
 //!   queued) and `WriterHandle::flush`; `Writer::finish` gives the ledger back. The writer
 //!   groups them into one store-private call, `Ledger::commit` (outcomes, then claims, in one
 //!   transaction), which is where never-twice is enforced;
-//! - `status` and `report`: `counts`, `last_run`, `each_row`, `rows_of` ([`ledger::RowLookup`]:
+//! - `status` and `report`: `counts`, `last_run`, `each_row`, `rows_of` ([`lookup::RowLookup`]:
 //!   the rows of a chunk of messages in one statement);
 //! - the other commands: `suppress` (`unsubscribe`), `suppression_rows`, `lifts` and `lift`
 //!   (`suppressions`), `approve` and `approval`, `campaign_rows` and `purge`.
@@ -63,7 +63,7 @@ pub mod feedback_writer;
 pub mod lease;
 pub mod ledger;
 pub mod lock;
-mod lookup;
+pub mod lookup;
 mod open;
 #[cfg(feature = "postgres")]
 mod postgres;
