@@ -143,24 +143,9 @@ impl Ledger {
     /// How many runs of `campaign` hold a live lease (PostgreSQL; 0 on SQLite, whose runs hold
     /// the lock file instead).
     pub fn live_runs(&self, campaign: &str) -> Result<u64, LedgerError> {
-        if self.db.sqlite().is_some() {
-            return Ok(0);
-        }
-        self.sql(|c| {
-            c.query_row(
-                concat!(
-                    "SELECT COUNT(*) FROM runs AS r WHERE r.campaign = ?1 AND ",
-                    run_is_live!("?2")
-                ),
-                args![campaign, millis(lease())],
-                |r| r.get::<i64>(0),
-            )
-        })
-        .map(|n| n as u64)
+        self.live_runs_before(campaign, i64::MAX)
     }
-}
 
-impl Ledger {
     /// How many live runs of `campaign` began before run `run` (PostgreSQL; 0 on SQLite):
     /// its rank among the runs sharing the work. By the runs' ids, so that runs starting at the
     /// same instant each get their own.
