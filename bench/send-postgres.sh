@@ -16,10 +16,10 @@
 # time is from both starting to both ending; they must have sent every due message once between
 # them (`sent` summed; every email's contact and every SMS's number once across both outboxes,
 # no more files and lines than that; a rerun sending none; the database counting them sent).
-# Reported besides: each one's share, the claims it found taken by the other (its summary's
-# `skipped: already_sent`), outreach's CPU (both processes) and the server's. (The second run
-# starts its walk of the list half-way: `send` does that when another run of the campaign is
-# live.)
+# Reported besides: each one's share, the messages it found taken by the other (its summary's
+# `skipped: already_sent`: its claim refused, or passed over unmade once one was), outreach's
+# CPU (both processes) and the server's. (The second run starts its walk of the list half-way:
+# `send` does that when another run of the campaign is live.)
 #
 # What it does, in one temporary directory (removed at the end):
 #   1. cargo build --release (or OUTREACH_BIN); bench/gen-contacts.py writes BENCH_CONTACTS
@@ -222,7 +222,7 @@ tw = med(runs[r, "postgres2"]["wall"] for r in range(1, rounds + 1))
 print(f"| median | {ow:.2f} | {msgs / ow:,.0f} | {tw:.2f} | {msgs / tw:,.0f} | {med(ratios):.2f} |")
 print()
 print("| round | senders | outreach CPU s (user + sys) | server CPU s | peak RSS MiB | "
-      "a: planned, sent, refused, s | b: planned, sent, refused, s |")
+      "a: planned, sent, taken by b, s | b: planned, sent, taken by a, s |")
 print("|---|---|---:|---:|---:|---|---|")
 for r in range(1, rounds + 1):
     for store, k in (("postgres", 1), ("postgres2", 2)):

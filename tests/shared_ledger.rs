@@ -75,14 +75,18 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 fn two_runs_from_two_hosts_split_the_work_and_every_patient_gets_one() {
     let url = postgres_url();
     let (a, b) = (
-        Fixture::sms_only(&contacts(30)),
-        Fixture::sms_only(&contacts(30)),
+        Fixture::sms_only(&contacts(600)),
+        Fixture::sms_only(&contacts(600)),
     );
-    campaign(&a, &url, "10/s");
-    campaign(&b, &url, "10/s");
-    let first = spawn_send(&a, &[]);
+    campaign(&a, &url, "200/s");
+    campaign(&b, &url, "200/s");
+    let info = [("RUST_LOG", "outreach=info")];
+    let first = spawn_send(&a, &info);
     wait_until("the first run's first message", || !sent_to(&a).is_empty());
-    let second = spawn_send(&b, &[]);
+    let second = spawn_send(&b, &info);
+    // Each run walks on into the messages the other took once its own share is done: the first
+    // of those is refused by the ledger, the rest passed over without being made.
+    let mut passed = 0;
     for (f, child) in [(&a, first), (&b, second)] {
         let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -92,7 +96,43 @@ fn two_runs_from_two_hosts_split_the_work_and_every_patient_gets_one() {
             "{}: {err}",
             f.path("").display()
         );
+        // The summary's row: sent, deferred, skipped, failed, unknown, already done.
+        let summary = String::from_utf8_lossy(&out.stdout);
+        let row: Vec<u64> = summary
+            .lines()
+            .find(|l| l.starts_with("sms "))
+            .unwrap_or_else(|| panic!("no sms row: {summary}"))
+            .split_whitespace()
+            .skip(1)
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let (sent, skipped, already) = (row[0], row[2], row[5]);
+        assert_eq!(
+            sent + skipped + already,
+            600,
+            "the run went through the list: {summary}"
+        );
+        if skipped > 0 {
+            assert!(
+                summary.contains(&format!("Skipped sms: already sent {skipped}\n")),
+                "{summary}"
+            );
+        }
+        passed += err
+            .lines()
+            .filter(|l| l.contains("passed over messages another run"))
+            .map(|l| {
+                l.split("passed=")
+                    .nth(1)
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+            })
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum::<u64>();
     }
+    assert!(passed > 0, "nothing was passed over");
     let (from_a, from_b) = (sent_to(&a), sent_to(&b));
     assert!(
         !from_a.is_empty() && !from_b.is_empty(),
@@ -104,9 +144,9 @@ fn two_runs_from_two_hosts_split_the_work_and_every_patient_gets_one() {
     all.sort();
     let total = all.len();
     all.dedup();
-    assert_eq!((all.len(), total), (30, 30), "every patient exactly once");
+    assert_eq!((all.len(), total), (600, 600), "every patient exactly once");
     let (sent, unknown) = counts(&a);
-    assert_eq!((sent, unknown), (30, 0));
+    assert_eq!((sent, unknown), (600, 0));
 }
 
 #[test]

@@ -17,6 +17,10 @@ use crate::transport::{Delivery, EmailOut, SmsOut};
 /// The longest `Retry-After` a run waits for; beyond it the run stops (exit 3).
 const LONGEST_WAIT: Duration = Duration::from_secs(300);
 
+/// Why a message was skipped when the ledger refused its claim: another run sent it, or has it
+/// in flight.
+pub(super) const ALREADY_SENT: &str = "already_sent";
+
 /// What became of one message in this run.
 pub(super) enum Attempt {
     Sent,
@@ -269,7 +273,7 @@ impl Run {
                 if let Some(pace) = &lane.shared_pace {
                     pace.give_back();
                 }
-                return Some(Attempt::Skipped("already_sent"));
+                return Some(Attempt::Skipped(ALREADY_SENT));
             }
             Ok(Claimed::Capped) => {
                 // Another campaign messaged the patient since the plan was made.

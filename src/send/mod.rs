@@ -9,6 +9,7 @@
 //! in a row) lets messages in flight finish and be recorded. The run ends with its summary
 //! ([`summary`]) and its report in `state_dir/reports/`.
 
+mod ahead;
 mod deliver;
 mod error;
 mod heartbeat;

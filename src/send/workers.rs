@@ -7,7 +7,8 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::deliver::{Attempt, Outbound};
+use super::ahead::Ahead;
+use super::deliver::{ALREADY_SENT, Attempt, Outbound};
 use super::error::SendError;
 use super::lane::{Lane, Run, check_failed};
 use super::options::SendOptions;
@@ -147,22 +148,41 @@ async fn lane<M: Outbound>(
 ) -> Done {
     let concurrency = run.loaded.campaign.sending.concurrency;
     let in_flight = M::lane(run).in_flight(concurrency);
+    // Where runs share the campaign, what another run took is passed over (`ahead.rs`).
+    let shared = run.loaded.campaign.sending.state_url.is_some() && run.writer.is_some();
+    let ahead = Arc::new(Ahead::new(items.len(), shared));
     let items: Arc<[usize]> = items.into();
     let next = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..in_flight.clamp(1, items.len().max(1)))
         .map(|_| {
-            let (run, items, next, bar) = (
+            let (run, items, next, ahead, bar) = (
                 Arc::clone(run),
                 Arc::clone(&items),
                 Arc::clone(&next),
+                Arc::clone(&ahead),
                 bar.clone(),
             );
             tokio::spawn(async move {
                 let mut done = Vec::new();
-                while let Some(&index) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let mut row = None;
-                    let result = run.deliver::<M>(index, &mut row).await;
-                    done.push((index, result, row));
+                loop {
+                    let place = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&index) = items.get(place) else {
+                        break;
+                    };
+                    let result = match (&*ahead, &run.writer) {
+                        (Some(a), Some(w)) if a.taken::<M>(&run, w, &items, place).await => {
+                            (Attempt::Skipped(ALREADY_SENT), None)
+                        }
+                        _ => {
+                            let mut row = None;
+                            let result = run.deliver::<M>(index, &mut row).await;
+                            if let (Some(a), Attempt::Skipped(ALREADY_SENT)) = (&*ahead, &result) {
+                                a.met_another();
+                            }
+                            (result, row)
+                        }
+                    };
+                    done.push((index, result.0, result.1));
                     if let Some(b) = &bar {
                         b.inc(1);
                     }
@@ -177,6 +197,12 @@ async fn lane<M: Outbound>(
     }
     if let Some(b) = &bar {
         b.finish();
+    }
+    if let Some(a) = &*ahead
+        && a.passed() > 0
+    {
+        let (channel, passed) = (M::lane(run).channel, a.passed());
+        tracing::info!(%channel, passed, "passed over messages another run of the campaign had taken (sent or in flight)");
     }
     results
 }

@@ -398,32 +398,69 @@ fn refuse_taken(
     let open: Vec<usize> = (0..claims.len())
         .filter(|&i| granted[i].is_none())
         .collect();
-    for chunk in rows::chunks(&open) {
+    let keys: Vec<(Channel, &str)> = open
+        .iter()
+        .map(|&i| (claims[i].channel, claims[i].address.as_str()))
+        .collect();
+    let taken = taken_in(tx, campaign, &keys)?;
+    for (&i, key) in open.iter().zip(&keys) {
+        if taken.contains(&(key.0.as_str(), key.1)) {
+            granted[i] = Some(Claimed::Refused);
+        }
+    }
+    Ok(())
+}
+
+/// Which of `keys` (channel, address) `campaign` has `sent` or in flight, one look per chunk.
+fn taken_in<'k>(
+    c: &Db,
+    campaign: &str,
+    keys: &[(Channel, &'k str)],
+) -> DbResult<std::collections::HashSet<(&'static str, &'k str)>> {
+    let mut taken = std::collections::HashSet::new();
+    for chunk in rows::chunks(keys) {
         let mut values = Vec::with_capacity(3 * chunk.len());
-        for &i in chunk {
+        for (channel, address) in chunk {
             values.extend_from_slice(&[
                 Arg::Text(campaign),
-                Arg::Text(claims[i].channel.as_str()),
-                claims[i].address.arg(),
+                Arg::Text(channel.as_str()),
+                Arg::Text(address),
             ]);
         }
-        let taken: std::collections::HashSet<(String, String)> = tx
+        let found: std::collections::HashSet<(String, String)> = c
             .query(TAKEN.get(chunk.len()), &values, |r| {
                 Ok((r.get::<String>(0)?, r.get::<String>(1)?))
             })?
             .into_iter()
             .collect();
-        for &i in chunk {
-            let key = (
-                claims[i].channel.as_str().to_string(),
-                claims[i].address.clone(),
-            );
-            if taken.contains(&key) {
-                granted[i] = Some(Claimed::Refused);
+        for &(channel, address) in chunk {
+            if found.contains(&(channel.as_str().to_string(), address.to_string())) {
+                taken.insert((channel.as_str(), address));
             }
         }
     }
-    Ok(())
+    Ok(taken)
+}
+
+impl Ledger {
+    /// Which of `addresses` on `channel` `campaign` has `sent` or in flight: what a claim of
+    /// them would be refused now. Where runs share a campaign (PostgreSQL), a run that met
+    /// another's claims asks this of the messages ahead of it, so as not to render them.
+    pub fn taken(
+        &self,
+        campaign: &str,
+        channel: Channel,
+        addresses: &[String],
+    ) -> Result<Vec<bool>, LedgerError> {
+        let keys: Vec<(Channel, &str)> = addresses.iter().map(|a| (channel, a.as_str())).collect();
+        self.sql(|c| {
+            let taken = taken_in(c, campaign, &keys)?;
+            Ok(keys
+                .iter()
+                .map(|&(ch, a)| taken.contains(&(ch.as_str(), a)))
+                .collect())
+        })
+    }
 }
 
 /// Settles the claim `c` of a message whose row the insert did not make: taken over when that

@@ -54,6 +54,13 @@ fn client_config(target: &Target, password: Option<&str>) -> tokio_postgres::Con
         config.password(password);
     }
     config.application_name(&target.application_name);
+    // Every statement planned for the table as it is when it runs: a send fills `messages`
+    // faster than autovacuum's statistics follow, and a plan the server kept from the first
+    // chunks (a table of a few rows: read it whole) read all of it for every later chunk, a
+    // send taking twice as long. And no JIT: the statements are short, but the planner,
+    // guessing at those tables, costs some past `jit_above_cost`, and compiling them with
+    // LLVM took a third of the server's CPU (`perf`; both in BENCHMARKS.md).
+    config.options("-c plan_cache_mode=force_custom_plan -c jit=off");
     config.connect_timeout(target.connect_timeout);
     // A server that vanishes without closing the connection (a dropped network, a
     // powered-off host) is noticed within about a minute instead of TCP's ~15: the run is

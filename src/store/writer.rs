@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 
 use super::claims::{Claim, Claimed, Outcome};
 use super::sqlite::{Ledger, LedgerError};
+use crate::model::Channel;
 
 /// The clock the writer stamps rows with.
 pub type ClockFn = std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -39,11 +40,16 @@ const BUSY_PATIENCE: Duration = Duration::from_secs(120);
 type ClaimReply = oneshot::Sender<Result<Vec<Claimed>, LedgerError>>;
 /// Where a flush's answer goes, once everything queued before it is committed.
 type FlushReply = oneshot::Sender<Result<(), LedgerError>>;
+/// Where a look's answer goes: for each address asked, whether it is taken.
+type LookReply = oneshot::Sender<Result<Vec<bool>, LedgerError>>;
 
 enum Request {
     Claim(Vec<Claim>, ClaimReply),
     Record(Outcome),
     Flush(FlushReply),
+    /// Which of these addresses on a channel are `sent` or in flight ([`Ledger::taken`]),
+    /// read after the commit it joins.
+    Look(Channel, Vec<String>, LookReply),
 }
 
 /// The group-commit writer: one thread owns the ledger; claims and outcomes sent to it while a
@@ -132,6 +138,20 @@ impl WriterHandle {
             .map_err(|_| LedgerError::WriterGone)?;
         rx.await.map_err(|_| LedgerError::WriterGone)?
     }
+
+    /// For each of `addresses` on `channel`, whether the campaign has it `sent` or in flight
+    /// (this run's claims queued so far included): a claim of it would be refused.
+    pub async fn taken(
+        &self,
+        channel: Channel,
+        addresses: Vec<String>,
+    ) -> Result<Vec<bool>, LedgerError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Look(channel, addresses, tx))
+            .map_err(|_| LedgerError::WriterGone)?;
+        rx.await.map_err(|_| LedgerError::WriterGone)?
+    }
 }
 
 /// What the writer thread owns: the ledger, and whose claims it writes.
@@ -163,7 +183,7 @@ impl Owner {
             .err();
         let (mut commits, mut requests) = (0u64, 0u64);
         while let Ok(first) = rx.recv() {
-            let batch = Batch::gather(rx, first);
+            let mut batch = Batch::gather(rx, first);
             commits += 1;
             requests += batch.requests as u64;
             let result = match &failed {
@@ -173,7 +193,15 @@ impl Owner {
             if let Err(e) = &result {
                 failed = Some(e.clone());
             }
+            let looks = std::mem::take(&mut batch.looks);
             batch.answer(&result);
+            for (channel, addresses, reply) in looks {
+                let taken = match &failed {
+                    Some(e) => Err(e.clone()),
+                    None => self.ledger.taken(&self.campaign, channel, &addresses),
+                };
+                let _ = reply.send(taken);
+            }
         }
         tracing::debug!(commits, requests, "ledger writer done");
         // Another process reading the ledger (`status`, `preview --serve`) may keep part of the
@@ -242,6 +270,7 @@ struct Batch {
     claim_replies: Vec<(usize, usize, ClaimReply)>,
     outcomes: Vec<Outcome>,
     flushes: Vec<FlushReply>,
+    looks: Vec<(Channel, Vec<String>, LookReply)>,
 }
 
 impl Batch {
@@ -277,6 +306,9 @@ impl Batch {
             }
             Request::Record(o) => self.outcomes.push(o),
             Request::Flush(reply) => self.flushes.push(reply),
+            Request::Look(channel, addresses, reply) => {
+                self.looks.push((channel, addresses, reply))
+            }
         }
     }
 
@@ -336,5 +368,38 @@ mod tests {
                 .state,
             State::Sent
         );
+    }
+
+    #[tokio::test]
+    async fn a_look_says_which_messages_are_sent_or_in_flight_after_the_claims_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(dir.path()).unwrap();
+        let w = Writer::start(
+            l,
+            "c".into(),
+            1,
+            "fp".into(),
+            std::sync::Arc::new(Utc::now),
+            None,
+        );
+        let h = w.handle();
+        for a in ["a", "b", "c"] {
+            h.claim(claim(a)).await.unwrap();
+        }
+        h.record(outcome("a", State::Sent));
+        h.record(outcome("b", State::Failed));
+        let asked = ["a", "b", "c", "d"].map(String::from).to_vec();
+        assert_eq!(
+            h.taken(Channel::Email, asked.clone()).await.unwrap(),
+            [true, false, true, false],
+            "sent, failed (a claim takes it over), in flight, new"
+        );
+        assert_eq!(
+            h.taken(Channel::Sms, asked).await.unwrap(),
+            [false; 4],
+            "another channel"
+        );
+        drop(h);
+        w.finish();
     }
 }
