@@ -304,7 +304,8 @@ static INSERT_NEW: Texts = Texts::new(|rows| {
                 CAST(?2 AS TEXT), CAST(?3 AS BIGINT), CAST(?4 AS TEXT), CAST(?4 AS TEXT),
                 v.column4, v.column5
          FROM ({}) AS v
-         WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = v.column2)
+         WHERE v.column2 IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = v.column2)
          ON CONFLICT (campaign, channel, address) DO NOTHING
          RETURNING rowid, channel, address",
         rows::values(&COLUMNS, rows, 5)
@@ -318,12 +319,11 @@ static INSERT_NEW: Texts = Texts::new(|rows| {
 /// where nothing was inserted (a row already there, or a suppression).
 fn insert_new(tx: &Db, by: &Claimant<'_>, claims: &[&Claim]) -> DbResult<Vec<Option<Claimed>>> {
     static INDEX_TOKENS: Texts = Texts::new(|rows| {
-        let pairs: Vec<String> = (0..rows)
-            .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
-            .collect();
         format!(
-            "INSERT INTO tokens (token, message) VALUES {} ON CONFLICT DO NOTHING",
-            pairs.join(", ")
+            "INSERT INTO tokens (token, message)
+             SELECT v.column1, v.column2 FROM ({}) AS v WHERE v.column1 IS NOT NULL
+             ON CONFLICT DO NOTHING",
+            rows::values(&["TEXT", "BIGINT"], rows, 1)
         )
     });
     let mut granted = vec![None; claims.len()];
@@ -340,7 +340,8 @@ fn insert_new(tx: &Db, by: &Claimant<'_>, claims: &[&Claim]) -> DbResult<Vec<Opt
                 c.consent_source.arg(),
             ]);
         }
-        let inserted = tx.query(INSERT_NEW.get(chunk.len()), &values, |r| {
+        let sql = INSERT_NEW.padded(chunk.len(), COLUMNS.len(), &mut values);
+        let inserted = tx.query(sql, &values, |r| {
             Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?))
         })?;
         // The rows come back in no promised order: each to the first claim of its message (a
@@ -364,11 +365,11 @@ fn insert_new(tx: &Db, by: &Claimant<'_>, claims: &[&Claim]) -> DbResult<Vec<Opt
             }
         }
         for pairs in rows::chunks(&tokens) {
-            let values: Vec<_> = pairs
+            let mut values: Vec<_> = pairs
                 .iter()
                 .flat_map(|&(token, row)| [Arg::Text(token), Arg::Int(row)])
                 .collect();
-            tx.execute(INDEX_TOKENS.get(pairs.len()), &values)?;
+            tx.execute(INDEX_TOKENS.padded(pairs.len(), 2, &mut values), &values)?;
         }
         start += chunk.len();
     }
@@ -427,8 +428,9 @@ fn taken_in<'k>(
                 Arg::Text(address),
             ]);
         }
+        let sql = TAKEN.padded(chunk.len(), 3, &mut values);
         let found: std::collections::HashSet<(String, String)> = c
-            .query(TAKEN.get(chunk.len()), &values, |r| {
+            .query(sql, &values, |r| {
                 Ok((r.get::<String>(0)?, r.get::<String>(1)?))
             })?
             .into_iter()
@@ -732,7 +734,8 @@ fn record_in(tx: &Db, campaign: &str, outcomes: &[Outcome], now: &str) -> DbResu
                 o.segments.map_or(Arg::Null, |n| Arg::Int(i64::from(n))),
             ]);
         }
-        tx.for_each(RECORD_BY_ROW.get(chunk.len()), &values, |r| {
+        let sql = RECORD_BY_ROW.padded(chunk.len(), 10, &mut values);
+        tx.for_each(sql, &values, |r| {
             changed.insert(r.get::<i64>(0)?);
             Ok(())
         })?;
@@ -778,7 +781,7 @@ fn record_in(tx: &Db, campaign: &str, outcomes: &[Outcome], now: &str) -> DbResu
                 Arg::Text(address),
             ]);
         }
-        tx.execute(RECORD_PARTS.get(chunk.len()), &values)?;
+        tx.execute(RECORD_PARTS.padded(chunk.len(), 5, &mut values), &values)?;
     }
     for o in outcomes {
         if let Some(reason) = &o.suppress {
