@@ -10,21 +10,19 @@
 //!
 //! Both go through one call, [`Ledger::commit`], made only by the run's
 //! [`Writer`](super::writer::Writer): outcomes and claims of many messages in one transaction,
-//! fsynced before any of its claims is acknowledged.
+//! fsynced before any of its claims is acknowledged. How outcomes are written is
+//! `store/outcomes.rs`; the caps a claim counts (`max_per_patient`, the daily cap on
+//! PostgreSQL), `store/caps.rs`.
 
 use super::arg::{Arg, ToArg};
+use super::caps::{DailyCount, capped, lock_addresses};
 use super::db::{Begin, Db, DbError, DbResult, args};
-use super::rows::{self, Texts};
+use super::outcomes::{Outcome, record_in};
+use super::rows::{self, RowId, Texts};
 use super::sqlite::{Ledger, LedgerError, timestamp};
-use super::suppressions;
 use crate::config::FrequencyCap;
 use crate::model::{Channel, State};
 use chrono::{DateTime, Utc};
-
-/// Where a granted claim's row is: the run's report reads it back by this (one lookup by
-/// integer key, in claim order) instead of by campaign, channel and address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RowId(pub(super) i64);
 
 /// The ledger's answer to a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,28 +79,6 @@ pub struct Claim {
     /// (its outcome unknown, or the run found dead mid-send), an `unknown` row is taken over
     /// only then: otherwise the message may already have reached the patient.
     pub resumes_unknown: bool,
-}
-
-/// A message's outcome.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub channel: Channel,
-    pub address: String,
-    pub state: State,
-    pub permanent: bool,
-    pub provider_id: Option<String>,
-    pub error: Option<String>,
-    /// The recipient opted out at the provider: add the address to the suppression table, with
-    /// this reason, in the same transaction.
-    pub suppress: Option<String>,
-    /// Claimed but never handed over (the run stopped first): not counted as an attempt, and an
-    /// earlier attempt's error stays the row's error.
-    pub released: bool,
-    /// The row the message's claim returned: the outcome is written there without a search of
-    /// the address index (by the address when that row is no longer the message's).
-    pub row: Option<RowId>,
-    /// A sent SMS's segments (what the provider bills), kept for the report's cost.
-    pub segments: Option<u32>,
 }
 
 impl Ledger {
@@ -255,12 +231,12 @@ fn claim_in(
         return Ok(settled);
     }
     if cap.is_some() {
-        lock_addresses(tx, claims)?;
+        lock_addresses(tx, claims.iter().map(|c| c.address.as_str()))?;
     }
     let mut granted = Vec::with_capacity(claims.len());
     for c in claims {
         if let Some((count, since)) = &cap
-            && capped(tx, campaign, c, since)? >= u64::from(*count)
+            && capped(tx, campaign, (c.channel, &c.address), since)? >= u64::from(*count)
         {
             granted.push(Claimed::Capped);
             continue;
@@ -528,314 +504,11 @@ fn claim_existing(tx: &Db, by: &Claimant<'_>, c: &Claim) -> DbResult<Claimed> {
     }))
 }
 
-/// The daily cap's count in a claim's transaction (PostgreSQL): the campaign's messages of each
-/// channel sent in the clinic's day or in flight, read once per channel after the campaign's
-/// lock is taken, plus what this transaction granted.
-struct DailyCount<'a> {
-    cap: u32,
-    day: (&'a str, &'a str),
-    counts: [Option<u64>; 2],
-}
-
-impl<'a> DailyCount<'a> {
-    /// Takes the campaign's daily-cap lock for the rest of `tx` (before any address lock, in
-    /// every transaction: no two wait on each other).
-    fn start(
-        tx: &Db,
-        campaign: &str,
-        (cap, from, to): &'a (u32, String, String),
-    ) -> DbResult<Self> {
-        tx.query_row(
-            "SELECT pg_advisory_xact_lock(hashtext('outreach daily cap'), hashtext(?1))",
-            args![campaign],
-            |_| Ok(()),
-        )?;
-        Ok(DailyCount {
-            cap: *cap,
-            day: (from, to),
-            counts: [None, None],
-        })
-    }
-
-    /// Whether one more message of `channel` fits under the cap.
-    fn fits(&mut self, tx: &Db, campaign: &str, channel: Channel) -> DbResult<bool> {
-        let slot = &mut self.counts[channel as usize];
-        let n = match slot {
-            Some(n) => *n,
-            None => {
-                let n = tx.query_row(
-                    "SELECT COUNT(*) FROM messages WHERE campaign = ?1 AND channel = ?2
-                       AND ((state = 'sent' AND sent_at >= ?3 AND sent_at < ?4)
-                            OR (state = 'sending' AND updated_at >= ?3 AND updated_at < ?4))",
-                    args![campaign, channel.as_str(), self.day.0, self.day.1],
-                    |r| r.get::<i64>(0),
-                )? as u64;
-                *slot = Some(n);
-                n
-            }
-        };
-        Ok(n < u64::from(self.cap))
-    }
-
-    /// Counts a granted claim of `channel`.
-    fn take(&mut self, channel: Channel) {
-        if let Some(n) = self.counts[channel as usize].as_mut() {
-            *n += 1;
-        }
-    }
-}
-
-/// Holds, until `tx` ends, a lock on each address `claims` name, for the frequency cap's count
-/// and the claim that follows it: on SQLite the transaction's write lock already keeps every
-/// other claim out; on PostgreSQL, where another campaign's run may claim at the same moment,
-/// an advisory lock per address does, taken in one order (sorted) so that two batches cannot
-/// wait on each other.
-fn lock_addresses(tx: &Db, claims: &[Claim]) -> DbResult<()> {
-    if tx.sqlite().is_some() {
-        return Ok(());
-    }
-    let mut addresses: Vec<&str> = claims.iter().map(|c| c.address.as_str()).collect();
-    addresses.sort_unstable();
-    addresses.dedup();
-    for address in addresses {
-        tx.query_row(
-            "SELECT pg_advisory_xact_lock(hashtext('outreach cap'), hashtext(?1))",
-            args![address],
-            |_| Ok(()),
-        )?;
-    }
-    Ok(())
-}
-
-/// How many messages the other campaigns of the ledger sent to `c`'s address on its channel
-/// since `since`, have in flight or left unknown. One look-up in the primary key per campaign
-/// (campaign, channel, address): no index by address is kept for it, as every claim would pay
-/// for its upkeep.
-/// The messages `sending.max_per_patient` counts, as SQL over a `messages` row named `m`: sent,
-/// in flight or unknown (any of them may have reached the patient). One rule for the plan
-/// (`Ledger::recent`) and the claim ([`capped`]).
-macro_rules! cap_counts {
-    () => {
-        "(m.state = 'sent' OR m.state = 'sending' OR m.state = 'unknown')"
-    };
-}
-/// When a message [`cap_counts!`] counts was sent (or claimed, while in flight or unknown).
-macro_rules! cap_time {
-    () => {
-        "COALESCE(m.sent_at, m.updated_at)"
-    };
-}
-pub(super) use {cap_counts, cap_time};
-
-fn capped(tx: &Db, campaign: &str, c: &Claim, since: &str) -> DbResult<u64> {
-    tx.query_row(
-        concat!(
-            "SELECT COUNT(*) FROM campaigns c JOIN messages m
-             ON m.campaign = c.id AND m.channel = ?2 AND m.address = ?3
-         WHERE c.id != ?1 AND ",
-            cap_counts!(),
-            " AND ",
-            cap_time!(),
-            " > ?4"
-        ),
-        args![campaign, c.channel.as_str(), c.address, since],
-        |r| r.get::<i64>(0),
-    )
-    .map(|n| n as u64)
-}
-
-/// How [`record_in`] writes an outcome to the message's row (parameters 1-3: campaign, channel,
-/// address), found by the address.
-const RECORD_BY_KEY: &str = "UPDATE messages SET state = ?4, permanent = ?5,
-         provider_id = COALESCE(?6, provider_id),
-         last_error = CASE WHEN ?9 = 1 THEN COALESCE(last_error, ?7) ELSE ?7 END,
-         attempts = attempts - ?9, updated_at = ?8,
-         sent_at = CASE WHEN ?4 = 'sent' THEN ?8 ELSE sent_at END,
-         segments = CASE WHEN ?4 = 'sent' THEN ?10 ELSE segments END
-     WHERE campaign = ?1 AND channel = ?2 AND address = ?3 AND state = 'sending'";
-
-/// The same change for a chunk of outcomes, each found by the row its claim returned: one step
-/// down the table instead of a search of the address index, and one statement for the chunk.
-/// Parameters: now, then per outcome its row, campaign, channel, address, state, permanent,
-/// provider id, error, released, segments. Returns the rows it changed.
-static RECORD_BY_ROW: Texts = Texts::new(|rows| {
-    // The chunk's rows are found from `v` (a `CROSS JOIN`, which SQLite keeps in that order):
-    // without statistics SQLite's planner would rather read every row of the campaign than
-    // look up 128 row ids, and did, in a benchmark where a send ran 4 times slower. Which row
-    // is the message's is checked there; whether it is still `sending` on the row changed (on
-    // PostgreSQL, checked again on the newest version of a row another run changed meanwhile).
-    // The campaign comes with each row rather than as one parameter: SQLite re-prepares, at
-    // every use, a join of `VALUES` that compares a column with a parameter.
-    format!(
-        "UPDATE messages SET state = x.column5, permanent = x.column6,
-             provider_id = COALESCE(x.column7, messages.provider_id),
-             last_error = CASE WHEN x.column9 = 1 THEN COALESCE(messages.last_error, x.column8)
-                               ELSE x.column8 END,
-             attempts = messages.attempts - x.column9, updated_at = CAST(?1 AS TEXT),
-             sent_at = CASE WHEN x.column5 = 'sent' THEN CAST(?1 AS TEXT)
-                            ELSE messages.sent_at END,
-             segments = CASE WHEN x.column5 = 'sent' THEN x.column10 ELSE messages.segments END
-         FROM (SELECT v.* FROM ({}) AS v CROSS JOIN messages m
-               WHERE m.rowid = v.column1 AND m.campaign = v.column2
-                 AND m.channel = v.column3 AND m.address = v.column4) AS x
-         WHERE messages.rowid = x.column1 AND messages.state = 'sending'
-         RETURNING messages.rowid",
-        rows::values(
-            &[
-                "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT",
-                "BIGINT"
-            ],
-            rows,
-            2
-        )
-    )
-});
-
-/// A sent SMS's parts, each with its provider id, for its delivery receipts: per part the
-/// campaign, its id, number, count and the message's address (the campaign with each row, as
-/// in [`RECORD_BY_ROW`]).
-static RECORD_PARTS: Texts = Texts::new(|rows| {
-    format!(
-        "INSERT INTO sms_parts (provider_id, message, part, parts)
-         SELECT v.column2, m.rowid, v.column3, v.column4
-         FROM ({}) AS v CROSS JOIN messages m
-         WHERE m.campaign = v.column1 AND m.channel = 'sms' AND m.address = v.column5
-         ON CONFLICT (provider_id) DO NOTHING",
-        rows::values(&["TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT"], rows, 1)
-    )
-});
-
-/// Writes `outcomes` in `tx`, each to its message's row if that row is still `sending`, and adds
-/// the addresses that opted out at the provider to the suppression table.
-fn record_in(tx: &Db, campaign: &str, outcomes: &[Outcome], now: &str) -> DbResult<()> {
-    // Outcomes with their claim's row, a chunk at a time; those without, or whose row is no
-    // longer the message's (`purge` of another campaign rebuilt the file mid-run), by the
-    // address. A row named twice in a batch (not made by the writer) goes by the address too,
-    // in order, as one `UPDATE … FROM` changes a row once.
-    let mut rows_seen = std::collections::HashSet::new();
-    let (by_row, by_key): (Vec<&Outcome>, Vec<&Outcome>) = outcomes
-        .iter()
-        .partition(|o| o.row.is_some_and(|r| rows_seen.insert(r.0)));
-    let mut changed = std::collections::HashSet::new();
-    for chunk in rows::chunks(&by_row) {
-        let mut values = Vec::with_capacity(1 + 10 * chunk.len());
-        values.push(Arg::Text(now));
-        for o in chunk {
-            values.extend_from_slice(&[
-                o.row.map_or(Arg::Null, |r| Arg::Int(r.0)),
-                Arg::Text(campaign),
-                Arg::Text(o.channel.as_str()),
-                o.address.arg(),
-                Arg::Text(o.state.as_str()),
-                Arg::Int(i64::from(o.permanent)),
-                o.provider_id.arg(),
-                o.error.arg(),
-                Arg::Int(i64::from(o.released)),
-                o.segments.map_or(Arg::Null, |n| Arg::Int(i64::from(n))),
-            ]);
-        }
-        let sql = RECORD_BY_ROW.padded(chunk.len(), 10, &mut values);
-        tx.for_each(sql, &values, |r| {
-            changed.insert(r.get::<i64>(0)?);
-            Ok(())
-        })?;
-    }
-    let missed = by_row
-        .iter()
-        .filter(|o| !o.row.is_some_and(|r| changed.contains(&r.0)));
-    for o in missed.chain(by_key.iter()) {
-        let (channel, state) = (o.channel.as_str(), o.state.as_str());
-        let values = args![
-            campaign,
-            channel,
-            o.address,
-            state,
-            o.permanent,
-            o.provider_id,
-            o.error,
-            now,
-            o.released,
-            o.segments,
-        ];
-        tx.execute(RECORD_BY_KEY, values)?;
-    }
-    // A sent SMS's ids, one per part, for its delivery receipts.
-    let mut parts = Vec::new();
-    for o in outcomes {
-        if let (Channel::Sms, State::Sent, Some(ids)) = (o.channel, o.state, &o.provider_id) {
-            let ids: Vec<&str> = ids.split(',').filter(|id| !id.is_empty()).collect();
-            let count = ids.len() as i64;
-            for (i, id) in ids.into_iter().enumerate() {
-                parts.push((id, i as i64 + 1, count, o.address.as_str()));
-            }
-        }
-    }
-    for chunk in rows::chunks(&parts) {
-        let mut values = Vec::with_capacity(5 * chunk.len());
-        for &(id, part, count, address) in chunk {
-            values.extend_from_slice(&[
-                Arg::Text(campaign),
-                Arg::Text(id),
-                Arg::Int(part),
-                Arg::Int(count),
-                Arg::Text(address),
-            ]);
-        }
-        tx.execute(RECORD_PARTS.padded(chunk.len(), 5, &mut values), &values)?;
-    }
-    for o in outcomes {
-        if let Some(reason) = &o.suppress {
-            tx.execute(
-                suppressions::INSERT,
-                args![
-                    o.address,
-                    reason,
-                    format!("{} reply, campaign {campaign}", o.channel),
-                    now
-                ],
-            )?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::fixtures::{claim, outcome};
     use super::*;
     use crate::store::lookup::RowLookup;
-
-    #[test]
-    fn an_outcome_goes_to_its_claims_row_or_else_to_its_address() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(dir.path()).unwrap();
-        let now = Utc::now();
-        let rows = l
-            .claim("c", 1, "fp", &[claim("a"), claim("b"), claim("c")], now)
-            .unwrap();
-        let a = rows[0].expect("granted");
-        // "b" comes with "a"'s row (as after the file was rebuilt mid-run), "c" with none.
-        let with_row = |addr, state, row| Outcome {
-            row,
-            ..outcome(addr, state)
-        };
-        l.record(
-            "c",
-            &[
-                with_row("a", State::Sent, Some(a)),
-                with_row("b", State::Unknown, Some(a)),
-                with_row("c", State::Failed, None),
-            ],
-            now,
-        )
-        .unwrap();
-        let mut lookup = l.rows_of("c").unwrap();
-        let mut state = |addr| lookup.get(Channel::Email, addr).unwrap().unwrap().state;
-        assert_eq!(
-            [state("a"), state("b"), state("c")],
-            [State::Sent, State::Unknown, State::Failed]
-        );
-    }
 
     #[test]
     fn a_sent_or_sending_row_is_never_claimed_again() {
@@ -1005,89 +678,6 @@ mod tests {
         assert!(priors.get(Channel::Email, "a").is_none());
         assert_eq!(priors.get(Channel::Email, "b").unwrap().attempts, 1);
     }
-
-    #[test]
-    fn a_claim_released_unsent_is_no_attempt_and_keeps_the_last_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(dir.path()).unwrap();
-        let now = Utc::now();
-        let failed = |addr: &str, error: &str, released: bool| Outcome {
-            state: State::Failed,
-            provider_id: None,
-            error: Some(error.into()),
-            released,
-            ..outcome(addr, State::Failed)
-        };
-        // "a" was refused, then its retry was claimed and released; "b" released at once.
-        l.claim("c", 1, "fp", &[claim("a"), claim("b")], now)
-            .unwrap();
-        l.record("c", &[failed("a", "450 busy", false)], now)
-            .unwrap();
-        l.claim("c", 1, "fp", &[claim("a")], now).unwrap();
-        let stop = "not sent: the run stopped before its turn";
-        l.record(
-            "c",
-            &[failed("a", stop, true), failed("b", stop, true)],
-            now,
-        )
-        .unwrap();
-        let mut lookup = l.rows_of("c").unwrap();
-        let a = lookup.get(Channel::Email, "a").unwrap().unwrap();
-        assert_eq!((a.attempts, a.last_error.as_deref()), (1, Some("450 busy")));
-        let b = lookup.get(Channel::Email, "b").unwrap().unwrap();
-        assert_eq!((b.attempts, b.last_error.as_deref()), (0, Some(stop)));
-        assert_eq!((a.state, b.state), (State::Failed, State::Failed));
-    }
-}
-
-#[cfg(test)]
-mod cap_tests {
-    use super::fixtures::{claim, outcome};
-    use super::*;
-
-    #[test]
-    fn a_claim_over_the_frequency_cap_is_refused_in_its_transaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(dir.path()).unwrap();
-        let now = Utc::now();
-        for campaign in ["a", "b"] {
-            l.fingerprint_change(campaign, "fp", now).unwrap();
-        }
-        // Campaign a sent to x a day ago, and has y in flight.
-        let day_ago = now - chrono::Duration::days(1);
-        l.claim("a", 1, "fp", &[claim("x"), claim("y")], day_ago)
-            .unwrap();
-        l.record("a", &[outcome("x", State::Sent)], day_ago)
-            .unwrap();
-        l.set_frequency_cap(Some(FrequencyCap {
-            count: 1,
-            window: chrono::Duration::days(7),
-        }));
-        let claimed = l
-            .commit(
-                "b",
-                (2, "fp"),
-                &[],
-                &[claim("x"), claim("y"), claim("z")],
-                now,
-            )
-            .unwrap();
-        assert_eq!(claimed[..2], [Claimed::Capped, Claimed::Capped]);
-        assert!(claimed[2].granted().is_some());
-        // Once a's message to x is out of the window, x is free again.
-        let later = now + chrono::Duration::days(7);
-        let claimed = l.commit("b", (3, "fp"), &[], &[claim("x")], later).unwrap();
-        assert!(claimed[0].granted().is_some());
-        // For a: y (its own, failed) is claimed again; z is b's, in flight.
-        let next_day = now + chrono::Duration::days(1);
-        l.record("a", &[outcome("y", State::Failed)], next_day)
-            .unwrap();
-        let claimed = l
-            .commit("a", (4, "fp"), &[], &[claim("y"), claim("z")], next_day)
-            .unwrap();
-        assert!(claimed[0].granted().is_some());
-        assert_eq!(claimed[1], Claimed::Capped);
-    }
 }
 
 #[cfg(test)]
@@ -1135,8 +725,8 @@ mod plans {
         for sql in [
             super::INSERT_NEW.get(n),
             super::TAKEN.get(n),
-            super::RECORD_BY_ROW.get(n),
-            super::RECORD_PARTS.get(n),
+            super::super::outcomes::RECORD_BY_ROW.get(n),
+            super::super::outcomes::RECORD_PARTS.get(n),
         ] {
             let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let nulls = vec![rusqlite::types::Value::Null; st.parameter_count()];

@@ -17,9 +17,11 @@ use chrono::{DateTime, Utc};
 use crate::model::{Channel, State};
 use crate::plan::{Prior, Priors, Recent};
 
-pub use super::claims::{Claim, Claimed, Granted, Outcome, RowId};
-use super::claims::{cap_counts, cap_time};
+use super::caps::{cap_counts, cap_time};
+pub use super::claims::{Claim, Claimed, Granted};
+pub use super::outcomes::Outcome;
 pub use super::purge::CampaignRows;
+pub use super::rows::RowId;
 pub use super::sqlite::{FILE, Ledger, LedgerError, timestamp};
 pub use super::suppressions::{Lift, Suppression};
 pub use super::writer::{BeforeCommit, ClockFn, Writer, WriterHandle};

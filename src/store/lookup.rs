@@ -13,9 +13,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::claims::RowId;
 use super::db::{Arg, Db, DbResult, args};
 use super::ledger::{CELLS, Row, SELECT_ROWS, row_from};
+use super::rows::RowId;
 use super::sqlite::{Ledger, LedgerError, store_error};
 use crate::model::{Channel, State};
 

@@ -55,6 +55,7 @@
 pub mod approvals;
 mod arg;
 pub mod bounces;
+mod caps;
 mod claims;
 pub mod copy;
 mod db;
@@ -65,6 +66,7 @@ pub mod ledger;
 pub mod lock;
 pub mod lookup;
 mod open;
+mod outcomes;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "postgres")]

@@ -15,6 +15,11 @@ use std::sync::OnceLock;
 
 use super::arg::Arg;
 
+/// Where a granted claim's row is: the run's report reads it back by this (one lookup by
+/// integer key, in claim order) instead of by campaign, channel and address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowId(pub(super) i64);
+
 /// Most rows one statement takes: 128 rows of ten parameters stay far below either backend's
 /// limit on parameters (SQLite 32,766; PostgreSQL 65,535).
 pub(super) const MOST_ROWS: usize = 128;

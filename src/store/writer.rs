@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use super::claims::{Claim, Claimed, Outcome};
+use super::claims::{Claim, Claimed};
+use super::outcomes::Outcome;
 use super::sqlite::{Ledger, LedgerError};
 use crate::model::Channel;
 
