@@ -14,9 +14,14 @@
 #      round trip), a transaction of 250 single-row `INSERT … ON CONFLICT DO NOTHING RETURNING`
 #      into a table shaped like `messages`, and the same 250 rows as one `INSERT … SELECT`.
 # With PG_OPTS="-c log_min_duration_statement=0" and BENCH_KEEP=1 the server's log (kept with
-# the cluster) holds every statement with its duration.
+# the cluster) holds every statement with its duration; with PG_OPTS="-c
+# shared_preload_libraries=auto_explain -c auto_explain.log_min_duration=0 -c
+# auto_explain.log_analyze=on", each one's plan too. With PGSTAT=1, each PostgreSQL send is
+# followed by its statements' planning and execution time and calls, by kind, from
+# `pg_stat_statements` (track_planning on).
 #
-# Knobs: OUTREACH_BIN, BENCH_CONTACTS=20000, VARIANTS, PGBENCH=1, BENCH_OUTBOX_DIR, PG_OPTS.
+# Knobs: OUTREACH_BIN, BENCH_CONTACTS=20000, VARIANTS, PGBENCH=1, PGSTAT=0, BENCH_OUTBOX_DIR,
+# PG_OPTS.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,7 +30,11 @@ export BENCH_CONTACTS=${BENCH_CONTACTS:-20000}
 source "$ROOT/bench/send-common.sh"
 source "$ROOT/bench/pg-cluster.sh"
 at_exit pg_stop
+if [[ ${PGSTAT:-0} == 1 ]]; then
+    PG_OPTS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on ${PG_OPTS:-}"
+fi
 PG_OPTS="-c track_wal_io_timing=on ${PG_OPTS:-}" pg_start
+[[ ${PGSTAT:-0} == 1 ]] && pg_sql -c "CREATE EXTENSION pg_stat_statements"
 
 seconds() { python3 -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):.2f}')" "$1" "$2"; }
 # epoch TIMESTAMP: a tracing timestamp (RFC 3339, UTC) in seconds since the epoch.
@@ -45,6 +54,7 @@ for v in "${variants[@]}"; do
         url=$(pg_url "d$i")
         pg_sql -c CHECKPOINT
         pg_sql -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
+        [[ ${PGSTAT:-0} == 1 ]] && pg_sql -c "SELECT pg_stat_statements_reset()" >/dev/null
     fi
     send_sets "$dir" "$url"
     sync; sleep 1
@@ -66,6 +76,15 @@ for v in "${variants[@]}"; do
         pg_sql -c "SELECT '   database: commits ' || xact_commit || ', rows inserted ' || tup_inserted
                           || ', updated ' || tup_updated || ', size ' || pg_size_pretty(pg_database_size(datname))
                    FROM pg_stat_database WHERE datname = 'd$i'"
+        if [[ ${PGSTAT:-0} == 1 ]]; then
+            echo "   statements (plan ms, execute ms, calls, text): all, then the 8 costliest kinds"
+            pg_sql -F ' ' -c "SELECT '   ' || round(sum(total_plan_time)), round(sum(total_exec_time)), sum(calls), 'all'
+                              FROM pg_stat_statements"
+            pg_sql -F ' ' -c "SELECT '   ' || round(sum(total_plan_time)), round(sum(total_exec_time)), sum(calls),
+                                     left(regexp_replace(query, '\s+', ' ', 'g'), 60)
+                              FROM pg_stat_statements GROUP BY 4
+                              ORDER BY sum(total_plan_time) + sum(total_exec_time) DESC LIMIT 8"
+        fi
         pg_sql -c "DROP DATABASE d$i"
     fi
     rm -rf "$dir" "$(outbox_of "$dir")"
