@@ -149,8 +149,18 @@ fn two_runs_from_two_hosts_split_the_work_and_every_patient_gets_one() {
     assert_eq!((sent, unknown), (600, 0));
 }
 
-#[test]
-fn a_run_killed_mid_run_is_found_dead_by_the_other_which_goes_on() {
+/// Two runs of one campaign (40 patients by SMS at 10/s, leases of 2 s) from two state
+/// directories, `a` and `b`, one database at `url`: the first started, then the second once
+/// the first has sent four; both under way (the second has sent two) when it returns.
+struct TwoRuns {
+    url: String,
+    a: Fixture,
+    b: Fixture,
+    first: std::process::Child,
+    second: std::process::Child,
+}
+
+fn two_runs() -> TwoRuns {
     let url = postgres_url();
     let (a, b) = (
         Fixture::sms_only(&contacts(40)),
@@ -159,10 +169,28 @@ fn a_run_killed_mid_run_is_found_dead_by_the_other_which_goes_on() {
     campaign(&a, &url, "10/s");
     campaign(&b, &url, "10/s");
     let lease = [("OUTREACH_TEST_LEASE_SECONDS", "2")];
-    let mut doomed = spawn_send(&a, &lease);
+    let first = spawn_send(&a, &lease);
     wait_until("the first run's messages", || sent_to(&a).len() >= 4);
-    let survivor = spawn_send(&b, &lease);
+    let second = spawn_send(&b, &lease);
     wait_until("the second run's messages", || sent_to(&b).len() >= 2);
+    TwoRuns {
+        url,
+        a,
+        b,
+        first,
+        second,
+    }
+}
+
+#[test]
+fn a_run_killed_mid_run_is_found_dead_by_the_other_which_goes_on() {
+    let TwoRuns {
+        url,
+        a,
+        b,
+        first: mut doomed,
+        second: survivor,
+    } = two_runs();
     doomed.kill().unwrap(); // SIGKILL
     doomed.wait().unwrap();
     let killed_at = Instant::now();
@@ -179,18 +207,13 @@ fn a_run_killed_mid_run_is_found_dead_by_the_other_which_goes_on() {
 
 #[test]
 fn a_run_that_stops_renewing_its_lease_is_found_lost_and_stops_when_it_wakes() {
-    let url = postgres_url();
-    let (a, b) = (
-        Fixture::sms_only(&contacts(40)),
-        Fixture::sms_only(&contacts(40)),
-    );
-    campaign(&a, &url, "10/s");
-    campaign(&b, &url, "10/s");
-    let lease = [("OUTREACH_TEST_LEASE_SECONDS", "2")];
-    let stuck = spawn_send(&a, &lease);
-    wait_until("the first run's messages", || sent_to(&a).len() >= 4);
-    let survivor = spawn_send(&b, &lease);
-    wait_until("the second run's messages", || sent_to(&b).len() >= 2);
+    let TwoRuns {
+        url,
+        a,
+        b,
+        first: stuck,
+        second: survivor,
+    } = two_runs();
     // Stopped, its connections open: only its lease can say it is gone.
     let signal = |sig: &str| {
         let pid = stuck.id().to_string();
