@@ -308,6 +308,56 @@ fn delete_true_deletes_what_was_recorded() {
     check_unchanged(&f);
 }
 
+/// Microsoft 365 and Exchange keep no keywords of a client's own: their `PERMANENTFLAGS` list no
+/// `\*`, and they refuse a `STORE` of one, and a `KEYWORD` search, outright, which would fail
+/// every run. Dovecot with the ACL plugin and no `w` right plays such a folder
+/// (`PERMANENTFLAGS (\Deleted \Seen)`; it drops a keyword silently instead of refusing it, so
+/// its raw log of what the client said is what shows the client never asked for one).
+#[test]
+fn a_folder_that_keeps_no_keywords_of_ours_is_never_asked_for_one() {
+    let conf = "mail_plugins = $mail_plugins acl\n\
+                protocol imap {\n  mail_plugins = $mail_plugins imap_acl\n  rawlog_dir = %h/rawlog\n}\n\
+                plugin {\n  acl = vfile\n}\n";
+    let (f, server) = with_mail_on(conf, bounces_cmd::corpus, "");
+    // The owner may read, mark seen, delete and expunge, but not write other flags.
+    std::fs::write(server.maildir("").join("dovecot-acl"), "owner lrstiekxa\n").unwrap();
+    let rawlog = server.dir.path().join("home/rawlog");
+    std::fs::create_dir(&rawlog).unwrap();
+    if std::fs::metadata(server.dir.path()).unwrap().uid() == 0 {
+        chown_tree(&rawlog, "nobody:nogroup");
+    }
+    check_effects(&f);
+    let flags = server.flags("");
+    assert_eq!(flags.len(), 8, "nothing is deleted or moved: {flags:?}");
+    for fl in &flags {
+        assert_eq!(fl, "S", "\\Seen only: {flags:?}");
+    }
+    // A rerun lists every message again, and the ledger passes over all of them.
+    let (code, v) = bounces(&f);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        (v["read"].as_u64(), v["already_read"].as_u64()),
+        (Some(0), Some(8)),
+        "{v}"
+    );
+    check_unchanged(&f);
+    let mut said = String::new();
+    for entry in std::fs::read_dir(&rawlog).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "in") {
+            said.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    assert!(
+        said.contains("UID STORE"),
+        "the raw log holds no STORE: {said}"
+    );
+    assert!(
+        !said.to_ascii_lowercase().contains("outreachprocessed"),
+        "the keyword was asked for: {said}"
+    );
+}
+
 #[test]
 fn an_imap_run_killed_mid_way_loses_and_doubles_nothing() {
     const N: u64 = 1000;

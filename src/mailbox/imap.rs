@@ -12,6 +12,12 @@
 //! is moved or deleted); the ledger still guards against a message read twice, as it must when
 //! a run dies between its commit and the flag, and such a message is handed back again.
 //!
+//! A folder whose server keeps no keywords of a client's own (its `PERMANENTFLAGS` lists
+//! neither `\*` nor ours: Microsoft 365 and Exchange, whose `STORE` of one, and whose `KEYWORD`
+//! search, are refused outright) is never asked for one: processed mail is marked `\Seen`
+//! only, and every message not deleted is listed, the ledger passing over those it read before
+//! (`move_to` keeps that list short).
+//!
 //! The client is `async-imap` (0.12, kept by the Delta Chat developers, MSRV 1.88) over
 //! `tokio-rustls`, with the system's roots and the optional `ca_file`, as the SMTP transport
 //! trusts a relay (the `imap` crate's next major version, 3.0, is still an alpha). The
@@ -25,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_imap::error::Error as ImapError;
+use async_imap::types::Flag;
 use futures::TryStreamExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -52,6 +59,9 @@ pub struct Imap {
     /// The server has MOVE (RFC 6851) / UIDPLUS (RFC 4315, for `UID EXPUNGE`).
     can_move: bool,
     can_uid_expunge: bool,
+    /// The folder keeps [`PROCESSED_KEYWORD`] (`PERMANENTFLAGS` has `\*` or the keyword, or
+    /// says nothing, which RFC 3501 reads as every flag kept).
+    keeps_keyword: bool,
     /// Why the session broke, once it has: later calls fail at once with it.
     lost: Option<String>,
 }
@@ -94,6 +104,19 @@ impl Imap {
             url_escape(&settings.folder),
             selected.uid_validity.unwrap_or(0)
         );
+        let keeps_keyword = keeps_keyword(&selected.permanent_flags);
+        // At info, not as a warning: it holds on every run from cron, and there is nothing to
+        // fix on the server.
+        if !keeps_keyword && settings.processed == Processed::Flag {
+            tracing::info!(
+                "{server} keeps no flags of a client's own in {:?} (its PERMANENTFLAGS: {}): \
+                 processed mail is marked \\Seen only, and each run lists every message there, \
+                 passing over those the ledger holds; set `move_to` in [feedback.imap] to keep \
+                 the folder short",
+                settings.folder,
+                permanent_flags(&selected.permanent_flags)
+            );
+        }
         Ok(Imap {
             runtime,
             session,
@@ -103,6 +126,7 @@ impl Imap {
             processed: settings.processed.clone(),
             can_move: capabilities.has_str("MOVE"),
             can_uid_expunge: capabilities.has_str("UIDPLUS"),
+            keeps_keyword,
             lost: None,
         })
     }
@@ -194,7 +218,9 @@ impl Mailbox for Imap {
 
     fn list(&mut self) -> Result<Vec<String>, MailboxError> {
         let query = match self.processed {
-            Processed::Flag => format!("NOT KEYWORD {PROCESSED_KEYWORD}"),
+            Processed::Flag if self.keeps_keyword => format!("NOT KEYWORD {PROCESSED_KEYWORD}"),
+            // The ledger passes over what it read before.
+            Processed::Flag => "UNDELETED".to_string(),
             // `\Deleted` is how the COPY fallback marks a message done where the server
             // cannot expunge it alone: copying it again would duplicate it.
             Processed::MoveTo(_) | Processed::Delete => "UNDELETED".to_string(),
@@ -228,7 +254,10 @@ impl Mailbox for Imap {
     fn done(&mut self, id: &str) -> Result<(), MailboxError> {
         let uid = self.uid(id)?;
         match self.processed.clone() {
-            Processed::Flag => self.store(uid, &format!("{PROCESSED_KEYWORD} \\Seen")),
+            Processed::Flag if self.keeps_keyword => {
+                self.store(uid, &format!("{PROCESSED_KEYWORD} \\Seen"))
+            }
+            Processed::Flag => self.store(uid, "\\Seen"),
             Processed::MoveTo(folder) if self.can_move => {
                 self.command("UID MOVE", |s| s.uid_mv(uid.to_string(), folder))
             }
@@ -255,6 +284,36 @@ impl Drop for Imap {
 /// the reply's parts (`code: None, info: Some("[AUTHENTICATIONFAILED] Authentication
 /// failed.")`, or `outcome: Outcome { .., information: Some("…") }`): the quoted text is what a
 /// person should read.
+/// Whether a folder with these `PERMANENTFLAGS` keeps [`PROCESSED_KEYWORD`]: it lists `\*` (a
+/// client may make keywords) or the keyword itself; or it listed nothing, which RFC 3501 says
+/// to read as every flag kept.
+fn keeps_keyword(permanent: &[Flag<'_>]) -> bool {
+    permanent.is_empty()
+        || permanent.iter().any(|f| match f {
+            Flag::MayCreate => true,
+            Flag::Custom(k) => k.eq_ignore_ascii_case(PROCESSED_KEYWORD),
+            _ => false,
+        })
+}
+
+/// `PERMANENTFLAGS` as the server wrote them, for a message.
+fn permanent_flags(permanent: &[Flag<'_>]) -> String {
+    let names: Vec<&str> = permanent
+        .iter()
+        .map(|f| match f {
+            Flag::Seen => "\\Seen",
+            Flag::Answered => "\\Answered",
+            Flag::Flagged => "\\Flagged",
+            Flag::Deleted => "\\Deleted",
+            Flag::Draft => "\\Draft",
+            Flag::Recent => "\\Recent",
+            Flag::MayCreate => "\\*",
+            Flag::Custom(k) => k,
+        })
+        .collect();
+    format!("({})", names.join(" "))
+}
+
 fn server_text(reply: &str) -> String {
     let quoted = ["information: Some(\"", "info: Some(\""]
         .iter()
@@ -452,6 +511,38 @@ fn url_escape(part: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_keeps_the_keyword_when_its_permanent_flags_say_so() {
+        use Flag::{Answered, Deleted, Draft, Flagged, MayCreate, Seen};
+        assert!(
+            keeps_keyword(&[]),
+            "nothing said: every flag is kept (RFC 3501)"
+        );
+        assert!(keeps_keyword(&[Seen, Deleted, MayCreate]));
+        assert!(keeps_keyword(&[
+            Seen,
+            Flag::Custom("$outreachprocessed".into())
+        ]));
+        assert!(
+            !keeps_keyword(&[Deleted, Seen]),
+            "Dovecot without the ACL right w"
+        );
+        // Exchange Online's.
+        let exchange = [
+            Seen,
+            Answered,
+            Flagged,
+            Deleted,
+            Draft,
+            Flag::Custom("$MDNSent".into()),
+        ];
+        assert!(!keeps_keyword(&exchange));
+        assert_eq!(
+            permanent_flags(&exchange),
+            "(\\Seen \\Answered \\Flagged \\Deleted \\Draft $MDNSent)"
+        );
+    }
 
     #[test]
     fn user_and_folder_are_escaped_in_the_mailbox_name() {
