@@ -102,80 +102,22 @@ impl Ledger {
             frequency_cap: None,
             daily_cap: None,
         };
-        ledger.sqlite(|c| {
-            c.execute_batch(&format!(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = FULL;
-                 PRAGMA busy_timeout = 10000;
-                 CREATE TABLE IF NOT EXISTS campaigns (
-                     id TEXT PRIMARY KEY,
-                     fingerprint TEXT NOT NULL,
-                     started_at TEXT NOT NULL
-                 );
-                 -- Where each campaign's file was when it was last approved or sent, so that a
-                 -- command given the state directory (`bounces DIR`) finds its campaigns.
-                 CREATE TABLE IF NOT EXISTS campaign_files (
-                     campaign TEXT PRIMARY KEY,
-                     file TEXT NOT NULL,
-                     seen_at TEXT NOT NULL
-                 ) WITHOUT ROWID;
-                 CREATE TABLE IF NOT EXISTS messages {MESSAGES};
-                 -- Ledgers of earlier versions had an index on sent_at, for the daily cap's
-                 -- count: it cost every recorded outcome an index update, a sixth of the
-                 -- writer's time, to save one scan of the campaign's rows per run.
-                 DROP INDEX IF EXISTS messages_sent_at;
-                 CREATE TABLE IF NOT EXISTS runs (
-                     id INTEGER PRIMARY KEY,
-                     campaign TEXT NOT NULL,
-                     pid INTEGER NOT NULL,
-                     started_at TEXT NOT NULL,
-                     finished_at TEXT,
-                     outcome TEXT,
-                     summary TEXT
-                 );
-                 CREATE TABLE IF NOT EXISTS suppressions (
-                     address TEXT PRIMARY KEY,
-                     reason TEXT NOT NULL,
-                     source TEXT,
-                     added_at TEXT NOT NULL
-                 );
-                 -- Suppressions an admin lifted (`outreach suppressions remove`), with what
-                 -- each was: shared by the campaigns like the suppressions, never purged.
-                 CREATE TABLE IF NOT EXISTS suppression_lifts (
-                     id INTEGER PRIMARY KEY,
-                     address TEXT NOT NULL,
-                     reason TEXT NOT NULL,
-                     source_was TEXT,
-                     reason_was TEXT NOT NULL,
-                     added_at_was TEXT NOT NULL,
-                     lifted_at TEXT NOT NULL,
-                     lifted_by TEXT NOT NULL
-                 );
-                 CREATE INDEX IF NOT EXISTS suppression_lifts_address
-                     ON suppression_lifts (address);
-                 CREATE TABLE IF NOT EXISTS approvals (
-                     id INTEGER PRIMARY KEY,
-                     campaign TEXT NOT NULL,
-                     approved_by TEXT NOT NULL,
-                     approved_at TEXT NOT NULL,
-                     fingerprint TEXT NOT NULL
-                 );
-                 CREATE INDEX IF NOT EXISTS approvals_campaign ON approvals (campaign, id);
-                 CREATE TABLE IF NOT EXISTS approval_rows (
-                     approval INTEGER NOT NULL,
-                     kind TEXT NOT NULL CHECK (kind IN ('contact', 'suppression')),
-                     file TEXT NOT NULL,
-                     key TEXT NOT NULL,
-                     hash TEXT NOT NULL,
-                     PRIMARY KEY (approval, kind, file, key)
-                 ) WITHOUT ROWID;
-                 {FEEDBACK}
-                 {BOUNCES}",
-            ))?;
-            rebuild_messages_check(c)?;
-            add_consent_columns(c)?;
-            add_segments_column(c)
-        })?;
+        // Two processes making a new ledger at the same moment (two campaigns' first sends
+        // from cron) meet in SQLite's lock upgrade, where it answers "database is locked" at
+        // once rather than wait (waiting could deadlock). Every step below is idempotent: it is
+        // tried again, for as long as SQLite's own wait.
+        let patience = std::time::Instant::now() + BUSY_WAIT;
+        loop {
+            match ledger.sqlite(make_schema) {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < patience => {
+                    std::thread::sleep(std::time::Duration::from_millis(10 + fastrand::u64(..40)));
+                }
+                r => {
+                    r?;
+                    break;
+                }
+            }
+        }
         Ok(ledger)
     }
 
@@ -217,6 +159,94 @@ impl Ledger {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// How long a statement waits for another connection's lock (`busy_timeout`).
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether `e` is SQLite's "database is locked".
+fn is_busy(e: &LedgerError) -> bool {
+    matches!(e, LedgerError::Store { source, .. }
+        if matches!(&**source, DbError::Sqlite(e)
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)))
+}
+
+/// Makes the ledger's tables and brings an earlier version's up to date: each step does
+/// nothing when it is already done.
+fn make_schema(c: &Connection) -> rusqlite::Result<()> {
+    c.execute_batch(&format!(
+        "PRAGMA busy_timeout = {busy};
+         PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         CREATE TABLE IF NOT EXISTS campaigns (
+             id TEXT PRIMARY KEY,
+             fingerprint TEXT NOT NULL,
+             started_at TEXT NOT NULL
+         );
+         -- Where each campaign's file was when it was last approved or sent, so that a
+         -- command given the state directory (`bounces DIR`) finds its campaigns.
+         CREATE TABLE IF NOT EXISTS campaign_files (
+             campaign TEXT PRIMARY KEY,
+             file TEXT NOT NULL,
+             seen_at TEXT NOT NULL
+         ) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS messages {MESSAGES};
+         -- Ledgers of earlier versions had an index on sent_at, for the daily cap's
+         -- count: it cost every recorded outcome an index update, a sixth of the
+         -- writer's time, to save one scan of the campaign's rows per run.
+         DROP INDEX IF EXISTS messages_sent_at;
+         CREATE TABLE IF NOT EXISTS runs (
+             id INTEGER PRIMARY KEY,
+             campaign TEXT NOT NULL,
+             pid INTEGER NOT NULL,
+             started_at TEXT NOT NULL,
+             finished_at TEXT,
+             outcome TEXT,
+             summary TEXT
+         );
+         CREATE TABLE IF NOT EXISTS suppressions (
+             address TEXT PRIMARY KEY,
+             reason TEXT NOT NULL,
+             source TEXT,
+             added_at TEXT NOT NULL
+         );
+         -- Suppressions an admin lifted (`outreach suppressions remove`), with what
+         -- each was: shared by the campaigns like the suppressions, never purged.
+         CREATE TABLE IF NOT EXISTS suppression_lifts (
+             id INTEGER PRIMARY KEY,
+             address TEXT NOT NULL,
+             reason TEXT NOT NULL,
+             source_was TEXT,
+             reason_was TEXT NOT NULL,
+             added_at_was TEXT NOT NULL,
+             lifted_at TEXT NOT NULL,
+             lifted_by TEXT NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS suppression_lifts_address
+             ON suppression_lifts (address);
+         CREATE TABLE IF NOT EXISTS approvals (
+             id INTEGER PRIMARY KEY,
+             campaign TEXT NOT NULL,
+             approved_by TEXT NOT NULL,
+             approved_at TEXT NOT NULL,
+             fingerprint TEXT NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS approvals_campaign ON approvals (campaign, id);
+         CREATE TABLE IF NOT EXISTS approval_rows (
+             approval INTEGER NOT NULL,
+             kind TEXT NOT NULL CHECK (kind IN ('contact', 'suppression')),
+             file TEXT NOT NULL,
+             key TEXT NOT NULL,
+             hash TEXT NOT NULL,
+             PRIMARY KEY (approval, kind, file, key)
+         ) WITHOUT ROWID;
+         {FEEDBACK}
+         {BOUNCES}",
+        busy = BUSY_WAIT.as_millis(),
+    ))?;
+    rebuild_messages_check(c)?;
+    add_consent_columns(c)?;
+    add_segments_column(c)
 }
 
 /// The error of a call on the ledger at `path`.
@@ -416,6 +446,30 @@ mod tests {
         Claimed,
         fixtures::{claim, outcome},
     };
+
+    /// Two campaigns' first sends from cron, the same second, one new state directory: each
+    /// makes the ledger. SQLite answers "database is locked" at once, without waiting, to one
+    /// of two connections that both read the schema and then want to write it (waiting could
+    /// deadlock): it did, in the test of two campaigns sending at once under load.
+    #[test]
+    fn many_opening_a_new_ledger_at_once_all_open_it() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let start = Arc::new(std::sync::Barrier::new(8));
+            let opened: Vec<_> = (0..8)
+                .map(|_| {
+                    let (dir, start) = (dir.path().to_path_buf(), Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Ledger::open(&dir).map(|_| ()).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for t in opened {
+                t.join().unwrap().unwrap();
+            }
+        }
+    }
 
     #[test]
     fn an_earlier_ledgers_sent_at_index_is_dropped_and_the_cap_still_counts() {
