@@ -358,6 +358,48 @@ fn a_folder_that_keeps_no_keywords_of_ours_is_never_asked_for_one() {
     );
 }
 
+/// Folders named in another script than ASCII (`Rückläufer`, a German clinic's returned mail)
+/// are asked for as IMAP names them (modified UTF-7), the folder read and the one moved to;
+/// Dovecot keeps them so on disk too (`.R&APw-ckl&AOQ-ufer`).
+#[test]
+fn folders_named_beyond_ascii_are_read_and_moved_to() {
+    let (f, server) = with_mail(
+        bounces_cmd::corpus,
+        ", folder = \"Rückläufer\", move_to = \"Erledigte Rückläufer\"",
+    );
+    let (from, to) = (
+        server.maildir(".R&APw-ckl&AOQ-ufer"),
+        server.maildir(".Erledigte R&APw-ckl&AOQ-ufer"),
+    );
+    for folder in [&from, &to] {
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(folder.join(sub)).unwrap();
+        }
+    }
+    // The mail the server was given, from INBOX to the folder read.
+    for entry in std::fs::read_dir(server.maildir("new")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::rename(&path, from.join("new").join(path.file_name().unwrap())).unwrap();
+    }
+    if std::fs::metadata(server.dir.path()).unwrap().uid() == 0 {
+        chown_tree(&server.dir.path().join("home"), "nobody:nogroup");
+    }
+    check_effects(&f);
+    assert_eq!(server.flags(".R&APw-ckl&AOQ-ufer"), Vec::<String>::new());
+    assert_eq!(server.flags(".Erledigte R&APw-ckl&AOQ-ufer").len(), 8);
+    assert_eq!(server.flags("").len(), 0, "nothing in INBOX");
+    let (code, v) = bounces(&f);
+    assert_eq!((code, v["read"].as_u64()), (0, Some(0)), "{v}");
+    let name = v["mailbox"].as_str().unwrap();
+    assert!(
+        name.starts_with(&format!(
+            "imap://clinic@127.0.0.1:{}/R%C3%BCckl%C3%A4ufer;UIDVALIDITY=",
+            server.imaps
+        )),
+        "{name}"
+    );
+}
+
 #[test]
 fn an_imap_run_killed_mid_way_loses_and_doubles_nothing() {
     const N: u64 = 1000;

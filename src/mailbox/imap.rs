@@ -3,6 +3,7 @@
 //! message's id is its UID, and the ledger names the mailbox
 //! `imap://user@host:port/folder;UIDVALIDITY=n` (RFC 5092), so a folder that was recreated
 //! (a new UIDVALIDITY) is a new mailbox whose UIDs cannot be confused with the old ones.
+//! Folder names are sent as IMAP4rev1 writes them ([`mailbox_name`], modified UTF-7).
 //!
 //! Messages are read with `BODY.PEEK[]`, which leaves `\Seen` alone; only `done`, called once
 //! the ledger has committed what the message did, changes the server: it flags the message
@@ -89,7 +90,10 @@ impl Imap {
             .block_on(within(limit, session.capabilities()))
             .map_err(|e| lost(&server, "CAPABILITY", e))?;
         let selected = runtime
-            .block_on(within(limit, session.select(&settings.folder)))
+            .block_on(within(
+                limit,
+                session.select(mailbox_name(&settings.folder)),
+            ))
             .map_err(|e| match e {
                 Failure::Imap(ImapError::No(r) | ImapError::Bad(r)) => MailboxError::ImapFolder {
                     server: server.clone(),
@@ -259,10 +263,12 @@ impl Mailbox for Imap {
             }
             Processed::Flag => self.store(uid, "\\Seen"),
             Processed::MoveTo(folder) if self.can_move => {
-                self.command("UID MOVE", |s| s.uid_mv(uid.to_string(), folder))
+                let to = mailbox_name(&folder);
+                self.command("UID MOVE", |s| s.uid_mv(uid.to_string(), to))
             }
             Processed::MoveTo(folder) => {
-                self.command("UID COPY", |s| s.uid_copy(uid.to_string(), folder))?;
+                let to = mailbox_name(&folder);
+                self.command("UID COPY", |s| s.uid_copy(uid.to_string(), to))?;
                 self.delete(uid)
             }
             Processed::Delete => self.delete(uid),
@@ -494,6 +500,45 @@ fn connector(settings: &ImapSettings) -> Result<(TlsConnector, ServerName<'stati
     Ok((TlsConnector::from(Arc::new(config)), name))
 }
 
+/// A folder's name as IMAP4rev1 writes it (RFC 3501, 5.1.3, "modified UTF-7"): printable ASCII as
+/// itself but `&` as `&-`, and each run of anything else as its UTF-16 (big-endian) in base64
+/// with `,` for `/` and no padding, between `&` and `-`: `Rückläufer` is `R&APw-ckl&AOQ-ufer`.
+/// Servers keep non-ASCII folder names so (Dovecot, Exchange, Gmail), and take no other form
+/// from a client that has not enabled UTF-8.
+fn mailbox_name(name: &str) -> String {
+    static BASE64: std::sync::LazyLock<data_encoding::Encoding> = std::sync::LazyLock::new(|| {
+        let mut spec = data_encoding::Specification::new();
+        spec.symbols
+            .push_str("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,");
+        spec.encoding().expect("a valid base64 alphabet")
+    });
+    let mut out = String::with_capacity(name.len());
+    let mut run: Vec<u8> = Vec::new();
+    let flush = |out: &mut String, run: &mut Vec<u8>| {
+        if !run.is_empty() {
+            out.push('&');
+            out.push_str(&BASE64.encode(run));
+            out.push('-');
+            run.clear();
+        }
+    };
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut out, &mut run);
+            match c {
+                '&' => out.push_str("&-"),
+                c => out.push(c),
+            }
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                run.extend_from_slice(&unit.to_be_bytes());
+            }
+        }
+    }
+    flush(&mut out, &mut run);
+    out
+}
+
 /// `user` or `folder` as a URL part: what is not unreserved (RFC 3986) is %-escaped, so
 /// `bounces@clinic.example` reads `bounces%40clinic.example`.
 fn url_escape(part: &str) -> String {
@@ -542,6 +587,26 @@ mod tests {
             permanent_flags(&exchange),
             "(\\Seen \\Answered \\Flagged \\Deleted \\Draft $MDNSent)"
         );
+    }
+
+    #[test]
+    fn folder_names_are_written_in_modified_utf_7() {
+        // RFC 3501's own example, and those of other clients' tests.
+        assert_eq!(
+            mailbox_name("~peter/mail/台北/日本語"),
+            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+        );
+        assert_eq!(mailbox_name("Entwürfe"), "Entw&APw-rfe");
+        assert_eq!(mailbox_name("Rückläufer"), "R&APw-ckl&AOQ-ufer");
+        assert_eq!(
+            mailbox_name("Отправленные"),
+            "&BB4EQgQ,BEAEMAQyBDsENQQ9BD0ESwQ1-"
+        );
+        assert_eq!(mailbox_name("École"), "&AMk-cole");
+        assert_eq!(mailbox_name("Q&A"), "Q&-A");
+        assert_eq!(mailbox_name("INBOX"), "INBOX");
+        // Outside the basic plane: a surrogate pair, in one run with its neighbours.
+        assert_eq!(mailbox_name("a😀é"), "a&2D3eAADp-");
     }
 
     #[test]
