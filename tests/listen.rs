@@ -1166,7 +1166,7 @@ fn it_listens_on_loopback_unless_told_otherwise_and_refuses_what_it_cannot_serve
 
 #[test]
 fn a_generic_gateways_receipts_are_read_by_pointers_after_their_hmac_checks_out() {
-    // Sent through the file transport (ids `sms.jsonl@OFFSET`); `listen` takes the receipts of
+    // Sent through the file transport (ids `CAMPAIGN/sms.jsonl@OFFSET`); `listen` takes the receipts of
     // the campaign's generic gateway for those ids.
     let f = Fixture::sms_only(&format!(
         "{HEADER}\nP1,Ann,Lee,,(312) 555-0101,sms,,yes,\nP2,Bo,Ng,,(312) 555-0102,sms,,yes,\n"
@@ -1196,7 +1196,7 @@ fn a_generic_gateways_receipts_are_read_by_pointers_after_their_hmac_checks_out(
         .read("outbox/sms.jsonl")
         .lines()
         .scan(0usize, |offset, line| {
-            let id = format!("sms.jsonl@{offset}");
+            let id = format!("test-campaign/sms.jsonl@{offset}");
             *offset += line.len() + 1;
             Some(id)
         })

@@ -229,7 +229,7 @@ fn a_message_is_on_disk_before_the_ledger_records_it_sent() {
             }
             "write" if c.paths.first().is_some_and(|p| p.ends_with("/sms.jsonl")) => {
                 assert_eq!(c.result as usize, c.strings[0].len(), "one write per line");
-                written.insert(format!("sms.jsonl@{jsonl_end}"), c.exit);
+                written.insert(format!("test-campaign/sms.jsonl@{jsonl_end}"), c.exit);
                 jsonl_end += c.result;
             }
             _ => {}
@@ -377,7 +377,7 @@ fn on_a_full_disk_a_message_fails_transiently_and_leaves_nothing_partial() {
     let mut offset = 0;
     for line in jsonl.split_inclusive('\n') {
         serde_json::from_str::<serde_json::Value>(line).expect("whole JSON lines");
-        lines.insert(format!("sms.jsonl@{offset}"));
+        lines.insert(format!("test-campaign/sms.jsonl@{offset}"));
         offset += line.len();
     }
     let sent = |channel: &str| -> BTreeSet<String> {
@@ -416,4 +416,50 @@ fn on_a_full_disk_a_message_fails_transiently_and_leaves_nothing_partial() {
     let (code, out, _) = f.run(&["send", "campaign.toml", "-q"]);
     assert_eq!(code, 0, "{out}");
     assert!(ledger(&f).values().all(|(state, ..)| state == "sent"));
+}
+
+/// Two campaigns of one state directory, each with an SMS outbox of its own: their SMS's ids
+/// (`CAMPAIGN/sms.jsonl@OFFSET`) differ, so the ledger keeps every part of both for the
+/// receipts. By the offset alone the second campaign's ids met the first's and its parts were
+/// dropped, its receipts then matching nothing.
+#[test]
+fn two_campaigns_with_outboxes_of_their_own_keep_every_sms_part() {
+    let mut csv = format!("{HEADER}\n");
+    for i in 0..5 {
+        csv.push_str(&format!(
+            "P{i},Pat,Num{i},,+1312555{:04},sms,,yes,\n",
+            100 + i
+        ));
+    }
+    let f = Fixture::sms_only(&csv);
+    let toml = f.read("campaign.toml");
+    f.write(
+        "second.toml",
+        &toml
+            .replace("id = \"test-campaign\"", "id = \"second-campaign\"")
+            .replace("outbox/sms.jsonl", "outbox2/sms.jsonl"),
+    );
+    for file in ["campaign.toml", "second.toml"] {
+        let mut c = f.cmd(&["send", file]);
+        c.env("OUTREACH_NOW", MIDDAY);
+        let (code, out, err) = common::run(c);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let ledger = f.ledger();
+    assert_eq!(
+        ledger.count("SELECT COUNT(*) FROM messages WHERE state = 'sent'"),
+        10
+    );
+    assert_eq!(
+        ledger.count("SELECT COUNT(*) FROM sms_parts"),
+        10,
+        "a part for every SMS of both campaigns"
+    );
+    assert_eq!(
+        ledger.count(
+            "SELECT COUNT(*) FROM sms_parts p JOIN messages m ON m.rowid = p.message
+             WHERE p.provider_id LIKE m.campaign || '/sms.jsonl@%'"
+        ),
+        10
+    );
 }

@@ -255,10 +255,16 @@ impl Transport<EmailOut> for EmailFile {
     }
 }
 
-/// SMS as JSON lines.
+/// SMS as JSON lines. An SMS's id is `CAMPAIGN/FILE@OFFSET` (`psoas-2026/sms.jsonl@1234`): the
+/// offset of its line names it within its file, which campaigns may share, and the campaign
+/// keeps two campaigns' files in one ledger apart (by the offset alone, the second campaign's
+/// ids met the first's, and its SMS's parts, the rows its receipts are matched to, were
+/// dropped).
 pub struct SmsFile {
     faults: Faults,
     path: PathBuf,
+    /// The file's name, in each SMS's id.
+    name: String,
     file: Mutex<std::fs::File>,
     file_system: FileSystem,
 }
@@ -307,6 +313,9 @@ impl SmsFile {
         Ok(SmsFile {
             faults: Faults::from_env(),
             path: path.to_path_buf(),
+            name: path
+                .file_name()
+                .map_or_else(|| "sms".into(), |n| n.to_string_lossy().into_owned()),
             file_system: FileSystem::of(file.try_clone()?, path)?,
             file: Mutex::new(file),
         })
@@ -401,7 +410,7 @@ impl Transport<SmsOut> for SmsFile {
             let mut f = self.file.lock().expect("SMS outbox lock");
             match append_whole(&mut f, &line) {
                 Ok(offset) => Delivery::Sent {
-                    provider_id: format!("sms.jsonl@{offset}"),
+                    provider_id: format!("{}/{}@{offset}", m.campaign, self.name),
                 },
                 Err(e) => Delivery::Transient {
                     error: format!("writing to {}: {e}", self.path.display()),
