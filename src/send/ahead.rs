@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::deliver::Outbound;
 use super::lane::Run;
-use crate::store::ledger::WriterHandle;
 
 /// Messages one look asks about.
 const WINDOW: usize = 256;
@@ -46,16 +45,14 @@ impl Ahead {
 
     /// Whether the message at `place` of `items` (contact indexes) is taken by another run,
     /// by the look at its window. A look that fails passes over nothing: the claim decides.
-    pub async fn taken<M: Outbound>(
-        &self,
-        run: &Run,
-        writer: &WriterHandle,
-        items: &[usize],
-        place: usize,
-    ) -> bool {
-        if !self.met.load(Ordering::Relaxed) {
+    pub async fn taken<M: Outbound>(&self, run: &Run, items: &[usize], place: usize) -> bool {
+        let Some(writer) = run
+            .writer
+            .as_ref()
+            .filter(|_| self.met.load(Ordering::Relaxed))
+        else {
             return false;
-        }
+        };
         let window = place / WINDOW;
         let start = window * WINDOW;
         let look = self.windows[window]

@@ -169,20 +169,17 @@ async fn lane<M: Outbound>(
                     let Some(&index) = items.get(place) else {
                         break;
                     };
-                    let result = match (&*ahead, &run.writer) {
-                        (Some(a), Some(w)) if a.taken::<M>(&run, w, &items, place).await => {
-                            (Attempt::Skipped(ALREADY_SENT), None)
+                    let mut row = None;
+                    let result = match &*ahead {
+                        Some(a) if a.taken::<M>(&run, &items, place).await => {
+                            Attempt::Skipped(ALREADY_SENT)
                         }
-                        _ => {
-                            let mut row = None;
-                            let result = run.deliver::<M>(index, &mut row).await;
-                            if let (Some(a), Attempt::Skipped(ALREADY_SENT)) = (&*ahead, &result) {
-                                a.met_another();
-                            }
-                            (result, row)
-                        }
+                        _ => run.deliver::<M>(index, &mut row).await,
                     };
-                    done.push((index, result.0, result.1));
+                    if let (Some(a), Attempt::Skipped(ALREADY_SENT)) = (&*ahead, &result) {
+                        a.met_another();
+                    }
+                    done.push((index, result, row));
                     if let Some(b) = &bar {
                         b.inc(1);
                     }

@@ -48,6 +48,23 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
+    /// Whether another connection is in the way, which waiting gets past: SQLite's write lock
+    /// held elsewhere (`SQLITE_BUSY`; a table locked within this connection, `SQLITE_LOCKED`,
+    /// would not pass by waiting), or PostgreSQL ending the transaction to break a deadlock or
+    /// a serialization conflict (`40P01`, `40001`: the whole transaction is rolled back, so
+    /// trying it again is the same transaction).
+    pub(super) fn is_busy(&self) -> bool {
+        let LedgerError::Store { source, .. } = self else {
+            return false;
+        };
+        match &**source {
+            DbError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy),
+            #[cfg(feature = "postgres")]
+            DbError::Postgres(e) => matches!(e.code(), Some("40P01" | "40001")),
+            _ => false,
+        }
+    }
+
     /// Whether the ledger's database went out of reach (the connection was lost or refused):
     /// the run stops, and a later one resumes once it is back.
     pub fn is_unreachable(&self) -> bool {
@@ -109,7 +126,7 @@ impl Ledger {
         let patience = std::time::Instant::now() + BUSY_WAIT;
         loop {
             match ledger.sqlite(make_schema) {
-                Err(e) if is_busy(&e) && std::time::Instant::now() < patience => {
+                Err(e) if e.is_busy() && std::time::Instant::now() < patience => {
                     std::thread::sleep(std::time::Duration::from_millis(10 + fastrand::u64(..40)));
                 }
                 r => {
@@ -163,13 +180,6 @@ impl Ledger {
 
 /// How long a statement waits for another connection's lock (`busy_timeout`).
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Whether `e` is SQLite's "database is locked".
-fn is_busy(e: &LedgerError) -> bool {
-    matches!(e, LedgerError::Store { source, .. }
-        if matches!(&**source, DbError::Sqlite(e)
-            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)))
-}
 
 /// Makes the ledger's tables and brings an earlier version's up to date: each step does
 /// nothing when it is already done.

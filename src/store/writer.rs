@@ -233,32 +233,13 @@ impl Owner {
                 (self.clock)(),
             );
             match result {
-                Err(e) if is_busy(&e) && Instant::now() < patience => {
+                Err(e) if e.is_busy() && Instant::now() < patience => {
                     tracing::warn!("{e}: another process is writing it; trying again");
                     std::thread::sleep(Duration::from_millis(200));
                 }
                 r => return r,
             }
         }
-    }
-}
-
-/// Whether `e` is another connection in the way, which waiting gets past: SQLite's write lock
-/// held elsewhere (`SQLITE_BUSY`; a table locked within this connection, `SQLITE_LOCKED`,
-/// would not pass by waiting), or PostgreSQL ending the transaction to break a deadlock or a
-/// serialization conflict (`40P01`, `40001`: the whole commit is rolled back, so trying it
-/// again is the same commit).
-fn is_busy(e: &LedgerError) -> bool {
-    let LedgerError::Store { source, .. } = e else {
-        return false;
-    };
-    match &**source {
-        super::db::DbError::Sqlite(e) => {
-            e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
-        }
-        #[cfg(feature = "postgres")]
-        super::db::DbError::Postgres(e) => matches!(e.code(), Some("40P01" | "40001")),
-        _ => false,
     }
 }
 
@@ -331,18 +312,23 @@ mod tests {
     use crate::model::{Channel, State};
     use crate::store::claims::fixtures::{claim, outcome};
 
-    #[tokio::test]
-    async fn writer_groups_concurrent_claims() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = Ledger::open(dir.path()).unwrap();
-        let w = Writer::start(
+    /// A writer of run 1 of campaign `c` on a new ledger in `dir`.
+    fn writer_on(dir: &std::path::Path) -> Writer {
+        let l = Ledger::open(dir).unwrap();
+        Writer::start(
             l,
             "c".into(),
             1,
             "fp".into(),
             std::sync::Arc::new(Utc::now),
             None,
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn writer_groups_concurrent_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer_on(dir.path());
         let h = w.handle();
         let mut tasks = Vec::new();
         for i in 0..200 {
@@ -374,15 +360,7 @@ mod tests {
     #[tokio::test]
     async fn a_look_says_which_messages_are_sent_or_in_flight_after_the_claims_before_it() {
         let dir = tempfile::tempdir().unwrap();
-        let l = Ledger::open(dir.path()).unwrap();
-        let w = Writer::start(
-            l,
-            "c".into(),
-            1,
-            "fp".into(),
-            std::sync::Arc::new(Utc::now),
-            None,
-        );
+        let w = writer_on(dir.path());
         let h = w.handle();
         for a in ["a", "b", "c"] {
             h.claim(claim(a)).await.unwrap();
